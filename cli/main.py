@@ -1,0 +1,235 @@
+"""The ``skeleton`` command line. It holds no logic: read options, build the config, call one
+library function, print a summary. Bad input ends with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    name="skeleton",
+    help="Find the FFN neurons a task needs, cut the rest out, ship a slim ONNX model.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def friendly_errors(command: Callable) -> Callable:
+    """Turn user errors into one line and exit code 2; Ctrl-C into exit 130 with nothing lost."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from skeleton.errors import SkeletonError
+
+        try:
+            return command(*args, **kwargs)
+        except (SkeletonError, ValueError) as error:
+            err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted: no output was written (finished stages are kept for --resume)")
+            raise typer.Exit(code=130) from None
+
+    return wrapper
+
+
+# Options shared by tune and compress. Help texts mirror the config docstrings.
+Task = Annotated[str, typer.Option(help="Task: sst2, mrpc, ag_news, imdb or cb.")]
+Model = Annotated[str, typer.Option(help="Hub id or local path; 'default' is the packaged all-MiniLM-L6-v2.")]
+DataDir = Annotated[
+    str | None,
+    typer.Option(help="Local GLUE-style TSV directory (the task's folder or a root with <task>/); else $SKELETON_DATA_DIR, else the hub."),
+]
+TrainSamples = Annotated[int | None, typer.Option(help="Subsample the training split to N rows for quick runs.")]
+ValidationSamples = Annotated[int | None, typer.Option(help="Subsample the held-out validation split to N rows.")]
+TestSamples = Annotated[int | None, typer.Option(help="Subsample the test split (quick runs only).")]
+Head = Annotated[str, typer.Option(help="cls (mean-pooled linear head), mlm (verbalizer at the mask) or auto.")]
+PromptTokens = Annotated[int, typer.Option(help="Soft prompt length (virtual tokens).")]
+PromptInit = Annotated[str, typer.Option(help="Initialise the prompt from the task's instruction 'text', or 'random'.")]
+MaxLength = Annotated[int, typer.Option(help="Longest text in tokens; longer texts are truncated.")]
+Epochs = Annotated[float, typer.Option(help="Training epochs (early stopping may end sooner).")]
+BatchSize = Annotated[int, typer.Option(help="Training batch size.")]
+Lr = Annotated[float, typer.Option(help="Learning rate of the soft prompt.")]
+HeadLr = Annotated[float, typer.Option(help="Learning rate of the cls head.")]
+Patience = Annotated[int, typer.Option(help="Stop after this many validation passes without improvement.")]
+Seed = Annotated[int, typer.Option(help="Seeds the hold-out split, sampling, initialisation and shuffling.")]
+Device = Annotated[str, typer.Option(help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N.")]
+Output = Annotated[str | None, typer.Option(help="Output directory (default under exported_models/).")]
+Overwrite = Annotated[bool, typer.Option(help="Replace an existing output directory.")]
+Quiet = Annotated[bool, typer.Option(help="No progress bars.")]
+
+
+def _data_model_train(task, model, data_dir, train_samples, validation_samples, test_samples, head, prompt_tokens,
+                      prompt_init, max_length, epochs, batch_size, lr, head_lr, patience, seed):
+    from skeleton.data import DataConfig
+    from skeleton.tuning import TrainConfig
+    from skeleton.workspace import ModelConfig
+
+    data = DataConfig(task=task, data_dir=data_dir, train_samples=train_samples, validation_samples=validation_samples,
+                      test_samples=test_samples, seed=seed)
+    model_config = ModelConfig(model=model, head=head, num_virtual_tokens=prompt_tokens, prompt_init=prompt_init,
+                               max_length=max_length)
+    train = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr, patience=patience, seed=seed)
+    return data, model_config, train
+
+
+def _metrics_text(metrics: dict) -> str:
+    return "  ".join(f"{k} {v:.2f}" for k, v in metrics.items())
+
+
+@app.command()
+@friendly_errors
+def tune(
+    task: Task = "sst2",
+    model: Model = "default",
+    data_dir: DataDir = None,
+    train_samples: TrainSamples = 20000,
+    validation_samples: ValidationSamples = 2000,
+    test_samples: TestSamples = None,
+    head: Head = "auto",
+    prompt_tokens: PromptTokens = 20,
+    prompt_init: PromptInit = "text",
+    max_length: MaxLength = 128,
+    epochs: Epochs = 1.0,
+    batch_size: BatchSize = 32,
+    lr: Lr = 3e-2,
+    head_lr: HeadLr = 3e-3,
+    patience: Patience = 3,
+    seed: Seed = 42,
+    device: Device = "auto",
+    output: Output = None,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    """Prompt-tune a frozen model on a task (prior knowledge injection) and save the prompt."""
+    from skeleton.progress import Reporter
+    from skeleton.tuning import TuneConfig
+    from skeleton.tuning import tune as run_tune
+
+    data, model_config, train = _data_model_train(task, model, data_dir, train_samples, validation_samples, test_samples,
+                                                  head, prompt_tokens, prompt_init, max_length, epochs, batch_size, lr,
+                                                  head_lr, patience, seed)
+    config = TuneConfig(data=data, model=model_config, train=train, output=output, device=device, overwrite=overwrite)
+    result = run_tune(config, Reporter(enabled=not quiet, console=err))
+    table = Table(title=f"skeleton tune: {task}")
+    table.add_column("split")
+    table.add_column("metrics")
+    table.add_row("validation", _metrics_text(result.validation))
+    table.add_row("test", _metrics_text(result.test))
+    out.print(table)
+    out.print(f"prompt saved to {result.output} ({result.train.steps} steps, {result.train.seconds / 60:.1f} min)")
+
+
+@app.command()
+@friendly_errors
+def compress(
+    task: Task = "sst2",
+    model: Model = "default",
+    data_dir: DataDir = None,
+    train_samples: TrainSamples = 20000,
+    validation_samples: ValidationSamples = 2000,
+    test_samples: TestSamples = None,
+    head: Head = "auto",
+    prompt_tokens: PromptTokens = 20,
+    prompt_init: PromptInit = "text",
+    max_length: MaxLength = 128,
+    epochs: Epochs = 1.0,
+    batch_size: BatchSize = 32,
+    lr: Lr = 3e-2,
+    head_lr: HeadLr = 3e-3,
+    patience: Patience = 3,
+    condense_epochs: Annotated[float, typer.Option(help="Epochs of knowledge condensation per search trial.")] = 0.25,
+    condense_samples: Annotated[int | None, typer.Option(help="Training rows used by each condensation (default: all).")] = None,
+    prompt: Annotated[str | None, typer.Option(help="Reuse a prompt saved by 'skeleton tune' instead of step 1.")] = None,
+    scorer: Annotated[str, typer.Option(help="Neuron scorer: attribution, activation, gradient or random.")] = "attribution",
+    attribution_samples: Annotated[int, typer.Option(help="Training instances the scorer averages over.")] = 20,
+    targets: Annotated[str, typer.Option(help="'ffn', or 'ffn,ffn-out' to prune the second FFN's output dims too.")] = "ffn",
+    margin: Annotated[float, typer.Option(help="Accepted validation accuracy drop, in points.")] = 1.0,
+    max_trials: Annotated[int, typer.Option(help="Most kept ratios the binary search tries.")] = 5,
+    fast_search: Annotated[bool, typer.Option(help="Judge trials without condensing; condense only the chosen ratio.")] = False,
+    bias_compensation: Annotated[bool, typer.Option(help="Fold removed neurons' mean contribution into the FFN bias.")] = True,
+    round_to: Annotated[int, typer.Option(help="Keep each layer's FFN width a multiple of N.")] = 8,
+    export: Annotated[bool, typer.Option(help="Export the slim model to ONNX at the end.")] = True,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run after its last finished stage.")] = False,
+    seed: Seed = 42,
+    device: Device = "auto",
+    output: Output = None,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    """Run Skeleton end to end: tune, score, prune with a searched ratio, condense, save (and export)."""
+    from skeleton.compress import CompressConfig
+    from skeleton.compress import compress as run_compress
+    from skeleton.progress import Reporter
+    from skeleton.search import SearchConfig
+    from skeleton.tuning import TrainConfig
+
+    data, model_config, train = _data_model_train(task, model, data_dir, train_samples, validation_samples, test_samples,
+                                                  head, prompt_tokens, prompt_init, max_length, epochs, batch_size, lr,
+                                                  head_lr, patience, seed)
+    condense = TrainConfig(epochs=condense_epochs, batch_size=batch_size, lr=lr, head_lr=head_lr, patience=2,
+                           evals_per_epoch=2, seed=seed, max_samples=condense_samples)
+    config = CompressConfig(
+        data=data, model=model_config, tune=train, condense=condense,
+        search=SearchConfig(margin=margin, max_trials=max_trials), scorer=scorer,
+        attribution_samples=attribution_samples, targets=tuple(t.strip() for t in targets.split(",") if t.strip()),
+        bias_compensation=bias_compensation, round_to=round_to, fast_search=fast_search, prompt=prompt,
+        output=output, device=device, resume=resume, overwrite=overwrite, export=export,
+    )
+    result = run_compress(config, Reporter(enabled=not quiet, console=err))
+    print_compress_summary(result.report, result.output)
+
+
+def print_compress_summary(report: dict, output: str) -> None:
+    table = Table(title=f"skeleton compress: {report['task']}")
+    for column in ("model", "validation acc", "test acc", "FFN neurons kept", "backbone params"):
+        table.add_column(column, justify="right")
+    params = report["parameters"]
+    prior, slim = report["prompt_tuned"], report["skeleton"]
+    table.add_row("prompt-tuned", f"{prior['validation']['accuracy']:.2f}", f"{prior['test']['accuracy']:.2f}",
+                  "100.0%", f"{params['backbone_before'] / 1e6:.2f}M")
+    table.add_row("Skeleton", f"{slim['validation']['accuracy']:.2f}", f"{slim['test']['accuracy']:.2f}",
+                  f"{100 * report['kept_fraction']:.1f}%", f"{params['backbone_after'] / 1e6:.2f}M")
+    out.print(table)
+    trials = Table(title="kept-ratio search")
+    for column in ("kept ratio", "validation acc", "accepted", "seconds"):
+        trials.add_column(column, justify="right")
+    for trial in report["search"]["trials"]:
+        trials.add_row(f"{trial['kept_ratio']:.2f}", f"{trial['validation_accuracy']:.2f}",
+                       "yes" if trial["accepted"] else "no", f"{trial['seconds']:.0f}")
+    out.print(trials)
+    out.print(f"removed {100 * report['removed_fraction']:.1f}% of FFN neurons in "
+              f"{report['timings_seconds']['total'] / 60:.1f} min; saved to {output}")
+
+
+@app.command()
+@friendly_errors
+def tasks() -> None:
+    """List the known tasks."""
+    from skeleton.tasks import TASKS
+
+    table = Table(title="tasks")
+    for column in ("task", "texts", "labels", "template"):
+        table.add_column(column)
+    for spec in TASKS.values():
+        table.add_row(spec.name, ", ".join(spec.text_fields), ", ".join(spec.label_names), spec.template)
+    out.print(table)
+
+
+def main() -> None:
+    app(prog_name="skeleton")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

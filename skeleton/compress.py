@@ -1,0 +1,355 @@
+"""``skeleton compress``: the paper's four steps end to end.
+
+1. prior knowledge injection (prompt tuning, or a given tuned prompt),
+2. quantification (a scorer ranks every FFN neuron),
+3. localization (structured pruning, kept ratio found by binary search),
+4. knowledge condensation (the prompt re-tuned on the slim model),
+
+then the slim model is saved (and exported to ONNX). Work happens in a hidden directory beside the
+output, with a checkpoint after every stage, so ``--resume`` continues after the last finished one
+and a failure never leaves a half-written model under the output name.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from skeleton.artifacts import (
+    PLAN_FILE,
+    REPORT_FILE,
+    SCORES_FILE,
+    atomic_directory,
+    library_versions,
+    save_classifier,
+    write_json,
+)
+from skeleton.data import DataConfig
+from skeleton.device import resolve_device
+from skeleton.errors import SkeletonError
+from skeleton.modeling import PromptedClassifier, load_prompt_and_head, save_prompt_and_head
+from skeleton.progress import SILENT, Reporter
+from skeleton.pruning import apply_pruning, count_ffn_parameters, count_parameters, make_plan
+from skeleton.scoring import TARGETS, NeuronScores, get_scorer
+from skeleton.search import SearchConfig, Trial, binary_search
+from skeleton.tuning import TrainConfig, evaluate, model_slug, skeleton_meta, train_prompt
+from skeleton.workspace import ModelConfig, Workspace
+
+STATE_FILE = "state.json"
+STAGES_DIR = "stages"
+
+
+def default_condense_config() -> TrainConfig:
+    return TrainConfig(epochs=1.0, evals_per_epoch=2, patience=2)
+
+
+@dataclass
+class CompressConfig:
+    """Settings of ``skeleton compress``.
+
+    Attributes:
+        data, model: the task and backbone (as for ``skeleton tune``).
+        tune: prompt tuning of the unpruned model (prior knowledge injection).
+        condense: prompt re-tuning on each pruned model (knowledge condensation).
+        search: margin, grid step and trial budget of the kept-ratio search.
+        scorer: which scorer ranks neurons (``attribution``, ``activation``, ``gradient``, ``random``).
+        attribution_samples: training instances the scorer averages over (20 in the paper).
+        targets: ``("ffn",)`` prunes FFN neurons; ``("ffn", "ffn-out")`` also the second FFN's output
+            dims, zero-padded back to the hidden size.
+        bias_compensation: fold removed neurons' mean contribution into the second FFN bias.
+        round_to: keep each layer's FFN width a multiple of this (1 = no rounding).
+        fast_search: judge search trials without condensing; condense only the chosen ratio.
+        prompt: a directory from ``skeleton tune`` to reuse instead of step 1.
+        output: output directory; ``None`` = ``exported_models/<task>-<model>``.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda``...
+        resume: continue after the last finished stage of an interrupted run with the same output.
+        overwrite: replace an existing output directory.
+        export: also export to ONNX (``skeleton export``) at the end.
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tune: TrainConfig = field(default_factory=TrainConfig)
+    condense: TrainConfig = field(default_factory=default_condense_config)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    scorer: str = "attribution"
+    attribution_samples: int = 20
+    targets: tuple[str, ...] = ("ffn",)
+    bias_compensation: bool = True
+    round_to: int = 8
+    fast_search: bool = False
+    prompt: str | None = None
+    output: str | None = None
+    device: str = "auto"
+    resume: bool = False
+    overwrite: bool = False
+    export: bool = True
+
+    def __post_init__(self) -> None:
+        self.targets = tuple(self.targets)
+        unknown = [t for t in self.targets if t not in TARGETS]
+        if unknown or "ffn" not in self.targets:
+            raise ValueError(f"targets must include ffn and be among {', '.join(TARGETS)}, got {','.join(self.targets)}")
+        if self.attribution_samples < 1:
+            raise ValueError(f"attribution_samples must be at least 1, got {self.attribution_samples}")
+        if self.round_to < 1:
+            raise ValueError(f"round_to must be at least 1, got {self.round_to}")
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["targets"] = list(self.targets)
+        return data
+
+
+@dataclass
+class CompressResult:
+    output: str
+    report: dict
+
+
+class _Checkpoint:
+    """``state.json`` in the working directory: finished stages and their results."""
+
+    def __init__(self, work: Path, config: CompressConfig, resume: bool):
+        self.path = work / STATE_FILE
+        self.stages = work / STAGES_DIR
+        self.stages.mkdir(exist_ok=True)
+        fingerprint = {k: v for k, v in config.to_dict().items() if k not in ("resume", "overwrite", "output", "device", "export")}
+        self.state: dict = {"fingerprint": fingerprint, "done": {}}
+        if resume and self.path.is_file():
+            previous = json.loads(self.path.read_text())
+            if previous.get("fingerprint") != json.loads(json.dumps(fingerprint, default=str)):
+                raise SkeletonError(f"cannot resume: {self.path} was written with different settings")
+            self.state = previous
+
+    def done(self, stage: str) -> dict | None:
+        return self.state["done"].get(stage)
+
+    def finish(self, stage: str, result: dict) -> None:
+        self.state["done"][stage] = result
+        write_json(self.path, self.state)
+
+
+def _prior(workspace: Workspace, config: CompressConfig, checkpoint: _Checkpoint, device, reporter: Reporter):
+    """Step 1: the prompt-tuned classifier on the unpruned backbone, and its metrics."""
+    stage_dir = checkpoint.stages / "prior"
+    evaluate_kwargs = dict(device=device, batch_size=config.tune.eval_batch_size, pad_token_id=workspace.pad_token_id, with_f1=workspace.with_f1)
+    done = checkpoint.done("prior")
+    if done is not None:
+        reporter.message("resume: reusing the prompt-tuned model")
+        return load_prompt_and_head(workspace.load_backbone(), workspace.tokenizer, workspace.spec, stage_dir).to(device), done
+    started = time.perf_counter()
+    if config.prompt:
+        reporter.message(f"step 1/4: reusing the tuned prompt in {config.prompt}")
+        classifier = load_prompt_and_head(workspace.load_backbone(), workspace.tokenizer, workspace.spec, Path(config.prompt))
+        classifier.to(device)
+        training = None
+    else:
+        reporter.message("step 1/4: prior knowledge injection (prompt tuning)")
+        classifier = workspace.new_classifier(seed=config.tune.seed)
+        training = train_prompt(
+            classifier, workspace.train, workspace.validation, config.tune, device, workspace.pad_token_id, reporter,
+            description="prompt tuning",
+        ).to_dict()
+    result = {
+        "validation": evaluate(classifier, workspace.validation, **evaluate_kwargs),
+        "test": evaluate(classifier, workspace.test, **evaluate_kwargs),
+        "training": training,
+        "seconds": time.perf_counter() - started,
+    }
+    save_prompt_and_head(classifier, stage_dir)
+    checkpoint.finish("prior", result)
+    return classifier, result
+
+
+def _scores(workspace, config, checkpoint, classifier, device, reporter) -> NeuronScores:
+    """Step 2: score every FFN neuron on ``attribution_samples`` training instances."""
+    path = checkpoint.stages / SCORES_FILE
+    if checkpoint.done("scores") is not None:
+        return NeuronScores.load(path)
+    reporter.message(f"step 2/4: scoring FFN neurons ({config.scorer}, {config.attribution_samples} samples)")
+    started = time.perf_counter()
+    from skeleton.batching import iterate_batches
+
+    samples = workspace.attribution_split(config.attribution_samples, config.tune.seed)
+    batches = iterate_batches(samples, 8, workspace.pad_token_id, shuffle=False)
+    scores = get_scorer(config.scorer, config.tune.seed).score(classifier, batches, device, config.targets)
+    scores.save(path)
+    checkpoint.finish("scores", {"seconds": time.perf_counter() - started, "num_samples": scores.num_samples})
+    return scores
+
+
+def prune_classifier(classifier: PromptedClassifier, scores: NeuronScores, kept_ratio: float, config: CompressConfig):
+    """A copy of ``classifier`` whose backbone keeps ``kept_ratio`` of the FFN neurons (prompt and head copied)."""
+    pruned = copy.deepcopy(classifier)
+    backbone_config = pruned.backbone.config
+    plan = make_plan(
+        scores,
+        kept_ratio,
+        hidden_size=backbone_config.hidden_size,
+        model_type=backbone_config.model_type,
+        round_to=config.round_to,
+        prune_outputs="ffn-out" in config.targets,
+        bias_compensation=config.bias_compensation,
+    )
+    apply_pruning(pruned.backbone, plan, scores)
+    return pruned, plan
+
+
+def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressResult:
+    """Run the four steps and save the slim model, its prompt and a report; see the module docstring."""
+    started = time.perf_counter()
+    device = resolve_device(config.device)
+    reporter.message(f"loading {config.data.task} and {config.model.model} (device {device})")
+    workspace = Workspace(config.data, config.model)
+    output = Path(config.output or Path("exported_models") / f"{workspace.spec.name}-{model_slug(workspace.model_path)}")
+    timings: dict[str, float] = {}
+    with atomic_directory(output, overwrite=config.overwrite, resume=config.resume) as work:
+        checkpoint = _Checkpoint(work, config, config.resume)
+        classifier, prior = _prior(workspace, config, checkpoint, device, reporter)
+        timings["prior"] = prior["seconds"]
+        scores = _scores(workspace, config, checkpoint, classifier, device, reporter)
+        timings["scoring"] = checkpoint.done("scores")["seconds"]
+
+        baseline = prior["validation"]["accuracy"]
+        condensed: dict[float, PromptedClassifier] = {}
+
+        def run_trial(ratio: float) -> tuple[float, float, dict]:
+            trial_started = time.perf_counter()
+            pruned, plan = prune_classifier(classifier, scores, ratio, config)
+            details = {"kept_fraction": plan.kept_fraction}
+            if config.fast_search:
+                accuracy = evaluate(pruned, workspace.validation, device, config.condense.eval_batch_size, workspace.pad_token_id)["accuracy"]
+                details["before_condensation"] = accuracy
+            else:
+                result = train_prompt(
+                    pruned, workspace.train, workspace.validation, config.condense, device, workspace.pad_token_id,
+                    reporter, description=f"condensing at kept ratio {ratio:.2f}",
+                )
+                accuracy = result.best_validation_accuracy
+                details["before_condensation"] = result.history[0]["validation_accuracy"]
+                save_prompt_and_head(pruned, checkpoint.stages / f"trial-{ratio:.2f}")
+                condensed[round(ratio, 6)] = pruned
+            return accuracy, time.perf_counter() - trial_started, details
+
+        def record(trial: Trial) -> None:
+            reporter.message(
+                f"  trial kept ratio {trial.kept_ratio:.2f}: validation {trial.validation_accuracy:.2f} "
+                f"({'accepted' if trial.accepted else 'rejected'}, threshold {baseline - config.search.margin:.2f}, {trial.seconds:.0f}s)"
+            )
+            finished = (checkpoint.done("trials") or {"trials": []})["trials"] + [asdict(trial)]
+            checkpoint.finish("trials", {"trials": finished})
+
+        reporter.message(f"step 3/4: binary search over the kept ratio (margin {config.search.margin} points)")
+        previous = [Trial(**t) for t in (checkpoint.done("trials") or {"trials": []})["trials"]]
+        search_started = time.perf_counter()
+        search = binary_search(run_trial, baseline, config.search, on_trial=record, done=previous)
+        timings["search"] = time.perf_counter() - search_started
+
+        ratio = search.kept_ratio
+        step_started = time.perf_counter()
+        if ratio >= 1.0:
+            reporter.message("no kept ratio on the grid stayed within the margin: the model is kept whole")
+            final, plan = classifier, None
+        else:
+            reporter.message(f"step 4/4: knowledge condensation at kept ratio {ratio:.2f}")
+            final = condensed.get(round(ratio, 6))
+            if final is None:
+                final, plan = prune_classifier(classifier, scores, ratio, config)
+                trial_dir = checkpoint.stages / f"trial-{ratio:.2f}"
+                if not config.fast_search and (trial_dir / "prompt").is_dir():  # resumed: reuse the condensed prompt
+                    final = load_prompt_and_head(final.backbone, workspace.tokenizer, workspace.spec, trial_dir).to(device)
+                else:
+                    train_prompt(final, workspace.train, workspace.validation, config.condense, device,
+                                 workspace.pad_token_id, reporter, description=f"condensing at kept ratio {ratio:.2f}")
+            else:
+                _, plan = prune_classifier(classifier, scores, ratio, config)  # the same deterministic plan
+        timings["condensation"] = time.perf_counter() - step_started
+
+        evaluate_kwargs = dict(device=device, batch_size=config.condense.eval_batch_size, pad_token_id=workspace.pad_token_id, with_f1=workspace.with_f1)
+        skeleton_metrics = {
+            "validation": evaluate(final, workspace.validation, **evaluate_kwargs),
+            "test": evaluate(final, workspace.test, **evaluate_kwargs),
+        }
+        ablations = _ablations(classifier, scores, ratio, config, workspace, device) if plan is not None else {}
+        save_classifier(final, workspace.tokenizer, work, plan, skeleton_meta(workspace))
+        scores.save(work / SCORES_FILE)
+        original = count_parameters(classifier.backbone)
+        original_ffn = count_ffn_parameters(classifier.backbone)
+        slim_ffn = count_ffn_parameters(final.backbone)
+        timings["total"] = time.perf_counter() - started
+        report = {
+            "kind": "skeleton",
+            "task": workspace.spec.name,
+            "model": workspace.model_path,
+            "head": workspace.head,
+            "device": str(device),
+            "data": workspace.data.summary(),
+            "seed": config.tune.seed,
+            "prompt_tuned": {"validation": prior["validation"], "test": prior["test"]},
+            "skeleton": skeleton_metrics,
+            "kept_ratio": ratio,
+            "kept_fraction": plan.kept_fraction if plan else 1.0,
+            "removed_fraction": 1.0 - (plan.kept_fraction if plan else 1.0),
+            "kept_sizes": plan.kept_sizes if plan else None,
+            "parameters": {
+                "backbone_before": original,
+                "backbone_after": count_parameters(final.backbone),
+                "ffn_before": original_ffn,
+                "ffn_after": slim_ffn,
+            },
+            "search": search.to_dict(),
+            "ablations": ablations,
+            "timings_seconds": timings,
+            "prior_training": prior["training"],
+            "config": config.to_dict(),
+            "versions": library_versions(),
+        }
+        write_json(work / REPORT_FILE, report)
+        if config.export:
+            from skeleton.export import ExportConfig, export_directory
+
+            reporter.message("exporting to ONNX")
+            report["export"] = export_directory(work, ExportConfig(device=config.device), workspace=workspace, reporter=reporter)
+            write_json(work / REPORT_FILE, report)
+        for leftover in (work / STATE_FILE,):
+            leftover.unlink(missing_ok=True)
+        import shutil
+
+        shutil.rmtree(work / STAGES_DIR, ignore_errors=True)
+    return CompressResult(str(output), report)
+
+
+def _ablations(classifier, scores, ratio, config: CompressConfig, workspace: Workspace, device) -> dict:
+    """At the chosen ratio, before condensation: plain removal (the paper) vs bias compensation, and
+    per-layer widths rounded vs not, so the report shows what each option is worth here.
+    """
+    result = {}
+    for name, overrides in (
+        ("plain_removal", {"bias_compensation": False}),
+        ("bias_compensation", {"bias_compensation": True}),
+    ):
+        variant = copy.copy(config)
+        for key, value in overrides.items():
+            setattr(variant, key, value)
+        pruned, plan = prune_classifier(classifier, scores, ratio, variant)
+        result[name] = {
+            "validation_accuracy_before_condensation": evaluate(
+                pruned, workspace.validation, device, config.condense.eval_batch_size, workspace.pad_token_id
+            )["accuracy"],
+            "kept_sizes": plan.kept_sizes,
+        }
+        del pruned
+    unrounded = copy.copy(config)
+    unrounded.round_to = 1
+    _, plan = prune_classifier(classifier, scores, ratio, unrounded)
+    result["unrounded_kept_sizes"] = plan.kept_sizes
+    return result
+
+
+__all__ = ["CompressConfig", "CompressResult", "compress", "prune_classifier", "PLAN_FILE"]

@@ -1,0 +1,194 @@
+"""Task data through the ``datasets`` library: the hub by default, a local TSV directory offline.
+
+Splits follow the paper: a seeded 10% of the official train split is held out as the validation
+split (it drives early stopping and the pruning search); the official labelled dev/test split is
+the test split results are reported on.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+
+from skeleton.errors import SkeletonError
+from skeleton.tasks import TaskSpec, get_task
+
+DATA_DIR_ENV = "SKELETON_DATA_DIR"
+
+
+@dataclass
+class DataConfig:
+    """Where the data comes from and how much of it is used.
+
+    Attributes:
+        task: task name from the registry.
+        data_dir: a local directory of GLUE-style TSV files, either the task's own folder or a root
+            holding ``<task>/``; ``None`` falls back to ``$SKELETON_DATA_DIR``, then to the hub.
+        train_samples: subsample the (post hold-out) training split to this many rows.
+        validation_samples: subsample the held-out validation split to this many rows.
+        test_samples: subsample the test split (quick runs only; reports then say so).
+        validation_fraction: the share of train held out as validation (0.1 in the paper).
+        seed: seeds the hold-out and the subsampling.
+    """
+
+    task: str = "sst2"
+    data_dir: str | None = None
+    train_samples: int | None = None
+    validation_samples: int | None = None
+    test_samples: int | None = None
+    validation_fraction: float = 0.1
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        for name in ("train_samples", "validation_samples", "test_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be a positive number of rows, got {value}")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must lie in (0, 1), got {self.validation_fraction}")
+
+
+@dataclass
+class TaskData:
+    """The three splits of one task, with canonical columns (text fields of the spec, ``label``)."""
+
+    spec: TaskSpec
+    train: datasets.Dataset
+    validation: datasets.Dataset
+    test: datasets.Dataset
+    source: str
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "task": self.spec.name,
+            "source": self.source,
+            "train": len(self.train),
+            "validation": len(self.validation),
+            "test": len(self.test),
+        }
+
+
+def _resolve_local_dir(spec: TaskSpec, data_dir: str) -> Path:
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        raise SkeletonError(f"data directory not found: {root}")
+    if (root / spec.local_train).is_file():
+        return root
+    nested = root / spec.name
+    if nested.is_dir():
+        return nested
+    raise SkeletonError(f"no {spec.local_train} for task {spec.name} in {root} (nor in {nested})")
+
+
+def read_tsv(path: Path, spec: TaskSpec) -> datasets.Dataset:
+    """Read one GLUE-style TSV file with a header into a canonical ``Dataset``.
+
+    Quotes are not special (GLUE and MRPC ship unescaped quotes), a UTF-8 byte-order mark and CRLF
+    line ends are accepted. Every malformed row is reported with its file and line.
+    """
+    try:
+        # split on newlines only: str.splitlines would also break rows at U+2028 and friends
+        lines = [line.rstrip("\r") for line in path.read_text(encoding="utf-8-sig").split("\n")]
+    except UnicodeDecodeError as error:
+        raise SkeletonError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from error
+    if not lines or not lines[0].strip():
+        raise SkeletonError(f"{path}: empty file, expected a header line")
+    header = [name.strip().lower() for name in lines[0].split("\t")]
+    wanted = (*spec.text_fields, "label")
+    positions: dict[str, int] = {}
+    for index, name in enumerate(header):
+        canonical = spec.local_columns.get(name)
+        if canonical is not None and canonical not in positions:
+            positions[canonical] = index
+    missing = [name for name in wanted if name not in positions]
+    if missing:
+        raise SkeletonError(
+            f"{path}: header {lines[0]!r} lacks the column(s) for {', '.join(missing)}; "
+            f"accepted names: {', '.join(sorted(spec.local_columns))}"
+        )
+    columns: dict[str, list] = {name: [] for name in wanted}
+    for line_number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != len(header):
+            raise SkeletonError(
+                f"{path}:{line_number}: malformed row, {len(fields)} tab-separated fields, expected {len(header)}"
+            )
+        raw_label = fields[positions["label"]].strip()
+        try:
+            label = int(raw_label)
+        except ValueError as error:
+            raise SkeletonError(f"{path}:{line_number}: label {raw_label!r} is not an integer") from error
+        if not 0 <= label < spec.num_labels:
+            raise SkeletonError(
+                f"{path}:{line_number}: label {label} out of range for {spec.name} "
+                f"(0..{spec.num_labels - 1}: {', '.join(spec.label_names)})"
+            )
+        columns["label"].append(label)
+        for name in spec.text_fields:
+            columns[name].append(fields[positions[name]].strip())
+    if not columns["label"]:
+        raise SkeletonError(f"{path}: no data rows")
+    return datasets.Dataset.from_dict(columns)
+
+
+def _load_local(spec: TaskSpec, data_dir: str) -> tuple[datasets.Dataset, datasets.Dataset, str]:
+    folder = _resolve_local_dir(spec, data_dir)
+    train = read_tsv(folder / spec.local_train, spec)
+    for name in spec.local_test:
+        if (folder / name).is_file():
+            return train, read_tsv(folder / name, spec), str(folder)
+    raise SkeletonError(f"no labelled test split in {folder}: expected one of {', '.join(spec.local_test)}")
+
+
+def _load_hub(spec: TaskSpec) -> tuple[datasets.Dataset, datasets.Dataset, str]:
+    source = spec.hub_path if spec.hub_name is None else f"{spec.hub_path}/{spec.hub_name}"
+    try:
+        loaded = datasets.load_dataset(spec.hub_path, spec.hub_name)
+    except Exception as error:  # network, missing dataset: one line, not a traceback
+        raise SkeletonError(
+            f"could not load {source} from the hub ({type(error).__name__}); "
+            f"offline, pass --data-dir DIR or set {DATA_DIR_ENV}"
+        ) from error
+
+    def canonical(split: datasets.Dataset) -> datasets.Dataset:
+        split = split.select_columns(list(spec.hub_columns))
+        return split.rename_columns({k: v for k, v in spec.hub_columns.items() if k != v})
+
+    return canonical(loaded["train"]), canonical(loaded[spec.hub_test_split]), f"hub:{source}"
+
+
+def _subsample(split: datasets.Dataset, count: int | None, seed: int) -> datasets.Dataset:
+    if count is None or count >= len(split):
+        return split
+    return split.shuffle(seed=seed).select(range(count))
+
+
+def load_task_data(config: DataConfig) -> TaskData:
+    """Load a task's train/validation/test splits as configured.
+
+    Returns:
+        ``TaskData`` whose splits have the task's canonical text columns and an integer ``label``.
+    """
+    spec = get_task(config.task)
+    data_dir = config.data_dir or os.environ.get(DATA_DIR_ENV)
+    if data_dir:
+        full_train, test, source = _load_local(spec, data_dir)
+    else:
+        full_train, test, source = _load_hub(spec)
+    if len(full_train) < 2:
+        raise SkeletonError(f"the train split of {spec.name} has {len(full_train)} row(s); need at least 2")
+    if len(test) == 0:
+        raise SkeletonError(f"the test split of {spec.name} is empty")
+    labels = set(test["label"])
+    if min(labels) < 0:  # the hub marks unlabelled test rows with -1
+        raise SkeletonError(f"the test split of {spec.name} ({source}) is unlabelled")
+    held_out = full_train.train_test_split(test_size=config.validation_fraction, seed=config.seed)
+    train = _subsample(held_out["train"], config.train_samples, config.seed)
+    validation = _subsample(held_out["test"], config.validation_samples, config.seed)
+    test = _subsample(test, config.test_samples, config.seed)
+    return TaskData(spec=spec, train=train, validation=validation, test=test, source=source)

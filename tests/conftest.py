@@ -1,0 +1,113 @@
+"""Tiny random-init models (hidden 32, 2 layers) of every supported architecture, a word-level
+tokenizer and a small synthetic sentiment task in GLUE TSV form. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import (
+    AutoModel,
+    AutoModelForMaskedLM,
+    BertConfig,
+    BertTokenizerFast,
+    DistilBertConfig,
+    ElectraConfig,
+    RobertaConfig,
+    XLMRobertaConfig,
+)
+
+from skeleton.architectures import ARCHITECTURES
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+POSITIVE = ["good", "great", "fine", "lovely", "superb", "nice"]
+NEGATIVE = ["bad", "awful", "poor", "dull", "boring", "ugly"]
+FILLER = ["the", "movie", "film", "plot", "was", "is", "a", "very", "story", "acting", "text", "sentiment", "of"]
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+VOCAB = SPECIAL + POSITIVE + NEGATIVE + FILLER + [".", ":", "different", "equivalent", "yes", "no", "maybe", "topic",
+                                                  "world", "sports", "business", "science", "two", "texts", "are",
+                                                  "text1", "text2", "premise", "hypothesis", "relation", "1", "2"]
+
+_COMMON = dict(vocab_size=len(VOCAB), pad_token_id=0, max_position_embeddings=160)
+_BERT_SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+
+TINY_CONFIGS = {
+    "bert": lambda: BertConfig(**_COMMON, **_BERT_SIZES),
+    "roberta": lambda: RobertaConfig(**_COMMON, **_BERT_SIZES, bos_token_id=2, eos_token_id=3),
+    "xlm-roberta": lambda: XLMRobertaConfig(**_COMMON, **_BERT_SIZES, bos_token_id=2, eos_token_id=3),
+    "electra": lambda: ElectraConfig(**_COMMON, **_BERT_SIZES, embedding_size=32),
+    "distilbert": lambda: DistilBertConfig(**_COMMON, dim=32, n_layers=2, n_heads=4, hidden_dim=64),
+}
+
+ARCHITECTURE_NAMES = sorted(ARCHITECTURES)
+
+
+def tiny_config(model_type: str):
+    config = TINY_CONFIGS[model_type]()
+    return config
+
+
+def tiny_model(model_type: str, mlm: bool = False, seed: int = 0):
+    torch.manual_seed(seed)
+    auto = AutoModelForMaskedLM if mlm else AutoModel
+    model = auto.from_config(tiny_config(model_type))
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("tokenizer")
+    (directory / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
+    tokenizer = BertTokenizerFast(str(directory / "vocab.txt"), do_lower_case=True)
+    tokenizer.save_pretrained(str(directory))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tokenizer_dir):
+    return BertTokenizerFast.from_pretrained(str(tokenizer_dir))
+
+
+def save_tiny_model(directory: Path, model_type: str, tokenizer_dir: Path, mlm: bool = False, seed: int = 0) -> Path:
+    model = tiny_model(model_type, mlm=mlm, seed=seed)
+    model.save_pretrained(str(directory))
+    BertTokenizerFast.from_pretrained(str(tokenizer_dir)).save_pretrained(str(directory))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory, tokenizer_dir) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-bert"), "bert", tokenizer_dir)
+
+
+def synthetic_rows(count: int, seed: int) -> list[tuple[str, int]]:
+    """Sentences whose label is the polarity of their one sentiment word."""
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    for _ in range(count):
+        label = int(torch.randint(0, 2, (1,), generator=generator))
+        words = POSITIVE if label else NEGATIVE
+        # few filler words, so that a bag of words stays linearly separable in a 32-dim random model
+        count = int(torch.randint(1, 4, (1,), generator=generator))
+        fill = [FILLER[int(i)] for i in torch.randint(0, 5, (count,), generator=generator)]
+        position = int(torch.randint(0, len(fill) + 1, (1,), generator=generator))
+        fill.insert(position, words[int(torch.randint(0, len(words), (1,), generator=generator))])
+        rows.append((" ".join(fill), label))
+    return rows
+
+
+def write_sst2_dir(directory: Path, train: int = 300, test: int = 60) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, count, seed in (("train.tsv", train, 1), ("dev.tsv", test, 2)):
+        lines = ["sentence\tlabel"] + [f"{text}\t{label}" for text, label in synthetic_rows(count, seed)]
+        (directory / name).write_text("\n".join(lines) + "\n")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def sst2_dir(tmp_path_factory) -> Path:
+    return write_sst2_dir(tmp_path_factory.mktemp("data") / "sst2")

@@ -1,0 +1,118 @@
+import pytest
+import torch
+
+from skeleton.data import DataConfig
+from skeleton.errors import SkeletonError
+from skeleton.modeling import load_prompt_and_head, save_prompt_and_head
+from skeleton.tuning import TrainConfig, TuneConfig, evaluate, train_prompt, tune
+from skeleton.workspace import ModelConfig, Workspace
+from tests.conftest import ARCHITECTURE_NAMES, save_tiny_model, tiny_model
+from tests.helpers import random_inputs, tiny_classifier
+
+
+@pytest.mark.parametrize("model_type", ARCHITECTURE_NAMES)
+@pytest.mark.parametrize("head", ["cls", "mlm"])
+def test_only_the_prompt_and_head_train(model_type, head, tokenizer, tokenizer_dir):
+    classifier = tiny_classifier(model_type, tokenizer, tokenizer_dir, head=head)
+    prompt, head_params = classifier.trainable_parameters()
+    trainable = {id(p) for p in classifier.parameters() if p.requires_grad}
+    assert trainable == {id(p) for p in prompt + head_params}
+    assert sum(p.numel() for p in prompt) == 4 * classifier.backbone.get_input_embeddings().embedding_dim
+    logits = classifier(**random_inputs())
+    assert logits.shape == (3, 2)
+
+
+def test_prompt_is_prepended_to_the_word_embeddings(tokenizer, tokenizer_dir):
+    """The classifier equals the bare model run on [prompt; word embeddings] with an extended mask."""
+    classifier = tiny_classifier("bert", tokenizer, tokenizer_dir)
+    inputs = random_inputs()
+    backbone = classifier.backbone
+    prompt = classifier.prompt_embeddings()
+    embeds = torch.cat([prompt.expand(3, -1, -1), backbone.get_input_embeddings()(inputs["input_ids"])], 1)
+    mask = torch.cat([torch.ones(3, 4, dtype=torch.long), inputs["attention_mask"]], 1)
+    with torch.no_grad():
+        hidden = backbone(inputs_embeds=embeds, attention_mask=mask)[0][:, 4:]
+        weights = inputs["attention_mask"].unsqueeze(-1).float()
+        pooled = (hidden * weights).sum(1) / weights.sum(1)
+        expected = classifier.head.classifier(pooled)
+        torch.testing.assert_close(classifier(**inputs), expected)
+
+
+def test_training_learns_a_keyword_task_and_restores_the_best_state(tmp_path, tiny_bert_dir, sst2_dir):
+    workspace = Workspace(DataConfig("sst2", str(sst2_dir)), ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4))
+    classifier = workspace.new_classifier()
+    config = TrainConfig(epochs=8, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=1, patience=8)
+    result = train_prompt(classifier, workspace.train, workspace.validation, config, torch.device("cpu"))
+    device = torch.device("cpu")
+    assert result.history[0]["validation_accuracy"] < 75
+    assert result.best_validation_accuracy >= 90
+    # the best state is the one restored
+    assert evaluate(classifier, workspace.validation, device)["accuracy"] == pytest.approx(result.best_validation_accuracy)
+    # a saved prompt and head reload to the same predictions
+    save_prompt_and_head(classifier, tmp_path)
+    reloaded = load_prompt_and_head(workspace.load_backbone(), workspace.tokenizer, workspace.spec, tmp_path)
+    assert evaluate(reloaded, workspace.test, device) == evaluate(classifier, workspace.test, device)
+
+
+def test_tune_writes_prompt_report_and_refuses_to_overwrite(tmp_path, tiny_bert_dir, sst2_dir):
+    config = TuneConfig(
+        data=DataConfig("sst2", str(sst2_dir), train_samples=64),
+        model=ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4),
+        train=TrainConfig(epochs=1, batch_size=16),
+        output=str(tmp_path / "out"),
+        device="cpu",
+    )
+    result = tune(config)
+    for name in ("prompt/adapter_config.json", "prompt/adapter_model.safetensors", "head.safetensors", "report.json"):
+        assert (tmp_path / "out" / name).is_file()
+    assert set(result.test) == {"accuracy"}
+    with pytest.raises(SkeletonError, match="already exists"):
+        tune(config)
+
+
+def test_mlm_head_needs_mlm_weights(tmp_path, tokenizer_dir, sst2_dir):
+    bare = save_tiny_model(tmp_path / "bare", "bert", tokenizer_dir)
+    with pytest.raises(SkeletonError, match="no masked-LM head"):
+        Workspace(DataConfig("sst2", str(sst2_dir)), ModelConfig(model=str(bare), head="mlm")).new_classifier()
+    mlm = save_tiny_model(tmp_path / "mlm", "roberta", tokenizer_dir, mlm=True)
+    workspace = Workspace(DataConfig("sst2", str(sst2_dir)), ModelConfig(model=str(mlm)))
+    assert workspace.head == "mlm" and workspace.use_template
+    classifier = workspace.new_classifier()
+    assert evaluate(classifier, workspace.test, torch.device("cpu"))["accuracy"] >= 0
+
+
+def test_bad_model_inputs(tmp_path, sst2_dir):
+    with pytest.raises(SkeletonError, match="model path not found"):
+        Workspace(DataConfig("sst2", str(sst2_dir)), ModelConfig(model=str(tmp_path / "nope")))
+    with pytest.raises(SkeletonError, match="exceeds the model's"):
+        Workspace(DataConfig("sst2", str(sst2_dir)), ModelConfig(max_length=600))
+    gpt = tmp_path / "gpt"
+    gpt.mkdir()
+    (gpt / "config.json").write_text('{"model_type": "gpt2"}')
+    with pytest.raises(SkeletonError, match="unsupported architecture 'gpt2'"):
+        Workspace(DataConfig("sst2", str(sst2_dir)), ModelConfig(model=str(gpt)))
+
+
+def test_train_config_checks_fields():
+    with pytest.raises(ValueError, match="epochs"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=0)
+
+
+@pytest.mark.slow
+def test_default_model_tunes_on_200_real_sentences(tmp_path):
+    from tests.conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "sst2").is_dir():
+        pytest.skip("../shared/data is not beside this checkout")
+    config = TuneConfig(
+        data=DataConfig("sst2", str(SHARED_DATA / "sst2"), train_samples=200, validation_samples=200, test_samples=200),
+        train=TrainConfig(epochs=2),
+        output=str(tmp_path / "out"),
+        device="cpu",
+    )
+    result = tune(config)
+    # 200 sentences are enough for the mean-pooled head to beat chance clearly
+    assert result.test["accuracy"] > 65
+    assert result.train.seconds < 180
