@@ -169,8 +169,8 @@ def compress(
     quiet: Quiet = False,
 ) -> None:
     """Run Skeleton end to end: tune, score, prune with a searched ratio, condense, save (and export)."""
-    from skeleton.compress import CompressConfig
-    from skeleton.compress import compress as run_compress
+    from skeleton.compression import CompressConfig
+    from skeleton.compression import compress as run_compress
     from skeleton.progress import Reporter
     from skeleton.search import SearchConfig
     from skeleton.tuning import TrainConfig
@@ -211,6 +211,72 @@ def print_compress_summary(report: dict, output: str) -> None:
     out.print(trials)
     out.print(f"removed {100 * report['removed_fraction']:.1f}% of FFN neurons in "
               f"{report['timings_seconds']['total'] / 60:.1f} min; saved to {output}")
+
+
+@app.command()
+@friendly_errors
+def export(
+    directory: Annotated[Path, typer.Argument(help="A directory written by 'skeleton compress' (or 'skeleton tune').")],
+    variants: Annotated[str, typer.Option(help="Comma-separated graphs to write: fp32, optimized, int8.")] = "fp32,optimized,int8",
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+    quiet: Quiet = False,
+) -> None:
+    """Export a compressed model and its prompt to one standalone ONNX graph per variant (DIR/onnx)."""
+    from skeleton.export import ExportConfig, export_directory
+    from skeleton.progress import Reporter
+
+    config = ExportConfig(variants=tuple(v.strip() for v in variants.split(",") if v.strip()), opset=opset)
+    result = export_directory(directory, config, reporter=Reporter(enabled=not quiet, console=err))
+    print_export_summary(result)
+
+
+def print_export_summary(result: dict) -> None:
+    table = Table(title=f"ONNX export: {result['directory']}")
+    for column in ("variant", "file", "MB", "max |diff| vs torch", "argmax agreement", "test acc", "fused ops"):
+        table.add_column(column, justify="right")
+    for name, info in result["variants"].items():
+        accuracy = f"{info['test_accuracy']:.2f}" if "test_accuracy" in info else "-"
+        fused = ", ".join(f"{k} {v}" for k, v in info["fused_ops"].items()) or "-"
+        table.add_row(name, info["file"], f"{info['bytes'] / 1e6:.1f}", f"{info['max_abs_diff']:.1e}",
+                      f"{100 * info['argmax_agreement']:.1f}%", accuracy, fused)
+    out.print(table)
+    out.print(f"default variant: {result['default_variant']}; inputs longer than {result['max_input_tokens']} tokens are truncated")
+
+
+@app.command()
+@friendly_errors
+def predict(
+    directory: Annotated[Path, typer.Argument(help="A compressed model directory with onnx/, or the onnx/ directory.")],
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify; for pair tasks 'text1<TAB>text2'.")] = None,
+    file: Annotated[Path | None, typer.Option(help="Read texts from a file, one per line (pairs tab-separated).")] = None,
+    variant: Annotated[str | None, typer.Option(help="fp32, optimized or int8 (default: the best exported one).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Texts per onnxruntime call.")] = 32,
+    device: Device = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per line.")] = False,
+) -> None:
+    """Classify texts with an exported model; prints label and score per text."""
+    import json
+
+    from skeleton.errors import SkeletonError
+    from skeleton.runtime import Predictor
+
+    inputs = list(texts or [])
+    if file is not None:
+        if not file.is_file():
+            raise SkeletonError(f"text file not found: {file}")
+        inputs += [line.rstrip("\r") for line in file.read_text(encoding="utf-8-sig").split("\n") if line.strip()]
+    if not inputs:
+        raise SkeletonError("no texts: pass them as arguments or with --file")
+    predictor = Predictor(directory, variant=variant, device=device)
+    pair = "\t" in inputs[0]
+    rows = [tuple(t.split("\t", 1)) if pair else t for t in inputs]
+    if pair and any(len(r) != 2 for r in rows):
+        raise SkeletonError("pair inputs need exactly one tab between the two texts")
+    for text, (label, score) in zip(inputs, predictor.predict(rows, batch_size=batch_size)):
+        if as_json:
+            out.print(json.dumps({"text": text, "label": label, "score": round(score, 6)}), highlight=False, soft_wrap=True)
+        else:
+            out.print(f"{label}\t{score:.4f}\t{text}", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -159,11 +159,16 @@ class CompressedModel:
         return [(self.spec.label_names[int(p.argmax())], float(p.max())) for p in probabilities]
 
 
-def load(directory: str | Path, device: str = "auto") -> CompressedModel:
+def load(directory: str | Path, device: str = "auto", attn_implementation: str | None = None) -> CompressedModel:
     """Rebuild a working model from a directory written by ``skeleton compress`` or ``skeleton tune``.
 
     The slim backbone is rebuilt from ``config.json`` and ``pruning_plan.json`` (per-layer FFN
     widths stock ``from_pretrained`` cannot express), then its weights are loaded strictly.
+
+    Args:
+        directory: a directory written by ``skeleton compress`` or ``skeleton tune``.
+        device: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda``...
+        attn_implementation: e.g. ``eager`` for an ONNX export that onnxruntime can fuse.
     """
     directory = Path(directory)
     for needed in (directory / "config.json", directory / META_FILE, directory / HEAD_CONFIG_FILE):
@@ -174,7 +179,7 @@ def load(directory: str | Path, device: str = "auto") -> CompressedModel:
     head = HeadConfig.from_dict(json.loads((directory / HEAD_CONFIG_FILE).read_text())).kind
     config = AutoConfig.from_pretrained(str(directory))
     auto = AutoModelForMaskedLM if head == "mlm" else AutoModel
-    backbone = auto.from_config(config)
+    backbone = auto.from_config(config, attn_implementation=attn_implementation) if attn_implementation else auto.from_config(config)
     plan = None
     if (directory / PLAN_FILE).is_file():
         plan = PruningPlan.load(directory / PLAN_FILE)

@@ -206,11 +206,14 @@ class PromptedClassifier(nn.Module):
         # mlm: the verbalizer reads the vocabulary logits at the (first) mask token
         is_mask = (input_ids == self.mask_token_id).int()  # (batch, tokens)
         position = is_mask.argmax(dim=1) + num_prompt  # (batch,)
-        at_mask = hidden[torch.arange(hidden.shape[0], device=hidden.device), position]  # (batch, hidden)
-        logits = at_mask
+        # gather rather than advanced indexing: the ONNX exporter mistranslates the latter
+        index = position.view(-1, 1, 1).expand(-1, 1, hidden.shape[-1])  # (batch, 1, hidden)
+        logits = hidden.gather(1, index)  # (batch, 1, hidden)
+        # kept 3-D so the decoder exports as MatMul, not as a Gemm sharing (and, once onnxruntime's
+        # quantiser rewrites Gemm to MatMul, transposing) the word-embedding table it is tied to
         for module in mlm_head_modules(self.backbone):
-            logits = module(logits)  # ends as (batch, vocab)
-        return logits.index_select(-1, self.verbalizer_ids)  # (batch, labels)
+            logits = module(logits)  # ends as (batch, 1, vocab)
+        return logits.squeeze(1).index_select(-1, self.verbalizer_ids)  # (batch, labels)
 
 
 def verbalizer_token_ids(tokenizer: PreTrainedTokenizerBase, spec: TaskSpec) -> list[int]:

@@ -46,6 +46,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.num_virtual_tokens < 1:
             raise ValueError(f"num_virtual_tokens must be at least 1, got {self.num_virtual_tokens}")
+        if self.prompt_init not in ("text", "random"):
+            raise ValueError(f"prompt_init must be text or random, got {self.prompt_init!r}")
         if self.max_length < 8:
             raise ValueError(f"max_length must be at least 8, got {self.max_length}")
 

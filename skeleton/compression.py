@@ -95,6 +95,10 @@ class CompressConfig:
         unknown = [t for t in self.targets if t not in TARGETS]
         if unknown or "ffn" not in self.targets:
             raise ValueError(f"targets must include ffn and be among {', '.join(TARGETS)}, got {','.join(self.targets)}")
+        from skeleton.scoring import SCORERS
+
+        if self.scorer not in SCORERS:
+            raise ValueError(f"unknown scorer {self.scorer!r}; choose one of {', '.join(SCORERS)}")
         if self.attribution_samples < 1:
             raise ValueError(f"attribution_samples must be at least 1, got {self.attribution_samples}")
         if self.round_to < 1:

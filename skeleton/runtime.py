@@ -1,0 +1,172 @@
+"""Running an exported model: checksum-verified loading and batched prediction.
+
+A runtime is a small class with one verb, ``run`` (token ids in, logits out), picked from
+``RUNTIMES``; the latency report and the HTTP server build on the same classes.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from skeleton.errors import SkeletonError
+
+ONNX_DIR = "onnx"
+MANIFEST_FILE = "manifest.json"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_onnx_dir(directory: str | Path) -> Path:
+    """Accept either a compressed model directory (with ``onnx/``) or the ``onnx/`` directory itself."""
+    directory = Path(directory)
+    if (directory / MANIFEST_FILE).is_file():
+        return directory
+    if (directory / ONNX_DIR / MANIFEST_FILE).is_file():
+        return directory / ONNX_DIR
+    if not directory.exists():
+        raise SkeletonError(f"directory not found: {directory}")
+    raise SkeletonError(f"{directory} holds no exported model ({ONNX_DIR}/{MANIFEST_FILE}); run 'skeleton export {directory}'")
+
+
+def read_manifest(onnx_dir: Path, verify: bool = True) -> dict:
+    """The manifest, with every listed file's sha256 checked when ``verify``."""
+    manifest = json.loads((onnx_dir / MANIFEST_FILE).read_text())
+    if verify:
+        for name, expected in manifest.get("files", {}).items():
+            path = onnx_dir / name
+            if not path.is_file():
+                raise SkeletonError(f"{path} is missing (listed in {MANIFEST_FILE})")
+            if _sha256(path) != expected:
+                raise SkeletonError(f"{path} does not match its checksum in {MANIFEST_FILE}: the file was changed or damaged")
+    return manifest
+
+
+def onnx_providers(device: str = "auto") -> list[str]:
+    """onnxruntime execution providers for ``--device``: CUDA when asked for or available (auto)."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device.startswith("cuda"):
+        if "CUDAExecutionProvider" not in available:
+            raise SkeletonError("device cuda asked for, but this onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu)")
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device == "auto" and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device not in ("auto", "cpu"):
+        raise SkeletonError(f"unknown device {device!r}: use auto, cpu or cuda")
+    return ["CPUExecutionProvider"]
+
+
+class Runtime(abc.ABC):
+    """Turns a batch of token ids into logits."""
+
+    name = ""
+
+    @abc.abstractmethod
+    def run(self, encoded: dict[str, np.ndarray]) -> np.ndarray:
+        """encoded: input_ids / attention_mask (/ token_type_ids), each (batch, tokens) -> logits (batch, labels)."""
+
+
+class OnnxRuntime(Runtime):
+    """One exported ONNX graph in an onnxruntime session."""
+
+    name = "onnx"
+
+    def __init__(self, path: Path, providers: list[str] | None = None, threads: int | None = None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+        self.input_names = {i.name for i in self.session.get_inputs()}
+
+    def run(self, encoded):
+        feeds = {k: np.asarray(v, dtype=np.int64) for k, v in encoded.items() if k in self.input_names}
+        return self.session.run(["logits"], feeds)[0]
+
+
+class TorchRuntime(Runtime):
+    """The PyTorch model rebuilt by :func:`skeleton.load` (prompt prepended at run time)."""
+
+    name = "torch"
+
+    def __init__(self, directory: Path, device: str = "auto"):
+        from skeleton.artifacts import load
+
+        self.model = load(directory, device=device)
+
+    def run(self, encoded):
+        import torch
+
+        classifier = self.model.classifier
+        inputs = {k: torch.as_tensor(v, dtype=torch.long, device=self.model.device) for k, v in encoded.items()
+                  if k in ("input_ids", "attention_mask", "token_type_ids")}
+        with torch.no_grad():
+            return classifier(**inputs).float().cpu().numpy()
+
+
+RUNTIMES: dict[str, type[Runtime]] = {"onnx": OnnxRuntime, "torch": TorchRuntime}
+
+
+class Predictor:
+    """Classify texts with an exported model: tokenizer (template included) + one ONNX variant.
+
+    Args:
+        directory: a compressed model directory or its ``onnx/`` directory.
+        variant: ``fp32``, ``optimized`` or ``int8``; ``None`` = the manifest's default (best) variant.
+        device: ``auto`` (CUDA when onnxruntime has it), ``cpu`` or ``cuda``.
+        verify: check every file against the manifest's sha256 first.
+    """
+
+    def __init__(self, directory: str | Path, variant: str | None = None, device: str = "auto", verify: bool = True):
+        from transformers import AutoTokenizer
+
+        self.onnx_dir = resolve_onnx_dir(directory)
+        self.manifest = read_manifest(self.onnx_dir, verify=verify)
+        variants = self.manifest["variants"]
+        self.variant = variant or self.manifest["default_variant"]
+        if self.variant not in variants:
+            raise SkeletonError(f"variant {self.variant!r} was not exported; available: {', '.join(variants)}")
+        self.runtime = OnnxRuntime(self.onnx_dir / variants[self.variant]["file"], onnx_providers(device))
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.onnx_dir))
+        self.label_names = self.manifest["label_names"]
+        self.max_input_tokens = int(self.manifest["max_input_tokens"])
+
+    def encode(self, texts: list) -> dict[str, np.ndarray]:
+        """Tokenize (template included); inputs longer than ``max_input_tokens`` are truncated."""
+        kwargs = dict(padding=True, truncation=True, max_length=self.max_input_tokens, return_tensors="np")
+        if texts and not isinstance(texts[0], str):
+            first, second = zip(*texts)
+            return dict(self.tokenizer(list(first), list(second), **kwargs))
+        return dict(self.tokenizer(list(texts), **kwargs))
+
+    def logits(self, texts: list, batch_size: int = 32) -> np.ndarray:
+        """(texts, labels) logits; texts are strings, or (text1, text2) pairs for pair tasks."""
+        if not texts:
+            return np.zeros((0, len(self.label_names)), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]) if isinstance(texts[i], str) else sum(map(len, texts[i])))
+        out = np.zeros((len(texts), len(self.label_names)), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]  # similar lengths together: less padding
+            out[chunk] = self.runtime.run(self.encode([texts[i] for i in chunk]))
+        return out
+
+    def predict(self, texts: list, batch_size: int = 32) -> list[tuple[str, float]]:
+        """(label name, probability) per text."""
+        logits = self.logits(texts, batch_size)
+        shifted = np.exp(logits - logits.max(-1, keepdims=True))
+        probabilities = shifted / shifted.sum(-1, keepdims=True)
+        return [(self.label_names[int(p.argmax())], float(p.max())) for p in probabilities]

@@ -1,0 +1,139 @@
+import json
+
+import pytest
+import torch
+
+import skeleton
+from skeleton.artifacts import partial_path
+from skeleton.compression import CompressConfig, compress
+from skeleton.data import DataConfig
+from skeleton.errors import SkeletonError
+from skeleton.search import SearchConfig
+from skeleton.tuning import TrainConfig, TuneConfig, tune
+from skeleton.workspace import ModelConfig
+
+
+def _config(tmp_path, tiny_bert_dir, sst2_dir, **overrides):
+    values = dict(
+        data=DataConfig("sst2", str(sst2_dir)),
+        model=ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4),
+        tune=TrainConfig(epochs=3, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=1),
+        condense=TrainConfig(epochs=1, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=1),
+        search=SearchConfig(margin=5.0),
+        round_to=4,
+        output=str(tmp_path / "out"),
+        device="cpu",
+        export=False,
+    )
+    values.update(overrides)
+    return CompressConfig(**values)
+
+
+def test_compress_end_to_end_and_reload(tmp_path, tiny_bert_dir, sst2_dir):
+    result = compress(_config(tmp_path, tiny_bert_dir, sst2_dir))
+    out = tmp_path / "out"
+    report = json.loads((out / "report.json").read_text())
+    assert report == json.loads(json.dumps(result.report, default=str))
+    assert 1 <= len(report["search"]["trials"]) <= 5
+    plan = json.loads((out / "pruning_plan.json").read_text())
+    assert report["kept_fraction"] == pytest.approx(plan["kept_fraction"])
+    assert report["parameters"]["ffn_after"] < report["parameters"]["ffn_before"] or report["kept_ratio"] == 1.0
+    for name in ("model.safetensors", "config.json", "prompt/adapter_config.json", "neuron_scores.safetensors",
+                 "tokenizer.json", "skeleton.json"):
+        assert (out / name).is_file(), name
+    assert not partial_path(out).exists()
+    assert json.loads((out / "config.json").read_text())["skeleton_ffn_sizes"] == plan["kept_sizes"]
+    assert set(report["ablations"]) >= {"plain_removal", "bias_compensation"}
+
+    loaded = skeleton.load(out, device="cpu")
+    texts = ["the movie was great", "a very dull plot", "awful acting"]
+    predictions = loaded.predict(texts)
+    assert [label for label, _ in predictions] and all(0.5 <= p <= 1 for _, p in predictions)
+    # the reloaded slim model scores the test split exactly as the report says
+    from skeleton.tuning import evaluate
+    from skeleton.workspace import Workspace
+
+    workspace = Workspace(DataConfig("sst2", str(sst2_dir)), ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4))
+    accuracy = evaluate(loaded.classifier, workspace.test, torch.device("cpu"))["accuracy"]
+    assert accuracy == pytest.approx(report["skeleton"]["test"]["accuracy"])
+
+
+def test_same_seed_gives_same_plan(tmp_path, tiny_bert_dir, sst2_dir):
+    first = compress(_config(tmp_path / "a", tiny_bert_dir, sst2_dir, fast_search=True))
+    second = compress(_config(tmp_path / "b", tiny_bert_dir, sst2_dir, fast_search=True))
+    plan_a = json.loads((tmp_path / "a" / "out" / "pruning_plan.json").read_text())
+    plan_b = json.loads((tmp_path / "b" / "out" / "pruning_plan.json").read_text())
+    assert plan_a["keep_indices"] == plan_b["keep_indices"]
+    assert first.report["kept_ratio"] == second.report["kept_ratio"]
+
+
+def test_reuses_a_tuned_prompt_and_prunes_outputs(tmp_path, tiny_bert_dir, sst2_dir):
+    tuned = tune(TuneConfig(
+        data=DataConfig("sst2", str(sst2_dir)), model=ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4),
+        train=TrainConfig(epochs=2, batch_size=16, lr=5e-2, head_lr=5e-2), output=str(tmp_path / "prompt"), device="cpu",
+    ))
+    result = compress(_config(tmp_path, tiny_bert_dir, sst2_dir, prompt=tuned.output, targets=("ffn", "ffn-out"),
+                              search=SearchConfig(margin=100.0, max_trials=2)))
+    assert result.report["prior_training"] is None
+    assert result.report["prompt_tuned"]["test"] == tuned.test
+    # margin 100 accepts everything: two trials walk down the grid
+    assert [t["kept_ratio"] for t in result.report["search"]["trials"]] == [0.5, 0.25]
+    loaded = skeleton.load(tmp_path / "out", device="cpu")
+    assert loaded.plan.out_keep_indices is not None
+    assert len(loaded.predict(["nice film"])) == 1
+
+
+def test_failure_leaves_no_output_and_resume_continues(tmp_path, tiny_bert_dir, sst2_dir, monkeypatch):
+    import skeleton.compression as module
+
+    config = _config(tmp_path, tiny_bert_dir, sst2_dir)
+    calls = {"n": 0}
+    original = module.binary_search
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "binary_search", failing)
+    with pytest.raises(KeyboardInterrupt):
+        compress(config)
+    assert not (tmp_path / "out").exists()
+    state = json.loads((partial_path(tmp_path / "out") / "state.json").read_text())
+    assert set(state["done"]) == {"prior", "scores"}
+
+    monkeypatch.setattr(module, "binary_search", original)
+    monkeypatch.setattr(module, "train_prompt", _forbid_prior_training(module.train_prompt))
+    config.resume = True
+    result = compress(config)
+    assert (tmp_path / "out" / "report.json").is_file()
+    assert result.report["prompt_tuned"]["validation"] == state["done"]["prior"]["validation"]
+
+
+def _forbid_prior_training(train_prompt):
+    def guarded(*args, description="", **kwargs):
+        assert description != "prompt tuning", "resume must not tune the prompt again"
+        return train_prompt(*args, description=description, **kwargs)
+
+    return guarded
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, tiny_bert_dir, sst2_dir, monkeypatch):
+    import skeleton.compression as module
+
+    monkeypatch.setattr(module, "binary_search", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        compress(_config(tmp_path, tiny_bert_dir, sst2_dir))
+    with pytest.raises(SkeletonError, match="different settings"):
+        compress(_config(tmp_path, tiny_bert_dir, sst2_dir, scorer="random", resume=True))
+
+
+def test_config_checks():
+    with pytest.raises(ValueError, match="targets"):
+        CompressConfig(targets=("attention",))
+    with pytest.raises(ValueError, match="round_to"):
+        CompressConfig(round_to=0)
+
+
+def test_load_refuses_other_directories(tmp_path):
+    with pytest.raises(SkeletonError, match="not a Skeleton model directory"):
+        skeleton.load(tmp_path)

@@ -1,0 +1,132 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import skeleton
+from skeleton.artifacts import save_classifier, write_json
+from skeleton.data import DataConfig
+from skeleton.errors import SkeletonError
+from skeleton.export import ExportConfig, export_directory
+from skeleton.pruning import apply_pruning, make_plan
+from skeleton.runtime import Predictor
+from skeleton.scoring import NeuronScores
+from skeleton.tuning import TrainConfig, evaluate, skeleton_meta, train_prompt
+from skeleton.workspace import ModelConfig, Workspace
+from tests.conftest import ARCHITECTURE_NAMES, save_tiny_model
+
+
+def make_compressed_dir(root, model_type, head, tokenizer_dir, sst2_dir, prune_outputs=False):
+    """A pruned, prompt-tuned tiny model saved as 'skeleton compress' saves one."""
+    model_dir = save_tiny_model(root / f"{model_type}-{head}-base", model_type, tokenizer_dir, mlm=head == "mlm")
+    data = DataConfig("sst2", str(sst2_dir))
+    workspace = Workspace(data, ModelConfig(model=str(model_dir), head=head, num_virtual_tokens=4))
+    classifier = workspace.new_classifier()
+    train_prompt(classifier, workspace.train, workspace.validation,
+                 TrainConfig(epochs=4, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=1), torch.device("cpu"))
+    generator = torch.Generator().manual_seed(0)
+    scores = NeuronScores("random", ffn=[torch.rand(64, generator=generator) for _ in range(2)],
+                          mean_activation=[torch.zeros(64)] * 2,
+                          ffn_out=[torch.rand(32, generator=generator) for _ in range(2)] if prune_outputs else None)
+    plan = make_plan(scores, 0.5, hidden_size=32, model_type=model_type, round_to=4, prune_outputs=prune_outputs)
+    apply_pruning(classifier.backbone, plan)
+    out = root / f"{model_type}-{head}"
+    save_classifier(classifier, workspace.tokenizer, out, plan, skeleton_meta(workspace))
+    write_json(out / "report.json", {"config": {"data": {"task": "sst2", "data_dir": str(sst2_dir)}}})
+    test_accuracy = evaluate(classifier, workspace.test, torch.device("cpu"))["accuracy"]
+    return out, test_accuracy
+
+
+@pytest.mark.parametrize("model_type", ARCHITECTURE_NAMES)
+@pytest.mark.parametrize("head", ["cls", "mlm"])
+def test_every_variant_matches_pytorch(tmp_path, model_type, head, tokenizer_dir, sst2_dir):
+    directory, torch_accuracy = make_compressed_dir(tmp_path, model_type, head, tokenizer_dir, sst2_dir)
+    result = export_directory(directory)
+    variants = result["variants"]
+    assert set(variants) == {"fp32", "optimized", "int8"}
+    for name in ("fp32", "optimized"):
+        assert variants[name]["max_abs_diff"] <= 1e-4
+        assert variants[name]["test_accuracy"] == pytest.approx(torch_accuracy)
+    assert variants["int8"]["argmax_agreement"] >= 0.99
+    assert variants["optimized"]["fused_ops"].get("SkipLayerNormalization", 0) > 0
+    manifest = json.loads((directory / "onnx" / "manifest.json").read_text())
+    assert manifest["max_input_tokens"] > 0 and manifest["files"]["model.onnx"]
+    assert json.loads((directory / "report.json").read_text())["export"]["variants"]["fp32"]["file"] == "model.onnx"
+    assert not (directory / ".onnx.partial").exists()
+
+
+def test_output_pruning_exports_too(tmp_path, tokenizer_dir, sst2_dir):
+    directory, _ = make_compressed_dir(tmp_path, "bert", "cls", tokenizer_dir, sst2_dir, prune_outputs=True)
+    result = export_directory(directory, ExportConfig(variants=("fp32", "optimized")))
+    assert result["variants"]["optimized"]["max_abs_diff"] <= 1e-4
+
+
+@pytest.mark.parametrize(("model_type", "head"), [("bert", "cls"), ("roberta", "mlm")])
+def test_real_clients_agree(tmp_path, model_type, head, tokenizer_dir, sst2_dir):
+    """optimum's ORTModel in a transformers pipeline, a bare InferenceSession, and skeleton.load agree."""
+    import onnxruntime as ort
+    from optimum.onnxruntime import ORTModelForSequenceClassification
+    from transformers import AutoTokenizer, pipeline
+
+    directory, _ = make_compressed_dir(tmp_path, model_type, head, tokenizer_dir, sst2_dir)
+    export_directory(directory, ExportConfig(variants=("fp32",)))
+    onnx_dir = directory / "onnx"
+    texts = ["the movie was great", "a very dull plot", "awful", "nice story of the acting"]
+    expected = skeleton.load(directory, device="cpu").predict(texts)
+
+    ort_model = ORTModelForSequenceClassification.from_pretrained(str(onnx_dir), file_name="model.onnx")
+    tokenizer = AutoTokenizer.from_pretrained(str(onnx_dir))
+    classify = pipeline("text-classification", model=ort_model, tokenizer=tokenizer)
+    got = classify(texts)
+    assert [g["label"] for g in got] == [label for label, _ in expected]
+    assert [g["score"] for g in got] == pytest.approx([score for _, score in expected], abs=1e-5)
+
+    session = ort.InferenceSession(str(onnx_dir / "model.onnx"))
+    encoded = tokenizer(texts, padding=True, return_tensors="np")
+    feeds = {i.name: encoded[i.name] for i in session.get_inputs()}
+    logits = session.run(["logits"], feeds)[0]
+    assert [tokenizer_label(ort_model, i) for i in logits.argmax(-1)] == [label for label, _ in expected]
+
+    predicted = Predictor(directory, variant="fp32").predict(texts)
+    assert [label for label, _ in predicted] == [label for label, _ in expected]
+    assert [score for _, score in predicted] == pytest.approx([score for _, score in expected], abs=1e-5)
+
+
+def tokenizer_label(model, index):
+    return model.config.id2label[int(index)]
+
+
+def test_long_inputs_are_truncated(tmp_path, tokenizer_dir, sst2_dir):
+    directory, _ = make_compressed_dir(tmp_path, "bert", "mlm", tokenizer_dir, sst2_dir)
+    export_directory(directory, ExportConfig(variants=("fp32",)))
+    predictor = Predictor(directory)
+    long_text = " ".join(["good movie"] * 400)
+    assert predictor.encode([long_text])["input_ids"].shape[1] == predictor.max_input_tokens
+    assert len(predictor.predict([long_text])) == 1
+
+
+def test_refuses_what_is_not_a_model_and_damaged_files(tmp_path, tokenizer_dir, sst2_dir):
+    with pytest.raises(SkeletonError, match="not a compressed model directory: skeleton.json is missing"):
+        export_directory(tmp_path)
+    directory, _ = make_compressed_dir(tmp_path, "bert", "cls", tokenizer_dir, sst2_dir)
+    export_directory(directory, ExportConfig(variants=("fp32",)))
+    with (directory / "onnx" / "model.onnx").open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(SkeletonError, match=r"model.onnx does not match its checksum"):
+        Predictor(directory)
+    with pytest.raises(SkeletonError, match="variant 'int8' was not exported"):
+        Predictor(directory, variant="int8", verify=False)
+
+
+def test_export_config_checks():
+    with pytest.raises(ValueError, match="variants"):
+        ExportConfig(variants=("int4",))
+
+
+def test_predictions_are_probabilities(tmp_path, tokenizer_dir, sst2_dir):
+    directory, _ = make_compressed_dir(tmp_path, "distilbert", "cls", tokenizer_dir, sst2_dir)
+    export_directory(directory, ExportConfig(variants=("fp32", "int8")))
+    predictor = Predictor(directory)
+    logits = predictor.logits(["good", "bad film", "the plot was boring"])
+    assert logits.shape == (3, 2) and np.isfinite(logits).all()
