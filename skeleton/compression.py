@@ -42,6 +42,7 @@ from skeleton.workspace import ModelConfig, Workspace
 
 STATE_FILE = "state.json"
 STAGES_DIR = "stages"
+PROMPT_TUNED_DIR = "prompt_tuned"
 
 
 def default_condense_config() -> TrainConfig:
@@ -325,6 +326,9 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
             leftover.unlink(missing_ok=True)
         import shutil
 
+        # the prompt-tuned (unpruned) prompt and head stay, for comparisons and re-runs with --prompt
+        shutil.rmtree(work / PROMPT_TUNED_DIR, ignore_errors=True)
+        shutil.move(str(checkpoint.stages / "prior"), str(work / PROMPT_TUNED_DIR))
         shutil.rmtree(work / STAGES_DIR, ignore_errors=True)
     return CompressResult(str(output), report)
 
