@@ -43,8 +43,9 @@ def main() -> None:
     ratio = args.ratio or report["kept_ratio"]
     device = resolve_device(args.device)
     workspace = Workspace(DataConfig(**config["data"]), ModelConfig(**config["model"]))
-    classifier = load_prompt_and_head(workspace.load_backbone(), workspace.tokenizer, workspace.spec,
-                                      args.directory / "prompt_tuned").to(device)
+    classifier = load_prompt_and_head(
+        workspace.load_backbone(), workspace.tokenizer, workspace.spec, args.directory / "prompt_tuned"
+    ).to(device)
     samples = workspace.attribution_split(args.samples, config["tune"]["seed"])
     results = []
     for name in SCORERS:
@@ -55,26 +56,41 @@ def main() -> None:
         for compensation in (False, True):
             pruned = copy.deepcopy(classifier)
             backbone = pruned.backbone
-            plan = make_plan(scores, ratio, backbone.config.hidden_size, backbone.config.model_type,
-                             round_to=config["round_to"], bias_compensation=compensation)
+            plan = make_plan(
+                scores,
+                ratio,
+                backbone.config.hidden_size,
+                backbone.config.model_type,
+                round_to=config["round_to"],
+                bias_compensation=compensation,
+            )
             apply_pruning(backbone, plan, scores)
-            results.append({
-                "scorer": name,
-                "bias_compensation": compensation,
-                "kept_ratio": ratio,
-                "kept_fraction": plan.kept_fraction,
-                "validation_accuracy": evaluate(pruned, workspace.validation, device)["accuracy"],
-                "test_accuracy": evaluate(pruned, workspace.test, device)["accuracy"],
-                "seconds": time.perf_counter() - started,
-            })
-    table = Table(title=f"scorers at kept ratio {ratio:.2f}, no condensation "
-                        f"(prompt-tuned: validation {report['prompt_tuned']['validation']['accuracy']:.2f}, "
-                        f"test {report['prompt_tuned']['test']['accuracy']:.2f})")
+            results.append(
+                {
+                    "scorer": name,
+                    "bias_compensation": compensation,
+                    "kept_ratio": ratio,
+                    "kept_fraction": plan.kept_fraction,
+                    "validation_accuracy": evaluate(pruned, workspace.validation, device)["accuracy"],
+                    "test_accuracy": evaluate(pruned, workspace.test, device)["accuracy"],
+                    "seconds": time.perf_counter() - started,
+                }
+            )
+    table = Table(
+        title=f"scorers at kept ratio {ratio:.2f}, no condensation "
+        f"(prompt-tuned: validation {report['prompt_tuned']['validation']['accuracy']:.2f}, "
+        f"test {report['prompt_tuned']['test']['accuracy']:.2f})"
+    )
     for column in ("scorer", "bias compensation", "kept", "validation acc", "test acc"):
         table.add_column(column, justify="right")
     for row in results:
-        table.add_row(row["scorer"], "yes" if row["bias_compensation"] else "no", f"{100 * row['kept_fraction']:.1f}%",
-                      f"{row['validation_accuracy']:.2f}", f"{row['test_accuracy']:.2f}")
+        table.add_row(
+            row["scorer"],
+            "yes" if row["bias_compensation"] else "no",
+            f"{100 * row['kept_fraction']:.1f}%",
+            f"{row['validation_accuracy']:.2f}",
+            f"{row['test_accuracy']:.2f}",
+        )
     Console().print(table)
     if args.output:
         args.output.write_text(json.dumps(results, indent=2))

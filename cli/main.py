@@ -49,7 +49,10 @@ Task = Annotated[str, typer.Option(help="Task: sst2, mrpc, ag_news, imdb or cb."
 Model = Annotated[str, typer.Option(help="Hub id or local path; 'default' is the packaged all-MiniLM-L6-v2.")]
 DataDir = Annotated[
     str | None,
-    typer.Option(help="Local GLUE-style TSV directory (the task's folder or a root with <task>/); else $SKELETON_DATA_DIR, else the hub."),
+    typer.Option(
+        help="Local GLUE-style TSV directory (the task's folder or a root with <task>/); "
+        "else $SKELETON_DATA_DIR, else the hub."
+    ),
 ]
 TrainSamples = Annotated[int | None, typer.Option(help="Subsample the training split to N rows for quick runs.")]
 ValidationSamples = Annotated[int | None, typer.Option(help="Subsample the held-out validation split to N rows.")]
@@ -58,6 +61,9 @@ Head = Annotated[str, typer.Option(help="cls (mean-pooled linear head), mlm (ver
 PromptTokens = Annotated[int, typer.Option(help="Soft prompt length (virtual tokens).")]
 PromptInit = Annotated[str, typer.Option(help="Initialise the prompt from the task's instruction 'text', or 'random'.")]
 MaxLength = Annotated[int, typer.Option(help="Longest text in tokens; longer texts are truncated.")]
+Template = Annotated[
+    bool, typer.Option(help="Wrap texts in the task's instruction template (always on for --head mlm).")
+]
 Epochs = Annotated[float, typer.Option(help="Training epochs (early stopping may end sooner).")]
 BatchSize = Annotated[int, typer.Option(help="Training batch size.")]
 Lr = Annotated[float, typer.Option(help="Learning rate of the soft prompt.")]
@@ -70,16 +76,45 @@ Overwrite = Annotated[bool, typer.Option(help="Replace an existing output direct
 Quiet = Annotated[bool, typer.Option(help="No progress bars.")]
 
 
-def _data_model_train(task, model, data_dir, train_samples, validation_samples, test_samples, head, prompt_tokens,
-                      prompt_init, max_length, epochs, batch_size, lr, head_lr, patience, seed):
+def _data_model_train(
+    task,
+    model,
+    data_dir,
+    train_samples,
+    validation_samples,
+    test_samples,
+    head,
+    prompt_tokens,
+    prompt_init,
+    max_length,
+    template,
+    epochs,
+    batch_size,
+    lr,
+    head_lr,
+    patience,
+    seed,
+):
     from skeleton.data import DataConfig
     from skeleton.tuning import TrainConfig
     from skeleton.workspace import ModelConfig
 
-    data = DataConfig(task=task, data_dir=data_dir, train_samples=train_samples, validation_samples=validation_samples,
-                      test_samples=test_samples, seed=seed)
-    model_config = ModelConfig(model=model, head=head, num_virtual_tokens=prompt_tokens, prompt_init=prompt_init,
-                               max_length=max_length)
+    data = DataConfig(
+        task=task,
+        data_dir=data_dir,
+        train_samples=train_samples,
+        validation_samples=validation_samples,
+        test_samples=test_samples,
+        seed=seed,
+    )
+    model_config = ModelConfig(
+        model=model,
+        head=head,
+        num_virtual_tokens=prompt_tokens,
+        prompt_init=prompt_init,
+        max_length=max_length,
+        use_template=template,
+    )
     train = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr, patience=patience, seed=seed)
     return data, model_config, train
 
@@ -101,10 +136,11 @@ def tune(
     prompt_tokens: PromptTokens = 20,
     prompt_init: PromptInit = "text",
     max_length: MaxLength = 128,
+    template: Template = True,
     epochs: Epochs = 1.0,
     batch_size: BatchSize = 32,
     lr: Lr = 3e-2,
-    head_lr: HeadLr = 3e-3,
+    head_lr: HeadLr = 1e-2,
     patience: Patience = 3,
     seed: Seed = 42,
     device: Device = "auto",
@@ -117,9 +153,25 @@ def tune(
     from skeleton.tuning import TuneConfig
     from skeleton.tuning import tune as run_tune
 
-    data, model_config, train = _data_model_train(task, model, data_dir, train_samples, validation_samples, test_samples,
-                                                  head, prompt_tokens, prompt_init, max_length, epochs, batch_size, lr,
-                                                  head_lr, patience, seed)
+    data, model_config, train = _data_model_train(
+        task,
+        model,
+        data_dir,
+        train_samples,
+        validation_samples,
+        test_samples,
+        head,
+        prompt_tokens,
+        prompt_init,
+        max_length,
+        template,
+        epochs,
+        batch_size,
+        lr,
+        head_lr,
+        patience,
+        seed,
+    )
     config = TuneConfig(data=data, model=model_config, train=train, output=output, device=device, overwrite=overwrite)
     result = run_tune(config, Reporter(enabled=not quiet, console=err))
     table = Table(title=f"skeleton tune: {task}")
@@ -144,21 +196,34 @@ def compress(
     prompt_tokens: PromptTokens = 20,
     prompt_init: PromptInit = "text",
     max_length: MaxLength = 128,
+    template: Template = True,
     epochs: Epochs = 1.0,
     batch_size: BatchSize = 32,
     lr: Lr = 3e-2,
-    head_lr: HeadLr = 3e-3,
+    head_lr: HeadLr = 1e-2,
     patience: Patience = 3,
     condense_epochs: Annotated[float, typer.Option(help="Epochs of knowledge condensation per search trial.")] = 0.25,
-    condense_samples: Annotated[int | None, typer.Option(help="Training rows used by each condensation (default: all).")] = None,
-    prompt: Annotated[str | None, typer.Option(help="Reuse a prompt saved by 'skeleton tune' instead of step 1.")] = None,
-    scorer: Annotated[str, typer.Option(help="Neuron scorer: attribution, activation, gradient or random.")] = "attribution",
+    condense_samples: Annotated[
+        int | None, typer.Option(help="Training rows used by each condensation (default: all).")
+    ] = None,
+    prompt: Annotated[
+        str | None, typer.Option(help="Reuse a prompt saved by 'skeleton tune' instead of step 1.")
+    ] = None,
+    scorer: Annotated[
+        str, typer.Option(help="Neuron scorer: attribution, activation, gradient or random.")
+    ] = "attribution",
     attribution_samples: Annotated[int, typer.Option(help="Training instances the scorer averages over.")] = 20,
-    targets: Annotated[str, typer.Option(help="'ffn', or 'ffn,ffn-out' to prune the second FFN's output dims too.")] = "ffn",
+    targets: Annotated[
+        str, typer.Option(help="'ffn', or 'ffn,ffn-out' to prune the second FFN's output dims too.")
+    ] = "ffn",
     margin: Annotated[float, typer.Option(help="Accepted validation accuracy drop, in points.")] = 1.0,
     max_trials: Annotated[int, typer.Option(help="Most kept ratios the binary search tries.")] = 5,
-    fast_search: Annotated[bool, typer.Option(help="Judge trials without condensing; condense only the chosen ratio.")] = False,
-    bias_compensation: Annotated[bool, typer.Option(help="Fold removed neurons' mean contribution into the FFN bias.")] = True,
+    fast_search: Annotated[
+        bool, typer.Option(help="Judge trials without condensing; condense only the chosen ratio.")
+    ] = False,
+    bias_compensation: Annotated[
+        bool, typer.Option(help="Fold removed neurons' mean contribution into the FFN bias.")
+    ] = True,
     round_to: Annotated[int, typer.Option(help="Keep each layer's FFN width a multiple of N.")] = 8,
     export: Annotated[bool, typer.Option(help="Export the slim model to ONNX at the end.")] = True,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run after its last finished stage.")] = False,
@@ -175,17 +240,53 @@ def compress(
     from skeleton.search import SearchConfig
     from skeleton.tuning import TrainConfig
 
-    data, model_config, train = _data_model_train(task, model, data_dir, train_samples, validation_samples, test_samples,
-                                                  head, prompt_tokens, prompt_init, max_length, epochs, batch_size, lr,
-                                                  head_lr, patience, seed)
-    condense = TrainConfig(epochs=condense_epochs, batch_size=batch_size, lr=lr, head_lr=head_lr, patience=2,
-                           evals_per_epoch=2, seed=seed, max_samples=condense_samples)
+    data, model_config, train = _data_model_train(
+        task,
+        model,
+        data_dir,
+        train_samples,
+        validation_samples,
+        test_samples,
+        head,
+        prompt_tokens,
+        prompt_init,
+        max_length,
+        template,
+        epochs,
+        batch_size,
+        lr,
+        head_lr,
+        patience,
+        seed,
+    )
+    condense = TrainConfig(
+        epochs=condense_epochs,
+        batch_size=batch_size,
+        lr=lr,
+        head_lr=head_lr,
+        patience=2,
+        evals_per_epoch=2,
+        seed=seed,
+        max_samples=condense_samples,
+    )
     config = CompressConfig(
-        data=data, model=model_config, tune=train, condense=condense,
-        search=SearchConfig(margin=margin, max_trials=max_trials), scorer=scorer,
-        attribution_samples=attribution_samples, targets=tuple(t.strip() for t in targets.split(",") if t.strip()),
-        bias_compensation=bias_compensation, round_to=round_to, fast_search=fast_search, prompt=prompt,
-        output=output, device=device, resume=resume, overwrite=overwrite, export=export,
+        data=data,
+        model=model_config,
+        tune=train,
+        condense=condense,
+        search=SearchConfig(margin=margin, max_trials=max_trials),
+        scorer=scorer,
+        attribution_samples=attribution_samples,
+        targets=tuple(t.strip() for t in targets.split(",") if t.strip()),
+        bias_compensation=bias_compensation,
+        round_to=round_to,
+        fast_search=fast_search,
+        prompt=prompt,
+        output=output,
+        device=device,
+        resume=resume,
+        overwrite=overwrite,
+        export=export,
     )
     result = run_compress(config, Reporter(enabled=not quiet, console=err))
     print_compress_summary(result.report, result.output)
@@ -197,27 +298,45 @@ def print_compress_summary(report: dict, output: str) -> None:
         table.add_column(column, justify="right")
     params = report["parameters"]
     prior, slim = report["prompt_tuned"], report["skeleton"]
-    table.add_row("prompt-tuned", f"{prior['validation']['accuracy']:.2f}", f"{prior['test']['accuracy']:.2f}",
-                  "100.0%", f"{params['backbone_before'] / 1e6:.2f}M")
-    table.add_row("Skeleton", f"{slim['validation']['accuracy']:.2f}", f"{slim['test']['accuracy']:.2f}",
-                  f"{100 * report['kept_fraction']:.1f}%", f"{params['backbone_after'] / 1e6:.2f}M")
+    table.add_row(
+        "prompt-tuned",
+        f"{prior['validation']['accuracy']:.2f}",
+        f"{prior['test']['accuracy']:.2f}",
+        "100.0%",
+        f"{params['backbone_before'] / 1e6:.2f}M",
+    )
+    table.add_row(
+        "Skeleton",
+        f"{slim['validation']['accuracy']:.2f}",
+        f"{slim['test']['accuracy']:.2f}",
+        f"{100 * report['kept_fraction']:.1f}%",
+        f"{params['backbone_after'] / 1e6:.2f}M",
+    )
     out.print(table)
     trials = Table(title="kept-ratio search")
     for column in ("kept ratio", "validation acc", "accepted", "seconds"):
         trials.add_column(column, justify="right")
     for trial in report["search"]["trials"]:
-        trials.add_row(f"{trial['kept_ratio']:.2f}", f"{trial['validation_accuracy']:.2f}",
-                       "yes" if trial["accepted"] else "no", f"{trial['seconds']:.0f}")
+        trials.add_row(
+            f"{trial['kept_ratio']:.2f}",
+            f"{trial['validation_accuracy']:.2f}",
+            "yes" if trial["accepted"] else "no",
+            f"{trial['seconds']:.0f}",
+        )
     out.print(trials)
-    out.print(f"removed {100 * report['removed_fraction']:.1f}% of FFN neurons in "
-              f"{report['timings_seconds']['total'] / 60:.1f} min; saved to {output}")
+    out.print(
+        f"removed {100 * report['removed_fraction']:.1f}% of FFN neurons in "
+        f"{report['timings_seconds']['total'] / 60:.1f} min; saved to {output}"
+    )
 
 
 @app.command()
 @friendly_errors
 def export(
     directory: Annotated[Path, typer.Argument(help="A directory written by 'skeleton compress' (or 'skeleton tune').")],
-    variants: Annotated[str, typer.Option(help="Comma-separated graphs to write: fp32, optimized, int8.")] = "fp32,optimized,int8",
+    variants: Annotated[
+        str, typer.Option(help="Comma-separated graphs to write: fp32, optimized, int8.")
+    ] = "fp32,optimized,int8",
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
     quiet: Quiet = False,
 ) -> None:
@@ -232,24 +351,48 @@ def export(
 
 def print_export_summary(result: dict) -> None:
     table = Table(title=f"ONNX export: {result['directory']}")
-    for column in ("variant", "file", "MB", "max |diff| vs torch", "argmax agreement", "test acc", "fused ops"):
+    for column in (
+        "variant",
+        "file",
+        "MB",
+        "max |diff| vs torch",
+        "argmax agreement",
+        "test acc",
+        "fused ops",
+    ):
         table.add_column(column, justify="right")
     for name, info in result["variants"].items():
         accuracy = f"{info['test_accuracy']:.2f}" if "test_accuracy" in info else "-"
         fused = ", ".join(f"{k} {v}" for k, v in info["fused_ops"].items()) or "-"
-        table.add_row(name, info["file"], f"{info['bytes'] / 1e6:.1f}", f"{info['max_abs_diff']:.1e}",
-                      f"{100 * info['argmax_agreement']:.1f}%", accuracy, fused)
+        table.add_row(
+            name,
+            info["file"],
+            f"{info['bytes'] / 1e6:.1f}",
+            f"{info['max_abs_diff']:.1e}",
+            f"{100 * info['argmax_agreement']:.1f}%",
+            accuracy,
+            fused,
+        )
     out.print(table)
-    out.print(f"default variant: {result['default_variant']}; inputs longer than {result['max_input_tokens']} tokens are truncated")
+    out.print(
+        f"default variant: {result['default_variant']}; "
+        f"inputs longer than {result['max_input_tokens']} tokens are truncated"
+    )
 
 
 @app.command()
 @friendly_errors
 def predict(
     directory: Annotated[Path, typer.Argument(help="A compressed model directory with onnx/, or the onnx/ directory.")],
-    texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify; for pair tasks 'text1<TAB>text2'.")] = None,
-    file: Annotated[Path | None, typer.Option(help="Read texts from a file, one per line (pairs tab-separated).")] = None,
-    variant: Annotated[str | None, typer.Option(help="fp32, optimized or int8 (default: the best exported one).")] = None,
+    texts: Annotated[
+        list[str] | None, typer.Argument(help="Texts to classify; for pair tasks 'text1<TAB>text2'.")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option(help="Read texts from a file, one per line (pairs tab-separated).")
+    ] = None,
+    variant: Annotated[
+        str | None, typer.Option(help="fp32, optimized or int8 (default: the best exported one).")
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Texts per onnxruntime call.")] = 32,
     device: Device = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per line.")] = False,
@@ -272,9 +415,13 @@ def predict(
     rows = [tuple(t.split("\t", 1)) if pair else t for t in inputs]
     if pair and any(len(r) != 2 for r in rows):
         raise SkeletonError("pair inputs need exactly one tab between the two texts")
-    for text, (label, score) in zip(inputs, predictor.predict(rows, batch_size=batch_size)):
+    for text, (label, score) in zip(inputs, predictor.predict(rows, batch_size=batch_size), strict=True):
         if as_json:
-            out.print(json.dumps({"text": text, "label": label, "score": round(score, 6)}), highlight=False, soft_wrap=True)
+            out.print(
+                json.dumps({"text": text, "label": label, "score": round(score, 6)}),
+                highlight=False,
+                soft_wrap=True,
+            )
         else:
             out.print(f"{label}\t{score:.4f}\t{text}", highlight=False, soft_wrap=True)
 

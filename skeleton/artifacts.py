@@ -20,7 +20,13 @@ from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, PreTrained
 from skeleton.batching import Batch, collate, encode_split
 from skeleton.device import resolve_device
 from skeleton.errors import SkeletonError
-from skeleton.modeling import HEAD_CONFIG_FILE, HeadConfig, PromptedClassifier, load_prompt_and_head, load_tokenizer
+from skeleton.modeling import (
+    HEAD_CONFIG_FILE,
+    HeadConfig,
+    PromptedClassifier,
+    load_prompt_and_head,
+    load_tokenizer,
+)
 from skeleton.pruning import PruningPlan, apply_pruning
 from skeleton.tasks import TaskSpec, get_task
 
@@ -136,11 +142,15 @@ class CompressedModel:
                 raise SkeletonError(
                     f"task {self.spec.name} takes {len(self.spec.text_fields)} text(s) per input, got {len(parts)}"
                 )
-            for f, part in zip(self.spec.text_fields, parts):
+            for f, part in zip(self.spec.text_fields, parts, strict=True):
                 rows[f].append(part)
         rows["label"] = [0] * len(texts)
         encoded = encode_split(
-            datasets.Dataset.from_dict(rows), self.tokenizer, self.spec, self.classifier.head_config.use_template, self.max_length
+            datasets.Dataset.from_dict(rows),
+            self.tokenizer,
+            self.spec,
+            self.classifier.head_config.use_template,
+            self.max_length,
         )
         return collate(encoded, list(range(len(texts))), self.tokenizer.pad_token_id or 0)
 
@@ -179,7 +189,11 @@ def load(directory: str | Path, device: str = "auto", attn_implementation: str |
     head = HeadConfig.from_dict(json.loads((directory / HEAD_CONFIG_FILE).read_text())).kind
     config = AutoConfig.from_pretrained(str(directory))
     auto = AutoModelForMaskedLM if head == "mlm" else AutoModel
-    backbone = auto.from_config(config, attn_implementation=attn_implementation) if attn_implementation else auto.from_config(config)
+    backbone = (
+        auto.from_config(config, attn_implementation=attn_implementation)
+        if attn_implementation
+        else auto.from_config(config)
+    )
     plan = None
     if (directory / PLAN_FILE).is_file():
         plan = PruningPlan.load(directory / PLAN_FILE)

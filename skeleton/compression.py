@@ -18,8 +18,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
-
 from skeleton.artifacts import (
     PLAN_FILE,
     REPORT_FILE,
@@ -95,7 +93,9 @@ class CompressConfig:
         self.targets = tuple(self.targets)
         unknown = [t for t in self.targets if t not in TARGETS]
         if unknown or "ffn" not in self.targets:
-            raise ValueError(f"targets must include ffn and be among {', '.join(TARGETS)}, got {','.join(self.targets)}")
+            raise ValueError(
+                f"targets must include ffn and be among {', '.join(TARGETS)}, got {','.join(self.targets)}"
+            )
         from skeleton.scoring import SCORERS
 
         if self.scorer not in SCORERS:
@@ -124,7 +124,9 @@ class _Checkpoint:
         self.path = work / STATE_FILE
         self.stages = work / STAGES_DIR
         self.stages.mkdir(exist_ok=True)
-        fingerprint = {k: v for k, v in config.to_dict().items() if k not in ("resume", "overwrite", "output", "device", "export")}
+        fingerprint = {
+            k: v for k, v in config.to_dict().items() if k not in ("resume", "overwrite", "output", "device", "export")
+        }
         self.state: dict = {"fingerprint": fingerprint, "done": {}}
         if resume and self.path.is_file():
             previous = json.loads(self.path.read_text())
@@ -143,22 +145,37 @@ class _Checkpoint:
 def _prior(workspace: Workspace, config: CompressConfig, checkpoint: _Checkpoint, device, reporter: Reporter):
     """Step 1: the prompt-tuned classifier on the unpruned backbone, and its metrics."""
     stage_dir = checkpoint.stages / "prior"
-    evaluate_kwargs = dict(device=device, batch_size=config.tune.eval_batch_size, pad_token_id=workspace.pad_token_id, with_f1=workspace.with_f1)
+    evaluate_kwargs = dict(
+        device=device,
+        batch_size=config.tune.eval_batch_size,
+        pad_token_id=workspace.pad_token_id,
+        with_f1=workspace.with_f1,
+    )
     done = checkpoint.done("prior")
     if done is not None:
         reporter.message("resume: reusing the prompt-tuned model")
-        return load_prompt_and_head(workspace.load_backbone(), workspace.tokenizer, workspace.spec, stage_dir).to(device), done
+        return load_prompt_and_head(workspace.load_backbone(), workspace.tokenizer, workspace.spec, stage_dir).to(
+            device
+        ), done
     started = time.perf_counter()
     if config.prompt:
         reporter.message(f"step 1/4: reusing the tuned prompt in {config.prompt}")
-        classifier = load_prompt_and_head(workspace.load_backbone(), workspace.tokenizer, workspace.spec, Path(config.prompt))
+        classifier = load_prompt_and_head(
+            workspace.load_backbone(), workspace.tokenizer, workspace.spec, Path(config.prompt)
+        )
         classifier.to(device)
         training = None
     else:
         reporter.message("step 1/4: prior knowledge injection (prompt tuning)")
         classifier = workspace.new_classifier(seed=config.tune.seed)
         training = train_prompt(
-            classifier, workspace.train, workspace.validation, config.tune, device, workspace.pad_token_id, reporter,
+            classifier,
+            workspace.train,
+            workspace.validation,
+            config.tune,
+            device,
+            workspace.pad_token_id,
+            reporter,
             description="prompt tuning",
         ).to_dict()
     result = {
@@ -212,7 +229,9 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
     device = resolve_device(config.device)
     reporter.message(f"loading {config.data.task} and {config.model.model} (device {device})")
     workspace = Workspace(config.data, config.model)
-    output = Path(config.output or Path("exported_models") / f"{workspace.spec.name}-{model_slug(workspace.model_path)}")
+    output = Path(
+        config.output or Path("exported_models") / f"{workspace.spec.name}-{model_slug(workspace.model_path)}"
+    )
     timings: dict[str, float] = {}
     with atomic_directory(output, overwrite=config.overwrite, resume=config.resume) as work:
         checkpoint = _Checkpoint(work, config, config.resume)
@@ -229,12 +248,24 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
             pruned, plan = prune_classifier(classifier, scores, ratio, config)
             details = {"kept_fraction": plan.kept_fraction}
             if config.fast_search:
-                accuracy = evaluate(pruned, workspace.validation, device, config.condense.eval_batch_size, workspace.pad_token_id)["accuracy"]
+                accuracy = evaluate(
+                    pruned,
+                    workspace.validation,
+                    device,
+                    config.condense.eval_batch_size,
+                    workspace.pad_token_id,
+                )["accuracy"]
                 details["before_condensation"] = accuracy
             else:
                 result = train_prompt(
-                    pruned, workspace.train, workspace.validation, config.condense, device, workspace.pad_token_id,
-                    reporter, description=f"condensing at kept ratio {ratio:.2f}",
+                    pruned,
+                    workspace.train,
+                    workspace.validation,
+                    config.condense,
+                    device,
+                    workspace.pad_token_id,
+                    reporter,
+                    description=f"condensing at kept ratio {ratio:.2f}",
                 )
                 accuracy = result.best_validation_accuracy
                 details["before_condensation"] = result.history[0]["validation_accuracy"]
@@ -245,7 +276,8 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
         def record(trial: Trial) -> None:
             reporter.message(
                 f"  trial kept ratio {trial.kept_ratio:.2f}: validation {trial.validation_accuracy:.2f} "
-                f"({'accepted' if trial.accepted else 'rejected'}, threshold {baseline - config.search.margin:.2f}, {trial.seconds:.0f}s)"
+                f"({'accepted' if trial.accepted else 'rejected'}, "
+                f"threshold {baseline - config.search.margin:.2f}, {trial.seconds:.0f}s)"
             )
             finished = (checkpoint.done("trials") or {"trials": []})["trials"] + [asdict(trial)]
             checkpoint.finish("trials", {"trials": finished})
@@ -268,15 +300,30 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
                 final, plan = prune_classifier(classifier, scores, ratio, config)
                 trial_dir = checkpoint.stages / f"trial-{ratio:.2f}"
                 if not config.fast_search and (trial_dir / "prompt").is_dir():  # resumed: reuse the condensed prompt
-                    final = load_prompt_and_head(final.backbone, workspace.tokenizer, workspace.spec, trial_dir).to(device)
+                    final = load_prompt_and_head(final.backbone, workspace.tokenizer, workspace.spec, trial_dir).to(
+                        device
+                    )
                 else:
-                    train_prompt(final, workspace.train, workspace.validation, config.condense, device,
-                                 workspace.pad_token_id, reporter, description=f"condensing at kept ratio {ratio:.2f}")
+                    train_prompt(
+                        final,
+                        workspace.train,
+                        workspace.validation,
+                        config.condense,
+                        device,
+                        workspace.pad_token_id,
+                        reporter,
+                        description=f"condensing at kept ratio {ratio:.2f}",
+                    )
             else:
                 _, plan = prune_classifier(classifier, scores, ratio, config)  # the same deterministic plan
         timings["condensation"] = time.perf_counter() - step_started
 
-        evaluate_kwargs = dict(device=device, batch_size=config.condense.eval_batch_size, pad_token_id=workspace.pad_token_id, with_f1=workspace.with_f1)
+        evaluate_kwargs = dict(
+            device=device,
+            batch_size=config.condense.eval_batch_size,
+            pad_token_id=workspace.pad_token_id,
+            with_f1=workspace.with_f1,
+        )
         skeleton_metrics = {
             "validation": evaluate(final, workspace.validation, **evaluate_kwargs),
             "test": evaluate(final, workspace.test, **evaluate_kwargs),
@@ -320,7 +367,9 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
             from skeleton.export import ExportConfig, export_directory
 
             reporter.message("exporting to ONNX")
-            report["export"] = export_directory(work, ExportConfig(device=config.device), workspace=workspace, reporter=reporter)
+            report["export"] = export_directory(
+                work, ExportConfig(device=config.device), workspace=workspace, reporter=reporter
+            )
             write_json(work / REPORT_FILE, report)
         for leftover in (work / STATE_FILE,):
             leftover.unlink(missing_ok=True)

@@ -54,7 +54,9 @@ def load_config(model_path: str):
     try:
         config = AutoConfig.from_pretrained(model_path)
     except OSError as error:
-        raise SkeletonError(f"could not load model {model_path!r}: not a local path and not reachable on the hub") from error
+        raise SkeletonError(
+            f"could not load model {model_path!r}: not a local path and not reachable on the hub"
+        ) from error
     get_architecture(config.model_type)
     return config
 
@@ -136,7 +138,13 @@ class PromptedClassifier(nn.Module):
     backbone may be pruned: nothing here depends on FFN widths.
     """
 
-    def __init__(self, peft_model: PeftModel, head_config: HeadConfig, head: nn.Module | None, mask_token_id: int | None):
+    def __init__(
+        self,
+        peft_model: PeftModel,
+        head_config: HeadConfig,
+        head: nn.Module | None,
+        mask_token_id: int | None,
+    ):
         super().__init__()
         self.peft_model = peft_model
         self.head_config = head_config
@@ -144,7 +152,9 @@ class PromptedClassifier(nn.Module):
         self.mask_token_id = mask_token_id
         if head_config.verbalizer_token_ids is not None:
             self.register_buffer(
-                "verbalizer_ids", torch.tensor(head_config.verbalizer_token_ids, dtype=torch.long), persistent=False
+                "verbalizer_ids",
+                torch.tensor(head_config.verbalizer_token_ids, dtype=torch.long),
+                persistent=False,
             )
 
     @property
@@ -188,7 +198,9 @@ class PromptedClassifier(nn.Module):
         mask = torch.cat([prompt_mask, attention_mask], dim=1)  # (batch, prompt + tokens)
         kwargs = {}
         if token_type_ids is not None and get_architecture(backbone.config.model_type).uses_token_type_ids:
-            kwargs["token_type_ids"] = torch.cat([token_type_ids.new_zeros(batch_size, prompt.shape[0]), token_type_ids], 1)
+            kwargs["token_type_ids"] = torch.cat(
+                [token_type_ids.new_zeros(batch_size, prompt.shape[0]), token_type_ids], 1
+            )
         hidden = base_of(backbone)(inputs_embeds=inputs_embeds, attention_mask=mask, **kwargs)[0]
         return hidden, mask
 
@@ -302,7 +314,9 @@ def load_prompt_and_head(backbone: nn.Module, tokenizer, spec: TaskSpec, directo
             raise SkeletonError(f"not a saved prompt: {needed} is missing")
     head_config = HeadConfig.from_dict(json.loads((directory / HEAD_CONFIG_FILE).read_text()))
     if head_config.num_labels != spec.num_labels:
-        raise SkeletonError(f"{directory} holds a {head_config.num_labels}-label head, task {spec.name} has {spec.num_labels}")
+        raise SkeletonError(
+            f"{directory} holds a {head_config.num_labels}-label head, task {spec.name} has {spec.num_labels}"
+        )
     # peft refuses is_trainable=True for prompt learning; condensation re-tunes the prompt, so unfreeze it
     peft_model = PeftModel.from_pretrained(backbone, str(prompt_dir))
     peft_model.active_peft_config.inference_mode = False

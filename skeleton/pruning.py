@@ -112,7 +112,7 @@ def _layer_counts(scores: list[torch.Tensor], kept_ratio: float, round_to: int) 
     counts = [int(part.sum()) for part in survivors.split([len(s) for s in scores])]
     step = max(1, round_to)
     rounded = []
-    for count, scores_of_layer in zip(counts, scores):
+    for count, scores_of_layer in zip(counts, scores, strict=True):
         width = len(scores_of_layer)
         value = int(round(count / step)) * step
         rounded.append(min(width, max(step, value)))
@@ -141,13 +141,13 @@ def make_plan(
     if not 0.0 < kept_ratio <= 1.0:
         raise ValueError(f"kept_ratio must lie in (0, 1], got {kept_ratio}")
     counts = _layer_counts(scores.ffn, kept_ratio, round_to)
-    keep = [_top_indices(s, c) for s, c in zip(scores.ffn, counts)]
+    keep = [_top_indices(s, c) for s, c in zip(scores.ffn, counts, strict=True)]
     out_keep = None
     if prune_outputs:
         if scores.ffn_out is None:
             raise ValueError("prune_outputs needs scores of the FFN output dims (targets ffn-out)")
         out_counts = _layer_counts(scores.ffn_out, kept_ratio, round_to)
-        out_keep = [_top_indices(s, c) for s, c in zip(scores.ffn_out, out_counts)]
+        out_keep = [_top_indices(s, c) for s, c in zip(scores.ffn_out, out_counts, strict=True)]
     return PruningPlan(
         model_type=model_type,
         intermediate_sizes=[len(s) for s in scores.ffn],

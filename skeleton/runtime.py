@@ -36,7 +36,9 @@ def resolve_onnx_dir(directory: str | Path) -> Path:
         return directory / ONNX_DIR
     if not directory.exists():
         raise SkeletonError(f"directory not found: {directory}")
-    raise SkeletonError(f"{directory} holds no exported model ({ONNX_DIR}/{MANIFEST_FILE}); run 'skeleton export {directory}'")
+    raise SkeletonError(
+        f"{directory} holds no exported model ({ONNX_DIR}/{MANIFEST_FILE}); run 'skeleton export {directory}'"
+    )
 
 
 def read_manifest(onnx_dir: Path, verify: bool = True) -> dict:
@@ -48,7 +50,9 @@ def read_manifest(onnx_dir: Path, verify: bool = True) -> dict:
             if not path.is_file():
                 raise SkeletonError(f"{path} is missing (listed in {MANIFEST_FILE})")
             if _sha256(path) != expected:
-                raise SkeletonError(f"{path} does not match its checksum in {MANIFEST_FILE}: the file was changed or damaged")
+                raise SkeletonError(
+                    f"{path} does not match its checksum in {MANIFEST_FILE}: the file was changed or damaged"
+                )
     return manifest
 
 
@@ -59,7 +63,9 @@ def onnx_providers(device: str = "auto") -> list[str]:
     available = ort.get_available_providers()
     if device.startswith("cuda"):
         if "CUDAExecutionProvider" not in available:
-            raise SkeletonError("device cuda asked for, but this onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu)")
+            raise SkeletonError(
+                "device cuda asked for, but this onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu)"
+            )
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     if device == "auto" and "CUDAExecutionProvider" in available:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -112,8 +118,11 @@ class TorchRuntime(Runtime):
         import torch
 
         classifier = self.model.classifier
-        inputs = {k: torch.as_tensor(v, dtype=torch.long, device=self.model.device) for k, v in encoded.items()
-                  if k in ("input_ids", "attention_mask", "token_type_ids")}
+        inputs = {
+            k: torch.as_tensor(v, dtype=torch.long, device=self.model.device)
+            for k, v in encoded.items()
+            if k in ("input_ids", "attention_mask", "token_type_ids")
+        }
         with torch.no_grad():
             return classifier(**inputs).float().cpu().numpy()
 
@@ -149,7 +158,7 @@ class Predictor:
         """Tokenize (template included); inputs longer than ``max_input_tokens`` are truncated."""
         kwargs = dict(padding=True, truncation=True, max_length=self.max_input_tokens, return_tensors="np")
         if texts and not isinstance(texts[0], str):
-            first, second = zip(*texts)
+            first, second = zip(*texts, strict=True)
             return dict(self.tokenizer(list(first), list(second), **kwargs))
         return dict(self.tokenizer(list(texts), **kwargs))
 
@@ -157,7 +166,10 @@ class Predictor:
         """(texts, labels) logits; texts are strings, or (text1, text2) pairs for pair tasks."""
         if not texts:
             return np.zeros((0, len(self.label_names)), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]) if isinstance(texts[i], str) else sum(map(len, texts[i])))
+        order = sorted(
+            range(len(texts)),
+            key=lambda i: len(texts[i]) if isinstance(texts[i], str) else sum(map(len, texts[i])),
+        )
         out = np.zeros((len(texts), len(self.label_names)), dtype=np.float32)
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]  # similar lengths together: less padding

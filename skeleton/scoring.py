@@ -180,15 +180,19 @@ def collect_ffn_statistics(
                 "signed_act": [(a * weights).sum((0, 1)) for a in activations],
             }
             if with_gradients:
-                stats["act_grad"] = [((a * g).abs() * weights).sum((0, 1)) for a, g in zip(activations, grads)]
+                stats["act_grad"] = [
+                    ((a * g).abs() * weights).sum((0, 1)) for a, g in zip(activations, grads, strict=True)
+                ]
                 stats["grad"] = [(g.abs() * weights).sum((0, 1)) for g in grads]
                 if with_outputs:
-                    stats["out_act_grad"] = [((o * g).abs() * weights).sum((0, 1)) for o, g in zip(outputs, out_grads)]
+                    stats["out_act_grad"] = [
+                        ((o * g).abs() * weights).sum((0, 1)) for o, g in zip(outputs, out_grads, strict=True)
+                    ]
             if with_outputs:
                 stats["signed_out"] = [(o * weights).sum((0, 1)) for o in outputs]
             for key, values in stats.items():
                 values = [v.detach().float().cpu() for v in values]
-                sums[key] = values if key not in sums else [s + v for s, v in zip(sums[key], values)]
+                sums[key] = values if key not in sums else [s + v for s, v in zip(sums[key], values, strict=True)]
         count += len(batch.indices)
     if count == 0:
         raise ValueError("no instances to score")

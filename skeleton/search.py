@@ -67,7 +67,11 @@ class SearchResult:
     trials: list[Trial]
 
     def to_dict(self) -> dict:
-        return {"kept_ratio": self.kept_ratio, "threshold": self.threshold, "trials": [asdict(t) for t in self.trials]}
+        return {
+            "kept_ratio": self.kept_ratio,
+            "threshold": self.threshold,
+            "trials": [asdict(t) for t in self.trials],
+        }
 
 
 def binary_search(

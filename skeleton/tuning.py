@@ -36,10 +36,10 @@ class TrainConfig:
         backbone_dropout: keep the frozen backbone's dropout active while training the prompt.
     """
 
-    epochs: float = 3.0
+    epochs: float = 1.0
     batch_size: int = 32
     lr: float = 3e-2
-    head_lr: float = 3e-3
+    head_lr: float = 1e-2
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     evals_per_epoch: int = 2
@@ -47,7 +47,7 @@ class TrainConfig:
     eval_batch_size: int = 128
     seed: int = 42
     max_samples: int | None = None
-    backbone_dropout: bool = True
+    backbone_dropout: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs <= 0:
@@ -189,7 +189,9 @@ def train_prompt(
     with reporter.bar(description, total_steps) as bar:
         epoch = 0
         while step < total_steps and not stop:
-            for batch in iterate_batches(train, config.batch_size, pad_token_id, shuffle=True, seed=config.seed + epoch):
+            for batch in iterate_batches(
+                train, config.batch_size, pad_token_id, shuffle=True, seed=config.seed + epoch
+            ):
                 batch = batch.to(device)
                 logits = classifier(**batch.inputs())
                 loss = loss_fn(logits.float(), batch.labels)
@@ -202,9 +204,16 @@ def train_prompt(
                 running_loss += loss.item() * len(batch.indices)
                 running_correct += (logits.argmax(-1) == batch.labels).sum().item()
                 running_seen += len(batch.indices)
-                bar.advance(1, loss=running_loss / running_seen, acc=100.0 * running_correct / running_seen, best=best_accuracy)
+                bar.advance(
+                    1,
+                    loss=running_loss / running_seen,
+                    acc=100.0 * running_correct / running_seen,
+                    best=best_accuracy,
+                )
                 if step % eval_every == 0 or step == total_steps:
-                    accuracy = evaluate(classifier, validation, device, config.eval_batch_size, pad_token_id)["accuracy"]
+                    accuracy = evaluate(classifier, validation, device, config.eval_batch_size, pad_token_id)[
+                        "accuracy"
+                    ]
                     history.append(
                         {
                             "step": step,
@@ -215,7 +224,11 @@ def train_prompt(
                     )
                     running_loss, running_correct, running_seen = 0.0, 0, 0
                     if accuracy > best_accuracy:
-                        best_accuracy, best_state, evals_without_gain = accuracy, _trainable_state(classifier), 0
+                        best_accuracy, best_state, evals_without_gain = (
+                            accuracy,
+                            _trainable_state(classifier),
+                            0,
+                        )
                     else:
                         evals_without_gain += 1
                         if evals_without_gain >= config.patience:
@@ -256,7 +269,12 @@ class TuneResult:
     train: TrainResult
 
     def to_dict(self) -> dict:
-        return {"output": self.output, "validation": self.validation, "test": self.test, "train": self.train.to_dict()}
+        return {
+            "output": self.output,
+            "validation": self.validation,
+            "test": self.test,
+            "train": self.train.to_dict(),
+        }
 
 
 def model_slug(model_path: str) -> str:
@@ -272,19 +290,38 @@ def tune(config: TuneConfig, reporter: Reporter = SILENT) -> TuneResult:
     """Prompt-tune, evaluate on validation and test, save prompt + head + report to ``config.output``."""
     from pathlib import Path
 
-    from skeleton.artifacts import REPORT_FILE, atomic_directory, library_versions, save_classifier, write_json
+    from skeleton.artifacts import (
+        REPORT_FILE,
+        atomic_directory,
+        library_versions,
+        save_classifier,
+        write_json,
+    )
     from skeleton.device import resolve_device
 
     device = resolve_device(config.device)
     reporter.message(f"loading {config.data.task} and {config.model.model} (device {device})")
     workspace = Workspace(config.data, config.model)
-    output = Path(config.output or Path("exported_models") / f"{workspace.spec.name}-{model_slug(workspace.model_path)}-prompt")
+    output = Path(
+        config.output or Path("exported_models") / f"{workspace.spec.name}-{model_slug(workspace.model_path)}-prompt"
+    )
     with atomic_directory(output, overwrite=config.overwrite) as work:
         classifier = workspace.new_classifier(seed=config.train.seed)
         result = train_prompt(
-            classifier, workspace.train, workspace.validation, config.train, device, workspace.pad_token_id, reporter
+            classifier,
+            workspace.train,
+            workspace.validation,
+            config.train,
+            device,
+            workspace.pad_token_id,
+            reporter,
         )
-        evaluate_kwargs = dict(device=device, batch_size=config.train.eval_batch_size, pad_token_id=workspace.pad_token_id, with_f1=workspace.with_f1)
+        evaluate_kwargs = dict(
+            device=device,
+            batch_size=config.train.eval_batch_size,
+            pad_token_id=workspace.pad_token_id,
+            with_f1=workspace.with_f1,
+        )
         validation = evaluate(classifier, workspace.validation, **evaluate_kwargs)
         test = evaluate(classifier, workspace.test, **evaluate_kwargs)
         meta = skeleton_meta(workspace)
@@ -294,7 +331,11 @@ def tune(config: TuneConfig, reporter: Reporter = SILENT) -> TuneResult:
             {
                 "kind": "prompt-tuned",
                 "data": workspace.data.summary(),
-                "config": {"data": asdict(config.data), "model": config.model.to_dict(), "train": config.train.to_dict()},
+                "config": {
+                    "data": asdict(config.data),
+                    "model": config.model.to_dict(),
+                    "train": config.train.to_dict(),
+                },
                 "device": str(device),
                 "validation": validation,
                 "test": test,

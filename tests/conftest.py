@@ -26,11 +26,52 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 POSITIVE = ["good", "great", "fine", "lovely", "superb", "nice"]
 NEGATIVE = ["bad", "awful", "poor", "dull", "boring", "ugly"]
-FILLER = ["the", "movie", "film", "plot", "was", "is", "a", "very", "story", "acting", "text", "sentiment", "of"]
+FILLER = [
+    "the",
+    "movie",
+    "film",
+    "plot",
+    "was",
+    "is",
+    "a",
+    "very",
+    "story",
+    "acting",
+    "text",
+    "sentiment",
+    "of",
+]
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-VOCAB = SPECIAL + POSITIVE + NEGATIVE + FILLER + [".", ":", "different", "equivalent", "yes", "no", "maybe", "topic",
-                                                  "world", "sports", "business", "science", "two", "texts", "are",
-                                                  "text1", "text2", "premise", "hypothesis", "relation", "1", "2"]
+VOCAB = (
+    SPECIAL
+    + POSITIVE
+    + NEGATIVE
+    + FILLER
+    + [
+        ".",
+        ":",
+        "different",
+        "equivalent",
+        "yes",
+        "no",
+        "maybe",
+        "topic",
+        "world",
+        "sports",
+        "business",
+        "science",
+        "two",
+        "texts",
+        "are",
+        "text1",
+        "text2",
+        "premise",
+        "hypothesis",
+        "relation",
+        "1",
+        "2",
+    ]
+)
 
 _COMMON = dict(vocab_size=len(VOCAB), pad_token_id=0, max_position_embeddings=160)
 _BERT_SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)

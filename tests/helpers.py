@@ -10,10 +10,19 @@ from skeleton.tasks import get_task
 from tests.conftest import synthetic_rows, tiny_model
 
 
-def tiny_classifier(model_type: str, tokenizer, tokenizer_dir, head: str = "cls", seed: int = 0, num_virtual_tokens: int = 4):
+def tiny_classifier(
+    model_type: str, tokenizer, tokenizer_dir, head: str = "cls", seed: int = 0, num_virtual_tokens: int = 4
+):
     backbone = tiny_model(model_type, mlm=head == "mlm", seed=seed)
     classifier = build_classifier(
-        backbone, tokenizer, get_task("sst2"), head, num_virtual_tokens, "random", str(tokenizer_dir), seed=seed
+        backbone,
+        tokenizer,
+        get_task("sst2"),
+        head,
+        num_virtual_tokens,
+        "random",
+        str(tokenizer_dir),
+        seed=seed,
     )
     return classifier.eval()
 

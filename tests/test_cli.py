@@ -44,12 +44,35 @@ def test_malformed_row_is_reported_with_file_and_line(tmp_path):
 
 
 def test_tune_and_compress_run_and_print_summaries(tmp_path, tiny_bert_dir, sst2_dir):
-    common = ["--model", tiny_bert_dir, "--data-dir", sst2_dir, "--prompt-tokens", "4", "--device", "cpu", "--quiet"]
+    common = [
+        "--model",
+        tiny_bert_dir,
+        "--data-dir",
+        sst2_dir,
+        "--prompt-tokens",
+        "4",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     result = _run("tune", *common, "--train-samples", "64", "--output", tmp_path / "prompt")
     assert result.exit_code == 0, result.output
     assert "validation" in result.output and "prompt saved to" in result.output
-    result = _run("compress", *common, "--prompt", tmp_path / "prompt", "--max-trials", "2", "--round-to", "4",
-                  "--condense-epochs", "0.5", "--no-export", "--output", tmp_path / "slim")
+    result = _run(
+        "compress",
+        *common,
+        "--prompt",
+        tmp_path / "prompt",
+        "--max-trials",
+        "2",
+        "--round-to",
+        "4",
+        "--condense-epochs",
+        "0.5",
+        "--no-export",
+        "--output",
+        tmp_path / "slim",
+    )
     assert result.exit_code == 0, result.output
     assert "kept-ratio search" in result.output and "removed" in result.output
     report = json.loads((tmp_path / "slim" / "report.json").read_text())

@@ -38,8 +38,14 @@ def test_compress_end_to_end_and_reload(tmp_path, tiny_bert_dir, sst2_dir):
     plan = json.loads((out / "pruning_plan.json").read_text())
     assert report["kept_fraction"] == pytest.approx(plan["kept_fraction"])
     assert report["parameters"]["ffn_after"] < report["parameters"]["ffn_before"] or report["kept_ratio"] == 1.0
-    for name in ("model.safetensors", "config.json", "prompt/adapter_config.json", "neuron_scores.safetensors",
-                 "tokenizer.json", "skeleton.json"):
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "prompt/adapter_config.json",
+        "neuron_scores.safetensors",
+        "tokenizer.json",
+        "skeleton.json",
+    ):
         assert (out / name).is_file(), name
     assert not partial_path(out).exists()
     assert json.loads((out / "config.json").read_text())["skeleton_ffn_sizes"] == plan["kept_sizes"]
@@ -53,7 +59,9 @@ def test_compress_end_to_end_and_reload(tmp_path, tiny_bert_dir, sst2_dir):
     from skeleton.tuning import evaluate
     from skeleton.workspace import Workspace
 
-    workspace = Workspace(DataConfig("sst2", str(sst2_dir)), ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4))
+    workspace = Workspace(
+        DataConfig("sst2", str(sst2_dir)), ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4)
+    )
     accuracy = evaluate(loaded.classifier, workspace.test, torch.device("cpu"))["accuracy"]
     assert accuracy == pytest.approx(report["skeleton"]["test"]["accuracy"])
 
@@ -68,12 +76,25 @@ def test_same_seed_gives_same_plan(tmp_path, tiny_bert_dir, sst2_dir):
 
 
 def test_reuses_a_tuned_prompt_and_prunes_outputs(tmp_path, tiny_bert_dir, sst2_dir):
-    tuned = tune(TuneConfig(
-        data=DataConfig("sst2", str(sst2_dir)), model=ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4),
-        train=TrainConfig(epochs=2, batch_size=16, lr=5e-2, head_lr=5e-2), output=str(tmp_path / "prompt"), device="cpu",
-    ))
-    result = compress(_config(tmp_path, tiny_bert_dir, sst2_dir, prompt=tuned.output, targets=("ffn", "ffn-out"),
-                              search=SearchConfig(margin=100.0, max_trials=2)))
+    tuned = tune(
+        TuneConfig(
+            data=DataConfig("sst2", str(sst2_dir)),
+            model=ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4),
+            train=TrainConfig(epochs=2, batch_size=16, lr=5e-2, head_lr=5e-2),
+            output=str(tmp_path / "prompt"),
+            device="cpu",
+        )
+    )
+    result = compress(
+        _config(
+            tmp_path,
+            tiny_bert_dir,
+            sst2_dir,
+            prompt=tuned.output,
+            targets=("ffn", "ffn-out"),
+            search=SearchConfig(margin=100.0, max_trials=2),
+        )
+    )
     assert result.report["prior_training"] is None
     assert result.report["prompt_tuned"]["test"] == tuned.test
     # margin 100 accepts everything: two trials walk down the grid
@@ -137,3 +158,31 @@ def test_config_checks():
 def test_load_refuses_other_directories(tmp_path):
     with pytest.raises(SkeletonError, match="not a Skeleton model directory"):
         skeleton.load(tmp_path)
+
+
+@pytest.mark.slow
+def test_default_model_compresses_and_exports_a_real_slice(tmp_path):
+    """The whole job on the packaged model and 300 real SST-2 sentences: shapes, files, parity."""
+    from skeleton.runtime import Predictor
+    from tests.conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "sst2").is_dir():
+        pytest.skip("../shared/data is not beside this checkout")
+    config = CompressConfig(
+        data=DataConfig("sst2", str(SHARED_DATA / "sst2"), train_samples=300, validation_samples=200, test_samples=100),
+        tune=TrainConfig(epochs=1),
+        condense=TrainConfig(epochs=0.5),
+        search=SearchConfig(max_trials=2),
+        fast_search=True,
+        output=str(tmp_path / "out"),
+        device="cpu",
+    )
+    result = compress(config)
+    report = result.report
+    assert report["kept_sizes"] is None or all(size % 8 == 0 for size in report["kept_sizes"])
+    assert report["export"]["variants"]["fp32"]["max_abs_diff"] <= 1e-4
+    fused = report["export"]["variants"]["optimized"]["fused_ops"]
+    assert fused.get("Attention") == 6 and fused.get("SkipLayerNormalization") == 12
+    predictor = Predictor(tmp_path / "out")
+    predictions = predictor.predict(["a masterpiece", "a dreadful mess"])
+    assert len(predictions) == 2 and {label for label, _ in predictions} <= {"negative", "positive"}

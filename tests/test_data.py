@@ -58,7 +58,10 @@ def test_label_out_of_range(tmp_path):
         (lambda d: None, "data directory not found"),
         (lambda d: d.mkdir(), "no train.tsv"),
         (lambda d: (d.mkdir(), (d / "train.tsv").write_text("sentence\tlabel\n")), "no data rows"),
-        (lambda d: (d.mkdir(), (d / "train.tsv").write_text("sentence\tlabel\na\t1\nb\t0\n")), "no labelled test split"),
+        (
+            lambda d: (d.mkdir(), (d / "train.tsv").write_text("sentence\tlabel\na\t1\nb\t0\n")),
+            "no labelled test split",
+        ),
         (lambda d: (d.mkdir(), (d / "train.tsv").write_text("text\tfoo\na\t1\n")), "lacks the column"),
     ],
 )

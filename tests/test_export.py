@@ -23,12 +23,20 @@ def make_compressed_dir(root, model_type, head, tokenizer_dir, sst2_dir, prune_o
     data = DataConfig("sst2", str(sst2_dir))
     workspace = Workspace(data, ModelConfig(model=str(model_dir), head=head, num_virtual_tokens=4))
     classifier = workspace.new_classifier()
-    train_prompt(classifier, workspace.train, workspace.validation,
-                 TrainConfig(epochs=4, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=1), torch.device("cpu"))
+    train_prompt(
+        classifier,
+        workspace.train,
+        workspace.validation,
+        TrainConfig(epochs=4, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=1),
+        torch.device("cpu"),
+    )
     generator = torch.Generator().manual_seed(0)
-    scores = NeuronScores("random", ffn=[torch.rand(64, generator=generator) for _ in range(2)],
-                          mean_activation=[torch.zeros(64)] * 2,
-                          ffn_out=[torch.rand(32, generator=generator) for _ in range(2)] if prune_outputs else None)
+    scores = NeuronScores(
+        "random",
+        ffn=[torch.rand(64, generator=generator) for _ in range(2)],
+        mean_activation=[torch.zeros(64)] * 2,
+        ffn_out=[torch.rand(32, generator=generator) for _ in range(2)] if prune_outputs else None,
+    )
     plan = make_plan(scores, 0.5, hidden_size=32, model_type=model_type, round_to=4, prune_outputs=prune_outputs)
     apply_pruning(classifier.backbone, plan)
     out = root / f"{model_type}-{head}"
@@ -130,3 +138,18 @@ def test_predictions_are_probabilities(tmp_path, tokenizer_dir, sst2_dir):
     predictor = Predictor(directory)
     logits = predictor.logits(["good", "bad film", "the plot was boring"])
     assert logits.shape == (3, 2) and np.isfinite(logits).all()
+
+
+def test_int8_that_changes_predictions_is_not_shipped(tmp_path, tokenizer_dir, sst2_dir):
+    directory, _ = make_compressed_dir(tmp_path, "bert", "cls", tokenizer_dir, sst2_dir)
+    # an agreement above 100% can never be met, so the int8 graph must be rejected
+    result = export_directory(directory, ExportConfig(int8_min_agreement=1.01))
+    assert "int8" not in result["variants"] and "int8" in result["rejected_variants"]
+    assert not (directory / "onnx" / "model_int8.onnx").exists()
+    assert Predictor(directory).variant in ("fp32", "optimized")
+    # a float graph above tolerance fails the export and leaves the previous export in place
+    before = (directory / "onnx" / "manifest.json").read_text()
+    with pytest.raises(SkeletonError, match=r"fp32 graph differs from PyTorch by .* \(tolerance 0e\+00\)"):
+        export_directory(directory, ExportConfig(fp32_tolerance=0.0, variants=("fp32", "optimized")))
+    assert (directory / "onnx" / "manifest.json").read_text() == before
+    assert not (directory / ".onnx.partial").exists()

@@ -83,7 +83,11 @@ def test_global_ranking_counts_by_hand():
 
 def test_round_to_keeps_widths_multiples():
     generator = torch.Generator().manual_seed(0)
-    scores = NeuronScores("x", ffn=[torch.rand(64, generator=generator) * (i + 1) for i in range(2)], mean_activation=[torch.zeros(64)] * 2)
+    scores = NeuronScores(
+        "x",
+        ffn=[torch.rand(64, generator=generator) * (i + 1) for i in range(2)],
+        mean_activation=[torch.zeros(64)] * 2,
+    )
     plan = make_plan(scores, 0.4, hidden_size=32, model_type="bert", round_to=8)
     assert all(size % 8 == 0 and size >= 8 for size in plan.kept_sizes)
     assert abs(plan.kept_fraction - 0.4) <= 8 / 64

@@ -95,10 +95,12 @@ def test_scorers_rank_what_they_say(tokenizer, tokenizer_dir):
 def test_scores_round_trip(tmp_path, tokenizer, tokenizer_dir):
     classifier = tiny_classifier("bert", tokenizer, tokenizer_dir)
     split = encoded_rows(tokenizer, count=3)
-    scores = get_scorer("attribution").score(classifier, _one_batch(split, [0, 1, 2]), torch.device("cpu"), ("ffn", "ffn-out"))
+    scores = get_scorer("attribution").score(
+        classifier, _one_batch(split, [0, 1, 2]), torch.device("cpu"), ("ffn", "ffn-out")
+    )
     scores.save(tmp_path / "s.safetensors")
     loaded = NeuronScores.load(tmp_path / "s.safetensors")
     assert loaded.scorer == "attribution" and loaded.num_samples == 3
-    for a, b in zip(scores.ffn + scores.ffn_out, loaded.ffn + loaded.ffn_out):
+    for a, b in zip(scores.ffn + scores.ffn_out, loaded.ffn + loaded.ffn_out, strict=True):
         assert torch.equal(a, b)
     assert NeuronScores.from_dict(scores.to_dict()).ffn[1].tolist() == scores.ffn[1].tolist()

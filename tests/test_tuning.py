@@ -6,7 +6,7 @@ from skeleton.errors import SkeletonError
 from skeleton.modeling import load_prompt_and_head, save_prompt_and_head
 from skeleton.tuning import TrainConfig, TuneConfig, evaluate, train_prompt, tune
 from skeleton.workspace import ModelConfig, Workspace
-from tests.conftest import ARCHITECTURE_NAMES, save_tiny_model, tiny_model
+from tests.conftest import ARCHITECTURE_NAMES, save_tiny_model
 from tests.helpers import random_inputs, tiny_classifier
 
 
@@ -39,7 +39,9 @@ def test_prompt_is_prepended_to_the_word_embeddings(tokenizer, tokenizer_dir):
 
 
 def test_training_learns_a_keyword_task_and_restores_the_best_state(tmp_path, tiny_bert_dir, sst2_dir):
-    workspace = Workspace(DataConfig("sst2", str(sst2_dir)), ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4))
+    workspace = Workspace(
+        DataConfig("sst2", str(sst2_dir)), ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4)
+    )
     classifier = workspace.new_classifier()
     config = TrainConfig(epochs=8, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=1, patience=8)
     result = train_prompt(classifier, workspace.train, workspace.validation, config, torch.device("cpu"))
@@ -47,7 +49,9 @@ def test_training_learns_a_keyword_task_and_restores_the_best_state(tmp_path, ti
     assert result.history[0]["validation_accuracy"] < 75
     assert result.best_validation_accuracy >= 90
     # the best state is the one restored
-    assert evaluate(classifier, workspace.validation, device)["accuracy"] == pytest.approx(result.best_validation_accuracy)
+    assert evaluate(classifier, workspace.validation, device)["accuracy"] == pytest.approx(
+        result.best_validation_accuracy
+    )
     # a saved prompt and head reload to the same predictions
     save_prompt_and_head(classifier, tmp_path)
     reloaded = load_prompt_and_head(workspace.load_backbone(), workspace.tokenizer, workspace.spec, tmp_path)
@@ -63,7 +67,12 @@ def test_tune_writes_prompt_report_and_refuses_to_overwrite(tmp_path, tiny_bert_
         device="cpu",
     )
     result = tune(config)
-    for name in ("prompt/adapter_config.json", "prompt/adapter_model.safetensors", "head.safetensors", "report.json"):
+    for name in (
+        "prompt/adapter_config.json",
+        "prompt/adapter_model.safetensors",
+        "head.safetensors",
+        "report.json",
+    ):
         assert (tmp_path / "out" / name).is_file()
     assert set(result.test) == {"accuracy"}
     with pytest.raises(SkeletonError, match="already exists"):
