@@ -346,11 +346,11 @@ def export(
 
     config = ExportConfig(variants=tuple(v.strip() for v in variants.split(",") if v.strip()), opset=opset)
     result = export_directory(directory, config, reporter=Reporter(enabled=not quiet, console=err))
-    print_export_summary(result)
+    print_export_summary(result, directory)
 
 
-def print_export_summary(result: dict) -> None:
-    table = Table(title=f"ONNX export: {result['directory']}")
+def print_export_summary(result: dict, directory: Path) -> None:
+    table = Table(title=f"ONNX export: {directory / result['directory']}")
     for column in (
         "variant",
         "file",

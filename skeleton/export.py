@@ -267,53 +267,32 @@ def export_directory(
         tokenizer.save_pretrained(str(work))
         _write_config(model, work)
         variants: dict[str, dict] = {}
-        rejected: dict[str, str] = {}
+        rejected: dict[str, dict] = {}
         fp32_test = None
         for variant in config.variants:
             path = work / VARIANT_FILES[variant]
             if variant == "optimized":
                 _optimize(work / VARIANT_FILES["fp32"], path, backbone_config)
-            elif variant == "int8":
-                _quantize(work / VARIANT_FILES["fp32"], path, per_channel=False, reduce_range=False)
-            info = {"file": path.name, "bytes": path.stat().st_size, "fused_ops": _count_ops(path)}
-            try:
-                session = OnnxRuntime(path)
-            except Exception as error:  # onnxruntime rejects the graph: say which variant
-                raise SkeletonError(
-                    f"onnxruntime cannot load the {variant} graph: {str(error).splitlines()[0][:300]}"
-                ) from error
-            logits = _run(session, tokenizer, parity_texts)
-            info["max_abs_diff"] = float(np.abs(logits - reference).max())
-            info["argmax_agreement"] = float((logits.argmax(-1) == reference.argmax(-1)).mean())
-            if labels is not None:
-                info["test_accuracy"] = _accuracy(_run(session, tokenizer, texts), labels)
-            if (
-                variant == "int8"
-                and labels is not None
-                and fp32_test is not None
-                and info["test_accuracy"] < fp32_test - config.int8_max_drop
-            ):
-                reporter.message("export: int8 lost too much accuracy; retrying per-channel with reduce_range")
-                _quantize(work / VARIANT_FILES["fp32"], path, per_channel=True, reduce_range=True)
-                session = OnnxRuntime(path)
-                logits = _run(session, tokenizer, parity_texts)
-                retry = {
-                    "first_try_test_accuracy": info["test_accuracy"],
-                    "per_channel": True,
-                    "reduce_range": True,
-                }
-                info.update(
-                    retry,
-                    bytes=path.stat().st_size,
-                    max_abs_diff=float(np.abs(logits - reference).max()),
-                    argmax_agreement=float((logits.argmax(-1) == reference.argmax(-1)).mean()),
-                    test_accuracy=_accuracy(_run(session, tokenizer, texts), labels),
+            if variant == "int8":
+                info = _quantize_best(
+                    work / VARIANT_FILES["fp32"],
+                    path,
+                    tokenizer,
+                    parity_texts,
+                    reference,
+                    texts,
+                    labels,
+                    fp32_test,
+                    config,
+                    reporter,
                 )
+            else:
+                info = _measure(variant, path, tokenizer, parity_texts, reference, texts, labels)
             problem = _parity_problem(variant, info, config)
             if problem and variant == "int8":
                 # the float graphs stand; an int8 graph that changes predictions is not shipped
                 path.unlink()
-                rejected[variant] = problem
+                rejected[variant] = {"reason": problem, **info}
                 reporter.message(f"export: int8 rejected: {problem}")
                 continue
             if problem:
@@ -339,6 +318,7 @@ def export_directory(
             "rejected_variants": rejected,
             "default_variant": _best_variant(variants),
             "parity_texts": "test split" if labels is not None else "synthetic (no data reachable)",
+            "cpu_int8_instructions": _cpu_int8_instructions(),
             "versions": library_versions(),
         }
         manifest["files"] = {p.name: _sha256(p) for p in sorted(work.iterdir()) if p.is_file()}
@@ -350,7 +330,7 @@ def export_directory(
         shutil.rmtree(work, ignore_errors=True)
         raise
     result = {
-        "directory": str(final),
+        "directory": ONNX_DIR,  # relative to the model directory, which a compress run renames at the end
         "seconds": time.perf_counter() - started,
         **{k: manifest[k] for k in ("variants", "rejected_variants", "default_variant", "max_input_tokens")},
     }
@@ -381,6 +361,64 @@ def _torch_logits(model: CompressedModel, texts: list) -> np.ndarray:
         batch = model._batch(texts[start : start + 32])
         out.append(model.classifier(**batch.inputs()).float().numpy())
     return np.concatenate(out)
+
+
+def _measure(variant, path: Path, tokenizer, parity_texts, reference, texts, labels) -> dict:
+    """Size, fused ops, parity against PyTorch and (with labels) test accuracy of one graph."""
+    info = {"file": path.name, "bytes": path.stat().st_size, "fused_ops": _count_ops(path)}
+    try:
+        runtime = OnnxRuntime(path)
+    except Exception as error:  # onnxruntime rejects the graph: say which variant
+        raise SkeletonError(
+            f"onnxruntime cannot load the {variant} graph: {str(error).splitlines()[0][:300]}"
+        ) from error
+    logits = _run(runtime, tokenizer, parity_texts)
+    info["max_abs_diff"] = float(np.abs(logits - reference).max())
+    info["argmax_agreement"] = float((logits.argmax(-1) == reference.argmax(-1)).mean())
+    if labels is not None:
+        info["test_accuracy"] = _accuracy(_run(runtime, tokenizer, texts), labels)
+    return info
+
+
+def _cpu_int8_instructions() -> list[str]:
+    """The int8 dot-product extensions this CPU has (without VNNI, reduce_range avoids AVX2 overflow)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return []
+    return sorted({f for f in flags if f in ("avx2", "avx512_vnni", "avx_vnni", "amx_int8", "avx512bw")})
+
+
+def _quantize_best(
+    source, path, tokenizer, parity_texts, reference, texts, labels, fp32_test, config, reporter
+) -> dict:
+    """Dynamic int8, per tensor first; when that loses more than ``int8_max_drop`` test points, per
+    channel, and with reduce_range too on CPUs without VNNI. The best attempt is kept, all are reported.
+    """
+    attempts = [(False, False), (True, False)]
+    if not {"avx512_vnni", "avx_vnni"} & set(_cpu_int8_instructions()):
+        attempts.append((True, True))
+    tried = []
+    best = None
+    for per_channel, reduce_range in attempts:
+        _quantize(source, path, per_channel=per_channel, reduce_range=reduce_range)
+        info = _measure("int8", path, tokenizer, parity_texts, reference, texts, labels)
+        info.update(per_channel=per_channel, reduce_range=reduce_range)
+        tried.append({k: info.get(k) for k in ("per_channel", "reduce_range", "test_accuracy", "argmax_agreement")})
+        key = (info.get("test_accuracy", 0.0), info["argmax_agreement"])
+        if best is None or key > best[0]:
+            best = (key, info, (per_channel, reduce_range))
+        if labels is None or fp32_test is None or info["test_accuracy"] >= fp32_test - config.int8_max_drop:
+            break
+        reporter.message(
+            f"export: int8 (per_channel={per_channel}, reduce_range={reduce_range}) lost too much "
+            "accuracy; trying the next setting"
+        )
+    _, info, (per_channel, reduce_range) = best
+    if (per_channel, reduce_range) != (tried[-1]["per_channel"], tried[-1]["reduce_range"]):
+        _quantize(source, path, per_channel=per_channel, reduce_range=reduce_range)  # rewrite the kept one
+    info["attempts"] = tried
+    return info
 
 
 def _parity_problem(variant: str, info: dict, config: ExportConfig) -> str | None:

@@ -17,19 +17,17 @@ from skeleton.workspace import ModelConfig, Workspace
 from tests.conftest import ARCHITECTURE_NAMES, save_tiny_model
 
 
-def make_compressed_dir(root, model_type, head, tokenizer_dir, sst2_dir, prune_outputs=False):
-    """A pruned, prompt-tuned tiny model saved as 'skeleton compress' saves one."""
+def make_compressed_dir(root, model_type, head, tokenizer_dir, sst2_dir, prune_outputs=False, template=False):
+    """A pruned, prompt-tuned tiny model saved as 'skeleton compress' saves one.
+
+    Without the template the tiny cls models learn the keyword task well, so their logits are
+    decisive enough for the int8 agreement check; the mlm head always uses the template.
+    """
     model_dir = save_tiny_model(root / f"{model_type}-{head}-base", model_type, tokenizer_dir, mlm=head == "mlm")
     data = DataConfig("sst2", str(sst2_dir))
-    workspace = Workspace(data, ModelConfig(model=str(model_dir), head=head, num_virtual_tokens=4))
+    model_config = ModelConfig(model=str(model_dir), head=head, num_virtual_tokens=4, use_template=template)
+    workspace = Workspace(data, model_config)
     classifier = workspace.new_classifier()
-    train_prompt(
-        classifier,
-        workspace.train,
-        workspace.validation,
-        TrainConfig(epochs=4, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=1),
-        torch.device("cpu"),
-    )
     generator = torch.Generator().manual_seed(0)
     scores = NeuronScores(
         "random",
@@ -39,6 +37,14 @@ def make_compressed_dir(root, model_type, head, tokenizer_dir, sst2_dir, prune_o
     )
     plan = make_plan(scores, 0.5, hidden_size=32, model_type=model_type, round_to=4, prune_outputs=prune_outputs)
     apply_pruning(classifier.backbone, plan)
+    # trained after pruning, as condensation does, so the logits are decisive
+    train_prompt(
+        classifier,
+        workspace.train,
+        workspace.validation,
+        TrainConfig(epochs=8, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=1),
+        torch.device("cpu"),
+    )
     out = root / f"{model_type}-{head}"
     save_classifier(classifier, workspace.tokenizer, out, plan, skeleton_meta(workspace))
     write_json(out / "report.json", {"config": {"data": {"task": "sst2", "data_dir": str(sst2_dir)}}})
@@ -52,7 +58,7 @@ def test_every_variant_matches_pytorch(tmp_path, model_type, head, tokenizer_dir
     directory, torch_accuracy = make_compressed_dir(tmp_path, model_type, head, tokenizer_dir, sst2_dir)
     result = export_directory(directory)
     variants = result["variants"]
-    assert set(variants) == {"fp32", "optimized", "int8"}
+    assert set(variants) == {"fp32", "optimized", "int8"}, result["rejected_variants"]
     for name in ("fp32", "optimized"):
         assert variants[name]["max_abs_diff"] <= 1e-4
         assert variants[name]["test_accuracy"] == pytest.approx(torch_accuracy)
@@ -62,6 +68,15 @@ def test_every_variant_matches_pytorch(tmp_path, model_type, head, tokenizer_dir
     assert manifest["max_input_tokens"] > 0 and manifest["files"]["model.onnx"]
     assert json.loads((directory / "report.json").read_text())["export"]["variants"]["fp32"]["file"] == "model.onnx"
     assert not (directory / ".onnx.partial").exists()
+
+
+def test_cls_head_with_template_in_the_tokenizer(tmp_path, tokenizer_dir, sst2_dir):
+    directory, torch_accuracy = make_compressed_dir(tmp_path, "bert", "cls", tokenizer_dir, sst2_dir, template=True)
+    result = export_directory(directory, ExportConfig(variants=("fp32",)))
+    assert result["variants"]["fp32"]["max_abs_diff"] <= 1e-4
+    assert result["variants"]["fp32"]["test_accuracy"] == pytest.approx(torch_accuracy)
+    manifest = json.loads((directory / "onnx" / "manifest.json").read_text())
+    assert manifest["template_in_tokenizer"] is True
 
 
 def test_output_pruning_exports_too(tmp_path, tokenizer_dir, sst2_dir):
