@@ -87,3 +87,30 @@ def test_tasks_lists_the_registry():
     assert result.exit_code == 0
     for name in ("sst2", "mrpc", "ag_news", "imdb", "cb"):
         assert name in result.output
+
+
+def test_export_and_predict_commands(tmp_path, tokenizer_dir, sst2_dir):
+    from tests.test_export import make_compressed_dir
+
+    directory, _ = make_compressed_dir(tmp_path, "bert", "cls", tokenizer_dir, sst2_dir)
+    result = _run("export", directory, "--variants", "fp32,optimized", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "default variant" in result.output and "truncated" in result.output
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("the movie was great\nawful plot\n\n")
+    result = _run("predict", directory, "a superb film", "--file", texts, "--json", "--variant", "fp32")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.strip().splitlines()]
+    assert [row["text"] for row in rows] == ["a superb film", "the movie was great", "awful plot"]
+    assert all(row["label"] in ("negative", "positive") and 0.5 <= row["score"] <= 1 for row in rows)
+
+    for args, message in (
+        (["predict", directory], "no texts"),
+        (["predict", directory, "x", "--variant", "int8"], "variant 'int8' was not exported"),
+        (["predict", tmp_path / "nowhere", "x"], "directory not found"),
+        (["predict", directory, "--file", tmp_path / "none.txt"], "text file not found"),
+        (["export", tmp_path], "not a compressed model directory"),
+    ):
+        failed = _run(*args)
+        assert failed.exit_code == 2 and message in failed.output, failed.output
