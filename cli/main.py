@@ -76,47 +76,38 @@ Overwrite = Annotated[bool, typer.Option(help="Replace an existing output direct
 Quiet = Annotated[bool, typer.Option(help="No progress bars.")]
 
 
-def _data_model_train(
-    task,
-    model,
-    data_dir,
-    train_samples,
-    validation_samples,
-    test_samples,
-    head,
-    prompt_tokens,
-    prompt_init,
-    max_length,
-    template,
-    epochs,
-    batch_size,
-    lr,
-    head_lr,
-    patience,
-    seed,
-):
+def _stage_configs(options: dict):
+    """DataConfig, ModelConfig and TrainConfig from the options tune and compress share."""
     from skeleton.data import DataConfig
     from skeleton.tuning import TrainConfig
     from skeleton.workspace import ModelConfig
 
+    o = options
     data = DataConfig(
-        task=task,
-        data_dir=data_dir,
-        train_samples=train_samples,
-        validation_samples=validation_samples,
-        test_samples=test_samples,
-        seed=seed,
+        task=o["task"],
+        data_dir=o["data_dir"],
+        train_samples=o["train_samples"],
+        validation_samples=o["validation_samples"],
+        test_samples=o["test_samples"],
+        seed=o["seed"],
     )
-    model_config = ModelConfig(
-        model=model,
-        head=head,
-        num_virtual_tokens=prompt_tokens,
-        prompt_init=prompt_init,
-        max_length=max_length,
-        use_template=template,
+    model = ModelConfig(
+        model=o["model"],
+        head=o["head"],
+        num_virtual_tokens=o["prompt_tokens"],
+        prompt_init=o["prompt_init"],
+        max_length=o["max_length"],
+        use_template=o["template"],
     )
-    train = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr, patience=patience, seed=seed)
-    return data, model_config, train
+    train = TrainConfig(
+        epochs=o["epochs"],
+        batch_size=o["batch_size"],
+        lr=o["lr"],
+        head_lr=o["head_lr"],
+        patience=o["patience"],
+        seed=o["seed"],
+    )
+    return data, model, train
 
 
 def _metrics_text(metrics: dict) -> str:
@@ -153,25 +144,7 @@ def tune(
     from skeleton.tuning import TuneConfig
     from skeleton.tuning import tune as run_tune
 
-    data, model_config, train = _data_model_train(
-        task,
-        model,
-        data_dir,
-        train_samples,
-        validation_samples,
-        test_samples,
-        head,
-        prompt_tokens,
-        prompt_init,
-        max_length,
-        template,
-        epochs,
-        batch_size,
-        lr,
-        head_lr,
-        patience,
-        seed,
-    )
+    data, model_config, train = _stage_configs(locals())
     config = TuneConfig(data=data, model=model_config, train=train, output=output, device=device, overwrite=overwrite)
     result = run_tune(config, Reporter(enabled=not quiet, console=err))
     table = Table(title=f"skeleton tune: {task}")
@@ -240,25 +213,7 @@ def compress(
     from skeleton.search import SearchConfig
     from skeleton.tuning import TrainConfig
 
-    data, model_config, train = _data_model_train(
-        task,
-        model,
-        data_dir,
-        train_samples,
-        validation_samples,
-        test_samples,
-        head,
-        prompt_tokens,
-        prompt_init,
-        max_length,
-        template,
-        epochs,
-        batch_size,
-        lr,
-        head_lr,
-        patience,
-        seed,
-    )
+    data, model_config, train = _stage_configs(locals())
     condense = TrainConfig(
         epochs=condense_epochs,
         batch_size=batch_size,

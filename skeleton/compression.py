@@ -145,12 +145,6 @@ class _Checkpoint:
 def _prior(workspace: Workspace, config: CompressConfig, checkpoint: _Checkpoint, device, reporter: Reporter):
     """Step 1: the prompt-tuned classifier on the unpruned backbone, and its metrics."""
     stage_dir = checkpoint.stages / "prior"
-    evaluate_kwargs = dict(
-        device=device,
-        batch_size=config.tune.eval_batch_size,
-        pad_token_id=workspace.pad_token_id,
-        with_f1=workspace.with_f1,
-    )
     done = checkpoint.done("prior")
     if done is not None:
         reporter.message("resume: reusing the prompt-tuned model")
@@ -179,8 +173,7 @@ def _prior(workspace: Workspace, config: CompressConfig, checkpoint: _Checkpoint
             description="prompt tuning",
         ).to_dict()
     result = {
-        "validation": evaluate(classifier, workspace.validation, **evaluate_kwargs),
-        "test": evaluate(classifier, workspace.test, **evaluate_kwargs),
+        **workspace.evaluate_splits(classifier, device, config.tune.eval_batch_size),
         "training": training,
         "seconds": time.perf_counter() - started,
     }
@@ -241,7 +234,20 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
         timings["scoring"] = checkpoint.done("scores")["seconds"]
 
         baseline = prior["validation"]["accuracy"]
-        condensed: dict[float, PromptedClassifier] = {}
+        condensed: dict[float, tuple[PromptedClassifier, object]] = {}  # ratio -> (condensed model, plan)
+
+        def condense(pruned: PromptedClassifier, ratio: float):
+            """Step 4: re-tune the prompt (and head) on the slim model, warm-started from step 1's."""
+            return train_prompt(
+                pruned,
+                workspace.train,
+                workspace.validation,
+                config.condense,
+                device,
+                workspace.pad_token_id,
+                reporter,
+                description=f"condensing at kept ratio {ratio:.2f}",
+            )
 
         def run_trial(ratio: float) -> tuple[float, float, dict]:
             trial_started = time.perf_counter()
@@ -257,20 +263,11 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
                 )["accuracy"]
                 details["before_condensation"] = accuracy
             else:
-                result = train_prompt(
-                    pruned,
-                    workspace.train,
-                    workspace.validation,
-                    config.condense,
-                    device,
-                    workspace.pad_token_id,
-                    reporter,
-                    description=f"condensing at kept ratio {ratio:.2f}",
-                )
+                result = condense(pruned, ratio)
                 accuracy = result.best_validation_accuracy
                 details["before_condensation"] = result.history[0]["validation_accuracy"]
                 save_prompt_and_head(pruned, checkpoint.stages / f"trial-{ratio:.2f}")
-                condensed[round(ratio, 6)] = pruned
+                condensed[round(ratio, 6)] = (pruned, plan)
             return accuracy, time.perf_counter() - trial_started, details
 
         def record(trial: Trial) -> None:
@@ -295,8 +292,9 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
             final, plan = classifier, None
         else:
             reporter.message(f"step 4/4: knowledge condensation at kept ratio {ratio:.2f}")
-            final = condensed.get(round(ratio, 6))
-            if final is None:
+            if round(ratio, 6) in condensed:
+                final, plan = condensed[round(ratio, 6)]
+            else:
                 final, plan = prune_classifier(classifier, scores, ratio, config)
                 trial_dir = checkpoint.stages / f"trial-{ratio:.2f}"
                 if not config.fast_search and (trial_dir / "prompt").is_dir():  # resumed: reuse the condensed prompt
@@ -304,30 +302,10 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
                         device
                     )
                 else:
-                    train_prompt(
-                        final,
-                        workspace.train,
-                        workspace.validation,
-                        config.condense,
-                        device,
-                        workspace.pad_token_id,
-                        reporter,
-                        description=f"condensing at kept ratio {ratio:.2f}",
-                    )
-            else:
-                _, plan = prune_classifier(classifier, scores, ratio, config)  # the same deterministic plan
+                    condense(final, ratio)
         timings["condensation"] = time.perf_counter() - step_started
 
-        evaluate_kwargs = dict(
-            device=device,
-            batch_size=config.condense.eval_batch_size,
-            pad_token_id=workspace.pad_token_id,
-            with_f1=workspace.with_f1,
-        )
-        skeleton_metrics = {
-            "validation": evaluate(final, workspace.validation, **evaluate_kwargs),
-            "test": evaluate(final, workspace.test, **evaluate_kwargs),
-        }
+        skeleton_metrics = workspace.evaluate_splits(final, device, config.condense.eval_batch_size)
         ablations = _ablations(classifier, scores, ratio, config, workspace, device) if plan is not None else {}
         save_classifier(final, workspace.tokenizer, work, plan, skeleton_meta(workspace))
         scores.save(work / SCORES_FILE)

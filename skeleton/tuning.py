@@ -12,6 +12,7 @@ from torch import nn
 
 from skeleton.batching import EncodedSplit, iterate_batches, num_batches
 from skeleton.data import DataConfig
+from skeleton.evaluation import evaluate, predict_logits  # noqa: F401  (re-exported: part of the tuning API)
 from skeleton.modeling import PromptedClassifier
 from skeleton.progress import SILENT, Reporter
 from skeleton.workspace import ModelConfig, Workspace
@@ -77,50 +78,6 @@ class TrainResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def _metrics(predictions: torch.Tensor, labels: torch.Tensor, with_f1: bool) -> dict[str, float]:
-    result = {"accuracy": 100.0 * (predictions == labels).float().mean().item()}
-    if with_f1:
-        true_positive = ((predictions == 1) & (labels == 1)).sum().item()
-        predicted = (predictions == 1).sum().item()
-        actual = (labels == 1).sum().item()
-        precision = true_positive / predicted if predicted else 0.0
-        recall = true_positive / actual if actual else 0.0
-        result["f1"] = 100.0 * (2 * precision * recall / (precision + recall) if precision + recall else 0.0)
-    return result
-
-
-@torch.no_grad()
-def predict_logits(
-    classifier: PromptedClassifier,
-    split: EncodedSplit,
-    device: torch.device,
-    batch_size: int = 128,
-    pad_token_id: int = 0,
-) -> torch.Tensor:
-    """Logits for every row of ``split``, (rows, labels), in the split's order."""
-    was_training = classifier.training
-    classifier.eval()
-    logits = torch.empty(len(split), classifier.head_config.num_labels)
-    for batch in iterate_batches(split, batch_size, pad_token_id, shuffle=False):
-        batch = batch.to(device)
-        logits[batch.indices] = classifier(**batch.inputs()).float().cpu()
-    classifier.train(was_training)
-    return logits
-
-
-def evaluate(
-    classifier: PromptedClassifier,
-    split: EncodedSplit,
-    device: torch.device,
-    batch_size: int = 128,
-    pad_token_id: int = 0,
-    with_f1: bool = False,
-) -> dict[str, float]:
-    """Accuracy (and F1 of label 1 when ``with_f1``), in percent."""
-    logits = predict_logits(classifier, split, device, batch_size, pad_token_id)
-    return _metrics(logits.argmax(-1), torch.tensor(split.labels), with_f1)
 
 
 def _trainable_state(classifier: PromptedClassifier) -> dict[str, torch.Tensor]:
@@ -316,14 +273,8 @@ def tune(config: TuneConfig, reporter: Reporter = SILENT) -> TuneResult:
             workspace.pad_token_id,
             reporter,
         )
-        evaluate_kwargs = dict(
-            device=device,
-            batch_size=config.train.eval_batch_size,
-            pad_token_id=workspace.pad_token_id,
-            with_f1=workspace.with_f1,
-        )
-        validation = evaluate(classifier, workspace.validation, **evaluate_kwargs)
-        test = evaluate(classifier, workspace.test, **evaluate_kwargs)
+        metrics = workspace.evaluate_splits(classifier, device, config.train.eval_batch_size)
+        validation, test = metrics["validation"], metrics["test"]
         meta = skeleton_meta(workspace)
         save_classifier(classifier, workspace.tokenizer, work, None, meta)
         write_json(

@@ -11,6 +11,7 @@ from transformers import PreTrainedTokenizerBase
 from skeleton.batching import EncodedSplit, encode_split
 from skeleton.data import DataConfig, TaskData, load_task_data
 from skeleton.errors import SkeletonError
+from skeleton.evaluation import evaluate
 from skeleton.modeling import (
     build_classifier,
     load_backbone,
@@ -123,6 +124,13 @@ class Workspace:
             use_template=self.use_template,
             seed=seed,
         )
+
+    def evaluate_splits(self, classifier, device: torch.device, batch_size: int = 128) -> dict[str, dict[str, float]]:
+        """Validation and test metrics of ``classifier`` (accuracy; F1 too where the task reports it)."""
+        return {
+            name: evaluate(classifier, split, device, batch_size, self.pad_token_id, self.with_f1)
+            for name, split in (("validation", self.validation), ("test", self.test))
+        }
 
     def attribution_split(self, samples: int, seed: int) -> EncodedSplit:
         """``samples`` training instances drawn with ``seed`` (the paper uses 20)."""

@@ -1,0 +1,52 @@
+"""Evaluation of a prompted classifier on an encoded split: logits, accuracy and F1."""
+
+from __future__ import annotations
+
+import torch
+
+from skeleton.batching import EncodedSplit, iterate_batches
+from skeleton.modeling import PromptedClassifier
+
+
+def compute_metrics(predictions: torch.Tensor, labels: torch.Tensor, with_f1: bool) -> dict[str, float]:
+    result = {"accuracy": 100.0 * (predictions == labels).float().mean().item()}
+    if with_f1:
+        true_positive = ((predictions == 1) & (labels == 1)).sum().item()
+        predicted = (predictions == 1).sum().item()
+        actual = (labels == 1).sum().item()
+        precision = true_positive / predicted if predicted else 0.0
+        recall = true_positive / actual if actual else 0.0
+        result["f1"] = 100.0 * (2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+    return result
+
+
+@torch.no_grad()
+def predict_logits(
+    classifier: PromptedClassifier,
+    split: EncodedSplit,
+    device: torch.device,
+    batch_size: int = 128,
+    pad_token_id: int = 0,
+) -> torch.Tensor:
+    """Logits for every row of ``split``, (rows, labels), in the split's order."""
+    was_training = classifier.training
+    classifier.eval()
+    logits = torch.empty(len(split), classifier.head_config.num_labels)
+    for batch in iterate_batches(split, batch_size, pad_token_id, shuffle=False):
+        batch = batch.to(device)
+        logits[batch.indices] = classifier(**batch.inputs()).float().cpu()
+    classifier.train(was_training)
+    return logits
+
+
+def evaluate(
+    classifier: PromptedClassifier,
+    split: EncodedSplit,
+    device: torch.device,
+    batch_size: int = 128,
+    pad_token_id: int = 0,
+    with_f1: bool = False,
+) -> dict[str, float]:
+    """Accuracy (and F1 of label 1 when ``with_f1``), in percent."""
+    logits = predict_logits(classifier, split, device, batch_size, pad_token_id)
+    return compute_metrics(logits.argmax(-1), torch.tensor(split.labels), with_f1)
