@@ -249,24 +249,20 @@ def compress(
 
 def print_compress_summary(report: dict, output: str) -> None:
     table = Table(title=f"skeleton compress: {report['task']}")
-    for column in ("model", "validation acc", "test acc", "FFN neurons kept", "backbone params"):
+    for column in ("model", "validation", "test", "FFN neurons kept", "backbone params"):
         table.add_column(column, justify="right")
     params = report["parameters"]
-    prior, slim = report["prompt_tuned"], report["skeleton"]
-    table.add_row(
-        "prompt-tuned",
-        f"{prior['validation']['accuracy']:.2f}",
-        f"{prior['test']['accuracy']:.2f}",
-        "100.0%",
-        f"{params['backbone_before'] / 1e6:.2f}M",
-    )
-    table.add_row(
-        "Skeleton",
-        f"{slim['validation']['accuracy']:.2f}",
-        f"{slim['test']['accuracy']:.2f}",
-        f"{100 * report['kept_fraction']:.1f}%",
-        f"{params['backbone_after'] / 1e6:.2f}M",
-    )
+    for name, metrics, kept, count in (
+        ("prompt-tuned", report["prompt_tuned"], 1.0, params["backbone_before"]),
+        ("Skeleton", report["skeleton"], report["kept_fraction"], params["backbone_after"]),
+    ):
+        table.add_row(
+            name,
+            _metrics_text(metrics["validation"]),
+            _metrics_text(metrics["test"]),
+            f"{100 * kept:.1f}%",
+            f"{count / 1e6:.2f}M",
+        )
     out.print(table)
     trials = Table(title="kept-ratio search")
     for column in ("kept ratio", "validation acc", "accepted", "seconds"):
