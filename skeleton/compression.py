@@ -345,9 +345,7 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
             from skeleton.export import ExportConfig, export_directory
 
             reporter.message("exporting to ONNX")
-            report["export"] = export_directory(
-                work, ExportConfig(device=config.device), workspace=workspace, reporter=reporter
-            )
+            report["export"] = export_directory(work, ExportConfig(), workspace=workspace, reporter=reporter)
             write_json(work / REPORT_FILE, report)
         for leftover in (work / STATE_FILE,):
             leftover.unlink(missing_ok=True)
