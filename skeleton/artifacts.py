@@ -132,7 +132,8 @@ class CompressedModel:
     def max_length(self) -> int:
         return int(self.meta.get("max_length", 128))
 
-    def _batch(self, texts: list) -> Batch:
+    def encode(self, texts: list) -> Batch:
+        """A padded batch of ``texts`` encoded exactly as in training (template filled as text)."""
         import datasets
 
         rows = {f: [] for f in self.spec.text_fields}
@@ -159,7 +160,7 @@ class CompressedModel:
         """Label probabilities, (texts, labels); a text is a string, or a pair for pair tasks."""
         out = []
         for start in range(0, len(texts), batch_size):
-            batch = self._batch(texts[start : start + batch_size]).to(self.device)
+            batch = self.encode(texts[start : start + batch_size]).to(self.device)
             out.append(torch.softmax(self.classifier(**batch.inputs()).float(), -1).cpu())
         return torch.cat(out) if out else torch.empty(0, self.spec.num_labels)
 

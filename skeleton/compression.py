@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from skeleton.artifacts import (
-    PLAN_FILE,
     REPORT_FILE,
     SCORES_FILE,
     atomic_directory,
@@ -27,15 +27,16 @@ from skeleton.artifacts import (
     save_classifier,
     write_json,
 )
+from skeleton.batching import iterate_batches
 from skeleton.data import DataConfig
 from skeleton.device import resolve_device
 from skeleton.errors import SkeletonError
 from skeleton.modeling import PromptedClassifier, load_prompt_and_head, save_prompt_and_head
 from skeleton.progress import SILENT, Reporter
 from skeleton.pruning import apply_pruning, count_ffn_parameters, count_parameters, make_plan
-from skeleton.scoring import TARGETS, NeuronScores, get_scorer
+from skeleton.scoring import SCORERS, TARGETS, NeuronScores, get_scorer
 from skeleton.search import SearchConfig, Trial, binary_search
-from skeleton.tuning import TrainConfig, evaluate, model_slug, skeleton_meta, train_prompt
+from skeleton.tuning import TrainConfig, evaluate, model_slug, skeleton_meta, train_on
 from skeleton.workspace import ModelConfig, Workspace
 
 STATE_FILE = "state.json"
@@ -96,8 +97,6 @@ class CompressConfig:
             raise ValueError(
                 f"targets must include ffn and be among {', '.join(TARGETS)}, got {','.join(self.targets)}"
             )
-        from skeleton.scoring import SCORERS
-
         if self.scorer not in SCORERS:
             raise ValueError(f"unknown scorer {self.scorer!r}; choose one of {', '.join(SCORERS)}")
         if self.attribution_samples < 1:
@@ -162,16 +161,7 @@ def _prior(workspace: Workspace, config: CompressConfig, checkpoint: _Checkpoint
     else:
         reporter.message("step 1/4: prior knowledge injection (prompt tuning)")
         classifier = workspace.new_classifier(seed=config.tune.seed)
-        training = train_prompt(
-            classifier,
-            workspace.train,
-            workspace.validation,
-            config.tune,
-            device,
-            workspace.pad_token_id,
-            reporter,
-            description="prompt tuning",
-        ).to_dict()
+        training = train_on(workspace, classifier, config.tune, device, reporter, "prompt tuning").to_dict()
     result = {
         **workspace.evaluate_splits(classifier, device, config.tune.eval_batch_size),
         "training": training,
@@ -189,8 +179,6 @@ def _scores(workspace, config, checkpoint, classifier, device, reporter) -> Neur
         return NeuronScores.load(path)
     reporter.message(f"step 2/4: scoring FFN neurons ({config.scorer}, {config.attribution_samples} samples)")
     started = time.perf_counter()
-    from skeleton.batching import iterate_batches
-
     samples = workspace.attribution_split(config.attribution_samples, config.tune.seed)
     batches = iterate_batches(samples, 8, workspace.pad_token_id, shuffle=False)
     scores = get_scorer(config.scorer, config.tune.seed).score(classifier, batches, device, config.targets)
@@ -238,15 +226,8 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
 
         def condense(pruned: PromptedClassifier, ratio: float):
             """Step 4: re-tune the prompt (and head) on the slim model, warm-started from step 1's."""
-            return train_prompt(
-                pruned,
-                workspace.train,
-                workspace.validation,
-                config.condense,
-                device,
-                workspace.pad_token_id,
-                reporter,
-                description=f"condensing at kept ratio {ratio:.2f}",
+            return train_on(
+                workspace, pruned, config.condense, device, reporter, f"condensing at kept ratio {ratio:.2f}"
             )
 
         def run_trial(ratio: float) -> tuple[float, float, dict]:
@@ -349,8 +330,6 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
             write_json(work / REPORT_FILE, report)
         for leftover in (work / STATE_FILE,):
             leftover.unlink(missing_ok=True)
-        import shutil
-
         # the prompt-tuned (unpruned) prompt and head stay, for comparisons and re-runs with --prompt
         shutil.rmtree(work / PROMPT_TUNED_DIR, ignore_errors=True)
         shutil.move(str(checkpoint.stages / "prior"), str(work / PROMPT_TUNED_DIR))
@@ -385,4 +364,4 @@ def _ablations(classifier, scores, ratio, config: CompressConfig, workspace: Wor
     return result
 
 
-__all__ = ["CompressConfig", "CompressResult", "compress", "prune_classifier", "PLAN_FILE"]
+__all__ = ["CompressConfig", "CompressResult", "compress", "prune_classifier"]

@@ -19,7 +19,7 @@ import json
 import shutil
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,7 @@ from skeleton.artifacts import (
 )
 from skeleton.errors import SkeletonError
 from skeleton.progress import SILENT, Reporter
-from skeleton.runtime import MANIFEST_FILE, ONNX_DIR, OnnxRuntime, _sha256
+from skeleton.runtime import MANIFEST_FILE, ONNX_DIR, OnnxRuntime, sha256_file, tokenize
 
 VARIANT_FILES = {"fp32": "model.onnx", "optimized": "model_optimized.onnx", "int8": "model_int8.onnx"}
 FUSED_OPS = (
@@ -161,15 +161,8 @@ def _count_ops(path: Path) -> dict[str, int]:
 
 def _run(runtime: OnnxRuntime, tokenizer, texts: list, batch_size: int = 32) -> np.ndarray:
     return np.concatenate(
-        [runtime.run(_tokenize(tokenizer, texts[s : s + batch_size])) for s in range(0, len(texts), batch_size)]
+        [runtime.run(tokenize(tokenizer, texts[s : s + batch_size])) for s in range(0, len(texts), batch_size)]
     )
-
-
-def _tokenize(tokenizer, texts: list) -> dict[str, np.ndarray]:
-    if texts and not isinstance(texts[0], str):
-        first, second = zip(*texts, strict=True)
-        return dict(tokenizer(list(first), list(second), padding=True, truncation=True, return_tensors="np"))
-    return dict(tokenizer(list(texts), padding=True, truncation=True, return_tensors="np"))
 
 
 def _texts_and_labels(split, spec) -> tuple[list, list[int]]:
@@ -245,7 +238,7 @@ def export_directory(
     try:
         reporter.message("export: tracing the fp32 graph")
         wrapper = OnnxClassifier(model, with_token_types).eval()
-        sample = _tokenize(tokenizer, parity_texts[:2])
+        sample = tokenize(tokenizer, parity_texts[:2])
         names = ["input_ids", "attention_mask"] + (["token_type_ids"] if with_token_types else [])
         args = tuple(torch.from_numpy(sample[n]).long() for n in names)
         dynamic = {n: {0: "batch", 1: "sequence"} for n in names}
@@ -322,7 +315,7 @@ def export_directory(
             "cpu_int8_instructions": _cpu_int8_instructions(),
             "versions": library_versions(),
         }
-        manifest["files"] = {p.name: _sha256(p) for p in sorted(work.iterdir()) if p.is_file()}
+        manifest["files"] = {p.name: sha256_file(p) for p in sorted(work.iterdir()) if p.is_file()}
         write_json(work / MANIFEST_FILE, manifest)
         if final.exists():
             shutil.rmtree(final)
@@ -359,7 +352,7 @@ def _best_variant(variants: dict[str, dict]) -> str:
 def _torch_logits(model: CompressedModel, texts: list) -> np.ndarray:
     out = []
     for start in range(0, len(texts), 32):
-        batch = model._batch(texts[start : start + 32])
+        batch = model.encode(texts[start : start + 32])
         out.append(model.classifier(**batch.inputs()).float().numpy())
     return np.concatenate(out)
 
@@ -481,4 +474,4 @@ def _write_config(model: CompressedModel, directory: Path) -> None:
     config.save_pretrained(str(directory))
 
 
-__all__ = ["ExportConfig", "export_directory", "ONNX_DIR", "MANIFEST_FILE", "VARIANT_FILES", "asdict"]
+__all__ = ["ExportConfig", "export_directory", "ONNX_DIR", "MANIFEST_FILE", "VARIANT_FILES"]

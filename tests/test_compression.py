@@ -108,11 +108,9 @@ def test_failure_leaves_no_output_and_resume_continues(tmp_path, tiny_bert_dir, 
     import skeleton.compression as module
 
     config = _config(tmp_path, tiny_bert_dir, sst2_dir)
-    calls = {"n": 0}
     original = module.binary_search
 
     def failing(*args, **kwargs):
-        calls["n"] += 1
         raise KeyboardInterrupt
 
     monkeypatch.setattr(module, "binary_search", failing)
@@ -123,17 +121,17 @@ def test_failure_leaves_no_output_and_resume_continues(tmp_path, tiny_bert_dir, 
     assert set(state["done"]) == {"prior", "scores"}
 
     monkeypatch.setattr(module, "binary_search", original)
-    monkeypatch.setattr(module, "train_prompt", _forbid_prior_training(module.train_prompt))
+    monkeypatch.setattr(module, "train_on", _forbid_prior_training(module.train_on))
     config.resume = True
     result = compress(config)
     assert (tmp_path / "out" / "report.json").is_file()
     assert result.report["prompt_tuned"]["validation"] == state["done"]["prior"]["validation"]
 
 
-def _forbid_prior_training(train_prompt):
-    def guarded(*args, description="", **kwargs):
+def _forbid_prior_training(train_on):
+    def guarded(workspace, classifier, config, device, reporter, description):
         assert description != "prompt tuning", "resume must not tune the prompt again"
-        return train_prompt(*args, description=description, **kwargs)
+        return train_on(workspace, classifier, config, device, reporter, description)
 
     return guarded
 
