@@ -100,13 +100,29 @@ class OnnxRuntime(Runtime):
 
     name = "onnx"
 
-    def __init__(self, path: Path, providers: list[str] | None = None, threads: int | None = None):
+    def __init__(
+        self,
+        path: Path,
+        providers: list[str] | None = None,
+        threads: int | None = None,
+        spinning: bool = True,
+    ):
+        """Args:
+        path: the ONNX graph.
+        providers: onnxruntime execution providers (CPU by default).
+        threads: intra-op threads (onnxruntime's default: one per core).
+        spinning: let idle worker threads spin; turn it off when several sessions are timed side by
+            side, or an idle session's spinning threads steal the cores from the one running.
+        """
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             options.intra_op_num_threads = threads
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.path = Path(path)
         self.session = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
         self.input_names = {i.name for i in self.session.get_inputs()}
 
@@ -116,26 +132,32 @@ class OnnxRuntime(Runtime):
 
 
 class TorchRuntime(Runtime):
-    """The PyTorch model rebuilt by :func:`skeleton.load` (prompt prepended at run time)."""
+    """The PyTorch model rebuilt by :func:`skeleton.load` (prompt prepended at run time), in fp32 or
+    under autocast: ``bf16`` (CPUs with native bf16) or ``fp16`` (CUDA)."""
 
     name = "torch"
+    PRECISIONS = ("fp32", "bf16", "fp16")
 
-    def __init__(self, directory: Path, device: str = "auto"):
+    def __init__(self, directory: Path, device: str = "auto", precision: str = "fp32"):
         from skeleton.artifacts import load
 
+        if precision not in self.PRECISIONS:
+            raise SkeletonError(f"unknown precision {precision!r}; choose one of {', '.join(self.PRECISIONS)}")
         self.model = load(directory, device=device)
+        self.precision = precision
 
     def run(self, encoded):
         import torch
 
-        classifier = self.model.classifier
+        model = self.model
         inputs = {
-            k: torch.as_tensor(v, dtype=torch.long, device=self.model.device)
+            k: torch.as_tensor(v, dtype=torch.long, device=model.device)
             for k, v in encoded.items()
             if k in ("input_ids", "attention_mask", "token_type_ids")
         }
-        with torch.no_grad():
-            return classifier(**inputs).float().cpu().numpy()
+        dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
+        with torch.inference_mode(), torch.autocast(model.device.type, dtype=dtype, enabled=dtype is not None):
+            return model.classifier(**inputs).float().cpu().numpy()
 
 
 RUNTIMES: dict[str, type[Runtime]] = {"onnx": OnnxRuntime, "torch": TorchRuntime}
@@ -171,21 +193,55 @@ class Predictor:
 
     def logits(self, texts: list, batch_size: int = 32) -> np.ndarray:
         """(texts, labels) logits; texts are strings, or (text1, text2) pairs for pair tasks."""
-        if not texts:
-            return np.zeros((0, len(self.label_names)), dtype=np.float32)
-        order = sorted(
-            range(len(texts)),
-            key=lambda i: len(texts[i]) if isinstance(texts[i], str) else sum(map(len, texts[i])),
-        )
-        out = np.zeros((len(texts), len(self.label_names)), dtype=np.float32)
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]  # similar lengths together: less padding
-            out[chunk] = self.runtime.run(self.encode([texts[i] for i in chunk]))
-        return out
+        return batched_logits(self.runtime, self.encode, texts, len(self.label_names), batch_size)
 
     def predict(self, texts: list, batch_size: int = 32) -> list[tuple[str, float]]:
         """(label name, probability) per text."""
-        logits = self.logits(texts, batch_size)
-        shifted = np.exp(logits - logits.max(-1, keepdims=True))
-        probabilities = shifted / shifted.sum(-1, keepdims=True)
+        probabilities = softmax(self.logits(texts, batch_size))
         return [(self.label_names[int(p.argmax())], float(p.max())) for p in probabilities]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (rows, labels) logits."""
+    shifted = np.exp(logits - logits.max(-1, keepdims=True))
+    return shifted / shifted.sum(-1, keepdims=True)
+
+
+def batched_logits(runtime: Runtime, encode, texts: list, num_labels: int, batch_size: int = 32) -> np.ndarray:
+    """Logits of every text, (texts, labels), in the input order.
+
+    Texts are sorted by length and cut into batches, so each batch pads to a similar length (the
+    main waste on a CPU), and the rows are put back in order.
+
+    Args:
+        runtime: what turns one encoded batch into logits.
+        encode: texts -> encoded batch (tokenizer with template, padding, truncation).
+        texts: strings, or (text1, text2) pairs for pair tasks.
+    """
+    if not texts:
+        return np.zeros((0, num_labels), dtype=np.float32)
+    order = sorted(
+        range(len(texts)),
+        key=lambda i: len(texts[i]) if isinstance(texts[i], str) else sum(map(len, texts[i])),
+    )
+    out = np.zeros((len(texts), num_labels), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        out[chunk] = runtime.run(encode([texts[i] for i in chunk]))
+    return out
+
+
+def synthetic_batch(
+    batch: int, length: int, vocab_size: int, with_token_types: bool = True, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Random token ids of one shape, no padding: what latency is measured on.
+
+    Ids come from the upper part of the vocabulary (real word pieces, not special tokens).
+    """
+    rng = np.random.default_rng(seed)
+    low = min(1000, vocab_size // 2)
+    ids = rng.integers(low, vocab_size, size=(batch, length), dtype=np.int64)
+    encoded = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+    if with_token_types:
+        encoded["token_type_ids"] = np.zeros_like(ids)
+    return encoded

@@ -1,0 +1,82 @@
+"""Fair latency measurement: calls of the things compared alternate in one process.
+
+Timing A for a while and then B for a while lets a change of machine load (another process, the CPU
+clock, a cache filled by A) land on one side only. Here every repeat runs one call of each
+contender, in an order rotated each repeat, after warm-up calls of each, so both sides see the same
+conditions; the median and the 10th/90th percentiles of each side's calls are reported.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class Timing:
+    """Latency of one contender, in milliseconds, over ``repeats`` alternated calls."""
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    repeats: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_samples(cls, seconds: list[float]) -> Timing:
+        ms = sorted(1000.0 * s for s in seconds)
+        return cls(statistics.median(ms), _percentile(ms, 10), _percentile(ms, 90), len(ms))
+
+
+def _percentile(sorted_values: list[float], percent: float) -> float:
+    """Linear-interpolated percentile of already sorted values."""
+    if len(sorted_values) == 1:
+        return sorted_values[0]
+    position = (len(sorted_values) - 1) * percent / 100.0
+    low = int(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+
+
+def time_alternating(
+    calls: dict[str, Callable[[], object]],
+    repeats: int = 10,
+    warmup: int = 2,
+    max_seconds: float | None = None,
+    min_repeats: int = 3,
+) -> dict[str, Timing]:
+    """Time each callable, one call of each per repeat, in a rotating order.
+
+    Args:
+        calls: name -> a callable doing one unit of work (one batch through one runtime).
+        repeats: alternated rounds (each round calls every contender once).
+        warmup: untimed calls of each contender first (caches, lazy initialisation, thread pools).
+        max_seconds: stop after the round in which this much time was spent timing, once
+            ``min_repeats`` rounds are done (large shapes on slow runtimes).
+        min_repeats: rounds always run, whatever ``max_seconds`` says.
+
+    Returns:
+        name -> :class:`Timing`.
+    """
+    if not calls:
+        return {}
+    names = list(calls)
+    for name in names:
+        for _ in range(warmup):
+            calls[name]()
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    started = time.perf_counter()
+    for round_index in range(repeats):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            begin = time.perf_counter()
+            calls[name]()
+            samples[name].append(time.perf_counter() - begin)
+        spent = time.perf_counter() - started
+        if max_seconds is not None and round_index + 1 >= min_repeats and spent >= max_seconds:
+            break
+    return {name: Timing.from_samples(values) for name, values in samples.items()}

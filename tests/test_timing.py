@@ -1,0 +1,29 @@
+import pytest
+
+from skeleton.timing import Timing, time_alternating
+
+
+def test_percentiles_of_known_samples():
+    timing = Timing.from_samples([0.001 * v for v in (5, 1, 4, 2, 3)])
+    assert timing.median_ms == pytest.approx(3.0)
+    assert timing.p10_ms == pytest.approx(1.4)  # 1 + 0.4 * (2 - 1)
+    assert timing.p90_ms == pytest.approx(4.6)
+    assert timing.repeats == 5
+
+
+def test_calls_alternate_in_a_rotating_order_after_warmup():
+    order = []
+    calls = {name: (lambda n=name: order.append(n)) for name in ("a", "b", "c")}
+    timings = time_alternating(calls, repeats=3, warmup=1)
+    assert order[:3] == ["a", "b", "c"]  # warm-up, one each
+    assert order[3:] == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert {name: t.repeats for name, t in timings.items()} == {"a": 3, "b": 3, "c": 3}
+
+
+def test_time_budget_stops_after_the_minimum_rounds():
+    import time
+
+    calls = {"slow": lambda: time.sleep(0.01), "fast": lambda: None}
+    timings = time_alternating(calls, repeats=50, warmup=0, max_seconds=0.0, min_repeats=2)
+    assert timings["slow"].repeats == 2 and timings["fast"].repeats == 2
+    assert timings["slow"].median_ms >= 10 > timings["fast"].median_ms
