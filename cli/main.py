@@ -300,33 +300,51 @@ def export(
     print_export_summary(result, directory)
 
 
+def _accuracy_text(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _latency_text(latency: dict | None) -> str:
+    return ", ".join(f"{shape} {ms:.1f}" for shape, ms in (latency or {}).items()) or "-"
+
+
 def print_export_summary(result: dict, directory: Path) -> None:
-    table = Table(title=f"ONNX export: {directory / result['directory']}")
-    for column in (
-        "variant",
-        "file",
-        "MB",
-        "max |diff| vs torch",
-        "argmax agreement",
-        "test acc",
-        "fused ops",
-    ):
+    table = Table(title=f"ONNX export: {directory / result['directory']} (choices made on the {result['judged_on']})")
+    columns = ("variant", "MB", "max |diff| vs torch", "agrees with fp32", "val acc", "test acc", "ms (BxT)", "ops")
+    for column in columns:
         table.add_column(column, justify="right")
     for name, info in result["variants"].items():
-        accuracy = f"{info['test_accuracy']:.2f}" if "test_accuracy" in info else "-"
-        fused = ", ".join(f"{k} {v}" for k, v in info["fused_ops"].items()) or "-"
+        diff = info.get("max_abs_diff")
         table.add_row(
-            name,
-            info["file"],
+            name + ("" if info.get("passes_bar", True) else " (fails the bar)"),
             f"{info['bytes'] / 1e6:.1f}",
-            f"{info['max_abs_diff']:.1e}",
-            f"{100 * info['argmax_agreement']:.1f}%",
-            accuracy,
-            fused,
+            "-" if diff is None else f"{diff:.1e}",
+            f"{100 * info['argmax_agreement_fp32']:.1f}%",
+            _accuracy_text(info.get("validation_accuracy")),
+            _accuracy_text(info.get("test_accuracy")),
+            _latency_text(info.get("latency_ms")),
+            ", ".join(f"{k} {v}" for k, v in info["fused_ops"].items()) or "-",
         )
     out.print(table)
+    if result["int8_candidates"]:
+        candidates = Table(title="int8 candidates (the fastest that passes ships)")
+        for column in ("method", "val acc", "test acc", "agrees with fp32", "ms (BxT)", "verdict"):
+            candidates.add_column(column, justify="right")
+        for info in result["int8_candidates"]:
+            agreement = info.get("argmax_agreement_fp32")
+            candidates.add_row(
+                info["method"]["name"],
+                _accuracy_text(info.get("validation_accuracy")),
+                _accuracy_text(info.get("test_accuracy")),
+                "-" if agreement is None else f"{100 * agreement:.1f}%",
+                _latency_text(info.get("latency_ms")),
+                info.get("problem") or info.get("error") or "passes",
+            )
+        out.print(candidates)
+    for name, info in result["rejected_variants"].items():
+        out.print(f"{name} not shipped: {info['reason']}", highlight=False, soft_wrap=True)
     out.print(
-        f"default variant: {result['default_variant']}; "
+        f"default variant: {result['default_variant']} (the fastest shipped); "
         f"inputs longer than {result['max_input_tokens']} tokens are truncated"
     )
 
@@ -375,6 +393,81 @@ def predict(
             )
         else:
             out.print(f"{label}\t{score:.4f}\t{text}", highlight=False, soft_wrap=True)
+
+
+def _numbers(text: str, option: str) -> tuple[int, ...]:
+    from skeleton.errors import SkeletonError
+
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise SkeletonError(f"{option} takes comma-separated whole numbers, got {text!r}") from None
+
+
+@app.command()
+@friendly_errors
+def bench(
+    directory: Annotated[Path, typer.Argument(help="A directory written by 'skeleton compress' (with onnx/).")],
+    batch_sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8,32,64",
+    lengths: Annotated[str, typer.Option(help="Comma-separated input lengths in tokens (the prompt comes on top).")] = (
+        "16,32,64,128,256"
+    ),
+    quick: Annotated[bool, typer.Option(help="A small grid: batch 1, 32 x 16, 128 tokens.")] = False,
+    runtimes: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated runtimes (default: every one this machine offers): "
+            + ", ".join(("torch-fp32", "torch-bf16", "torch-fp16", "onnx-fp32", "onnx-optimized", "onnx-int8"))
+        ),
+    ] = None,
+    threads: Annotated[int | None, typer.Option(help="Intra-op threads (default: one per core).")] = None,
+    repeats: Annotated[int, typer.Option(help="Alternated rounds per grid point (at most).")] = 10,
+    data: Annotated[
+        Path | None, typer.Option(help="A task TSV whose real sentences are also timed end to end.")
+    ] = None,
+    device: Device = "auto",
+    quiet: Quiet = False,
+) -> None:
+    """Time the Skeleton model against the unpruned model under every runtime; report in DIR/bench/."""
+    from skeleton.bench import QUICK_BATCH_SIZES, QUICK_LENGTHS, BenchConfig, run_bench
+    from skeleton.progress import Reporter
+
+    config = BenchConfig(
+        batch_sizes=QUICK_BATCH_SIZES if quick else _numbers(batch_sizes, "--batch-sizes"),
+        lengths=QUICK_LENGTHS if quick else _numbers(lengths, "--lengths"),
+        runtimes=None if runtimes is None else tuple(r.strip() for r in runtimes.split(",") if r.strip()),
+        threads=threads,
+        repeats=repeats,
+        min_repeats=min(5, repeats),
+        data=None if data is None else str(data),
+        device=device,
+    )
+    report = run_bench(directory, config, Reporter(enabled=not quiet, console=err))
+    print_bench_summary(report, directory)
+
+
+def print_bench_summary(report: dict, directory: Path) -> None:
+    from skeleton.bench_report import headline_range
+
+    table = Table(title="Skeleton (fastest shippable runtime) vs unpruned (fastest runtime): speed-up")
+    lengths = sorted({p["length"] for p in report["points"]})
+    table.add_column("batch \\ tokens", justify="right")
+    for length in lengths:
+        table.add_column(str(length), justify="right")
+    for batch in sorted({p["batch"] for p in report["points"]}):
+        cells = []
+        for length in lengths:
+            point = next(p for p in report["points"] if p["batch"] == batch and p["length"] == length)
+            head = point["headline"]
+            cells.append(
+                "-" if head is None else f"{head['speedup']:.2f}x {head['skeleton_runtime']}/{head['unpruned_runtime']}"
+            )
+        table.add_row(str(batch), *cells)
+    out.print(table)
+    span = headline_range(report)
+    if span:
+        out.print(f"headline speed-up {span[0]:.2f}x to {span[1]:.2f}x over the grid")
+    out.print(f"report: {directory / 'bench'}/bench.md, bench.json and plots ({report['seconds'] / 60:.1f} min)")
 
 
 @app.command()
