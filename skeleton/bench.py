@@ -1,0 +1,486 @@
+"""``skeleton bench``: how much faster the Skeleton model is than the unpruned one, run every way.
+
+The baseline is the unpruned prompt-tuned model of the same run, rebuilt from ``DIR/prompt_tuned``
+on the original backbone and exported by the same code (its int8 graph is written even when it fails
+the accuracy bar: a user quantising with optimum would run it anyway). Both models are timed under
+every runtime this machine offers: PyTorch fp32, PyTorch bf16 autocast (CPUs with native bf16) or
+fp16 (CUDA), and onnxruntime fp32, optimized and int8. At each (batch, length) point every
+model/runtime pair is warmed up, then their calls alternate in one process (:mod:`skeleton.timing`).
+
+The headline at each point is the Skeleton model on its fastest *shippable* runtime (an exported
+graph that passed the export's checks, as ``skeleton predict`` offers it) against the unpruned model
+on its fastest runtime of all. Beside it: the analytic multiply-accumulate count of both models,
+the ideal speed-up it implies, and achieved/ideal per runtime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from skeleton.artifacts import REPORT_FILE, library_versions, write_json
+from skeleton.errors import SkeletonError
+from skeleton.progress import SILENT, Reporter
+from skeleton.quantization import cpu_flags
+from skeleton.runtime import (
+    ONNX_DIR,
+    OnnxRuntime,
+    Runtime,
+    TorchRuntime,
+    read_manifest,
+    synthetic_batch,
+    tokenize,
+)
+from skeleton.timing import time_alternating
+
+BENCH_DIR = "bench"
+UNPRUNED_DIR = "unpruned"
+SLIM_INT8_DIR = "slim-int8-unshipped"
+PROMPT_TUNED_DIR = "prompt_tuned"
+TORCH_RUNTIMES = ("torch-fp32", "torch-bf16", "torch-fp16")
+ONNX_RUNTIMES = ("onnx-fp32", "onnx-optimized", "onnx-int8")
+RUNTIME_NAMES = TORCH_RUNTIMES + ONNX_RUNTIMES
+QUICK_BATCH_SIZES = (1, 32)
+QUICK_LENGTHS = (16, 128)
+
+
+@dataclass
+class BenchConfig:
+    """Settings of ``skeleton bench``.
+
+    Attributes:
+        batch_sizes: sequences per call.
+        lengths: input tokens per sequence (the soft prompt's tokens come on top, inside the model).
+        runtimes: which runtimes to time; ``None`` = every one this machine offers.
+        threads: intra-op threads of PyTorch and onnxruntime (default: one per core).
+        repeats: alternated rounds per grid point.
+        warmup: untimed calls of each contender per grid point.
+        max_seconds: stop a grid point's rounds after this long (at least ``min_repeats`` rounds run).
+        min_repeats: rounds every grid point gets.
+        data: a task file (TSV) whose real sentences are also timed end to end, tokenizer included.
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+    """
+
+    batch_sizes: tuple[int, ...] = (1, 8, 32, 64)
+    lengths: tuple[int, ...] = (16, 32, 64, 128, 256)
+    runtimes: tuple[str, ...] | None = None
+    threads: int | None = None
+    repeats: int = 10
+    warmup: int = 2
+    max_seconds: float = 20.0
+    min_repeats: int = 5
+    data: str | None = None
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.batch_sizes = tuple(self.batch_sizes)
+        self.lengths = tuple(self.lengths)
+        if not self.batch_sizes or min(self.batch_sizes) < 1:
+            raise ValueError(f"batch_sizes must be positive numbers, got {self.batch_sizes}")
+        if not self.lengths or min(self.lengths) < 1:
+            raise ValueError(f"lengths must be positive numbers, got {self.lengths}")
+        if self.runtimes is not None:
+            self.runtimes = tuple(self.runtimes)
+            unknown = [r for r in self.runtimes if r not in RUNTIME_NAMES]
+            if unknown or not self.runtimes:
+                raise ValueError(f"runtimes must be among {', '.join(RUNTIME_NAMES)}, got {','.join(self.runtimes)}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be at least 1, got {self.threads}")
+        if self.repeats < 1 or self.min_repeats < 1 or self.warmup < 0:
+            raise ValueError("repeats and min_repeats must be at least 1, warmup at least 0")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def native_half_precision(device: str) -> str | None:
+    """The PyTorch half-precision runtime worth timing here: torch-fp16 on CUDA, torch-bf16 on CPUs
+    with native bf16 arithmetic (AVX512-BF16 or AMX), else None (emulated bf16 is slower than fp32)."""
+    if device.startswith("cuda"):
+        return "torch-fp16"
+    if {"avx512_bf16", "amx_bf16"} & cpu_flags():
+        return "torch-bf16"
+    return None
+
+
+@dataclass
+class Contender:
+    """One model under one runtime."""
+
+    model: str  # "skeleton" or "unpruned"
+    runtime: str
+    engine: Runtime
+    shippable: bool
+    note: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}/{self.runtime}"
+
+
+def _fingerprint(directory: Path) -> str:
+    """Identifies the prompt-tuned model and the code versions a cached baseline was built from."""
+    digest = hashlib.sha256()
+    for path in sorted((directory / PROMPT_TUNED_DIR).rglob("*")):
+        if path.is_file():
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    digest.update(json.dumps(library_versions(), sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _report(directory: Path) -> dict:
+    path = directory / REPORT_FILE
+    if not path.is_file():
+        raise SkeletonError(f"{directory} has no {REPORT_FILE}: bench needs a directory written by 'skeleton compress'")
+    return json.loads(path.read_text())
+
+
+def build_unpruned(directory: Path, reporter: Reporter = SILENT) -> Path:
+    """The unpruned prompt-tuned model of a compress run, saved and exported like the slim one.
+
+    Cached in ``DIR/bench/unpruned`` and rebuilt when the prompt or the library versions change.
+    """
+    from skeleton.artifacts import atomic_directory, save_classifier
+    from skeleton.data import DataConfig
+    from skeleton.export import ExportConfig, export_directory
+    from skeleton.modeling import load_prompt_and_head
+    from skeleton.tuning import skeleton_meta
+    from skeleton.workspace import ModelConfig, Workspace
+
+    if not (directory / PROMPT_TUNED_DIR).is_dir():
+        raise SkeletonError(
+            f"{directory} has no {PROMPT_TUNED_DIR}/: bench needs a directory written by 'skeleton compress'"
+        )
+    target = directory / BENCH_DIR / UNPRUNED_DIR
+    fingerprint = _fingerprint(directory)
+    stamp = target / "fingerprint.txt"
+    if stamp.is_file() and stamp.read_text() == fingerprint and (target / ONNX_DIR).is_dir():
+        return target
+    reporter.message("bench: rebuilding and exporting the unpruned prompt-tuned model (cached for later runs)")
+    config = _report(directory)["config"]
+    # the backbone, tokenizer and task only: a few rows stand in for the data, which the export reloads
+    few_rows = {**config["data"], "train_samples": 2, "validation_samples": 1, "test_samples": 1}
+    workspace = Workspace(DataConfig(**few_rows), ModelConfig(**config["model"]))
+    with atomic_directory(target, overwrite=True) as work:
+        classifier = load_prompt_and_head(
+            workspace.load_backbone(), workspace.tokenizer, workspace.spec, directory / PROMPT_TUNED_DIR
+        )
+        save_classifier(classifier, workspace.tokenizer, work, None, skeleton_meta(workspace))
+        write_json(work / REPORT_FILE, {"kind": "prompt-tuned", "config": {"data": config["data"]}})
+        export_directory(work, ExportConfig(int8_bar=False), reporter=reporter)
+        (work / "fingerprint.txt").write_text(fingerprint)
+    return target
+
+
+def _slim_int8_dir(directory: Path, reporter: Reporter) -> Path:
+    """When the Skeleton model's export shipped no int8 graph, one built the same way as the
+    baseline's (the fastest candidate, bar or not), so int8 is compared on both sides; not shippable."""
+    from skeleton.export import ExportConfig, export_directory
+
+    target = directory / BENCH_DIR / SLIM_INT8_DIR
+    manifest = target / ONNX_DIR / "manifest.json"
+    if manifest.is_file() and json.loads(manifest.read_text()).get("source_sha") == _slim_sha(directory):
+        return target
+    reporter.message("bench: building the Skeleton model's int8 graph that its export did not ship")
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for path in directory.iterdir():
+        if path.is_file():
+            shutil.copy2(path, target / path.name)
+        elif path.name == "prompt":
+            shutil.copytree(path, target / path.name)
+    export_directory(target, ExportConfig(variants=("fp32", "optimized", "int8"), int8_bar=False), reporter=reporter)
+    data = json.loads(manifest.read_text())
+    data["source_sha"] = _slim_sha(directory)
+    write_json(manifest, data)
+    return target
+
+
+def _slim_sha(directory: Path) -> str:
+    from skeleton.artifacts import MODEL_FILE
+    from skeleton.runtime import sha256_file
+
+    return sha256_file(directory / MODEL_FILE)
+
+
+def _onnx_contenders(model: str, directory: Path, config: BenchConfig, wanted: set[str]) -> dict[str, Contender]:
+    from skeleton.runtime import onnx_providers
+
+    onnx_dir = directory / ONNX_DIR
+    manifest = read_manifest(onnx_dir)
+    providers = onnx_providers(config.device)
+    found = {}
+    for variant, info in manifest["variants"].items():
+        name = f"onnx-{variant}"
+        if name not in wanted:
+            continue
+        engine = OnnxRuntime(onnx_dir / info["file"], providers, threads=config.threads, spinning=False)
+        shippable = model == "skeleton" and info.get("passes_bar", True)
+        note = "" if info.get("passes_bar", True) else "fails the export's int8 accuracy bar"
+        found[name] = Contender(model, name, engine, shippable, note)
+    return found
+
+
+def contenders(directory: Path, baseline: Path, config: BenchConfig, reporter: Reporter = SILENT) -> list[Contender]:
+    """Every model/runtime pair to time: both models under each runtime both can run."""
+    from skeleton.device import resolve_device
+
+    device = str(resolve_device(config.device))
+    half = native_half_precision(device)
+    offered = ("torch-fp32", *((half,) if half else ()), *ONNX_RUNTIMES)
+    wanted = set(config.runtimes or offered)
+    result: list[Contender] = []
+    for model, model_dir in (("skeleton", directory), ("unpruned", baseline)):
+        for name in (n for n in TORCH_RUNTIMES if n in wanted):
+            engine = TorchRuntime(model_dir, device=device, precision=name.split("-")[1])
+            # `skeleton predict` runs exported graphs only, so PyTorch is not a shippable Skeleton runtime
+            result.append(Contender(model, name, engine, shippable=False))
+        onnx = _onnx_contenders(model, model_dir, config, wanted)
+        if model == "skeleton" and "onnx-int8" in wanted and "onnx-int8" not in onnx:
+            extra = _onnx_contenders(model, _slim_int8_dir(directory, reporter), config, {"onnx-int8"})
+            for contender in extra.values():
+                contender.shippable = False
+                contender.note = "not shipped: the export's int8 accuracy bar rejected it"
+            onnx.update(extra)
+        result.extend(onnx.values())
+    return result
+
+
+@dataclass
+class ModelShape:
+    """What the multiply-accumulate count of a (pruned) encoder depends on."""
+
+    hidden_size: int
+    head_dim: int
+    heads: list[int]
+    ffn_sizes: list[int]
+    ffn_out_sizes: list[int] | None
+    num_virtual_tokens: int
+    num_labels: int
+    head_kind: str
+    vocab_size: int
+
+    @classmethod
+    def of(cls, directory: Path) -> ModelShape:
+        """Read from a model directory's config.json, skeleton.json and head_config.json."""
+        config = json.loads((directory / "config.json").read_text())
+        meta = json.loads((directory / "skeleton.json").read_text())
+        head = json.loads((directory / "head_config.json").read_text())
+        hidden = config.get("hidden_size", config.get("dim"))
+        heads = config.get("num_attention_heads", config.get("n_heads"))
+        layers = config.get("num_hidden_layers", config.get("n_layers"))
+        width = config.get("intermediate_size", config.get("hidden_dim"))
+        return cls(
+            hidden_size=hidden,
+            head_dim=hidden // heads,
+            heads=config.get("skeleton_heads") or [heads] * layers,
+            ffn_sizes=config.get("skeleton_ffn_sizes") or [width] * layers,
+            ffn_out_sizes=config.get("skeleton_ffn_out_sizes"),
+            num_virtual_tokens=meta["num_virtual_tokens"],
+            num_labels=head["num_labels"],
+            head_kind=head["kind"],
+            vocab_size=config["vocab_size"],
+        )
+
+    def macs(self, batch: int, tokens: int) -> int:
+        """Multiply-accumulates of one call on (batch, tokens) inputs, the soft prompt included."""
+        length = tokens + self.num_virtual_tokens
+        hidden = self.hidden_size
+        total = 0
+        for index, (heads, ffn) in enumerate(zip(self.heads, self.ffn_sizes, strict=True)):
+            width = heads * self.head_dim
+            total += length * hidden * width * 4  # Q, K, V and the output projection
+            total += 2 * heads * length * length * self.head_dim  # scores and the weighted sum
+            out = hidden if self.ffn_out_sizes is None else self.ffn_out_sizes[index]
+            total += length * (hidden * ffn + ffn * out)
+        head = hidden * self.num_labels if self.head_kind == "cls" else hidden * hidden + hidden * self.vocab_size
+        return batch * (total + head)
+
+
+def _summary_of(timing, batch: int) -> dict:
+    return {**timing.to_dict(), "sequences_per_second": 1000.0 * batch / timing.median_ms}
+
+
+def _point(contenders_: list[Contender], shapes: dict[str, ModelShape], batch: int, length: int, config) -> dict:
+    """Time every contender at one (batch, length) and derive speed-ups."""
+    encoded = synthetic_batch(batch, length, shapes["skeleton"].vocab_size)
+    calls = {c.key: (lambda c=c: c.engine.run(encoded)) for c in contenders_}
+    timings = time_alternating(calls, config.repeats, config.warmup, config.max_seconds, config.min_repeats)
+    latency = {key: _summary_of(timing, batch) for key, timing in timings.items()}
+    macs = {model: shape.macs(batch, length) for model, shape in shapes.items()}
+    ideal = macs["unpruned"] / macs["skeleton"]
+    runtimes = sorted({c.runtime for c in contenders_}, key=RUNTIME_NAMES.index)
+    speedup = {
+        r: latency[f"unpruned/{r}"]["median_ms"] / latency[f"skeleton/{r}"]["median_ms"]
+        for r in runtimes
+        if f"unpruned/{r}" in latency and f"skeleton/{r}" in latency
+    }
+    shippable = [c for c in contenders_ if c.model == "skeleton" and c.shippable]
+    unpruned = [c for c in contenders_ if c.model == "unpruned"]
+    best_slim = min(shippable, key=lambda c: latency[c.key]["median_ms"]) if shippable else None
+    best_base = min(unpruned, key=lambda c: latency[c.key]["median_ms"])
+    headline = None
+    if best_slim is not None:
+        slim_ms, base_ms = latency[best_slim.key]["median_ms"], latency[best_base.key]["median_ms"]
+        headline = {
+            "skeleton_runtime": best_slim.runtime,
+            "skeleton_ms": slim_ms,
+            "unpruned_runtime": best_base.runtime,
+            "unpruned_ms": base_ms,
+            "speedup": base_ms / slim_ms,
+        }
+    return {
+        "batch": batch,
+        "length": length,
+        "tokens_with_prompt": length + shapes["skeleton"].num_virtual_tokens,
+        "macs": macs,
+        "ideal_speedup": ideal,
+        "latency": latency,
+        "speedup": speedup,
+        "achieved_over_ideal": {r: s / ideal for r, s in speedup.items()},
+        "headline": headline,
+    }
+
+
+def _task_texts(path: Path, directory: Path) -> list:
+    from skeleton.data import read_tsv
+    from skeleton.tasks import get_task
+
+    if not path.is_file():
+        raise SkeletonError(f"data file not found: {path}")
+    spec = get_task(json.loads((directory / "skeleton.json").read_text())["task"])
+    split = read_tsv(path, spec)
+    columns = [list(split[f]) for f in spec.text_fields]
+    return columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
+
+
+def _encoder_for(contender: Contender, onnx_tokenizer, max_tokens: int):
+    """texts -> what the contender's run takes: the exported tokenizer (template inside) for ONNX,
+    the training-time encoding for PyTorch."""
+    if isinstance(contender.engine, TorchRuntime):
+        model = contender.engine.model
+        return lambda texts: {k: v.numpy() for k, v in model.encode(texts).inputs().items()}
+    return lambda texts: tokenize(onnx_tokenizer, texts, max_tokens)
+
+
+def _end_to_end(contenders_: list[Contender], directory: Path, config: BenchConfig, reporter: Reporter) -> list[dict]:
+    """Real sentences of ``config.data`` at each batch size, tokenizer with its template included."""
+    from transformers import AutoTokenizer
+
+    texts = _task_texts(Path(config.data), directory)
+    onnx_dir = directory / ONNX_DIR
+    tokenizer = AutoTokenizer.from_pretrained(str(onnx_dir))
+    max_tokens = int(read_manifest(onnx_dir, verify=False)["max_input_tokens"])
+    rng = np.random.default_rng(0)
+    rows = []
+    encoders = {c.key: _encoder_for(c, tokenizer, max_tokens) for c in contenders_}
+    with reporter.bar("bench: real sentences", len(config.batch_sizes)) as bar:
+        for batch in config.batch_sizes:
+            chunk = [texts[i] for i in rng.choice(len(texts), size=min(batch, len(texts)), replace=False)]
+            calls = {c.key: (lambda c=c, t=chunk: c.engine.run(encoders[c.key](t))) for c in contenders_}
+            timings = time_alternating(calls, config.repeats, config.warmup, config.max_seconds, config.min_repeats)
+            tokens = tokenize(tokenizer, chunk, max_tokens)["input_ids"].shape[1]
+            latency = {key: _summary_of(timing, len(chunk)) for key, timing in timings.items()}
+            shippable = [c.key for c in contenders_ if c.model == "skeleton" and c.shippable]
+            unpruned = [c.key for c in contenders_ if c.model == "unpruned"]
+            best_slim = min(shippable, key=lambda k: latency[k]["median_ms"]) if shippable else None
+            best_base = min(unpruned, key=lambda k: latency[k]["median_ms"])
+            rows.append(
+                {
+                    "batch": len(chunk),
+                    "padded_tokens": int(tokens),
+                    "latency": latency,
+                    "headline": None
+                    if best_slim is None
+                    else {
+                        "skeleton": best_slim,
+                        "unpruned": best_base,
+                        "speedup": latency[best_base]["median_ms"] / latency[best_slim]["median_ms"],
+                    },
+                }
+            )
+            bar.advance(1)
+    return rows
+
+
+def machine_description(threads: int) -> dict:
+    flags = cpu_flags()
+    model_name = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model_name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "fma")
+    return {
+        "cpu": model_name or platform.processor(),
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "cpu_flags": sorted(f for f in wanted if f in flags),
+        "platform": platform.platform(),
+    }
+
+
+def run_bench(directory: str | Path, config: BenchConfig | None = None, reporter: Reporter = SILENT) -> dict:
+    """Time the Skeleton model in ``directory`` against its unpruned baseline; write ``DIR/bench/``.
+
+    Returns:
+        The report (also ``DIR/bench/bench.json``, with ``bench.md`` and PNG plots beside it).
+    """
+    import torch
+
+    from skeleton.bench_report import write_report
+
+    config = config or BenchConfig()
+    directory = Path(directory)
+    if not (directory / ONNX_DIR).is_dir():
+        raise SkeletonError(f"{directory} has no {ONNX_DIR}/: run 'skeleton export {directory}' first")
+    if config.data and not Path(config.data).is_file():
+        raise SkeletonError(f"data file not found: {config.data}")
+    threads = config.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    config.threads = threads
+    started = time.perf_counter()
+    baseline = build_unpruned(directory, reporter)
+    max_tokens = int(read_manifest(directory / ONNX_DIR, verify=False)["max_input_tokens"])
+    if max(config.lengths) > max_tokens:
+        raise SkeletonError(f"length {max(config.lengths)} exceeds the model's {max_tokens} input tokens")
+    pairs = contenders(directory, baseline, config, reporter)
+    shapes = {"skeleton": ModelShape.of(directory), "unpruned": ModelShape.of(baseline)}
+    points = []
+    grid = [(b, n) for b in config.batch_sizes for n in config.lengths]
+    with reporter.bar("bench: synthetic grid", len(grid)) as bar:
+        for batch, length in grid:
+            points.append(_point(pairs, shapes, batch, length, config))
+            headline = points[-1]["headline"]
+            bar.advance(1, point=f"{batch}x{length}", speedup=headline["speedup"] if headline else float("nan"))
+    report = {
+        "directory": str(directory),
+        "task": json.loads((directory / "skeleton.json").read_text())["task"],
+        "config": config.to_dict(),
+        "machine": machine_description(threads),
+        "versions": library_versions(),
+        "contenders": [
+            {"model": c.model, "runtime": c.runtime, "shippable": c.shippable, "note": c.note} for c in pairs
+        ],
+        "shapes": {model: asdict(shape) for model, shape in shapes.items()},
+        "points": points,
+        "end_to_end": _end_to_end(pairs, directory, config, reporter) if config.data else [],
+        "seconds": time.perf_counter() - started,
+    }
+    write_report(directory / BENCH_DIR, report)
+    return report
+
+
+__all__ = ["BenchConfig", "ModelShape", "build_unpruned", "run_bench"]

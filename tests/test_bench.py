@@ -1,0 +1,115 @@
+import json
+
+import pytest
+
+from skeleton.bench import BenchConfig, ModelShape, run_bench
+from skeleton.compression import CompressConfig, compress
+from skeleton.data import DataConfig
+from skeleton.errors import SkeletonError
+from skeleton.export import ExportConfig, export_directory
+from skeleton.search import SearchConfig
+from skeleton.tuning import TrainConfig
+from skeleton.workspace import ModelConfig
+
+QUICK_EXPORT = ExportConfig(int8_kinds=("dynamic",), latency_shapes=((1, 8),), latency_repeats=2)
+
+
+def test_multiply_accumulates_worked_by_hand():
+    shape = ModelShape(
+        hidden_size=4,
+        head_dim=2,
+        heads=[2],
+        ffn_sizes=[8],
+        ffn_out_sizes=None,
+        num_virtual_tokens=1,
+        num_labels=2,
+        head_kind="cls",
+        vocab_size=10,
+    )
+    # 3 tokens + 1 prompt token = 4 positions: Q, K, V, O 4*4*4*4 = 256; scores and weighted sum
+    # 2 heads * 4 * 4 * 2 dims * 2 = 128; FFN 4 * (4*8 + 8*4) = 256; head 4 * 2 = 8; per sequence 648
+    assert shape.macs(batch=2, tokens=3) == 2 * 648
+    shape.ffn_sizes = [4]  # half the FFN: 4 * (4*4 + 4*4) = 128
+    assert shape.macs(batch=1, tokens=3) == 648 - 128
+
+
+@pytest.fixture(scope="module")
+def compressed_dir(tmp_path_factory, tiny_bert_dir, sst2_dir):
+    root = tmp_path_factory.mktemp("bench")
+    config = CompressConfig(
+        data=DataConfig("sst2", str(sst2_dir)),
+        model=ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4, use_template=False),
+        tune=TrainConfig(epochs=3, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=1),
+        condense=TrainConfig(epochs=1, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=1),
+        search=SearchConfig(margin=100.0, max_trials=1),
+        round_to=4,
+        output=str(root / "out"),
+        device="cpu",
+        export=False,
+    )
+    compress(config)
+    export_directory(root / "out", QUICK_EXPORT)
+    return root / "out"
+
+
+def test_bench_times_both_models_and_writes_its_report(compressed_dir, monkeypatch):
+    config = BenchConfig(batch_sizes=(1, 2), lengths=(8, 16), repeats=3, min_repeats=3, warmup=1, device="cpu")
+    report = run_bench(compressed_dir, config)
+    folder = compressed_dir / "bench"
+    for name in ("bench.json", "bench.md", "speedup_vs_batch.png", "speedup_vs_length.png", "latency.png"):
+        assert (folder / name).is_file(), name
+    assert json.loads((folder / "bench.json").read_text())["points"] == json.loads(json.dumps(report["points"]))
+    keys = {f"{c['model']}/{c['runtime']}" for c in report["contenders"]}
+    for model in ("skeleton", "unpruned"):
+        assert {f"{model}/{r}" for r in ("torch-fp32", "onnx-fp32", "onnx-optimized", "onnx-int8")} <= keys
+    assert len(report["points"]) == 4
+    for point in report["points"]:
+        assert set(point["latency"]) == keys
+        latency = {k: v["median_ms"] for k, v in point["latency"].items()}
+        head = point["headline"]
+        shippable = [
+            f"skeleton/{c['runtime']}" for c in report["contenders"] if c["model"] == "skeleton" and c["shippable"]
+        ]
+        # the headline pits the fastest shippable Skeleton runtime against the fastest unpruned runtime
+        assert head["skeleton_ms"] == min(latency[k] for k in shippable)
+        assert head["unpruned_ms"] == min(v for k, v in latency.items() if k.startswith("unpruned/"))
+        assert head["speedup"] == pytest.approx(head["unpruned_ms"] / head["skeleton_ms"])
+        assert point["ideal_speedup"] == pytest.approx(point["macs"]["unpruned"] / point["macs"]["skeleton"])
+        assert point["ideal_speedup"] > 1.0  # half the FFN neurons are gone
+        for runtime, speedup in point["speedup"].items():
+            assert speedup == pytest.approx(latency[f"unpruned/{runtime}"] / latency[f"skeleton/{runtime}"])
+    # PyTorch is timed but `skeleton predict` does not offer it, so it never makes the headline
+    assert not any(c["shippable"] for c in report["contenders"] if c["runtime"].startswith("torch"))
+    assert report["machine"]["threads"] >= 1 and report["versions"]["onnxruntime"]
+    assert "Headline" in (folder / "bench.md").read_text()
+
+    # the unpruned baseline is cached: a second run does not export it again
+    import skeleton.export as export_module
+
+    monkeypatch.setattr(export_module, "export_directory", lambda *a, **k: pytest.fail("baseline rebuilt"))
+    run_bench(compressed_dir, BenchConfig(batch_sizes=(1,), lengths=(8,), runtimes=("onnx-fp32",), repeats=2))
+
+
+def test_bench_times_real_sentences_end_to_end(compressed_dir, sst2_dir):
+    config = BenchConfig(
+        batch_sizes=(4,),
+        lengths=(8,),
+        runtimes=("onnx-fp32", "onnx-int8"),
+        repeats=2,
+        min_repeats=2,
+        data=str(sst2_dir / "dev.tsv"),
+    )
+    report = run_bench(compressed_dir, config)
+    (row,) = report["end_to_end"]
+    assert row["batch"] == 4 and row["padded_tokens"] > 0 and row["headline"]["speedup"] > 0
+
+
+def test_bench_refuses_bad_input(tmp_path, compressed_dir):
+    with pytest.raises(SkeletonError, match="has no onnx/"):
+        run_bench(tmp_path)
+    with pytest.raises(SkeletonError, match="exceeds the model's"):
+        run_bench(compressed_dir, BenchConfig(batch_sizes=(1,), lengths=(4096,)))
+    with pytest.raises(ValueError, match="runtimes must be among"):
+        BenchConfig(runtimes=("tensorrt",))
+    with pytest.raises(SkeletonError, match="data file not found"):
+        run_bench(compressed_dir, BenchConfig(batch_sizes=(1,), lengths=(8,), data=str(tmp_path / "none.tsv")))
