@@ -103,7 +103,12 @@ def test_export_and_predict_commands(tmp_path, tokenizer_dir, sst2_dir):
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.output.strip().splitlines()]
     assert [row["text"] for row in rows] == ["a superb film", "the movie was great", "awful plot"]
-    assert all(row["label"] in ("negative", "positive") and 0.5 <= row["score"] <= 1 for row in rows)
+    # the command prints what the library predicts, label and probability
+    from skeleton.runtime import Predictor
+
+    expected = Predictor(directory, variant="fp32").predict(["a superb film", "the movie was great", "awful plot"])
+    assert [row["label"] for row in rows] == [label for label, _ in expected]
+    assert [row["score"] for row in rows] == pytest.approx([score for _, score in expected], abs=1e-6)
 
     for args, message in (
         (["predict", directory], "no texts"),

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from skeleton.batching import iterate_batches
 from skeleton.data import DataConfig
 from skeleton.errors import SkeletonError
 from skeleton.modeling import load_prompt_and_head, save_prompt_and_head
@@ -87,7 +88,23 @@ def test_mlm_head_needs_mlm_weights(tmp_path, tokenizer_dir, sst2_dir):
     workspace = Workspace(DataConfig("sst2", str(sst2_dir)), ModelConfig(model=str(mlm)))
     assert workspace.head == "mlm" and workspace.use_template
     classifier = workspace.new_classifier()
-    assert evaluate(classifier, workspace.test, torch.device("cpu"))["accuracy"] >= 0
+    # the verbalizer reads the MLM model's own vocabulary logits at the mask, for the label words
+    batch = next(iterate_batches(workspace.test, 8, workspace.pad_token_id, shuffle=False))
+    with torch.no_grad():
+        logits = classifier(**batch.inputs())
+        backbone = classifier.backbone
+        embeds = torch.cat(
+            [
+                classifier.prompt_embeddings().unsqueeze(0).expand(len(batch.indices), -1, -1),
+                backbone.get_input_embeddings()(batch.input_ids),
+            ],
+            1,
+        )
+        prompt_mask = batch.attention_mask.new_ones(len(batch.indices), classifier.num_virtual_tokens)
+        vocabulary = backbone(inputs_embeds=embeds, attention_mask=torch.cat([prompt_mask, batch.attention_mask], 1))
+    mask_at = (batch.input_ids == workspace.tokenizer.mask_token_id).int().argmax(1) + classifier.num_virtual_tokens
+    expected = vocabulary.logits[torch.arange(len(batch.indices)), mask_at][:, classifier.verbalizer_ids]
+    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_bad_model_inputs(tmp_path, sst2_dir):
