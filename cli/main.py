@@ -14,6 +14,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+# the library's defaults are the command line's: one source, read here (skeleton.config is light)
+from skeleton.config import (
+    CompressConfig,
+    DataConfig,
+    ModelConfig,
+    SearchConfig,
+    TrainConfig,
+    TuneConfig,
+    default_condense_config,
+)
+
+CONDENSE = default_condense_config()
+
 app = typer.Typer(
     name="skeleton",
     help="Find the FFN neurons a task needs, cut the rest out, ship a slim ONNX model.",
@@ -78,9 +91,6 @@ Quiet = Annotated[bool, typer.Option(help="No progress bars.")]
 
 def _stage_configs(options: dict):
     """DataConfig, ModelConfig and TrainConfig from the options tune and compress share."""
-    from skeleton.data import DataConfig
-    from skeleton.tuning import TrainConfig
-    from skeleton.workspace import ModelConfig
 
     o = options
     data = DataConfig(
@@ -117,31 +127,30 @@ def _metrics_text(metrics: dict) -> str:
 @app.command()
 @friendly_errors
 def tune(
-    task: Task = "sst2",
-    model: Model = "default",
+    task: Task = DataConfig.task,
+    model: Model = ModelConfig.model,
     data_dir: DataDir = None,
-    train_samples: TrainSamples = 20000,
-    validation_samples: ValidationSamples = 2000,
-    test_samples: TestSamples = None,
-    head: Head = "auto",
-    prompt_tokens: PromptTokens = 20,
-    prompt_init: PromptInit = "text",
-    max_length: MaxLength = 128,
-    template: Template = True,
-    epochs: Epochs = 1.0,
-    batch_size: BatchSize = 32,
-    lr: Lr = 3e-2,
-    head_lr: HeadLr = 1e-2,
-    patience: Patience = 3,
-    seed: Seed = 42,
-    device: Device = "auto",
+    train_samples: TrainSamples = DataConfig.train_samples,
+    validation_samples: ValidationSamples = DataConfig.validation_samples,
+    test_samples: TestSamples = DataConfig.test_samples,
+    head: Head = ModelConfig.head,
+    prompt_tokens: PromptTokens = ModelConfig.num_virtual_tokens,
+    prompt_init: PromptInit = ModelConfig.prompt_init,
+    max_length: MaxLength = ModelConfig.max_length,
+    template: Template = ModelConfig.use_template,
+    epochs: Epochs = TrainConfig.epochs,
+    batch_size: BatchSize = TrainConfig.batch_size,
+    lr: Lr = TrainConfig.lr,
+    head_lr: HeadLr = TrainConfig.head_lr,
+    patience: Patience = TrainConfig.patience,
+    seed: Seed = DataConfig.seed,
+    device: Device = TuneConfig.device,
     output: Output = None,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
 ) -> None:
     """Prompt-tune a frozen model on a task (prior knowledge injection) and save the prompt."""
     from skeleton.progress import Reporter
-    from skeleton.tuning import TuneConfig
     from skeleton.tuning import tune as run_tune
 
     data, model_config, train = _stage_configs(locals())
@@ -159,59 +168,71 @@ def tune(
 @app.command()
 @friendly_errors
 def compress(
-    task: Task = "sst2",
-    model: Model = "default",
+    task: Task = DataConfig.task,
+    model: Model = ModelConfig.model,
     data_dir: DataDir = None,
-    train_samples: TrainSamples = 20000,
-    validation_samples: ValidationSamples = 2000,
-    test_samples: TestSamples = None,
-    head: Head = "auto",
-    prompt_tokens: PromptTokens = 20,
-    prompt_init: PromptInit = "text",
-    max_length: MaxLength = 128,
-    template: Template = True,
-    epochs: Epochs = 1.0,
-    batch_size: BatchSize = 32,
-    lr: Lr = 3e-2,
-    head_lr: HeadLr = 1e-2,
-    patience: Patience = 3,
-    condense_epochs: Annotated[float, typer.Option(help="Epochs of knowledge condensation per search trial.")] = 0.25,
+    train_samples: TrainSamples = DataConfig.train_samples,
+    validation_samples: ValidationSamples = DataConfig.validation_samples,
+    test_samples: TestSamples = DataConfig.test_samples,
+    head: Head = ModelConfig.head,
+    prompt_tokens: PromptTokens = ModelConfig.num_virtual_tokens,
+    prompt_init: PromptInit = ModelConfig.prompt_init,
+    max_length: MaxLength = ModelConfig.max_length,
+    template: Template = ModelConfig.use_template,
+    epochs: Epochs = TrainConfig.epochs,
+    batch_size: BatchSize = TrainConfig.batch_size,
+    lr: Lr = TrainConfig.lr,
+    head_lr: HeadLr = TrainConfig.head_lr,
+    patience: Patience = TrainConfig.patience,
+    condense_epochs: Annotated[
+        float, typer.Option(help="Epochs of knowledge condensation per search trial.")
+    ] = CONDENSE.epochs,
     condense_samples: Annotated[
         int | None, typer.Option(help="Training rows used by each condensation (default: all).")
-    ] = None,
+    ] = CONDENSE.max_samples,
     prompt: Annotated[
         str | None, typer.Option(help="Reuse a prompt saved by 'skeleton tune' instead of step 1.")
     ] = None,
     scorer: Annotated[
         str, typer.Option(help="Neuron scorer: attribution, activation, gradient or random.")
-    ] = "attribution",
-    attribution_samples: Annotated[int, typer.Option(help="Training instances the scorer averages over.")] = 20,
+    ] = CompressConfig.scorer,
+    attribution_samples: Annotated[
+        int, typer.Option(help="Training instances the scorer averages over.")
+    ] = CompressConfig.attribution_samples,
     targets: Annotated[
         str, typer.Option(help="'ffn', or 'ffn,ffn-out' to prune the second FFN's output dims too.")
-    ] = "ffn",
-    margin: Annotated[float, typer.Option(help="Accepted validation accuracy drop, in points.")] = 1.0,
-    max_trials: Annotated[int, typer.Option(help="Most kept ratios the binary search tries.")] = 5,
+    ] = ",".join(CompressConfig.targets),
+    margin: Annotated[float, typer.Option(help="Accepted validation accuracy drop, in points.")] = SearchConfig.margin,
+    max_trials: Annotated[
+        int, typer.Option(help="Most kept ratios the binary search tries.")
+    ] = SearchConfig.max_trials,
+    confidence: Annotated[
+        float | None,
+        typer.Option(
+            help="Accept a kept ratio only when the upper end of the paired bootstrap interval of its "
+            "validation accuracy drop, at this level (e.g. 0.9), stays within the margin."
+        ),
+    ] = SearchConfig.confidence,
     fast_search: Annotated[
         bool, typer.Option(help="Judge trials without condensing; condense only the chosen ratio.")
-    ] = False,
+    ] = CompressConfig.fast_search,
     bias_compensation: Annotated[
         bool, typer.Option(help="Fold removed neurons' mean contribution into the FFN bias.")
-    ] = True,
-    round_to: Annotated[int, typer.Option(help="Keep each layer's FFN width a multiple of N.")] = 8,
-    export: Annotated[bool, typer.Option(help="Export the slim model to ONNX at the end.")] = True,
+    ] = CompressConfig.bias_compensation,
+    round_to: Annotated[
+        int, typer.Option(help="Keep each layer's FFN width a multiple of N.")
+    ] = CompressConfig.round_to,
+    export: Annotated[bool, typer.Option(help="Export the slim model to ONNX at the end.")] = CompressConfig.export,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run after its last finished stage.")] = False,
-    seed: Seed = 42,
-    device: Device = "auto",
+    seed: Seed = DataConfig.seed,
+    device: Device = CompressConfig.device,
     output: Output = None,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
 ) -> None:
     """Run Skeleton end to end: tune, score, prune with a searched ratio, condense, save (and export)."""
-    from skeleton.compression import CompressConfig
     from skeleton.compression import compress as run_compress
     from skeleton.progress import Reporter
-    from skeleton.search import SearchConfig
-    from skeleton.tuning import TrainConfig
 
     data, model_config, train = _stage_configs(locals())
     condense = TrainConfig(
@@ -219,8 +240,8 @@ def compress(
         batch_size=batch_size,
         lr=lr,
         head_lr=head_lr,
-        patience=2,
-        evals_per_epoch=2,
+        patience=CONDENSE.patience,
+        evals_per_epoch=CONDENSE.evals_per_epoch,
         seed=seed,
         max_samples=condense_samples,
     )
@@ -229,7 +250,7 @@ def compress(
         model=model_config,
         tune=train,
         condense=condense,
-        search=SearchConfig(margin=margin, max_trials=max_trials),
+        search=SearchConfig(margin=margin, max_trials=max_trials, confidence=confidence),
         scorer=scorer,
         attribution_samples=attribution_samples,
         targets=tuple(t.strip() for t in targets.split(",") if t.strip()),
@@ -265,16 +286,26 @@ def print_compress_summary(report: dict, output: str) -> None:
         )
     out.print(table)
     trials = Table(title="kept-ratio search")
-    for column in ("kept ratio", "validation acc", "accepted", "seconds"):
+    for column in ("kept ratio", "validation acc", "drop (interval)", "accepted", "seconds"):
         trials.add_column(column, justify="right")
     for trial in report["search"]["trials"]:
+        interval = trial["details"].get("drop_interval")
         trials.add_row(
             f"{trial['kept_ratio']:.2f}",
             f"{trial['validation_accuracy']:.2f}",
+            "-"
+            if interval is None
+            else f"{interval['drop']:.2f} ({interval['low']:.2f} to {interval['high']:.2f}, "
+            f"{100 * interval['level']:.0f}%)",
             "yes" if trial["accepted"] else "no",
             f"{trial['seconds']:.0f}",
         )
     out.print(trials)
+    for split, ci in report.get("accuracy_difference", {}).items():
+        out.print(
+            f"Skeleton minus prompt-tuned, {split}: {ci['difference']:+.2f} points "
+            f"(95% paired bootstrap interval {ci['low']:+.2f} to {ci['high']:+.2f})"
+        )
     out.print(
         f"removed {100 * report['removed_fraction']:.1f}% of FFN neurons in "
         f"{report['timings_seconds']['total'] / 60:.1f} min; saved to {output}"
@@ -426,6 +457,7 @@ def bench(
         Path | None, typer.Option(help="A task TSV whose real sentences are also timed end to end.")
     ] = None,
     device: Device = "auto",
+    output: Annotated[Path | None, typer.Option(help="Report folder (default: DIR/bench).")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Time the Skeleton model against the unpruned model under every runtime; report in DIR/bench/."""
@@ -441,12 +473,13 @@ def bench(
         min_repeats=min(5, repeats),
         data=None if data is None else str(data),
         device=device,
+        output=None if output is None else str(output),
     )
     report = run_bench(directory, config, Reporter(enabled=not quiet, console=err))
-    print_bench_summary(report, directory)
+    print_bench_summary(report, output or directory / "bench")
 
 
-def print_bench_summary(report: dict, directory: Path) -> None:
+def print_bench_summary(report: dict, folder: Path) -> None:
     from skeleton.bench_report import headline_range
 
     table = Table(title="Skeleton (fastest shippable runtime) vs unpruned (fastest runtime): speed-up")
@@ -467,7 +500,7 @@ def print_bench_summary(report: dict, directory: Path) -> None:
     span = headline_range(report)
     if span:
         out.print(f"headline speed-up {span[0]:.2f}x to {span[1]:.2f}x over the grid")
-    out.print(f"report: {directory / 'bench'}/bench.md, bench.json and plots ({report['seconds'] / 60:.1f} min)")
+    out.print(f"report: {folder}/bench.md, bench.json and plots ({report['seconds'] / 60:.1f} min)")
 
 
 @app.command()

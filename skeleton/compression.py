@@ -16,7 +16,7 @@ import copy
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from skeleton.artifacts import (
@@ -28,86 +28,22 @@ from skeleton.artifacts import (
     write_json,
 )
 from skeleton.batching import iterate_batches
-from skeleton.data import DataConfig
+from skeleton.config import CompressConfig as CompressConfig
+from skeleton.config import default_condense_config as default_condense_config
 from skeleton.device import resolve_device
 from skeleton.errors import SkeletonError
 from skeleton.modeling import PromptedClassifier, load_prompt_and_head, save_prompt_and_head
 from skeleton.progress import SILENT, Reporter
 from skeleton.pruning import apply_pruning, count_ffn_parameters, count_parameters, make_plan
-from skeleton.scoring import SCORERS, TARGETS, NeuronScores, get_scorer
-from skeleton.search import SearchConfig, Trial, binary_search
-from skeleton.tuning import TrainConfig, evaluate, model_slug, skeleton_meta, train_on
-from skeleton.workspace import ModelConfig, Workspace
+from skeleton.scoring import NeuronScores, get_scorer
+from skeleton.search import Trial, binary_search
+from skeleton.statistics import paired_bootstrap
+from skeleton.tuning import evaluate, model_slug, skeleton_meta, train_on
+from skeleton.workspace import Workspace
 
 STATE_FILE = "state.json"
 STAGES_DIR = "stages"
 PROMPT_TUNED_DIR = "prompt_tuned"
-
-
-def default_condense_config() -> TrainConfig:
-    return TrainConfig(epochs=1.0, evals_per_epoch=2, patience=2)
-
-
-@dataclass
-class CompressConfig:
-    """Settings of ``skeleton compress``.
-
-    Attributes:
-        data, model: the task and backbone (as for ``skeleton tune``).
-        tune: prompt tuning of the unpruned model (prior knowledge injection).
-        condense: prompt re-tuning on each pruned model (knowledge condensation).
-        search: margin, grid step and trial budget of the kept-ratio search.
-        scorer: which scorer ranks neurons (``attribution``, ``activation``, ``gradient``, ``random``).
-        attribution_samples: training instances the scorer averages over (20 in the paper).
-        targets: ``("ffn",)`` prunes FFN neurons; ``("ffn", "ffn-out")`` also the second FFN's output
-            dims, zero-padded back to the hidden size.
-        bias_compensation: fold removed neurons' mean contribution into the second FFN bias.
-        round_to: keep each layer's FFN width a multiple of this (1 = no rounding).
-        fast_search: judge search trials without condensing; condense only the chosen ratio.
-        prompt: a directory from ``skeleton tune`` to reuse instead of step 1.
-        output: output directory; ``None`` = ``exported_models/<task>-<model>``.
-        device: ``auto`` (CUDA when present), ``cpu``, ``cuda``...
-        resume: continue after the last finished stage of an interrupted run with the same output.
-        overwrite: replace an existing output directory.
-        export: also export to ONNX (``skeleton export``) at the end.
-    """
-
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    tune: TrainConfig = field(default_factory=TrainConfig)
-    condense: TrainConfig = field(default_factory=default_condense_config)
-    search: SearchConfig = field(default_factory=SearchConfig)
-    scorer: str = "attribution"
-    attribution_samples: int = 20
-    targets: tuple[str, ...] = ("ffn",)
-    bias_compensation: bool = True
-    round_to: int = 8
-    fast_search: bool = False
-    prompt: str | None = None
-    output: str | None = None
-    device: str = "auto"
-    resume: bool = False
-    overwrite: bool = False
-    export: bool = True
-
-    def __post_init__(self) -> None:
-        self.targets = tuple(self.targets)
-        unknown = [t for t in self.targets if t not in TARGETS]
-        if unknown or "ffn" not in self.targets:
-            raise ValueError(
-                f"targets must include ffn and be among {', '.join(TARGETS)}, got {','.join(self.targets)}"
-            )
-        if self.scorer not in SCORERS:
-            raise ValueError(f"unknown scorer {self.scorer!r}; choose one of {', '.join(SCORERS)}")
-        if self.attribution_samples < 1:
-            raise ValueError(f"attribution_samples must be at least 1, got {self.attribution_samples}")
-        if self.round_to < 1:
-            raise ValueError(f"round_to must be at least 1, got {self.round_to}")
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["targets"] = list(self.targets)
-        return data
 
 
 @dataclass
@@ -162,8 +98,10 @@ def _prior(workspace: Workspace, config: CompressConfig, checkpoint: _Checkpoint
         reporter.message("step 1/4: prior knowledge injection (prompt tuning)")
         classifier = workspace.new_classifier(seed=config.tune.seed)
         training = train_on(workspace, classifier, config.tune, device, reporter, "prompt tuning").to_dict()
+    predictions = workspace.split_predictions(classifier, device, config.tune.eval_batch_size)
     result = {
-        **workspace.evaluate_splits(classifier, device, config.tune.eval_batch_size),
+        **workspace.split_metrics(predictions),
+        "predictions": predictions,  # per row, for paired confidence intervals (also after --resume)
         "training": training,
         "seconds": time.perf_counter() - started,
     }
@@ -235,20 +173,18 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
             pruned, plan = prune_classifier(classifier, scores, ratio, config)
             details = {"kept_fraction": plan.kept_fraction}
             if config.fast_search:
-                accuracy = evaluate(
-                    pruned,
-                    workspace.validation,
-                    device,
-                    config.condense.eval_batch_size,
-                    workspace.pad_token_id,
-                )["accuracy"]
+                batch_size = config.condense.eval_batch_size
+                predictions = workspace.split_predictions(pruned, device, batch_size, ("validation",))["validation"]
+                accuracy = 100.0 * float(workspace.correct("validation", predictions).mean())
                 details["before_condensation"] = accuracy
             else:
                 result = condense(pruned, ratio)
                 accuracy = result.best_validation_accuracy
+                predictions = result.validation_predictions
                 details["before_condensation"] = result.history[0]["validation_accuracy"]
                 save_prompt_and_head(pruned, checkpoint.stages / f"trial-{ratio:.2f}")
                 condensed[round(ratio, 6)] = (pruned, plan)
+            details["correct"] = workspace.correct("validation", predictions)
             return accuracy, time.perf_counter() - trial_started, details
 
         def record(trial: Trial) -> None:
@@ -263,7 +199,8 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
         reporter.message(f"step 3/4: binary search over the kept ratio (margin {config.search.margin} points)")
         previous = [Trial(**t) for t in (checkpoint.done("trials") or {"trials": []})["trials"]]
         search_started = time.perf_counter()
-        search = binary_search(run_trial, baseline, config.search, on_trial=record, done=previous)
+        baseline_correct = workspace.correct("validation", prior["predictions"]["validation"])
+        search = binary_search(run_trial, baseline, config.search, record, previous, baseline_correct)
         timings["search"] = time.perf_counter() - search_started
 
         ratio = search.kept_ratio
@@ -286,7 +223,15 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
                     condense(final, ratio)
         timings["condensation"] = time.perf_counter() - step_started
 
-        skeleton_metrics = workspace.evaluate_splits(final, device, config.condense.eval_batch_size)
+        final_predictions = workspace.split_predictions(final, device, config.condense.eval_batch_size)
+        skeleton_metrics = workspace.split_metrics(final_predictions)
+        differences = {
+            split: paired_bootstrap(
+                workspace.correct(split, final_predictions[split]),
+                workspace.correct(split, prior["predictions"][split]),
+            )
+            for split in ("validation", "test")
+        }
         ablations = _ablations(classifier, scores, ratio, config, workspace, device) if plan is not None else {}
         save_classifier(final, workspace.tokenizer, work, plan, skeleton_meta(workspace))
         scores.save(work / SCORES_FILE)
@@ -304,6 +249,8 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
             "seed": config.tune.seed,
             "prompt_tuned": {"validation": prior["validation"], "test": prior["test"]},
             "skeleton": skeleton_metrics,
+            # accuracy of Skeleton minus prompt-tuned, in points, with a 95% paired bootstrap interval
+            "accuracy_difference": differences,
             "kept_ratio": ratio,
             "kept_fraction": plan.kept_fraction if plan else 1.0,
             "removed_fraction": 1.0 - (plan.kept_fraction if plan else 1.0),

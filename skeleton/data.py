@@ -13,42 +13,11 @@ from pathlib import Path
 
 import datasets
 
+from skeleton.config import DataConfig as DataConfig
 from skeleton.errors import SkeletonError
 from skeleton.tasks import TaskSpec, get_task
 
 DATA_DIR_ENV = "SKELETON_DATA_DIR"
-
-
-@dataclass
-class DataConfig:
-    """Where the data comes from and how much of it is used.
-
-    Attributes:
-        task: task name from the registry.
-        data_dir: a local directory of GLUE-style TSV files, either the task's own folder or a root
-            holding ``<task>/``; ``None`` falls back to ``$SKELETON_DATA_DIR``, then to the hub.
-        train_samples: subsample the (post hold-out) training split to this many rows.
-        validation_samples: subsample the held-out validation split to this many rows.
-        test_samples: subsample the test split (quick runs only; reports then say so).
-        validation_fraction: the share of train held out as validation (0.1 in the paper).
-        seed: seeds the hold-out and the subsampling.
-    """
-
-    task: str = "sst2"
-    data_dir: str | None = None
-    train_samples: int | None = None
-    validation_samples: int | None = None
-    test_samples: int | None = None
-    validation_fraction: float = 0.1
-    seed: int = 42
-
-    def __post_init__(self) -> None:
-        for name in ("train_samples", "validation_samples", "test_samples"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be a positive number of rows, got {value}")
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise ValueError(f"validation_fraction must lie in (0, 1), got {self.validation_fraction}")
 
 
 @dataclass

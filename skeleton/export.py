@@ -53,6 +53,7 @@ from skeleton.runtime import (
     synthetic_batch,
     tokenize,
 )
+from skeleton.statistics import paired_bootstrap
 from skeleton.timing import time_alternating
 
 VARIANT_FILES = {"fp32": "model.onnx", "optimized": "model_optimized.onnx", "int8": "model_int8.onnx"}
@@ -533,8 +534,13 @@ def _int8_variant(work: Path, judge: _Judge, fp32: dict, fp32_logits: np.ndarray
         info["method"] = method.to_dict()
         info["argmax_agreement_fp32"] = float((logits.argmax(-1) == fp32_logits.argmax(-1)).mean())
         drop = None
-        if info["validation_accuracy"] is not None and fp32["validation_accuracy"] is not None:
+        labels = judge.data.validation_labels
+        if labels is not None:
             drop = fp32["validation_accuracy"] - info["validation_accuracy"]
+            # int8 minus fp32 accuracy, with a 95% paired bootstrap interval over the same sentences
+            info["validation_difference_vs_fp32"] = paired_bootstrap(
+                logits.argmax(-1) == np.asarray(labels), fp32_logits.argmax(-1) == np.asarray(labels)
+            )
         info["problem"] = config.bar.problem(drop, info["argmax_agreement_fp32"])
         info["path"] = path
         candidates.append(info)

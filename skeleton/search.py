@@ -2,51 +2,20 @@
 
 The grid runs in ``step`` units (0.05: 0.05, 0.10, ... 0.95; keeping everything is the known-good
 upper end). A ratio is accepted when its validation accuracy is within ``margin`` points of the
-prompt-tuned model's. Accuracy falls as fewer neurons are kept, so binary search finds the
-smallest accepted ratio in at most ceil(log2(grid)) = 5 trials.
+prompt-tuned model's (with ``confidence``, when the upper end of the paired bootstrap interval of
+the drop is). Accuracy falls as fewer neurons are kept, so binary search finds the smallest
+accepted ratio in at most ceil(log2(grid)) = 5 trials.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 
-@dataclass
-class SearchConfig:
-    """Settings of the kept-ratio search.
-
-    Attributes:
-        margin: accepted accuracy drop on the validation split, in points.
-        step: grid step of kept ratios.
-        max_trials: most ratios tried.
-        min_ratio: the smallest kept ratio on the grid.
-    """
-
-    margin: float = 1.0
-    step: float = 0.05
-    max_trials: int = 5
-    min_ratio: float = 0.05
-
-    def __post_init__(self) -> None:
-        if self.margin < 0:
-            raise ValueError(f"margin must be non-negative, got {self.margin}")
-        if not 0 < self.step < 1:
-            raise ValueError(f"step must lie in (0, 1), got {self.step}")
-        if self.max_trials < 1:
-            raise ValueError(f"max_trials must be at least 1, got {self.max_trials}")
-        if not 0 < self.min_ratio < 1:
-            raise ValueError(f"min_ratio must lie in (0, 1), got {self.min_ratio}")
-
-    def grid(self) -> list[float]:
-        """Candidate kept ratios below 1.0, ascending."""
-        count = int(math.floor((1.0 - self.min_ratio) / self.step + 1e-9))
-        ratios = [round(self.min_ratio + i * self.step, 6) for i in range(count + 1)]
-        return [r for r in ratios if r < 1.0 - 1e-9]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from skeleton.config import SearchConfig as SearchConfig
+from skeleton.statistics import paired_bootstrap
 
 
 @dataclass
@@ -80,19 +49,26 @@ def binary_search(
     config: SearchConfig,
     on_trial: Callable[[Trial], None] | None = None,
     done: list[Trial] | None = None,
+    baseline_correct: Sequence[bool] | None = None,
 ) -> SearchResult:
     """Find the smallest kept ratio whose validation accuracy stays within the margin.
 
     Args:
-        evaluate: ratio -> (validation accuracy, seconds, details) of the pruned (and condensed) model.
+        evaluate: ratio -> (validation accuracy, seconds, details) of the pruned (and condensed)
+            model; ``details["correct"]``, per validation row whether it was right, is turned into a
+            paired interval against ``baseline_correct`` and not stored.
         baseline_accuracy: the prompt-tuned model's validation accuracy.
-        config: margin, grid step and trial budget.
+        config: margin, grid step, trial budget and confidence.
         on_trial: called after each trial (for progress, checkpoints).
         done: trials already run (``--resume``); their ratios are not evaluated again.
+        baseline_correct: per validation row, whether the prompt-tuned model was right (needed
+            with ``config.confidence``).
 
     Returns:
         The accepted ratio and the trials.
     """
+    if config.confidence is not None and baseline_correct is None:
+        raise ValueError("a search with confidence needs the baseline's per-row correctness")
     threshold = baseline_accuracy - config.margin
     grid = config.grid()
     known = {round(t.kept_ratio, 6): t for t in (done or [])}
@@ -104,7 +80,14 @@ def binary_search(
         trial = known.get(round(ratio, 6))
         if trial is None:
             accuracy, seconds, details = evaluate(ratio)
-            trial = Trial(ratio, accuracy, accuracy >= threshold, seconds, details)
+            accepted = accuracy >= threshold
+            correct = details.pop("correct", None)
+            if correct is not None and baseline_correct is not None:
+                interval = drop_interval(correct, baseline_correct, config.confidence or 0.95)
+                details["drop_interval"] = interval
+                if config.confidence is not None:
+                    accepted = interval["high"] <= config.margin
+            trial = Trial(ratio, accuracy, accepted, seconds, details)
             if on_trial is not None:
                 on_trial(trial)
         trials.append(trial)
@@ -114,3 +97,9 @@ def binary_search(
             low = middle + 1
     accepted = [t.kept_ratio for t in trials if t.accepted]
     return SearchResult(min(accepted) if accepted else 1.0, threshold, trials)
+
+
+def drop_interval(correct: Sequence[bool], baseline_correct: Sequence[bool], level: float) -> dict[str, float]:
+    """Paired bootstrap interval of the accuracy drop (baseline minus candidate), in points."""
+    ci = paired_bootstrap(np.asarray(baseline_correct), np.asarray(correct), level)
+    return {"drop": ci["difference"], "low": ci["low"], "high": ci["high"], "level": level}

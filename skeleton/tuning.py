@@ -13,74 +13,41 @@ from torch import nn
 
 from skeleton.artifacts import REPORT_FILE, atomic_directory, library_versions, save_classifier, write_json
 from skeleton.batching import EncodedSplit, iterate_batches, num_batches
-from skeleton.data import DataConfig
+from skeleton.config import TrainConfig as TrainConfig
+from skeleton.config import TuneConfig as TuneConfig
 from skeleton.device import resolve_device
-from skeleton.evaluation import evaluate, predict_logits  # noqa: F401  (re-exported: part of the tuning API)
+from skeleton.evaluation import compute_metrics, predict_logits
+from skeleton.evaluation import evaluate as evaluate
 from skeleton.modeling import PromptedClassifier
 from skeleton.progress import SILENT, Reporter
-from skeleton.workspace import ModelConfig, Workspace
-
-
-@dataclass
-class TrainConfig:
-    """How the soft prompt (and the cls head) are trained; the backbone stays frozen.
-
-    Attributes:
-        epochs: passes over the training split (early stopping may end sooner).
-        batch_size: training batch size.
-        lr: AdamW learning rate of the soft prompt.
-        head_lr: AdamW learning rate of the cls head.
-        weight_decay: AdamW weight decay of the head (never of the prompt).
-        warmup_ratio: share of steps with linear warm-up; then linear decay to zero.
-        evals_per_epoch: validation passes per epoch, for early stopping and best-state selection.
-        patience: stop after this many validation passes without a better accuracy.
-        eval_batch_size: batch size of evaluation passes.
-        seed: seeds shuffling and dropout.
-        max_samples: train on a seeded subset of at most this many training rows (``None``: all).
-        backbone_dropout: keep the frozen backbone's dropout active while training the prompt.
-    """
-
-    epochs: float = 1.0
-    batch_size: int = 32
-    lr: float = 3e-2
-    head_lr: float = 1e-2
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.06
-    evals_per_epoch: int = 2
-    patience: int = 3
-    eval_batch_size: int = 128
-    seed: int = 42
-    max_samples: int | None = None
-    backbone_dropout: bool = False
-
-    def __post_init__(self) -> None:
-        if self.epochs <= 0:
-            raise ValueError(f"epochs must be positive, got {self.epochs}")
-        for name in ("batch_size", "evals_per_epoch", "patience", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.head_lr <= 0:
-            raise ValueError("lr and head_lr must be positive")
-        if self.max_samples is not None and self.max_samples < 1:
-            raise ValueError(f"max_samples must be at least 1, got {self.max_samples}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"warmup_ratio must lie in [0, 1), got {self.warmup_ratio}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from skeleton.workspace import Workspace
 
 
 @dataclass
 class TrainResult:
-    """What one training run did: the best validation accuracy, its history, and its cost."""
+    """What one training run did: the best validation accuracy, its history, and its cost.
+
+    ``validation_predictions`` (argmax per validation row, of the restored best state) feed paired
+    confidence intervals; they are left out of ``to_dict``.
+    """
 
     best_validation_accuracy: float
     steps: int
     seconds: float
     history: list[dict] = field(default_factory=list)
+    validation_predictions: list[int] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        data.pop("validation_predictions")
+        return data
+
+
+def _validate(classifier, validation: EncodedSplit, device, config: TrainConfig, pad_token_id: int):
+    """(accuracy, argmax per row) on the validation split."""
+    predictions = predict_logits(classifier, validation, device, config.eval_batch_size, pad_token_id).argmax(-1)
+    accuracy = compute_metrics(predictions, torch.tensor(validation.labels), with_f1=False)["accuracy"]
+    return accuracy, predictions.tolist()
 
 
 def _trainable_state(classifier: PromptedClassifier) -> dict[str, torch.Tensor]:
@@ -138,7 +105,7 @@ def train_prompt(
     eval_every = max(1, steps_per_epoch // config.evals_per_epoch)
     loss_fn = nn.CrossEntropyLoss()
     history: list[dict] = []
-    best_accuracy = evaluate(classifier, validation, device, config.eval_batch_size, pad_token_id)["accuracy"]
+    best_accuracy, best_predictions = _validate(classifier, validation, device, config, pad_token_id)
     best_state = _trainable_state(classifier)
     history.append({"step": 0, "validation_accuracy": best_accuracy})
     evals_without_gain = 0
@@ -171,9 +138,7 @@ def train_prompt(
                     best=best_accuracy,
                 )
                 if step % eval_every == 0 or step == total_steps:
-                    accuracy = evaluate(classifier, validation, device, config.eval_batch_size, pad_token_id)[
-                        "accuracy"
-                    ]
+                    accuracy, predictions = _validate(classifier, validation, device, config, pad_token_id)
                     history.append(
                         {
                             "step": step,
@@ -184,11 +149,8 @@ def train_prompt(
                     )
                     running_loss, running_correct, running_seen = 0.0, 0, 0
                     if accuracy > best_accuracy:
-                        best_accuracy, best_state, evals_without_gain = (
-                            accuracy,
-                            _trainable_state(classifier),
-                            0,
-                        )
+                        best_accuracy, best_state, evals_without_gain = accuracy, _trainable_state(classifier), 0
+                        best_predictions = predictions
                     else:
                         evals_without_gain += 1
                         if evals_without_gain >= config.patience:
@@ -199,7 +161,8 @@ def train_prompt(
             epoch += 1
     _restore_state(classifier, best_state)
     classifier.eval()
-    return TrainResult(best_accuracy, step, time.perf_counter() - started, copy.deepcopy(history))
+    seconds = time.perf_counter() - started
+    return TrainResult(best_accuracy, step, seconds, copy.deepcopy(history), best_predictions)
 
 
 def train_on(
@@ -214,25 +177,6 @@ def train_on(
     return train_prompt(
         classifier, workspace.train, workspace.validation, config, device, workspace.pad_token_id, reporter, description
     )
-
-
-@dataclass
-class TuneConfig:
-    """``skeleton tune``: prompt-tune a frozen model on a task and save the prompt.
-
-    Attributes:
-        data, model, train: the stage settings.
-        output: where to save; ``None`` = ``exported_models/<task>-<model>-prompt``.
-        device: ``auto`` (CUDA when present), ``cpu``, ``cuda``...
-        overwrite: replace an existing output directory.
-    """
-
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    output: str | None = None
-    device: str = "auto"
-    overwrite: bool = False
 
 
 @dataclass

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
+import numpy as np
 import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from skeleton.batching import EncodedSplit, encode_split
+from skeleton.config import ModelConfig as ModelConfig
 from skeleton.data import DataConfig, TaskData, load_task_data
 from skeleton.errors import SkeletonError
-from skeleton.evaluation import evaluate
+from skeleton.evaluation import compute_metrics, predict_logits
 from skeleton.modeling import (
     build_classifier,
     load_backbone,
@@ -21,40 +21,6 @@ from skeleton.modeling import (
     resolve_model_path,
 )
 from skeleton.tasks import TaskSpec
-
-
-@dataclass
-class ModelConfig:
-    """Which backbone, head and prompt.
-
-    Attributes:
-        model: a hub id, a local path, or ``default`` (the packaged all-MiniLM-L6-v2).
-        head: ``cls`` (mean-pooled linear head, trained with the prompt), ``mlm`` (the paper's
-            verbalizer at the mask token) or ``auto`` (mlm when the checkpoint has an MLM head).
-        num_virtual_tokens: soft prompt length.
-        prompt_init: ``text`` (from the task's instruction words) or ``random``.
-        max_length: longest text in tokens (template included); longer texts are truncated.
-        use_template: wrap texts in the task's instruction template (always for ``mlm``, which reads
-            the template's mask token; for ``cls`` it measured 2 points better on SST-2).
-    """
-
-    model: str = "default"
-    head: str = "auto"
-    num_virtual_tokens: int = 20
-    prompt_init: str = "text"
-    max_length: int = 128
-    use_template: bool = True
-
-    def __post_init__(self) -> None:
-        if self.num_virtual_tokens < 1:
-            raise ValueError(f"num_virtual_tokens must be at least 1, got {self.num_virtual_tokens}")
-        if self.prompt_init not in ("text", "random"):
-            raise ValueError(f"prompt_init must be text or random, got {self.prompt_init!r}")
-        if self.max_length < 8:
-            raise ValueError(f"max_length must be at least 8, got {self.max_length}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class Workspace:
@@ -125,12 +91,31 @@ class Workspace:
             seed=seed,
         )
 
-    def evaluate_splits(self, classifier, device: torch.device, batch_size: int = 128) -> dict[str, dict[str, float]]:
-        """Validation and test metrics of ``classifier`` (accuracy; F1 too where the task reports it)."""
+    def split_predictions(
+        self, classifier, device: torch.device, batch_size: int = 128, splits: tuple[str, ...] = ("validation", "test")
+    ) -> dict[str, list[int]]:
+        """Argmax label of every row of each split in ``splits``."""
         return {
-            name: evaluate(classifier, split, device, batch_size, self.pad_token_id, self.with_f1)
+            name: predict_logits(classifier, getattr(self, name), device, batch_size, self.pad_token_id)
+            .argmax(-1)
+            .tolist()
+            for name in splits
+        }
+
+    def split_metrics(self, predictions: dict[str, list[int]]) -> dict[str, dict[str, float]]:
+        """Accuracy (F1 too where the task reports it) of :meth:`split_predictions`' output."""
+        return {
+            name: compute_metrics(torch.tensor(predictions[name]), torch.tensor(split.labels), self.with_f1)
             for name, split in (("validation", self.validation), ("test", self.test))
         }
+
+    def correct(self, split: str, predictions: list[int]) -> np.ndarray:
+        """(rows,) whether each prediction on ``split`` is right."""
+        return np.asarray(predictions) == np.asarray(getattr(self, split).labels)
+
+    def evaluate_splits(self, classifier, device: torch.device, batch_size: int = 128) -> dict[str, dict[str, float]]:
+        """Validation and test metrics of ``classifier`` (accuracy; F1 too where the task reports it)."""
+        return self.split_metrics(self.split_predictions(classifier, device, batch_size))
 
     def attribution_split(self, samples: int, seed: int) -> EncodedSplit:
         """``samples`` training instances drawn with ``seed`` (the paper uses 20)."""

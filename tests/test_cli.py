@@ -119,3 +119,29 @@ def test_export_and_predict_commands(tmp_path, tokenizer_dir, sst2_dir):
     ):
         failed = _run(*args)
         assert failed.exit_code == 2 and message in failed.output, failed.output
+
+
+@pytest.mark.parametrize(
+    ("command", "module", "function", "config_class"),
+    [
+        ("compress", "skeleton.compression", "compress", "CompressConfig"),
+        ("tune", "skeleton.tuning", "tune", "TuneConfig"),
+    ],
+)
+def test_cli_defaults_are_the_library_defaults(monkeypatch, command, module, function, config_class):
+    """`skeleton compress` with no options runs exactly CompressConfig() (and tune, TuneConfig())."""
+    import importlib
+
+    import skeleton.config
+    from skeleton.errors import SkeletonError
+
+    captured = []
+
+    def capture(config, reporter=None):
+        captured.append(config)
+        raise SkeletonError("captured")
+
+    monkeypatch.setattr(importlib.import_module(module), function, capture)
+    result = _run(command, "--quiet")
+    assert result.exit_code == 2 and "captured" in result.output
+    assert captured == [getattr(skeleton.config, config_class)()]

@@ -97,7 +97,10 @@ def test_real_sst2_and_mrpc_load():
     root = Path(__file__).resolve().parents[2] / "shared" / "data"
     if not root.is_dir():
         pytest.skip("../shared/data is not beside this checkout")
-    sst2 = load_task_data(DataConfig("sst2", str(root)))
+    sst2 = load_task_data(DataConfig("sst2", str(root), train_samples=None, validation_samples=None))
     assert len(sst2.test) == 872 and len(sst2.train) + len(sst2.validation) == 67349
-    mrpc = load_task_data(DataConfig("mrpc", str(root)))
+    # the defaults (the command line's too) subsample train and validation
+    default = load_task_data(DataConfig("sst2", str(root)))
+    assert (len(default.train), len(default.validation), len(default.test)) == (20000, 2000, 872)
+    mrpc = load_task_data(DataConfig("mrpc", str(root), train_samples=None, validation_samples=None))
     assert len(mrpc.test) == 1725 and len(mrpc.train) + len(mrpc.validation) == 4080  # rows in the shipped file

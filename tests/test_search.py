@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from skeleton.search import SearchConfig, Trial, binary_search
@@ -54,3 +55,28 @@ def test_config_checks_fields():
         SearchConfig(margin=-1)
     with pytest.raises(ValueError, match="max_trials"):
         SearchConfig(max_trials=0)
+
+
+def test_confidence_rejects_a_drop_within_the_margin_but_not_surely_so():
+    """One sentence of 100 lost is a 1-point drop, inside a 1-point margin, but the interval of a
+    drop measured on one sentence reaches about 3 points: with confidence the ratio is rejected."""
+    baseline = np.array([True] * 90 + [False] * 10)
+    trial = baseline.copy()
+    trial[0] = False
+
+    def evaluate(ratio):
+        return 100.0 * trial.mean(), 0.0, {"correct": trial.copy()}
+
+    plain = binary_search(evaluate, 90.0, SearchConfig(margin=1.0, max_trials=1), baseline_correct=baseline)
+    assert plain.trials[0].accepted
+    interval = plain.trials[0].details["drop_interval"]
+    assert interval["drop"] == pytest.approx(1.0) and interval["high"] > 1.0
+    assert "correct" not in plain.trials[0].details  # turned into the interval, not stored
+    sure = binary_search(
+        evaluate, 90.0, SearchConfig(margin=1.0, max_trials=1, confidence=0.9), baseline_correct=baseline
+    )
+    assert not sure.trials[0].accepted and sure.kept_ratio == 1.0
+    with pytest.raises(ValueError, match="confidence"):
+        binary_search(evaluate, 90.0, SearchConfig(confidence=0.9))
+    with pytest.raises(ValueError, match="confidence must lie"):
+        SearchConfig(confidence=1.5)
