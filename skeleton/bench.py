@@ -67,6 +67,7 @@ class BenchConfig:
         min_repeats: rounds every grid point gets.
         data: a task file (TSV) whose real sentences are also timed end to end, tokenizer included.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        output: where the report goes; ``None`` = ``DIR/bench``.
     """
 
     batch_sizes: tuple[int, ...] = (1, 8, 32, 64)
@@ -79,6 +80,7 @@ class BenchConfig:
     min_repeats: int = 5
     data: str | None = None
     device: str = "auto"
+    output: str | None = None
 
     def __post_init__(self) -> None:
         self.batch_sizes = tuple(self.batch_sizes)
@@ -479,7 +481,7 @@ def run_bench(directory: str | Path, config: BenchConfig | None = None, reporter
         "end_to_end": _end_to_end(pairs, directory, config, reporter) if config.data else [],
         "seconds": time.perf_counter() - started,
     }
-    write_report(directory / BENCH_DIR, report)
+    write_report(Path(config.output) if config.output else directory / BENCH_DIR, report)
     return report
 
 

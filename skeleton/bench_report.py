@@ -147,7 +147,10 @@ def _end_to_end_table(report: dict) -> list[str]:
 def _contender_notes(report: dict) -> list[str]:
     lines = ["", "## Runtimes", ""]
     for c in report["contenders"]:
-        status = "shippable" if c["shippable"] else "timed, not shippable"
+        if c["model"] == "unpruned":
+            status = "baseline"
+        else:
+            status = "shippable (offered by `skeleton predict`)" if c["shippable"] else "timed, not shippable"
         lines.append(f"- {c['model']}/{c['runtime']}: {status}" + (f" ({c['note']})" if c["note"] else ""))
     return lines
 

@@ -1,0 +1,94 @@
+"""Prompt-tuning settings on SST-2 with the default model, judged on the validation split.
+
+Each setting is one ``skeleton.tune`` run; the table shows validation accuracy first (what the
+default is chosen on) and test accuracy beside it (reported only). Writes JSON and Markdown.
+
+    python benchmarks/sweep_tuning.py --data-dir ../shared/data/sst2 --jobs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from skeleton.config import DataConfig, ModelConfig, TrainConfig, TuneConfig
+
+DEFAULT = TrainConfig()
+SETTINGS = {
+    "no template, 8k x 2 epochs, head lr 1e-2, backbone dropout": (
+        dict(use_template=False),
+        dict(train_samples=8000),
+        dict(epochs=2.0, backbone_dropout=True),
+    ),
+    "template, 8k x 2 epochs, head lr 1e-2, backbone dropout": (
+        {},
+        dict(train_samples=8000),
+        dict(epochs=2.0, backbone_dropout=True),
+    ),
+    "template, 8k x 2 epochs, head lr 1e-2, no dropout": ({}, dict(train_samples=8000), dict(epochs=2.0)),
+    "template, 8k x 2 epochs, prompt lr 1e-2, head lr 3e-2, dropout": (
+        {},
+        dict(train_samples=8000),
+        dict(epochs=2.0, lr=1e-2, head_lr=3e-2, backbone_dropout=True),
+    ),
+    "template, 8k x 2 epochs, prompt lr 1e-1, no dropout": ({}, dict(train_samples=8000), dict(epochs=2.0, lr=1e-1)),
+    "template, 20k x 1 epoch, head lr 3e-2, no dropout": ({}, {}, dict(head_lr=3e-2)),
+    "template, 20k x 1 epoch, head lr 1e-2, no dropout (the defaults)": ({}, {}, {}),
+}
+
+
+def run(args: tuple[str, str, int]) -> dict:
+    import torch
+
+    from skeleton.tuning import tune
+
+    name, data_dir, threads = args
+    torch.set_num_threads(threads)
+    model_overrides, data_overrides, train_overrides = SETTINGS[name]
+    with tempfile.TemporaryDirectory() as scratch:
+        config = TuneConfig(
+            data=replace(DataConfig("sst2", data_dir), **data_overrides),
+            model=replace(ModelConfig(), **model_overrides),
+            train=replace(DEFAULT, **train_overrides),
+            output=str(Path(scratch) / "out"),
+            device="cpu",
+        )
+        result = tune(config)
+    return {"setting": name, "validation": result.validation, "test": result.test, "minutes": result.train.seconds / 60}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--jobs", type=int, default=1, help="settings run at once (threads are split among them)")
+    parser.add_argument("--only", nargs="*", help="setting names to run (default: all)")
+    parser.add_argument("--output", type=Path, default=Path("benchmarks/results/tuning_sweep_sst2_minilm"))
+    args = parser.parse_args()
+    names = args.only or list(SETTINGS)
+    threads = max(1, multiprocessing.cpu_count() // args.jobs)
+    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+        rows = pool.map(run, [(name, args.data_dir, threads) for name in names])
+    best = max(rows, key=lambda r: r["validation"]["accuracy"])
+    lines = [
+        "| setting | validation accuracy | test accuracy |",
+        "|---|---|---|",
+        *[
+            f"| {'**' if r is best else ''}{r['setting']}{'**' if r is best else ''} | "
+            f"{r['validation']['accuracy']:.2f} | {r['test']['accuracy']:.2f} |"
+            for r in rows
+        ],
+        "",
+        f"Chosen on validation: {best['setting']}.",
+    ]
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.with_suffix(".json").write_text(json.dumps(rows, indent=2))
+    args.output.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
