@@ -116,27 +116,19 @@ def quantize(
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     with _quiet_root_logger():
-        if method.kind == "dynamic":
-            quantize_dynamic(
-                str(fp32),
-                str(target),
-                weight_type=QuantType.QInt8,
-                per_channel=method.per_channel,
-                reduce_range=method.reduce_range,
-                op_types_to_quantize=["MatMul"],
-            )
-        elif method.kind == "dynamic-fused":
-            if fused is None:
+        if method.kind in ("dynamic", "dynamic-fused"):
+            on_fused = method.kind == "dynamic-fused"
+            if on_fused and fused is None:
                 raise ValueError("dynamic-fused quantisation needs the fused (optimized) graph")
             quantize_dynamic(
-                str(fused),
+                str(fused if on_fused else fp32),
                 str(target),
                 weight_type=QuantType.QInt8,
                 per_channel=method.per_channel,
                 reduce_range=method.reduce_range,
-                op_types_to_quantize=["MatMul", "Attention"],
+                op_types_to_quantize=["MatMul", "Attention"] if on_fused else ["MatMul"],
                 # the fused ops carry no type information the quantiser can read
-                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT} if on_fused else {},
             )
         elif method.kind == "static":
             if not calibration:
