@@ -121,7 +121,7 @@ def _stage_configs(options: dict):
 
 
 def _metrics_text(metrics: dict) -> str:
-    return "  ".join(f"{k} {v:.2f}" for k, v in metrics.items())
+    return "  ".join(f"{k} {v:.2f}" for k, v in metrics.items() if k != "majority_label")
 
 
 @app.command()
@@ -158,10 +158,13 @@ def tune(
     result = run_tune(config, Reporter(enabled=not quiet, console=err))
     table = Table(title=f"skeleton tune: {task}")
     table.add_column("split")
-    table.add_column("metrics")
-    table.add_row("validation", _metrics_text(result.validation))
-    table.add_row("test", _metrics_text(result.test))
+    table.add_column("prompt-tuned")
+    table.add_column("majority class")
+    for split, metrics in (("validation", result.validation), ("test", result.test)):
+        table.add_row(split, _metrics_text(metrics), _metrics_text(result.majority_class[split]))
     out.print(table)
+    if result.weak_prior:
+        err.print(f"[yellow]warning:[/yellow] {result.weak_prior}; compress would stop here", soft_wrap=True)
     out.print(f"prompt saved to {result.output} ({result.train.steps} steps, {result.train.seconds / 60:.1f} min)")
 
 
@@ -193,6 +196,15 @@ def compress(
     prompt: Annotated[
         str | None, typer.Option(help="Reuse a prompt saved by 'skeleton tune' instead of step 1.")
     ] = None,
+    min_gain: Annotated[
+        float,
+        typer.Option(
+            help="Stop unless the prompt-tuned model beats the majority class on validation by this many points."
+        ),
+    ] = CompressConfig.min_gain,
+    allow_weak_prior: Annotated[
+        bool, typer.Option(help="Go on even when the prompt-tuned model does not beat the majority class.")
+    ] = CompressConfig.allow_weak_prior,
     scorer: Annotated[
         str, typer.Option(help="Neuron scorer: attribution, activation, gradient or random.")
     ] = CompressConfig.scorer,
@@ -258,6 +270,8 @@ def compress(
         round_to=round_to,
         fast_search=fast_search,
         prompt=prompt,
+        min_gain=min_gain,
+        allow_weak_prior=allow_weak_prior,
         output=output,
         device=device,
         resume=resume,
@@ -273,6 +287,8 @@ def print_compress_summary(report: dict, output: str) -> None:
     for column in ("model", "validation", "test", "FFN neurons kept", "backbone params"):
         table.add_column(column, justify="right")
     params = report["parameters"]
+    majority = report["majority_class"]
+    table.add_row("majority class", _metrics_text(majority["validation"]), _metrics_text(majority["test"]), "", "")
     for name, metrics, kept, count in (
         ("prompt-tuned", report["prompt_tuned"], 1.0, params["backbone_before"]),
         ("Skeleton", report["skeleton"], report["kept_fraction"], params["backbone_after"]),
@@ -306,6 +322,8 @@ def print_compress_summary(report: dict, output: str) -> None:
             f"Skeleton minus prompt-tuned, {split}: {ci['difference']:+.2f} points "
             f"(95% paired bootstrap interval {ci['low']:+.2f} to {ci['high']:+.2f})"
         )
+    if report.get("weak_prior"):
+        err.print(f"[yellow]warning:[/yellow] {report['weak_prior']} (--allow-weak-prior)", soft_wrap=True)
     out.print(
         f"removed {100 * report['removed_fraction']:.1f}% of FFN neurons in "
         f"{report['timings_seconds']['total'] / 60:.1f} min; saved to {output}"

@@ -42,6 +42,12 @@ from skeleton.tuning import evaluate, model_slug, skeleton_meta, train_on
 from skeleton.workspace import Workspace
 
 STATE_FILE = "state.json"
+
+
+class WeakPriorError(SkeletonError):
+    """The prompt-tuned model does not beat the majority class: there is no task knowledge to localise."""
+
+
 STAGES_DIR = "stages"
 PROMPT_TUNED_DIR = "prompt_tuned"
 
@@ -60,7 +66,10 @@ class _Checkpoint:
         self.stages = work / STAGES_DIR
         self.stages.mkdir(exist_ok=True)
         fingerprint = {
-            k: v for k, v in config.to_dict().items() if k not in ("resume", "overwrite", "output", "device", "export")
+            k: v
+            for k, v in config.to_dict().items()
+            # settings that do not change what a finished stage computed may differ on --resume
+            if k not in ("resume", "overwrite", "output", "device", "export", "min_gain", "allow_weak_prior")
         }
         self.state: dict = {"fingerprint": fingerprint, "done": {}}
         if resume and self.path.is_file():
@@ -156,6 +165,15 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
         checkpoint = _Checkpoint(work, config, config.resume)
         classifier, prior = _prior(workspace, config, checkpoint, device, reporter)
         timings["prior"] = prior["seconds"]
+        weak_prior = workspace.prior_problem(prior["validation"]["accuracy"], config.min_gain)
+        if weak_prior and not config.allow_weak_prior:
+            raise WeakPriorError(
+                f"{weak_prior}. Try more steps (--epochs), a longer prompt (--prompt-tokens), another head or "
+                f"model; the tuned prompt is kept: re-run with --resume, or --prompt {checkpoint.stages / 'prior'}; "
+                "--allow-weak-prior goes on anyway"
+            )
+        if weak_prior:
+            reporter.message(f"warning: {weak_prior}; going on (--allow-weak-prior)")
         scores = _scores(workspace, config, checkpoint, classifier, device, reporter)
         timings["scoring"] = checkpoint.done("scores")["seconds"]
 
@@ -247,6 +265,8 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
             "device": str(device),
             "data": workspace.data.summary(),
             "seed": config.tune.seed,
+            "majority_class": workspace.majority_metrics(),
+            "weak_prior": weak_prior,
             "prompt_tuned": {"validation": prior["validation"], "test": prior["test"]},
             "skeleton": skeleton_metrics,
             # accuracy of Skeleton minus prompt-tuned, in points, with a 95% paired bootstrap interval
@@ -311,4 +331,4 @@ def _ablations(classifier, scores, ratio, config: CompressConfig, workspace: Wor
     return result
 
 
-__all__ = ["CompressConfig", "CompressResult", "compress", "prune_classifier"]
+__all__ = ["CompressConfig", "CompressResult", "WeakPriorError", "compress", "prune_classifier"]

@@ -212,6 +212,10 @@ class CompressConfig:
         prompt: a directory from ``skeleton tune`` to reuse instead of step 1.
         output: output directory; ``None`` = ``exported_models/<task>-<model>``.
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda``...
+        min_gain: after step 1, the prompt-tuned model must beat the majority class on validation by
+            this many points, or compress stops (a model that has not learned the task cannot be
+            localised; the tuned prompt is kept for ``--prompt`` or ``--resume``).
+        allow_weak_prior: go on anyway; the report then marks the result ``weak_prior``.
         resume: continue after the last finished stage of an interrupted run with the same output.
         overwrite: replace an existing output directory.
         export: also export to ONNX (``skeleton export``) at the end.
@@ -229,6 +233,8 @@ class CompressConfig:
     round_to: int = 8
     fast_search: bool = False
     prompt: str | None = None
+    min_gain: float = 2.0
+    allow_weak_prior: bool = False
     output: str | None = None
     device: str = "auto"
     resume: bool = False

@@ -13,6 +13,7 @@ from torch import nn
 
 from skeleton.artifacts import REPORT_FILE, atomic_directory, library_versions, save_classifier, write_json
 from skeleton.batching import EncodedSplit, iterate_batches, num_batches
+from skeleton.config import CompressConfig
 from skeleton.config import TrainConfig as TrainConfig
 from skeleton.config import TuneConfig as TuneConfig
 from skeleton.device import resolve_device
@@ -181,16 +182,23 @@ def train_on(
 
 @dataclass
 class TuneResult:
+    """Metrics of the tuned model, the majority-class floor beside them, and a warning when the model
+    does not clear it (``weak_prior``)."""
+
     output: str
     validation: dict[str, float]
     test: dict[str, float]
     train: TrainResult
+    majority_class: dict[str, dict[str, float]] = field(default_factory=dict)
+    weak_prior: str | None = None
 
     def to_dict(self) -> dict:
         return {
             "output": self.output,
             "validation": self.validation,
             "test": self.test,
+            "majority_class": self.majority_class,
+            "weak_prior": self.weak_prior,
             "train": self.train.to_dict(),
         }
 
@@ -216,6 +224,8 @@ def tune(config: TuneConfig, reporter: Reporter = SILENT) -> TuneResult:
         result = train_on(workspace, classifier, config.train, device, reporter)
         metrics = workspace.evaluate_splits(classifier, device, config.train.eval_batch_size)
         validation, test = metrics["validation"], metrics["test"]
+        majority = workspace.majority_metrics()
+        weak_prior = workspace.prior_problem(validation["accuracy"], CompressConfig.min_gain)
         meta = skeleton_meta(workspace)
         save_classifier(classifier, workspace.tokenizer, work, None, meta)
         write_json(
@@ -231,11 +241,13 @@ def tune(config: TuneConfig, reporter: Reporter = SILENT) -> TuneResult:
                 "device": str(device),
                 "validation": validation,
                 "test": test,
+                "majority_class": majority,
+                "weak_prior": weak_prior,
                 "training": result.to_dict(),
                 "versions": library_versions(),
             },
         )
-    return TuneResult(str(output), validation, test, result)
+    return TuneResult(str(output), validation, test, result, majority, weak_prior)
 
 
 def skeleton_meta(workspace: Workspace) -> dict:

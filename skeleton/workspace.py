@@ -109,6 +109,29 @@ class Workspace:
             for name, split in (("validation", self.validation), ("test", self.test))
         }
 
+    def majority_metrics(self) -> dict[str, dict[str, float]]:
+        """What always answering the training split's most common label scores on validation and test:
+        the floor a model must clear before it has learned anything."""
+        label = int(np.bincount(np.asarray(self.train.labels), minlength=self.spec.num_labels).argmax())
+        metrics = self.split_metrics({name: [label] * len(getattr(self, name)) for name in ("validation", "test")})
+        for values in metrics.values():
+            values["majority_label"] = label
+        return metrics
+
+    def prior_problem(self, validation_accuracy: float, min_gain: float) -> str | None:
+        """Why a tuned model has not learned the task (validation accuracy within ``min_gain`` points of
+        the majority class), or None."""
+        majority = self.majority_metrics()["validation"]
+        gain = validation_accuracy - majority["accuracy"]
+        if gain >= min_gain:
+            return None
+        name = self.spec.label_names[int(majority["majority_label"])]
+        return (
+            f"the prompt-tuned model reaches {validation_accuracy:.2f} validation accuracy, {gain:+.2f} points "
+            f"against always answering '{name}' ({majority['accuracy']:.2f}): it has not learned the task "
+            f"(needs +{min_gain:g})"
+        )
+
     def correct(self, split: str, predictions: list[int]) -> np.ndarray:
         """(rows,) whether each prediction on ``split`` is right."""
         return np.asarray(predictions) == np.asarray(getattr(self, split).labels)

@@ -193,3 +193,54 @@ def test_default_model_compresses_and_exports_a_real_slice(tmp_path):
     predictor = Predictor(tmp_path / "out")
     predictions = predictor.predict(["a masterpiece", "a dreadful mess"])
     assert len(predictions) == 2 and {label for label, _ in predictions} <= {"negative", "positive"}
+
+
+def write_unlearnable_mrpc(directory):
+    """Every pair is the same text, 70% labelled equivalent: no model can beat the majority class."""
+    directory.mkdir(parents=True, exist_ok=True)
+    header = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"
+    for name, count in (("train.tsv", 200), ("test.tsv", 50)):
+        rows = [f"{1 if i % 10 < 7 else 0}\t{i}\t{i + 1}\tthe movie\tthe film" for i in range(count)]
+        (directory / name).write_text("\n".join([header, *rows]) + "\n")
+    return directory
+
+
+def test_majority_class_figures_worked_by_hand(tmp_path, tiny_bert_dir):
+    from skeleton.workspace import Workspace
+
+    data = write_unlearnable_mrpc(tmp_path / "mrpc")
+    workspace = Workspace(DataConfig("mrpc", str(data)), ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4))
+    test = workspace.majority_metrics()["test"]
+    # always "equivalent" on 35 equivalent pairs of 50: accuracy 70; precision 0.7, recall 1, F1 2*0.7/1.7
+    assert test == pytest.approx({"accuracy": 70.0, "f1": 100 * 1.4 / 1.7, "majority_label": 1})
+    floor = workspace.majority_metrics()["validation"]["accuracy"]
+    assert workspace.prior_problem(floor + 2.0, min_gain=2.0) is None
+    assert "has not learned the task" in workspace.prior_problem(floor + 1.0, min_gain=2.0)
+
+
+def test_an_unlearnable_task_stops_after_step_one_and_loses_nothing(tmp_path, tiny_bert_dir):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    data = write_unlearnable_mrpc(tmp_path / "mrpc")
+    out = tmp_path / "out"
+    args = [
+        "compress", "--task", "mrpc", "--data-dir", str(data), "--model", str(tiny_bert_dir),
+        "--prompt-tokens", "4", "--round-to", "4", "--max-trials", "1", "--condense-epochs", "0.5",
+        "--no-export", "--device", "cpu", "--quiet", "--output", str(out),
+    ]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "has not learned the task" in result.output and "--allow-weak-prior" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert not out.exists()
+    assert (partial_path(out) / "stages" / "prior" / "prompt" / "adapter_config.json").is_file()
+
+    resumed = CliRunner().invoke(app, [*args, "--resume", "--allow-weak-prior"])
+    assert resumed.exit_code == 0, resumed.output
+    report = json.loads((out / "report.json").read_text())
+    assert "has not learned the task" in report["weak_prior"]
+    assert report["prior_training"] is not None  # the prompt tuned in the first run, reused
+    assert report["majority_class"]["test"]["accuracy"] == pytest.approx(70.0)
+    assert "majority" in resumed.output  # the summary table's first row (rich may wrap the name)
