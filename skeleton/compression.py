@@ -169,8 +169,7 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
         if weak_prior and not config.allow_weak_prior:
             raise WeakPriorError(
                 f"{weak_prior}. Try more steps (--epochs), a longer prompt (--prompt-tokens), another head or "
-                f"model; the tuned prompt is kept: re-run with --resume, or --prompt {checkpoint.stages / 'prior'}; "
-                "--allow-weak-prior goes on anyway"
+                "model; the tuned prompt is kept, so --resume --allow-weak-prior goes on from it"
             )
         if weak_prior:
             reporter.message(f"warning: {weak_prior}; going on (--allow-weak-prior)")

@@ -214,7 +214,7 @@ class CompressConfig:
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda``...
         min_gain: after step 1, the prompt-tuned model must beat the majority class on validation by
             this many points, or compress stops (a model that has not learned the task cannot be
-            localised; the tuned prompt is kept for ``--prompt`` or ``--resume``).
+            localised; the tuned prompt is kept for ``--resume``).
         allow_weak_prior: go on anyway; the report then marks the result ``weak_prior``.
         resume: continue after the last finished stage of an interrupted run with the same output.
         overwrite: replace an existing output directory.
