@@ -65,13 +65,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--jobs", type=int, default=1, help="settings run at once (threads are split among them)")
-    parser.add_argument("--only", nargs="*", help="setting names to run (default: all)")
+    parser.add_argument("--only", nargs="*", help="setting names to run (default: all not yet in the output)")
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/tuning_sweep_sst2_minilm"))
     args = parser.parse_args()
-    names = args.only or list(SETTINGS)
+    results = args.output.with_suffix(".json")
+    # each finished setting is written at once, so an interrupted sweep resumes where it stopped
+    rows = json.loads(results.read_text()) if results.is_file() else []
+    done = {row["setting"] for row in rows}
+    names = [n for n in (args.only or list(SETTINGS)) if n not in done]
     threads = max(1, multiprocessing.cpu_count() // args.jobs)
+    results.parent.mkdir(parents=True, exist_ok=True)
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
-        rows = pool.map(run, [(name, args.data_dir, threads) for name in names])
+        for row in pool.imap_unordered(run, [(name, args.data_dir, threads) for name in names]):
+            rows.append(row)
+            results.write_text(json.dumps(rows, indent=2))
+            print(f"{row['setting']}: validation {row['validation']['accuracy']:.2f}", flush=True)
+    rows.sort(key=lambda r: list(SETTINGS).index(r["setting"]))
     best = max(rows, key=lambda r: r["validation"]["accuracy"])
     lines = [
         "| setting | validation accuracy | test accuracy |",
@@ -84,8 +93,6 @@ def main() -> None:
         "",
         f"Chosen on validation: {best['setting']}.",
     ]
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.with_suffix(".json").write_text(json.dumps(rows, indent=2))
     args.output.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
