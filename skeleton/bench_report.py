@@ -83,15 +83,17 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _section(title: str, columns: list[str]) -> list[str]:
+    """A Markdown section heading and the header rows of its table."""
+    return ["", f"## {title}", "", "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+
+
 def _runtime_table(report: dict) -> list[str]:
     runtimes = sorted({r for p in report["points"] for r in p["speedup"]})
-    lines = [
-        "",
-        "## Same runtime on both sides: speed-up, and achieved / ideal (analytic multiply-accumulates)",
-        "",
-        "| batch x tokens | ideal | " + " | ".join(runtimes) + " |",
-        "|---" * (len(runtimes) + 2) + "|",
-    ]
+    lines = _section(
+        "Same runtime on both sides: speed-up, and achieved / ideal (analytic multiply-accumulates)",
+        ["batch x tokens", "ideal", *runtimes],
+    )
     for point in report["points"]:
         cells = [
             f"{point['speedup'][r]:.2f}x ({point['achieved_over_ideal'][r]:.2f})" if r in point["speedup"] else "-"
@@ -105,13 +107,7 @@ def _runtime_table(report: dict) -> list[str]:
 
 def _latency_table(report: dict) -> list[str]:
     keys = [f"{c['model']}/{c['runtime']}" for c in report["contenders"]]
-    lines = [
-        "",
-        "## Latency, median ms (p10-p90)",
-        "",
-        "| batch x tokens | " + " | ".join(keys) + " |",
-        "|---" * (len(keys) + 1) + "|",
-    ]
+    lines = _section("Latency, median ms (p10-p90)", ["batch x tokens", *keys])
     for point in report["points"]:
         cells = []
         for key in keys:
