@@ -145,3 +145,19 @@ def test_cli_defaults_are_the_library_defaults(monkeypatch, command, module, fun
     result = _run(command, "--quiet")
     assert result.exit_code == 2 and "captured" in result.output
     assert captured == [getattr(skeleton.config, config_class)()]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["bench", "/nonexistent/model"], "has no onnx/: run 'skeleton export"),
+        (["bench", ".", "--batch-sizes", "1,x"], "--batch-sizes takes comma-separated whole numbers, got '1,x'"),
+        (["bench", ".", "--runtimes", "tensorrt"], "runtimes must be among"),
+        (["bench", ".", "--threads", "0"], "threads must be at least 1"),
+    ],
+)
+def test_bench_bad_input_is_one_line_and_exit_2(args, message):
+    result = _run(*args, "--quiet")
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
