@@ -113,3 +113,26 @@ def test_bench_refuses_bad_input(tmp_path, compressed_dir):
         BenchConfig(runtimes=("tensorrt",))
     with pytest.raises(SkeletonError, match="data file not found"):
         run_bench(compressed_dir, BenchConfig(batch_sizes=(1,), lengths=(8,), data=str(tmp_path / "none.tsv")))
+
+
+def test_an_unshipped_slim_int8_is_built_for_the_comparison_but_never_the_headline(tmp_path, compressed_dir):
+    """When the export shipped no int8 graph, bench still times one built the same way as the
+    baseline's, flagged as not shippable, so the headline only uses what `skeleton predict` offers."""
+    import shutil
+
+    from skeleton.runtime import read_manifest
+
+    directory = tmp_path / "no-int8"
+    shutil.copytree(compressed_dir, directory, ignore=shutil.ignore_patterns("onnx", "bench"))
+    export_directory(
+        directory, ExportConfig(variants=("fp32", "optimized"), latency_shapes=((1, 8),), latency_repeats=2)
+    )
+    assert "int8" not in read_manifest(directory / "onnx")["variants"]
+    report = run_bench(
+        directory, BenchConfig(batch_sizes=(1,), lengths=(8,), runtimes=("onnx-fp32", "onnx-int8"), repeats=2)
+    )
+    slim_int8 = next(c for c in report["contenders"] if c["model"] == "skeleton" and c["runtime"] == "onnx-int8")
+    assert not slim_int8["shippable"] and "not shipped" in slim_int8["note"]
+    assert (directory / "bench" / "slim-int8-unshipped" / "onnx" / "model_int8.onnx").is_file()
+    (point,) = report["points"]
+    assert point["headline"]["skeleton_runtime"] == "onnx-fp32" and "onnx-int8" in point["speedup"]
