@@ -35,6 +35,7 @@ PLAN_FILE = "pruning_plan.json"
 SCORES_FILE = "neuron_scores.safetensors"
 REPORT_FILE = "report.json"
 META_FILE = "skeleton.json"
+PROMPT_TUNED_DIR = "prompt_tuned"  # the unpruned model's prompt and head, kept by compress
 
 
 def library_versions() -> dict[str, str]:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skeleton.artifacts import REPORT_FILE, library_versions, write_json
+from skeleton.artifacts import PROMPT_TUNED_DIR, REPORT_FILE, library_versions, write_json
 from skeleton.errors import SkeletonError
 from skeleton.progress import SILENT, Reporter
 from skeleton.quantization import cpu_flags
@@ -44,7 +44,6 @@ from skeleton.timing import time_alternating
 BENCH_DIR = "bench"
 UNPRUNED_DIR = "unpruned"
 SLIM_INT8_DIR = "slim-int8-unshipped"
-PROMPT_TUNED_DIR = "prompt_tuned"
 TORCH_RUNTIMES = ("torch-fp32", "torch-bf16", "torch-fp16")
 ONNX_RUNTIMES = ("onnx-fp32", "onnx-optimized", "onnx-int8")
 RUNTIME_NAMES = TORCH_RUNTIMES + ONNX_RUNTIMES
@@ -312,6 +311,14 @@ def _summary_of(timing, batch: int) -> dict:
     return {**timing.to_dict(), "sequences_per_second": 1000.0 * batch / timing.median_ms}
 
 
+def _headline_pair(contenders_: list[Contender], latency: dict) -> tuple[Contender | None, Contender]:
+    """(the fastest shippable Skeleton contender or None, the fastest unpruned contender of all)."""
+    shippable = [c for c in contenders_ if c.model == "skeleton" and c.shippable]
+    unpruned = [c for c in contenders_ if c.model == "unpruned"]
+    best_slim = min(shippable, key=lambda c: latency[c.key]["median_ms"]) if shippable else None
+    return best_slim, min(unpruned, key=lambda c: latency[c.key]["median_ms"])
+
+
 def _point(contenders_: list[Contender], shapes: dict[str, ModelShape], batch: int, length: int, config) -> dict:
     """Time every contender at one (batch, length) and derive speed-ups."""
     encoded = synthetic_batch(batch, length, shapes["skeleton"].vocab_size)
@@ -326,10 +333,7 @@ def _point(contenders_: list[Contender], shapes: dict[str, ModelShape], batch: i
         for r in runtimes
         if f"unpruned/{r}" in latency and f"skeleton/{r}" in latency
     }
-    shippable = [c for c in contenders_ if c.model == "skeleton" and c.shippable]
-    unpruned = [c for c in contenders_ if c.model == "unpruned"]
-    best_slim = min(shippable, key=lambda c: latency[c.key]["median_ms"]) if shippable else None
-    best_base = min(unpruned, key=lambda c: latency[c.key]["median_ms"])
+    best_slim, best_base = _headline_pair(contenders_, latency)
     headline = None
     if best_slim is not None:
         slim_ms, base_ms = latency[best_slim.key]["median_ms"], latency[best_base.key]["median_ms"]
@@ -392,10 +396,8 @@ def _end_to_end(contenders_: list[Contender], directory: Path, config: BenchConf
             timings = time_alternating(calls, config.repeats, config.warmup, config.max_seconds, config.min_repeats)
             tokens = tokenize(tokenizer, chunk, max_tokens)["input_ids"].shape[1]
             latency = {key: _summary_of(timing, len(chunk)) for key, timing in timings.items()}
-            shippable = [c.key for c in contenders_ if c.model == "skeleton" and c.shippable]
-            unpruned = [c.key for c in contenders_ if c.model == "unpruned"]
-            best_slim = min(shippable, key=lambda k: latency[k]["median_ms"]) if shippable else None
-            best_base = min(unpruned, key=lambda k: latency[k]["median_ms"])
+            slim, base = _headline_pair(contenders_, latency)
+            best_slim, best_base = (None if slim is None else slim.key), base.key
             rows.append(
                 {
                     "batch": len(chunk),

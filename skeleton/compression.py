@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from skeleton.artifacts import (
+    PROMPT_TUNED_DIR,
     REPORT_FILE,
     SCORES_FILE,
     atomic_directory,
@@ -49,7 +50,6 @@ class WeakPriorError(SkeletonError):
 
 
 STAGES_DIR = "stages"
-PROMPT_TUNED_DIR = "prompt_tuned"
 
 
 @dataclass
