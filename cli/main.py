@@ -212,9 +212,31 @@ def compress(
         int, typer.Option(help="Training instances the scorer averages over.")
     ] = CompressConfig.attribution_samples,
     targets: Annotated[
-        str, typer.Option(help="'ffn', or 'ffn,ffn-out' to prune the second FFN's output dims too.")
+        str,
+        typer.Option(
+            help="'ffn'; 'ffn,heads' to prune attention heads too, ranked with the neurons by score per "
+            "measured latency; 'ffn,ffn-out' to prune the second FFN's output dims."
+        ),
     ] = ",".join(CompressConfig.targets),
-    margin: Annotated[float, typer.Option(help="Accepted validation accuracy drop, in points.")] = SearchConfig.margin,
+    target_speedup: Annotated[
+        float | None,
+        typer.Option(
+            help="Prune until the predicted speed-up against the unpruned model's fastest CPU runtime "
+            "reaches X at every cost shape (a latency table, measured once per machine, predicts it). "
+            "With --margin too: the fastest model at least this fast within the margin."
+        ),
+    ] = SearchConfig.target_speedup,
+    condensed_prompt_tokens: Annotated[
+        int | None,
+        typer.Option(
+            help="Shorten the soft prompt to N tokens for condensation, warm-started from its "
+            "highest-scoring positions (every prompt token costs as much as an input token)."
+        ),
+    ] = CompressConfig.condensed_prompt_tokens,
+    margin: Annotated[
+        float | None,
+        typer.Option(help=f"Accepted validation accuracy drop, in points [default: {SearchConfig.margin}]."),
+    ] = None,
     max_trials: Annotated[
         int, typer.Option(help="Most kept ratios the binary search tries.")
     ] = SearchConfig.max_trials,
@@ -262,12 +284,20 @@ def compress(
         model=model_config,
         tune=train,
         condense=condense,
-        search=SearchConfig(margin=margin, max_trials=max_trials, confidence=confidence),
+        search=SearchConfig(
+            margin=SearchConfig.margin if margin is None else margin,
+            max_trials=max_trials,
+            confidence=confidence,
+            target_speedup=target_speedup,
+            # a margin given beside a target speed-up asks for the fastest model within it
+            within_margin=target_speedup is not None and margin is not None,
+        ),
         scorer=scorer,
         attribution_samples=attribution_samples,
         targets=tuple(t.strip() for t in targets.split(",") if t.strip()),
         bias_compensation=bias_compensation,
         round_to=round_to,
+        condensed_prompt_tokens=condensed_prompt_tokens,
         fast_search=fast_search,
         prompt=prompt,
         min_gain=min_gain,
@@ -301,11 +331,27 @@ def print_compress_summary(report: dict, output: str) -> None:
             f"{count / 1e6:.2f}M",
         )
     out.print(table)
-    trials = Table(title="kept-ratio search")
-    for column in ("kept ratio", "validation acc", "drop (interval)", "accepted", "seconds"):
+    costs = report.get("cost_model")
+    trials = Table(title="latency-fraction search" if costs else "kept-ratio search")
+    columns = [
+        "latency fraction" if costs else "kept ratio",
+        "validation acc",
+        "drop (interval)",
+        "accepted",
+        "seconds",
+    ]
+    for column in columns + (["predicted speed-up", "heads kept"] if costs else []):
         trials.add_column(column, justify="right")
     for trial in report["search"]["trials"]:
         interval = trial["details"].get("drop_interval")
+        extra = []
+        if costs:
+            predicted = trial["details"].get("predicted_speedup", {})
+            heads = trial["details"].get("kept_heads")
+            extra = [
+                ", ".join(f"{v:.2f}x@{k}" for k, v in predicted.items()),
+                "-" if heads is None else str(sum(heads)),
+            ]
         trials.add_row(
             f"{trial['kept_ratio']:.2f}",
             f"{trial['validation_accuracy']:.2f}",
@@ -315,8 +361,17 @@ def print_compress_summary(report: dict, output: str) -> None:
             f"{100 * interval['level']:.0f}%)",
             "yes" if trial["accepted"] else "no",
             f"{trial['seconds']:.0f}",
+            *extra,
         )
     out.print(trials)
+    if costs:
+        predicted = ", ".join(f"{v:.2f}x at {k}" for k, v in costs["predicted_speedup"].items())
+        heads = report.get("kept_heads")
+        out.print(
+            f"predicted speed-up against the unpruned model on onnxruntime int8: {predicted}; "
+            f"heads kept per layer {heads or 'all'}; prompt tokens {report['prompt_tokens']['skeleton']} "
+            "(measure with 'skeleton bench')"
+        )
     for split, ci in report.get("accuracy_difference", {}).items():
         out.print(
             f"Skeleton minus prompt-tuned, {split}: {ci['difference']:+.2f} points "

@@ -17,20 +17,31 @@ from skeleton.errors import SkeletonError
 
 @dataclass(frozen=True)
 class ArchitectureSpec:
-    """Where one architecture family keeps its FFN.
+    """Where one architecture family keeps its FFN and attention.
 
     Attributes:
         layers: dotted path from ``model.base_model`` to the ``nn.ModuleList`` of layers.
         ffn_in: dotted path inside a layer to the first FFN linear (hidden -> intermediate).
         ffn_out: dotted path inside a layer to the second FFN linear (intermediate -> hidden).
+        attention: dotted path inside a layer to the self-attention module that has Hugging Face's
+            ``prune_heads(heads)`` (it shrinks Q/K/V and the output projection together).
+        attention_out: dotted path inside a layer to the attention output projection (the heads'
+            concatenated context, heads x head size -> hidden).
         intermediate_size_attr: the config attribute holding the FFN width.
+        num_heads_attr: the config attribute holding the number of attention heads per layer.
+        embeddings: dotted path from ``model.base_model`` to the embedding layer (word, position
+            and type embeddings and their LayerNorm).
         uses_token_type_ids: whether the model takes ``token_type_ids``.
     """
 
     layers: str
     ffn_in: str
     ffn_out: str
+    attention: str = "attention"
+    attention_out: str = "attention.output.dense"
     intermediate_size_attr: str = "intermediate_size"
+    num_heads_attr: str = "num_attention_heads"
+    embeddings: str = "embeddings"
     uses_token_type_ids: bool = True
 
 
@@ -45,7 +56,10 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
         layers="transformer.layer",
         ffn_in="ffn.lin1",
         ffn_out="ffn.lin2",
+        attention="attention",
+        attention_out="attention.out_lin",
         intermediate_size_attr="hidden_dim",
+        num_heads_attr="n_heads",
         uses_token_type_ids=False,
     ),
 }
@@ -75,10 +89,26 @@ def _set(module: nn.Module, dotted: str, value: nn.Module) -> None:
 
 @dataclass
 class FFNLayer:
-    """Handle on one transformer layer's FFN: read and replace its two linears."""
+    """Handle on one transformer layer: read and replace its two FFN linears, reach its attention."""
 
     layer: nn.Module
     spec: ArchitectureSpec
+    head_size: int = 0
+
+    @property
+    def attention(self) -> nn.Module:
+        """The self-attention module (has ``prune_heads``)."""
+        return _get(self.layer, self.spec.attention)
+
+    @property
+    def attention_out(self) -> nn.Linear:
+        """The attention output projection: (heads x head size) -> hidden."""
+        return _get(self.layer, self.spec.attention_out)
+
+    @property
+    def num_heads(self) -> int:
+        """Heads this layer has now (fewer than the config's once heads are pruned)."""
+        return self.attention_out.in_features // self.head_size
 
     @property
     def ffn_in(self) -> nn.Linear:
@@ -107,7 +137,22 @@ def ffn_layers(model: nn.Module) -> list[FFNLayer]:
     config = model.config
     spec = get_architecture(config.model_type)
     layers = _get(base_of(model), spec.layers)
-    return [FFNLayer(layer, spec) for layer in layers]
+    head_size = hidden_size(config) // num_heads(config)
+    return [FFNLayer(layer, spec, head_size) for layer in layers]
+
+
+def embedding_layer(model: nn.Module) -> nn.Module:
+    """The embedding layer, whose output at the soft-prompt positions scores those positions."""
+    return _get(base_of(model), get_architecture(model.config.model_type).embeddings)
+
+
+def num_heads(config) -> int:
+    """Attention heads per layer of the unpruned family config."""
+    return int(getattr(config, get_architecture(config.model_type).num_heads_attr))
+
+
+def hidden_size(config) -> int:
+    return int(config.hidden_size)
 
 
 # Where each family's masked-LM head lives on the *ForMaskedLM model, applied in order to the

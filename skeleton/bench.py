@@ -436,6 +436,13 @@ def machine_description(threads: int) -> dict:
     }
 
 
+def _predicted(directory: Path) -> dict[str, float]:
+    """The speed-ups the compress run's latency table predicted ("1x64" -> x), if it used one."""
+    path = directory / REPORT_FILE
+    costs = json.loads(path.read_text()).get("cost_model") if path.is_file() else None
+    return dict(costs["predicted_speedup"]) if costs else {}
+
+
 def run_bench(directory: str | Path, config: BenchConfig | None = None, reporter: Reporter = SILENT) -> dict:
     """Time the Skeleton model in ``directory`` against its unpruned baseline; write ``DIR/bench/``.
 
@@ -481,6 +488,7 @@ def run_bench(directory: str | Path, config: BenchConfig | None = None, reporter
         "shapes": {model: asdict(shape) for model, shape in shapes.items()},
         "points": points,
         "end_to_end": _end_to_end(pairs, directory, config, reporter) if config.data else [],
+        "predicted_speedup": _predicted(directory),
         "seconds": time.perf_counter() - started,
     }
     write_report(Path(config.output) if config.output else directory / BENCH_DIR, report)

@@ -79,8 +79,25 @@ def markdown(report: dict) -> str:
     if losses:
         shapes = ", ".join(f"{p['batch']}x{p['length']}" for p in losses)
         lines += ["", f"**The Skeleton model is slower than the unpruned model's fastest runtime at {shapes}.**"]
+    lines += _predicted_table(report)
     lines += _runtime_table(report) + _latency_table(report) + _end_to_end_table(report) + _contender_notes(report)
     return "\n".join(lines) + "\n"
+
+
+def _predicted_table(report: dict) -> list[str]:
+    """Predicted (the compress run's latency table) beside measured headline speed-ups."""
+    predicted = report.get("predicted_speedup") or {}
+    measured = {f"{p['batch']}x{p['length']}": p["headline"] for p in report["points"]}
+    rows = [(shape, value, measured.get(shape)) for shape, value in predicted.items()]
+    if not rows:
+        return []
+    lines = _section(
+        "Predicted by the latency table vs measured (batch x input tokens)", ["shape", "predicted", "measured"]
+    )
+    for shape, value, head in rows:
+        seen = "not on the grid" if head is None else f"{head['speedup']:.2f}x"
+        lines.append(f"| {shape} | {value:.2f}x | {seen} |")
+    return lines
 
 
 def _section(title: str, columns: list[str]) -> list[str]:

@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
 
 from skeleton.artifacts import (
     PROMPT_TUNED_DIR,
@@ -33,14 +37,24 @@ from skeleton.config import CompressConfig as CompressConfig
 from skeleton.config import default_condense_config as default_condense_config
 from skeleton.device import resolve_device
 from skeleton.errors import SkeletonError
-from skeleton.modeling import PromptedClassifier, load_prompt_and_head, save_prompt_and_head
+from skeleton.modeling import PromptedClassifier, load_prompt_and_head, save_prompt_and_head, shorten_prompt
 from skeleton.progress import SILENT, Reporter
-from skeleton.pruning import apply_pruning, count_ffn_parameters, count_parameters, make_plan
+from skeleton.pruning import (
+    PruningPlan,
+    apply_pruning,
+    count_ffn_parameters,
+    count_parameters,
+    make_cost_plan,
+    make_plan,
+)
 from skeleton.scoring import NeuronScores, get_scorer
-from skeleton.search import Trial, binary_search
+from skeleton.search import SearchResult, Trial, binary_search
 from skeleton.statistics import paired_bootstrap
 from skeleton.tuning import evaluate, model_slug, skeleton_meta, train_on
 from skeleton.workspace import Workspace
+
+if TYPE_CHECKING:
+    from skeleton.latency import CostModel
 
 STATE_FILE = "state.json"
 
@@ -128,27 +142,127 @@ def _scores(workspace, config, checkpoint, classifier, device, reporter) -> Neur
     started = time.perf_counter()
     samples = workspace.attribution_split(config.attribution_samples, config.tune.seed)
     batches = iterate_batches(samples, 8, workspace.pad_token_id, shuffle=False)
-    scores = get_scorer(config.scorer, config.tune.seed).score(classifier, batches, device, config.targets)
+    # the head pass also scores the soft-prompt positions, which a shorter condensed prompt keeps
+    targets = (*config.targets, "heads") if config.condensed_prompt_tokens else config.targets
+    scores = get_scorer(config.scorer, config.tune.seed).score(classifier, batches, device, targets)
     scores.save(path)
     checkpoint.finish("scores", {"seconds": time.perf_counter() - started, "num_samples": scores.num_samples})
     return scores
 
 
+class Planner:
+    """Turns a search value into a pruning plan and a pruned copy of the classifier.
+
+    Without a cost model the value is the kept fraction of FFN neurons (the paper); with one it is
+    the predicted latency of the slim model over the unpruned model's, and neurons and heads are
+    ranked together by score per unit of measured latency.
+    """
+
+    HEAD_WEIGHTS = (1.0, 4.0, 16.0, 64.0, math.inf)  # inf: heads stay, only neurons go
+
+    def __init__(self, scores: NeuronScores, config: CompressConfig, costs: CostModel | None = None):
+        self.scores = scores
+        self.config = config
+        self.costs = costs
+        self.head_weight = 1.0
+        self.prompt_positions = None
+        tokens = config.condensed_prompt_tokens
+        if tokens is not None and scores.prompt is not None and tokens < len(scores.prompt):
+            top = torch.argsort(scores.prompt, descending=True, stable=True)[:tokens]
+            self.prompt_positions = sorted(int(i) for i in top)  # warm start: the highest-scoring positions
+
+    def plan(self, value: float, backbone_config, **overrides) -> PruningPlan:
+        settings = {"round_to": self.config.round_to, "bias_compensation": self.config.bias_compensation}
+        settings.update(overrides)
+        shape = {"hidden_size": backbone_config.hidden_size, "model_type": backbone_config.model_type}
+        if self.costs is None:
+            return make_plan(self.scores, value, prune_outputs="ffn-out" in self.config.targets, **shape, **settings)
+        weight = settings.pop("head_weight", self.head_weight)
+        prune_heads = "heads" in self.config.targets and math.isfinite(weight)
+        weight = weight if prune_heads else 1.0
+        return make_cost_plan(
+            self.scores, value, self.costs, prune_heads=prune_heads, head_weight=weight, **shape, **settings
+        )
+
+    def prune(self, classifier: PromptedClassifier, value: float, shorten: bool = True, **overrides):
+        """A copy of ``classifier`` pruned by the plan for ``value`` (prompt shortened when asked)."""
+        pruned = copy.deepcopy(classifier)
+        plan = self.plan(value, pruned.backbone.config, **overrides)
+        apply_pruning(pruned.backbone, plan, self.scores)
+        if shorten and self.prompt_positions is not None:
+            pruned = shorten_prompt(pruned, self.prompt_positions)
+        return pruned, plan
+
+    def calibrate(self, classifier: PromptedClassifier, value: float, accuracy) -> list[dict]:
+        """Choose the exchange rate of head scores against neuron scores on validation.
+
+        At the latency fraction ``value``, each of ``HEAD_WEIGHTS`` gives a plan (a higher weight
+        keeps more heads and removes more neurons); each is judged by ``accuracy`` (validation
+        accuracy before condensation, full prompt) and the best one is kept for the search.
+        """
+        results, seen = [], {}
+        for weight in self.HEAD_WEIGHTS:
+            pruned, plan = self.prune(classifier, value, shorten=False, head_weight=weight)
+            key = (tuple(plan.kept_heads or ()), tuple(plan.kept_sizes))
+            score = seen[key] if key in seen else accuracy(pruned)
+            seen[key] = score
+            # JSON has no infinity: null stands for "heads stay"
+            finite = weight if math.isfinite(weight) else None
+            results.append({"head_weight": finite, "kept_heads": plan.kept_heads, "validation_accuracy": score})
+            del pruned
+        self.use(results)
+        return results
+
+    def use(self, calibration: list[dict]) -> dict:
+        """Adopt the best head weight of a calibration; returns its row."""
+        best = max(calibration, key=lambda r: r["validation_accuracy"])
+        self.head_weight = math.inf if best["head_weight"] is None else best["head_weight"]
+        return best
+
+    def describe(self, plan: PruningPlan) -> dict:
+        """What a trial records of its plan: kept neurons and heads, predicted speed-ups."""
+        details = {"kept_fraction": plan.kept_fraction}
+        if plan.kept_heads is not None:
+            details["kept_heads"] = plan.kept_heads
+        if self.costs is not None:
+            heads = plan.kept_heads or self.costs.num_heads
+            details["predicted_speedup"] = self.costs.speedups(heads, plan.kept_sizes)
+        return details
+
+
 def prune_classifier(classifier: PromptedClassifier, scores: NeuronScores, kept_ratio: float, config: CompressConfig):
     """A copy of ``classifier`` whose backbone keeps ``kept_ratio`` of the FFN neurons (prompt and head copied)."""
-    pruned = copy.deepcopy(classifier)
-    backbone_config = pruned.backbone.config
-    plan = make_plan(
-        scores,
-        kept_ratio,
-        hidden_size=backbone_config.hidden_size,
-        model_type=backbone_config.model_type,
-        round_to=config.round_to,
-        prune_outputs="ffn-out" in config.targets,
-        bias_compensation=config.bias_compensation,
-    )
-    apply_pruning(pruned.backbone, plan, scores)
-    return pruned, plan
+    return Planner(scores, config).prune(classifier, kept_ratio)
+
+
+def _cost_model(config: CompressConfig, classifier: PromptedClassifier, reporter: Reporter) -> CostModel | None:
+    if not config.uses_costs:
+        return None
+    from skeleton.latency import cost_model
+
+    prompt = classifier.num_virtual_tokens
+    shortened = config.condensed_prompt_tokens or prompt
+    return cost_model(classifier.backbone, list(config.cost_shapes), prompt, shortened, reporter=reporter)
+
+
+def _search(config: CompressConfig, run_trial, baseline: float, record, previous, baseline_correct) -> SearchResult:
+    """The paper's binary search; with a target speed-up alone, the one trial at its latency fraction."""
+    target = config.search.target_fraction
+    if target is not None and not config.search.within_margin:
+        known = {round(t.kept_ratio, 6): t for t in previous}
+        trial = known.get(round(target, 6))
+        if trial is None:
+            accuracy, seconds, details = run_trial(target)
+            details.pop("correct", None)
+            trial = Trial(target, accuracy, accuracy >= baseline - config.search.margin, seconds, details)
+            record(trial)
+        return SearchResult(target, baseline - config.search.margin, [trial])
+    search = binary_search(run_trial, baseline, config.search, record, previous, baseline_correct)
+    if target is not None and search.kept_ratio >= 1.0:
+        # nothing at or beyond the target speed-up stayed within the margin: the target model is
+        # the answer, and the report says it missed the margin
+        search.kept_ratio = target
+    return search
 
 
 def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressResult:
@@ -175,6 +289,11 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
             reporter.message(f"warning: {weak_prior}; going on (--allow-weak-prior)")
         scores = _scores(workspace, config, checkpoint, classifier, device, reporter)
         timings["scoring"] = checkpoint.done("scores")["seconds"]
+        costs_started = time.perf_counter()
+        costs = _cost_model(config, classifier, reporter)
+        timings["latency_table"] = time.perf_counter() - costs_started
+        planner = Planner(scores, config, costs)
+        calibration = _calibrate(planner, classifier, config, checkpoint, workspace, device, reporter)
 
         baseline = prior["validation"]["accuracy"]
         condensed: dict[float, tuple[PromptedClassifier, object]] = {}  # ratio -> (condensed model, plan)
@@ -187,8 +306,8 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
 
         def run_trial(ratio: float) -> tuple[float, float, dict]:
             trial_started = time.perf_counter()
-            pruned, plan = prune_classifier(classifier, scores, ratio, config)
-            details = {"kept_fraction": plan.kept_fraction}
+            pruned, plan = planner.prune(classifier, ratio)
+            details = planner.describe(plan)
             if config.fast_search:
                 batch_size = config.condense.eval_batch_size
                 predictions = workspace.split_predictions(pruned, device, batch_size, ("validation",))["validation"]
@@ -213,11 +332,12 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
             finished = (checkpoint.done("trials") or {"trials": []})["trials"] + [asdict(trial)]
             checkpoint.finish("trials", {"trials": finished})
 
-        reporter.message(f"step 3/4: binary search over the kept ratio (margin {config.search.margin} points)")
+        variable = "predicted latency fraction" if costs is not None else "kept ratio"
+        reporter.message(f"step 3/4: search over the {variable} (margin {config.search.margin} points)")
         previous = [Trial(**t) for t in (checkpoint.done("trials") or {"trials": []})["trials"]]
         search_started = time.perf_counter()
         baseline_correct = workspace.correct("validation", prior["predictions"]["validation"])
-        search = binary_search(run_trial, baseline, config.search, record, previous, baseline_correct)
+        search = _search(config, run_trial, baseline, record, previous, baseline_correct)
         timings["search"] = time.perf_counter() - search_started
 
         ratio = search.kept_ratio
@@ -230,7 +350,7 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
             if round(ratio, 6) in condensed:
                 final, plan = condensed[round(ratio, 6)]
             else:
-                final, plan = prune_classifier(classifier, scores, ratio, config)
+                final, plan = planner.prune(classifier, ratio)
                 trial_dir = checkpoint.stages / f"trial-{ratio:.2f}"
                 if not config.fast_search and (trial_dir / "prompt").is_dir():  # resumed: reuse the condensed prompt
                     final = load_prompt_and_head(final.backbone, workspace.tokenizer, workspace.spec, trial_dir).to(
@@ -249,7 +369,7 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
             )
             for split in ("validation", "test")
         }
-        ablations = _ablations(classifier, scores, ratio, config, workspace, device) if plan is not None else {}
+        ablations = _ablations(classifier, planner, ratio, config, workspace, device) if plan is not None else {}
         save_classifier(final, workspace.tokenizer, work, plan, skeleton_meta(workspace))
         scores.save(work / SCORES_FILE)
         original = count_parameters(classifier.backbone)
@@ -274,6 +394,12 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
             "kept_fraction": plan.kept_fraction if plan else 1.0,
             "removed_fraction": 1.0 - (plan.kept_fraction if plan else 1.0),
             "kept_sizes": plan.kept_sizes if plan else None,
+            "targets": list(config.targets),
+            "kept_heads": plan.kept_heads if plan else None,
+            "prompt_tokens": {"prompt_tuned": classifier.num_virtual_tokens, "skeleton": final.num_virtual_tokens},
+            "template_tokens": workspace.template_tokens(),
+            "cost_model": _cost_summary(costs, plan, final),
+            "head_weight_calibration": calibration,
             "parameters": {
                 "backbone_before": original,
                 "backbone_after": count_parameters(final.backbone),
@@ -303,7 +429,48 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
     return CompressResult(str(output), report)
 
 
-def _ablations(classifier, scores, ratio, config: CompressConfig, workspace: Workspace, device) -> dict:
+def _calibrate(planner: Planner, classifier, config: CompressConfig, checkpoint, workspace, device, reporter):
+    """With heads in the cost ranking: the head-score exchange rate, chosen on validation (and kept
+    across ``--resume``)."""
+    if planner.costs is None or "heads" not in config.targets:
+        return None
+    done = checkpoint.done("calibration")
+    if done is None:
+        value = config.search.target_fraction or 0.5
+        reporter.message(f"calibrating head against neuron scores on validation at latency fraction {value:.2f}")
+
+        def accuracy(pruned):
+            return evaluate(
+                pruned, workspace.validation, device, config.condense.eval_batch_size, workspace.pad_token_id
+            )["accuracy"]
+
+        done = {"fraction": value, "weights": planner.calibrate(classifier, value, accuracy)}
+        checkpoint.finish("calibration", done)
+    best = planner.use(done["weights"])
+    reporter.message(
+        f"  head weight {best['head_weight']}: validation {best['validation_accuracy']:.2f} before condensation"
+    )
+    return done
+
+
+def _cost_summary(costs: CostModel | None, plan: PruningPlan | None, final: PromptedClassifier) -> dict | None:
+    """The latency table behind the search and what it predicts for the final model."""
+    if costs is None:
+        return None
+    heads = (plan.kept_heads if plan else None) or costs.num_heads
+    widths = plan.kept_sizes if plan else costs.widths
+    table = costs.table
+    return {
+        "predicted_speedup": costs.speedups(heads, widths),
+        "predicted_latency_fraction": costs.fraction(heads, widths),
+        "reference_ms": costs.reference_ms(),
+        "unit_costs": dict(zip(("head", "neuron"), costs.unit_costs(), strict=True)),
+        "prompt_tokens": final.num_virtual_tokens,
+        "table": {"key": table.key, "seconds_to_measure": table.seconds, "heads": table.heads, "widths": table.widths},
+    }
+
+
+def _ablations(classifier, planner: Planner, ratio, config: CompressConfig, workspace: Workspace, device) -> dict:
     """At the chosen ratio, before condensation: plain removal (the paper) vs bias compensation, and
     per-layer widths rounded vs not, so the report shows what each option is worth here.
     """
@@ -312,10 +479,7 @@ def _ablations(classifier, scores, ratio, config: CompressConfig, workspace: Wor
         ("plain_removal", {"bias_compensation": False}),
         ("bias_compensation", {"bias_compensation": True}),
     ):
-        variant = copy.copy(config)
-        for key, value in overrides.items():
-            setattr(variant, key, value)
-        pruned, plan = prune_classifier(classifier, scores, ratio, variant)
+        pruned, plan = planner.prune(classifier, ratio, **overrides)
         result[name] = {
             "validation_accuracy_before_condensation": evaluate(
                 pruned, workspace.validation, device, config.condense.eval_batch_size, workspace.pad_token_id
@@ -323,10 +487,7 @@ def _ablations(classifier, scores, ratio, config: CompressConfig, workspace: Wor
             "kept_sizes": plan.kept_sizes,
         }
         del pruned
-    unrounded = copy.copy(config)
-    unrounded.round_to = 1
-    _, plan = prune_classifier(classifier, scores, ratio, unrounded)
-    result["unrounded_kept_sizes"] = plan.kept_sizes
+    result["unrounded_kept_sizes"] = planner.plan(ratio, classifier.backbone.config, round_to=1).kept_sizes
     return result
 
 

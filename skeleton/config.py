@@ -139,6 +139,12 @@ class SearchConfig:
             bootstrap interval of its accuracy drop, at this level, stays within ``margin``;
             ``None`` accepts on the observed drop alone (the paper's rule). Either way every trial
             reports its interval.
+        target_speedup: prune until the predicted speed-up against the unpruned model's fastest
+            CPU runtime reaches this at every cost shape (a latency table makes the prediction);
+            the grid then runs over predicted latency fractions instead of kept neuron ratios.
+        within_margin: with ``target_speedup``, search the latency fractions at or below its own
+            for the fastest model within ``margin`` (without it, the target model is the answer,
+            and the report says how much accuracy it keeps).
     """
 
     margin: float = 1.0
@@ -146,6 +152,8 @@ class SearchConfig:
     max_trials: int = 5
     min_ratio: float = 0.05
     confidence: float | None = None
+    target_speedup: float | None = None
+    within_margin: bool = False
 
     def __post_init__(self) -> None:
         if self.margin < 0:
@@ -158,11 +166,23 @@ class SearchConfig:
             raise ValueError(f"min_ratio must lie in (0, 1), got {self.min_ratio}")
         if self.confidence is not None and not 0 < self.confidence < 1:
             raise ValueError(f"confidence must lie in (0, 1), got {self.confidence}")
+        if self.target_speedup is not None and self.target_speedup <= 1.0:
+            raise ValueError(f"target_speedup must exceed 1, got {self.target_speedup}")
+        if self.within_margin and self.target_speedup is None:
+            raise ValueError("within_margin needs target_speedup")
+
+    @property
+    def target_fraction(self) -> float | None:
+        """The predicted latency fraction ``target_speedup`` asks for."""
+        return None if self.target_speedup is None else round(1.0 / self.target_speedup, 6)
 
     def grid(self) -> list[float]:
-        """Candidate kept ratios below 1.0, ascending."""
+        """Candidate kept ratios (or latency fractions) below 1.0, ascending; with a target speed-up
+        the fractions below the target's, and the target's own as the largest."""
         count = int(math.floor((1.0 - self.min_ratio) / self.step + 1e-9))
         ratios = [round(self.min_ratio + i * self.step, 6) for i in range(count + 1)]
+        if self.target_fraction is not None:
+            return [r for r in ratios if r < self.target_fraction - 1e-9] + [self.target_fraction]
         return [r for r in ratios if r < 1.0 - 1e-9]
 
     def to_dict(self) -> dict:
@@ -204,7 +224,8 @@ class CompressConfig:
         search: margin, grid step and trial budget of the kept-ratio search.
         scorer: which scorer ranks neurons (``attribution``, ``activation``, ``gradient``, ``random``).
         attribution_samples: training instances the scorer averages over (20 in the paper).
-        targets: ``("ffn",)`` prunes FFN neurons; ``("ffn", "ffn-out")`` also the second FFN's output
+        targets: ``("ffn",)`` prunes FFN neurons; ``heads`` also attention heads, ranked together
+            with the neurons by score per unit of measured latency; ``("ffn", "ffn-out")`` also the second FFN's output
             dims, zero-padded back to the hidden size.
         bias_compensation: fold removed neurons' mean contribution into the second FFN bias.
         round_to: keep each layer's FFN width a multiple of this (1 = no rounding).
@@ -231,6 +252,8 @@ class CompressConfig:
     targets: tuple[str, ...] = ("ffn",)
     bias_compensation: bool = True
     round_to: int = 8
+    condensed_prompt_tokens: int | None = None
+    cost_shapes: tuple[tuple[int, int], ...] = ((1, 64), (32, 128))
     fast_search: bool = False
     prompt: str | None = None
     min_gain: float = 2.0
@@ -256,8 +279,26 @@ class CompressConfig:
             raise ValueError(f"attribution_samples must be at least 1, got {self.attribution_samples}")
         if self.round_to < 1:
             raise ValueError(f"round_to must be at least 1, got {self.round_to}")
+        if self.condensed_prompt_tokens is not None and not 1 <= self.condensed_prompt_tokens <= (
+            self.model.num_virtual_tokens
+        ):
+            raise ValueError(
+                f"condensed_prompt_tokens must lie in 1..{self.model.num_virtual_tokens} (the prompt's length), "
+                f"got {self.condensed_prompt_tokens}"
+            )
+        self.cost_shapes = tuple(tuple(int(v) for v in shape) for shape in self.cost_shapes)
+        if not self.cost_shapes or any(len(s) != 2 or min(s) < 1 for s in self.cost_shapes):
+            raise ValueError("cost_shapes must be (batch, tokens) pairs of positive numbers")
+        if "ffn-out" in self.targets and self.uses_costs:
+            raise ValueError("targets ffn-out cannot be combined with heads or a target speed-up")
+
+    @property
+    def uses_costs(self) -> bool:
+        """Whether units are ranked by score per measured latency (heads, or a speed-up target)."""
+        return "heads" in self.targets or self.search.target_speedup is not None
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["targets"] = list(self.targets)
+        data["cost_shapes"] = [list(shape) for shape in self.cost_shapes]
         return data

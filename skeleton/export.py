@@ -482,7 +482,7 @@ def _float_variants(work: Path, model, judge: _Judge, config: ExportConfig, repo
             continue
         path = work / VARIANT_FILES[variant]
         if variant == "optimized":
-            _optimize(work / VARIANT_FILES["fp32"], path, model.classifier.backbone.config)
+            optimize_graph(work / VARIANT_FILES["fp32"], path, _head_size(model))
         info, logits = judge.measure(variant, path)
         if info["max_abs_diff"] > config.fp32_tolerance:
             difference = info["max_abs_diff"]
@@ -583,14 +583,48 @@ def _cpu_int8_instructions() -> list[str]:
     return sorted(cpu_flags() & {"avx2", "avx512_vnni", "avx_vnni", "amx_int8", "avx512bw"})
 
 
-def _optimize(source: Path, target: Path, backbone_config) -> None:
+def optimize_graph(source: Path, target: Path, head_size: int | None = None) -> dict[str, int]:
+    """onnxruntime's offline transformer fusions of ``source`` into ``target``.
+
+    The fusion is told neither the head count nor the hidden size (0, 0): it then reads each
+    layer's own from the graph, which is what a model with per-layer head counts needs (given
+    one count, it would fuse every layer with it). The fusion patterns of every supported family
+    are BERT's. With ``head_size``, every fused attention node's head count is checked against the
+    width of its weights.
+
+    Returns:
+        per fused Attention node, its head count.
+    """
+    from onnx import numpy_helper
     from onnxruntime.transformers.optimizer import optimize_model
 
-    model_type = "bert"  # the fusion patterns of every supported family are BERT's
-    hidden = getattr(backbone_config, "hidden_size", 0)
-    heads = getattr(backbone_config, "num_attention_heads", 0)
-    optimized = optimize_model(str(source), model_type=model_type, num_heads=heads, hidden_size=hidden, opt_level=1)
+    from skeleton.quantization import quiet_logging
+
+    with quiet_logging():  # it warns that per-layer widths differ from the input's, which is the point
+        optimized = optimize_model(str(source), model_type="bert", num_heads=0, hidden_size=0, opt_level=1)
+    graph = optimized.model.graph
+    weights = {init.name: init for init in graph.initializer}
+    heads = {}
+    for node in graph.node:
+        if node.op_type != "Attention":
+            continue
+        count = next(a.i for a in node.attribute if a.name == "num_heads")
+        heads[node.name] = count
+        weight = weights.get(node.input[1])
+        if head_size and weight is not None:
+            width = numpy_helper.to_array(weight).shape[1] // 3  # (hidden, 3 x heads x head size)
+            if width != count * head_size:
+                raise SkeletonError(
+                    f"fused attention {node.name} has {count} heads but {width // head_size} in its weights"
+                )
     optimized.save_model_to_file(str(target))
+    return heads
+
+
+def _head_size(model: CompressedModel) -> int:
+    from skeleton.architectures import ffn_layers
+
+    return ffn_layers(model.classifier.backbone)[0].head_size
 
 
 def _write_config(model: CompressedModel, directory: Path) -> None:

@@ -278,6 +278,32 @@ def build_classifier(
     return _assemble(peft_model, tokenizer, spec, head, use_template)
 
 
+def shorten_prompt(classifier: PromptedClassifier, positions: list[int]) -> PromptedClassifier:
+    """A classifier whose soft prompt keeps only ``positions`` of ``classifier``'s (in their order),
+    on the same backbone and head: the warm start of a shorter prompt's condensation.
+    """
+    if not positions or len(set(positions)) != len(positions):
+        raise SkeletonError("a shortened prompt keeps at least one position, each once")
+    current = classifier.prompt_embeddings().detach()  # (virtual tokens, hidden)
+    if max(positions) >= len(current) or min(positions) < 0:
+        raise SkeletonError(f"prompt positions must lie in 0..{len(current) - 1}")
+    backbone = classifier.backbone
+    peft_config = PromptTuningConfig(
+        task_type=TaskType.FEATURE_EXTRACTION,
+        num_virtual_tokens=len(positions),
+        prompt_tuning_init=PromptTuningInit.RANDOM,
+        token_dim=current.shape[1],
+        num_layers=classifier.peft_model.active_peft_config.num_layers,
+        num_attention_heads=classifier.peft_model.active_peft_config.num_attention_heads,
+    )
+    peft_model = get_peft_model(backbone, peft_config)
+    embedding = peft_model.prompt_encoder[peft_model.active_adapter].embedding
+    with torch.no_grad():
+        embedding.weight.copy_(current[torch.tensor(positions)].to(embedding.weight))
+    shortened = PromptedClassifier(peft_model, classifier.head_config, classifier.head, classifier.mask_token_id)
+    return shortened.to(current.device)
+
+
 def _assemble(peft_model, tokenizer, spec: TaskSpec, head: str, use_template: bool | None) -> PromptedClassifier:
     backbone = peft_model.get_base_model()
     if head == "mlm":

@@ -1,8 +1,10 @@
-"""Structured FFN pruning: the paper's task neuron localization (sections 4.2, 4.3 and 4.5).
+"""Structured pruning: the paper's task neuron localization (sections 4.2, 4.3 and 4.5), and
+attention heads beyond it.
 
-Removed neurons are cut out of the weight matrices for real (smaller ``nn.Linear`` layers), so the
-slim model does less arithmetic. ``PruningPlan`` records what each layer keeps and is saved beside
-the weights, so a slim model with per-layer FFN widths can always be rebuilt.
+Removed neurons and heads are cut out of the weight matrices for real (smaller ``nn.Linear``
+layers), so the slim model does less arithmetic. ``PruningPlan`` records what each layer keeps and
+is saved beside the weights, so a slim model with per-layer FFN widths and head counts can always
+be rebuilt.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -58,7 +62,11 @@ class PruningPlan:
         kept_ratio: the target fraction of FFN neurons kept (before rounding).
         round_to: every layer's width is a multiple of this.
         scorer: which scorer ranked the neurons.
-        bias_compensation: whether removed neurons' mean contribution went into the bias.
+        bias_compensation: whether removed neurons' (and heads') mean contribution went into the bias.
+        num_heads: per layer, the attention heads before pruning (with ``head_keep_indices``).
+        head_keep_indices: per layer, sorted indices of kept attention heads; ``None`` keeps all.
+        cost_fraction: with a latency table, the predicted latency of the slim model over the
+            unpruned one's (the quantity the search bisects); ``None`` when neurons were counted.
     """
 
     model_type: str
@@ -70,10 +78,17 @@ class PruningPlan:
     round_to: int = 1
     scorer: str = ""
     bias_compensation: bool = False
+    num_heads: list[int] | None = None
+    head_keep_indices: list[list[int]] | None = None
+    cost_fraction: float | None = None
 
     @property
     def kept_sizes(self) -> list[int]:
         return [len(keep) for keep in self.keep_indices]
+
+    @property
+    def kept_heads(self) -> list[int] | None:
+        return None if self.head_keep_indices is None else [len(keep) for keep in self.head_keep_indices]
 
     @property
     def kept_fraction(self) -> float:
@@ -84,6 +99,7 @@ class PruningPlan:
         data = asdict(self)
         data["kept_sizes"] = self.kept_sizes
         data["kept_fraction"] = self.kept_fraction
+        data["kept_heads"] = self.kept_heads
         return data
 
     @classmethod
@@ -161,14 +177,109 @@ def make_plan(
     )
 
 
+class Costs(Protocol):
+    """What :func:`make_cost_plan` needs of a cost model (:class:`skeleton.latency.CostModel`)."""
+
+    num_heads: list[int]  # per layer, before pruning
+
+    def fraction(self, heads: list[int], widths: list[int]) -> float: ...
+
+    def unit_costs(self) -> tuple[float, float]: ...
+
+
+def _round_widths(widths: np.ndarray, full: list[int], step: int) -> list[int]:
+    return [min(f, max(step, int(round(w / step)) * step)) for w, f in zip(widths.tolist(), full, strict=True)]
+
+
+def make_cost_plan(
+    scores: NeuronScores,
+    target_fraction: float,
+    costs: Costs,
+    hidden_size: int,
+    model_type: str,
+    round_to: int = 1,
+    prune_heads: bool = True,
+    bias_compensation: bool = False,
+    head_weight: float = 1.0,
+) -> PruningPlan:
+    """Remove the units worth least per unit of latency until the slim model's predicted latency is
+    at most ``target_fraction`` of the unpruned model's.
+
+    Every FFN neuron and (with ``prune_heads``) every attention head of every layer is ranked
+    together by score / cost, its cost being its measured share of the unpruned model's latency
+    (the latency table's slope), so a head that costs as much as 40 neurons must be worth as much
+    as 40 of them to stay. Units are removed from the bottom of the ranking; every layer keeps at
+    least one head and ``round_to`` neurons, and widths are rounded to multiples of ``round_to``.
+    The smallest number of removals that reaches the target is found by bisection (the predicted
+    latency falls as units go); if removing everything allowed cannot reach it, the plan removes
+    everything allowed and its ``cost_fraction`` says what it reaches.
+
+    ``head_weight`` is the exchange rate between the two kinds of score: first-order attribution
+    underrates what removing a whole head costs, so the compress run calibrates it on validation.
+    """
+    if not 0.0 < target_fraction <= 1.0:
+        raise ValueError(f"target_fraction must lie in (0, 1], got {target_fraction}")
+    if prune_heads and scores.heads is None:
+        raise ValueError("pruning heads needs head scores (targets heads)")
+    head_cost, neuron_cost = costs.unit_costs()
+    widths_full = [len(s) for s in scores.ffn]
+    heads_full = [len(s) for s in scores.heads] if prune_heads else None
+    heads = [head_weight * s / head_cost for s in scores.heads] if prune_heads else []
+    values = [s / neuron_cost for s in scores.ffn] + heads
+    kinds = np.concatenate([np.full(len(v), i) for i, v in enumerate(values)])  # layer, or layers + layer for heads
+    order = np.argsort(torch.cat(values).numpy(), kind="stable")  # least worth first
+    layers = len(widths_full)
+    totals = np.asarray(widths_full + (heads_full or []))
+
+    def kept(removed: int) -> tuple[list[int], list[int] | None]:
+        counts = totals - np.bincount(kinds[order[:removed]], minlength=len(totals))
+        widths = _round_widths(np.maximum(counts[:layers], round_to), widths_full, max(1, round_to))
+        heads = np.maximum(counts[layers:], 1).tolist() if prune_heads else None
+        return widths, heads
+
+    def fraction(removed: int) -> float:
+        widths, heads = kept(removed)
+        return costs.fraction(heads if heads is not None else costs.num_heads, widths)
+
+    low, high = 0, len(order)
+    if fraction(high) > target_fraction:
+        low = high  # the target cannot be reached: remove everything allowed
+    while low < high:
+        middle = (low + high) // 2
+        if fraction(middle) <= target_fraction:
+            high = middle
+        else:
+            low = middle + 1
+    widths, heads = kept(low)
+    keep = [_top_indices(s, c) for s, c in zip(scores.ffn, widths, strict=True)]
+    head_keep = [_top_indices(s, c) for s, c in zip(scores.heads, heads, strict=True)] if prune_heads else None
+    return PruningPlan(
+        model_type=model_type,
+        intermediate_sizes=widths_full,
+        keep_indices=keep,
+        hidden_size=hidden_size,
+        kept_ratio=sum(widths) / sum(widths_full),
+        round_to=round_to,
+        scorer=scores.scorer,
+        bias_compensation=bias_compensation,
+        num_heads=heads_full,
+        head_keep_indices=head_keep,
+        cost_fraction=fraction(low),
+    )
+
+
 def full_plan(model: nn.Module) -> PruningPlan:
     """The plan that keeps everything (pruning with it is the identity)."""
-    widths = [layer.ffn_in.out_features for layer in ffn_layers(model)]
+    layers = ffn_layers(model)
+    widths = [layer.ffn_in.out_features for layer in layers]
+    heads = [layer.num_heads for layer in layers]
     return PruningPlan(
         model_type=model.config.model_type,
         intermediate_sizes=widths,
         keep_indices=[list(range(w)) for w in widths],
         hidden_size=model.config.hidden_size,
+        num_heads=heads,
+        head_keep_indices=[list(range(h)) for h in heads],
     )
 
 
@@ -189,6 +300,8 @@ def apply_pruning(model: nn.Module, plan: PruningPlan, scores: NeuronScores | No
     if len(layers) != len(plan.keep_indices):
         raise ValueError(f"plan has {len(plan.keep_indices)} layers, model has {len(layers)}")
     compensate = plan.bias_compensation and scores is not None
+    if plan.head_keep_indices is not None:
+        _prune_heads(layers, plan, scores if compensate else None)
     for index, layer in enumerate(layers):
         first, second = layer.ffn_in, layer.ffn_out
         if isinstance(second, PaddedLinear):
@@ -223,13 +336,45 @@ def apply_pruning(model: nn.Module, plan: PruningPlan, scores: NeuronScores | No
                 out_removed = torch.ones(second.out_features, dtype=torch.bool, device=keep.device)
                 out_removed[out_keep] = False
                 new_second.fill[out_removed] = scores.mean_ffn_output[index].to(new_second.fill)[out_removed]
+        frozen = not first.weight.requires_grad  # a frozen backbone stays frozen
+        for parameter in (*new_first.parameters(), *new_second.parameters()):
+            parameter.requires_grad_(not frozen)
         layer.ffn_in = new_first
         layer.ffn_out = new_second
     model.config.skeleton_ffn_sizes = plan.kept_sizes
+    model.config.skeleton_heads = plan.kept_heads
     model.config.skeleton_ffn_out_sizes = (
         None if plan.out_keep_indices is None else [len(k) for k in plan.out_keep_indices]
     )
     return model
+
+
+def _prune_heads(layers, plan: PruningPlan, scores: NeuronScores | None) -> None:
+    """Remove the plan's heads with each family's own ``prune_heads`` (smaller Q/K/V and output
+    projection). With ``scores``, each removed head's mean context times its output-projection
+    columns goes into the output bias first, as for neurons.
+    """
+    if len(plan.head_keep_indices) != len(layers):
+        raise ValueError(f"plan has head counts for {len(plan.head_keep_indices)} layers, model has {len(layers)}")
+    for index, layer in enumerate(layers):
+        heads = layer.num_heads
+        if heads != plan.num_heads[index]:
+            raise ValueError("model is already pruned; prune the original backbone")
+        keep = set(plan.head_keep_indices[index])
+        if not keep:
+            raise ValueError(f"layer {index} would keep no attention head; every layer keeps at least one")
+        removed = sorted(set(range(heads)) - keep)
+        if not removed:
+            continue
+        out = layer.attention_out
+        frozen = not out.weight.requires_grad
+        if scores is not None and scores.mean_head_context is not None and out.bias is not None:
+            dims = torch.cat([torch.arange(h * layer.head_size, (h + 1) * layer.head_size) for h in removed])
+            mean = scores.mean_head_context[index].to(out.weight)
+            with torch.no_grad():
+                out.bias += out.weight[:, dims] @ mean[dims]  # (hidden,)
+        layer.attention.prune_heads(removed)
+        layer.attention.requires_grad_(not frozen)  # the new projections stay as frozen as the old
 
 
 def count_ffn_parameters(model: nn.Module) -> int:

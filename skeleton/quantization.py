@@ -79,8 +79,8 @@ def int8_methods(kinds: tuple[str, ...] = INT8_KINDS, vnni: bool | None = None) 
 
 
 @contextmanager
-def _quiet_root_logger() -> Iterator[None]:
-    """The quantiser logs pre-processing advice on the root logger; keep the user's console clean."""
+def quiet_logging() -> Iterator[None]:
+    """onnxruntime's quantiser and fusions log advice on the root logger; keep the user's console clean."""
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
@@ -115,7 +115,7 @@ def quantize(
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
-    with _quiet_root_logger():
+    with quiet_logging():
         if method.kind in ("dynamic", "dynamic-fused"):
             on_fused = method.kind == "dynamic-fused"
             if on_fused and fused is None:

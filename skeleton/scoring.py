@@ -3,6 +3,15 @@
 A scorer is a small class with one verb, ``score``; ``SCORERS`` maps ``--scorer`` names to them.
 All of them read the same per-neuron statistics, gathered with hooks in one forward and one
 backward pass per batch (no per-neuron loops), so adding a scorer is one class and one entry.
+
+With the ``heads`` target the same pass also scores every attention head (by the heads' context
+vectors, the input of the attention output projection) and every soft-prompt position (by the
+embedding layer's output at that position). Attribution of a head is the sum over its context
+dims of |context x gradient| per token: a context dim feeds the attention output projection as an
+FFN neuron feeds the second FFN linear, so a head is scored as its dims would be as neurons, in the
+same currency, and neurons and heads rank together (by score per unit of latency). The gradient
+scorer ranks heads by the gradient of a head mask instead (Michel et al. 2019), which lets the
+dims of a head cancel.
 """
 
 from __future__ import annotations
@@ -17,11 +26,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from skeleton.architectures import ffn_layers
+from skeleton.architectures import embedding_layer, ffn_layers
 from skeleton.batching import Batch
 from skeleton.modeling import PromptedClassifier
 
-TARGETS = ("ffn", "ffn-out")
+TARGETS = ("ffn", "ffn-out", "heads")
 
 
 @dataclass
@@ -36,6 +45,10 @@ class NeuronScores:
             used by bias compensation.
         mean_ffn_output: per layer, (hidden,) signed mean output of the second FFN linear.
         num_samples: how many instances the statistics average over.
+        heads: per layer, (heads,) scores of the attention heads, when scored.
+        mean_head_context: per layer, (heads x head size,) signed mean context vector, used to
+            fold removed heads into the attention output bias.
+        prompt: (virtual tokens,) scores of the soft-prompt positions, when heads are scored.
     """
 
     scorer: str
@@ -44,17 +57,20 @@ class NeuronScores:
     ffn_out: list[torch.Tensor] | None = None
     mean_ffn_output: list[torch.Tensor] | None = None
     num_samples: int = 0
+    heads: list[torch.Tensor] | None = None
+    mean_head_context: list[torch.Tensor] | None = None
+    prompt: torch.Tensor | None = None
     extra: dict = field(default_factory=dict)
 
+    LAYERED = ("ffn", "mean_activation", "ffn_out", "mean_ffn_output", "heads", "mean_head_context")
+
     def to_dict(self) -> dict:
-        return {
-            "scorer": self.scorer,
-            "num_samples": self.num_samples,
-            "ffn": [t.tolist() for t in self.ffn],
-            "mean_activation": [t.tolist() for t in self.mean_activation],
-            "ffn_out": None if self.ffn_out is None else [t.tolist() for t in self.ffn_out],
-            "mean_ffn_output": None if self.mean_ffn_output is None else [t.tolist() for t in self.mean_ffn_output],
-        }
+        data = {"scorer": self.scorer, "num_samples": self.num_samples}
+        for kind in self.LAYERED:
+            value = getattr(self, kind)
+            data[kind] = None if value is None else [t.tolist() for t in value]
+        data["prompt"] = None if self.prompt is None else self.prompt.tolist()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> NeuronScores:
@@ -62,21 +78,22 @@ class NeuronScores:
             value = data.get(key)
             return None if value is None else [torch.tensor(v, dtype=torch.float32) for v in value]
 
+        prompt = data.get("prompt")
         return cls(
             scorer=data["scorer"],
-            ffn=tensors("ffn"),
-            mean_activation=tensors("mean_activation"),
-            ffn_out=tensors("ffn_out"),
-            mean_ffn_output=tensors("mean_ffn_output"),
             num_samples=int(data.get("num_samples", 0)),
+            prompt=None if prompt is None else torch.tensor(prompt, dtype=torch.float32),
+            **{kind: tensors(kind) for kind in cls.LAYERED},
         )
 
     def save(self, path: Path) -> None:
         """Save as safetensors (one tensor per layer and kind), scorer name in the metadata."""
         tensors = {}
-        for kind in ("ffn", "mean_activation", "ffn_out", "mean_ffn_output"):
+        for kind in self.LAYERED:
             for index, tensor in enumerate(getattr(self, kind) or []):
                 tensors[f"{kind}.{index}"] = tensor.contiguous()
+        if self.prompt is not None:
+            tensors["prompt.0"] = self.prompt.contiguous()
         save_file(tensors, str(path), metadata={"scorer": self.scorer, "num_samples": str(self.num_samples)})
 
     @classmethod
@@ -91,13 +108,12 @@ class NeuronScores:
             count = sum(1 for key in tensors if key.rsplit(".", 1)[0] == kind)
             return [tensors[f"{kind}.{i}"] for i in range(count)] or None
 
+        prompt = layers("prompt")
         return cls(
             scorer=metadata.get("scorer", "unknown"),
-            ffn=layers("ffn"),
-            mean_activation=layers("mean_activation"),
-            ffn_out=layers("ffn_out"),
-            mean_ffn_output=layers("mean_ffn_output"),
             num_samples=int(metadata.get("num_samples", 0)),
+            prompt=None if prompt is None else prompt[0],
+            **{kind: layers(kind) for kind in cls.LAYERED},
         )
 
 
@@ -106,7 +122,13 @@ class FFNStatistics:
     """Sums over instances of per-instance token means, per layer; divide by ``num_samples``.
 
     ``act_grad`` is |a * dz/da|, ``act`` |a|, ``grad`` |dz/da|, ``signed_act`` a, where a is an FFN
-    neuron's activation (the second FFN linear's input) and z the gold-label logit.
+    neuron's activation (the second FFN linear's input) and z the gold-label logit. With heads:
+    ``head_act_grad`` is sum_d |c_d * dz/dc_d| over a head's context dims c, per token (each dim
+    scored as an FFN neuron is: both feed a projection back into the residual stream);
+    ``head_mask_grad`` |sum over tokens and dims of c * dz/dc| per instance (the gradient of a head
+    mask, Michel et al. 2019); ``head_norm`` the per-token norm of the head's context;
+    ``signed_context`` c; ``prompt_act_grad`` (virtual tokens,) |sum_d e_d * dz/de_d| of the
+    embedding layer's output e at each soft-prompt position.
     """
 
     act_grad: list[torch.Tensor]
@@ -116,30 +138,71 @@ class FFNStatistics:
     out_act_grad: list[torch.Tensor] | None
     signed_out: list[torch.Tensor] | None
     num_samples: int
+    head_act_grad: list[torch.Tensor] | None = None
+    head_mask_grad: list[torch.Tensor] | None = None
+    head_norm: list[torch.Tensor] | None = None
+    signed_context: list[torch.Tensor] | None = None
+    prompt_act_grad: list[torch.Tensor] | None = None
 
     def mean(self, name: str) -> list[torch.Tensor] | None:
         values = getattr(self, name)
         return None if values is None else [v / max(1, self.num_samples) for v in values]
 
 
+@dataclass
+class _Captured:
+    """Tensors recorded by the hooks during one forward pass, per layer."""
+
+    activations: list[torch.Tensor] = field(default_factory=list)  # (batch, tokens, intermediate)
+    outputs: list[torch.Tensor] = field(default_factory=list)  # (batch, tokens, hidden)
+    contexts: list[torch.Tensor] = field(default_factory=list)  # (batch, tokens, heads x head size)
+    embeddings: list[torch.Tensor] = field(default_factory=list)  # one (batch, tokens, hidden)
+
+
 @contextmanager
-def capture_ffn(backbone: nn.Module, with_outputs: bool) -> Iterator[tuple[list, list]]:
-    """Record every layer's FFN activations (second FFN linear input, (batch, tokens, intermediate))
-    and, with ``with_outputs``, its outputs ((batch, tokens, hidden)) during forward passes.
+def capture_ffn(backbone: nn.Module, with_outputs: bool, with_heads: bool = False) -> Iterator[_Captured]:
+    """Record every layer's FFN activations (second FFN linear input) and, with ``with_outputs``,
+    its outputs; with ``with_heads`` also the attention heads' context (the attention output
+    projection's input) and the embedding layer's output, during forward passes.
     """
-    activations: list[torch.Tensor] = []
-    outputs: list[torch.Tensor] = []
+    captured = _Captured()
     handles = []
+
+    def keep_input(into: list):
+        return lambda _m, args: into.append(args[0])
+
+    def keep_output(into: list):
+        return lambda _m, _args, out: into.append(out if torch.is_tensor(out) else out[0])
+
     for layer in ffn_layers(backbone):
-        module = layer.ffn_out
-        handles.append(module.register_forward_pre_hook(lambda _m, args: activations.append(args[0])))
+        handles.append(layer.ffn_out.register_forward_pre_hook(keep_input(captured.activations)))
         if with_outputs:
-            handles.append(module.register_forward_hook(lambda _m, _args, out: outputs.append(out)))
+            handles.append(layer.ffn_out.register_forward_hook(keep_output(captured.outputs)))
+        if with_heads:
+            handles.append(layer.attention_out.register_forward_pre_hook(keep_input(captured.contexts)))
+    if with_heads:
+        handles.append(embedding_layer(backbone).register_forward_hook(keep_output(captured.embeddings)))
     try:
-        yield activations, outputs
+        yield captured
     finally:
         for handle in handles:
             handle.remove()
+
+
+def _head_statistics(contexts, grads, weights, head_size: int, num_prompt: int, embeddings, embedding_grads) -> dict:
+    """Per-layer head sums and the prompt positions' sums of one batch (see :class:`FFNStatistics`)."""
+    stats: dict[str, list[torch.Tensor]] = {"head_act_grad": [], "head_mask_grad": [], "head_norm": []}
+    for context, grad in zip(contexts, grads, strict=True):
+        batch, tokens, width = context.shape
+        product = (context * grad).view(batch, tokens, width // head_size, head_size)  # (batch, tokens, heads, size)
+        norms = context.view(batch, tokens, width // head_size, head_size).norm(dim=-1)  # (batch, tokens, heads)
+        stats["head_act_grad"].append((product.abs().sum(-1) * weights).sum((0, 1)))
+        stats["head_mask_grad"].append(product.sum((1, 3)).abs().sum(0))
+        stats["head_norm"].append((norms * weights).sum((0, 1)))
+    stats["signed_context"] = [(c * weights).sum((0, 1)) for c in contexts]
+    prompt = (embeddings[0] * embedding_grads[0]).sum(-1)[:, :num_prompt]  # (batch, virtual tokens)
+    stats["prompt_act_grad"] = [prompt.abs().sum(0)]
+    return stats
 
 
 def collect_ffn_statistics(
@@ -148,20 +211,25 @@ def collect_ffn_statistics(
     device: torch.device,
     with_gradients: bool = True,
     with_outputs: bool = False,
+    with_heads: bool = False,
 ) -> FFNStatistics:
     """One forward (and backward, for gradients) pass per batch over ``batches``.
 
     Every statistic is averaged over the non-padding tokens of an instance, the soft prompt's tokens
-    included, then summed over instances.
+    included, then summed over instances. ``with_heads`` needs gradients.
     """
+    if with_heads and not with_gradients:
+        raise ValueError("head statistics need gradients")
     classifier.eval()
     classifier.to(device)
+    head_size = ffn_layers(classifier.backbone)[0].head_size
     sums: dict[str, list[torch.Tensor] | None] = {}
     count = 0
     for batch in batches:
         batch = batch.to(device)
-        with torch.enable_grad(), capture_ffn(classifier.backbone, with_outputs) as (activations, outputs):
+        with torch.enable_grad(), capture_ffn(classifier.backbone, with_outputs, with_heads) as captured:
             logits = classifier(**batch.inputs())  # (batch, labels)
+            activations, outputs = captured.activations, captured.outputs
             tokens = activations[0].shape[1]
             num_prompt = tokens - batch.input_ids.shape[1]
             mask = torch.cat([batch.attention_mask.new_ones(len(batch.indices), num_prompt), batch.attention_mask], 1)
@@ -172,8 +240,11 @@ def collect_ffn_statistics(
                 gold = logits.gather(1, batch.labels.unsqueeze(1)).sum()
                 # instances are independent, so the gradient of the summed gold logits holds each
                 # instance's own gradient in its own rows
-                all_grads = torch.autograd.grad(gold, list(activations) + list(outputs))
-                grads, out_grads = all_grads[: len(activations)], all_grads[len(activations) :]
+                wanted = [*activations, *outputs, *captured.contexts, *captured.embeddings]
+                all_grads = torch.autograd.grad(gold, wanted)
+                cut = [len(activations), len(activations) + len(outputs), len(wanted) - len(captured.embeddings)]
+                grads, out_grads = all_grads[: cut[0]], all_grads[cut[0] : cut[1]]
+                context_grads, embedding_grads = all_grads[cut[1] : cut[2]], all_grads[cut[2] :]
         with torch.no_grad():
             stats = {
                 "act": [(a.abs() * weights).sum((0, 1)) for a in activations],
@@ -190,6 +261,18 @@ def collect_ffn_statistics(
                     ]
             if with_outputs:
                 stats["signed_out"] = [(o * weights).sum((0, 1)) for o in outputs]
+            if with_heads:
+                stats.update(
+                    _head_statistics(
+                        captured.contexts,
+                        context_grads,
+                        weights,
+                        head_size,
+                        num_prompt,
+                        captured.embeddings,
+                        embedding_grads,
+                    )
+                )
             for key, values in stats.items():
                 values = [v.detach().float().cpu() for v in values]
                 sums[key] = values if key not in sums else [s + v for s, v in zip(sums[key], values, strict=True)]
@@ -197,13 +280,7 @@ def collect_ffn_statistics(
     if count == 0:
         raise ValueError("no instances to score")
     return FFNStatistics(
-        act_grad=sums.get("act_grad"),
-        act=sums["act"],
-        grad=sums.get("grad"),
-        signed_act=sums["signed_act"],
-        out_act_grad=sums.get("out_act_grad"),
-        signed_out=sums.get("signed_out"),
-        num_samples=count,
+        num_samples=count, **{k: sums.get(k) for k in FFNStatistics.__dataclass_fields__ if k != "num_samples"}
     )
 
 
@@ -225,8 +302,11 @@ class Scorer(abc.ABC):
     ) -> NeuronScores:
         """Returns per-layer neuron scores; higher means more important to the task."""
         with_outputs = "ffn-out" in targets
-        stats = collect_ffn_statistics(classifier, batches, device, self.needs_gradients, with_outputs)
+        with_heads = "heads" in targets
+        gradients = self.needs_gradients or with_heads  # prompt positions are always scored by attribution
+        stats = collect_ffn_statistics(classifier, batches, device, gradients, with_outputs, with_heads)
         ffn, ffn_out = self.from_statistics(stats)
+        prompt = stats.mean("prompt_act_grad")
         return NeuronScores(
             scorer=self.name,
             ffn=ffn,
@@ -234,11 +314,18 @@ class Scorer(abc.ABC):
             ffn_out=ffn_out if with_outputs else None,
             mean_ffn_output=stats.mean("signed_out"),
             num_samples=stats.num_samples,
+            heads=self.head_scores(stats) if with_heads else None,
+            mean_head_context=stats.mean("signed_context"),
+            prompt=None if prompt is None else prompt[0],
         )
 
     @abc.abstractmethod
     def from_statistics(self, stats: FFNStatistics) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
         """(per-layer FFN neuron scores, per-layer FFN output-dim scores or None)."""
+
+    def head_scores(self, stats: FFNStatistics) -> list[torch.Tensor]:
+        """Per-layer (heads,) scores; by default the per-token attribution of each head."""
+        return stats.mean("head_act_grad")
 
 
 class AttributionScorer(Scorer):
@@ -251,7 +338,8 @@ class AttributionScorer(Scorer):
 
 
 class ActivationScorer(Scorer):
-    """Baseline: mean |activation| (paper section 5.3); output dims scored by |output|."""
+    """Baseline: mean |activation| (paper section 5.3); output dims scored by |output|, heads by the
+    norm of their context."""
 
     name = "activation"
     needs_gradients = False
@@ -260,14 +348,21 @@ class ActivationScorer(Scorer):
         out = None if stats.signed_out is None else [v.abs() for v in stats.mean("signed_out")]
         return stats.mean("act"), out
 
+    def head_scores(self, stats):
+        return stats.mean("head_norm")
+
 
 class GradientScorer(Scorer):
-    """Baseline: mean |d(gold logit)/d(activation)| (paper section 5.3)."""
+    """Baseline: mean |d(gold logit)/d(activation)| (paper section 5.3); heads by the gradient of a
+    head mask (Michel et al. 2019: |sum over tokens of context x gradient| per instance)."""
 
     name = "gradient"
 
     def from_statistics(self, stats):
         return stats.mean("grad"), stats.mean("out_act_grad")
+
+    def head_scores(self, stats):
+        return stats.mean("head_mask_grad")
 
 
 class RandomScorer(Scorer):
@@ -283,6 +378,10 @@ class RandomScorer(Scorer):
         ffn = [torch.rand(v.shape, generator=generator) for v in stats.act]
         out = None if stats.signed_out is None else [torch.rand(v.shape, generator=generator) for v in stats.signed_out]
         return ffn, out
+
+    def head_scores(self, stats):
+        generator = torch.Generator().manual_seed(self.seed + 1)
+        return [torch.rand(v.shape, generator=generator) for v in stats.head_act_grad]
 
 
 SCORERS: dict[str, type[Scorer]] = {

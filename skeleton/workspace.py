@@ -66,6 +66,20 @@ class Workspace:
             return True
         return bool(self.model_config.use_template)
 
+    def template_tokens(self) -> dict:
+        """What the template costs: the tokens it adds to every text (0 without a template), and
+        their share of the mean validation input, special tokens included."""
+        from skeleton.batching import fill_template
+
+        added = 0
+        if self.use_template:
+            empty = {f: "" for f in self.spec.text_fields}
+            mask = self.tokenizer.mask_token or ""
+            added = len(self.tokenizer(fill_template(self.spec, empty, mask), add_special_tokens=False)["input_ids"])
+        lengths = [len(ids) for ids in self.validation.input_ids]
+        mean = float(np.mean(lengths)) if lengths else 0.0
+        return {"added_per_input": added, "mean_validation_input": mean, "share": added / mean if mean else 0.0}
+
     @property
     def pad_token_id(self) -> int:
         return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0

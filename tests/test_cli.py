@@ -23,6 +23,9 @@ def _run(*args):
         (["compress", "--scorer", "magic"], "unknown scorer 'magic'; choose one of attribution"),
         (["tune", "--prompt-init", "zeros"], "prompt_init must be text or random"),
         (["tune", "--device", "tpu"], "unknown device 'tpu'"),
+        (["compress", "--target-speedup", "0.8"], "target_speedup must exceed 1, got 0.8"),
+        (["compress", "--condensed-prompt-tokens", "0"], "condensed_prompt_tokens must lie in 1..20"),
+        (["compress", "--targets", "ffn,ffn-out,heads"], "targets ffn-out cannot be combined with heads"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message):

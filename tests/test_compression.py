@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import skeleton
+from skeleton.architectures import ffn_layers
 from skeleton.artifacts import partial_path
 from skeleton.compression import CompressConfig, compress
 from skeleton.data import DataConfig
@@ -251,3 +252,42 @@ def test_an_unlearnable_task_stops_after_step_one_and_loses_nothing(tmp_path, ti
     assert report["prior_training"] is not None  # the prompt tuned in the first run, reused
     assert report["majority_class"]["test"]["accuracy"] == pytest.approx(70.0)
     assert "majority" in resumed.output  # the summary table's first row (rich may wrap the name)
+
+
+def test_compress_with_heads_and_a_target_speedup(tmp_path, tiny_bert_dir, sst2_dir, monkeypatch):
+    import skeleton.latency as latency
+
+    monkeypatch.setenv("SKELETON_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(latency, "default_grid", lambda full, points: sorted({1, full // 2, full}))
+    config = _config(
+        tmp_path,
+        tiny_bert_dir,
+        sst2_dir,
+        targets=("ffn", "heads"),
+        search=SearchConfig(margin=100.0, target_speedup=1.2),
+        condensed_prompt_tokens=2,
+        cost_shapes=((1, 8), (4, 16)),
+    )
+    report = compress(config).report
+    out = tmp_path / "out"
+    # one trial, at the target's latency fraction
+    assert [t["kept_ratio"] for t in report["search"]["trials"]] == [pytest.approx(1 / 1.2)]
+    costs = report["cost_model"]
+    assert set(costs["predicted_speedup"]) == {"1x8", "4x16"}
+    assert costs["predicted_latency_fraction"] <= 1 / 1.2 + 1e-6 or report["kept_heads"] == [1, 1]
+    assert report["prompt_tokens"] == {"prompt_tuned": 4, "skeleton": 2}
+    weights = [row["head_weight"] for row in report["head_weight_calibration"]["weights"]]
+    assert weights == [1.0, 4.0, 16.0, 64.0, None]
+    plan = json.loads((out / "pruning_plan.json").read_text())
+    assert plan["kept_heads"] == report["kept_heads"] and all(1 <= h <= 4 for h in plan["kept_heads"])
+    loaded = skeleton.load(out, device="cpu")
+    assert loaded.classifier.num_virtual_tokens == 2
+    assert [layer.num_heads for layer in ffn_layers(loaded.classifier.backbone)] == plan["kept_heads"]
+    from skeleton.tuning import evaluate
+    from skeleton.workspace import Workspace
+
+    workspace = Workspace(
+        DataConfig("sst2", str(sst2_dir)), ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4)
+    )
+    accuracy = evaluate(loaded.classifier, workspace.test, torch.device("cpu"))["accuracy"]
+    assert accuracy == pytest.approx(report["skeleton"]["test"]["accuracy"])

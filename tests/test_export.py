@@ -20,7 +20,9 @@ from tests.conftest import ARCHITECTURE_NAMES, save_tiny_model
 QUICK = dict(int8_kinds=("dynamic",), latency_shapes=((1, 16), (4, 32)), latency_repeats=3)
 
 
-def make_compressed_dir(root, model_type, head, tokenizer_dir, sst2_dir, prune_outputs=False, template=False):
+def make_compressed_dir(
+    root, model_type, head, tokenizer_dir, sst2_dir, prune_outputs=False, template=False, head_keep=None
+):
     """A pruned, prompt-tuned tiny model saved as 'skeleton compress' saves one.
 
     Without the template the tiny cls models learn the keyword task well, so their logits are
@@ -39,6 +41,8 @@ def make_compressed_dir(root, model_type, head, tokenizer_dir, sst2_dir, prune_o
         ffn_out=[torch.rand(32, generator=generator) for _ in range(2)] if prune_outputs else None,
     )
     plan = make_plan(scores, 0.5, hidden_size=32, model_type=model_type, round_to=4, prune_outputs=prune_outputs)
+    if head_keep is not None:  # per-layer head counts, e.g. [[0, 2, 3], [1, 2]]
+        plan.num_heads, plan.head_keep_indices = [4, 4], head_keep
     apply_pruning(classifier.backbone, plan)
     # trained after pruning, as condensation does, so the logits are decisive
     train_prompt(
@@ -79,6 +83,29 @@ def test_every_variant_matches_pytorch(tmp_path, model_type, head, tokenizer_dir
     assert manifest["max_input_tokens"] > 0 and manifest["files"]["model.onnx"]
     assert json.loads((directory / "report.json").read_text())["export"]["variants"]["fp32"]["file"] == "model.onnx"
     assert not (directory / ".onnx.partial").exists()
+
+
+@pytest.mark.parametrize("model_type", ARCHITECTURE_NAMES)
+def test_per_layer_head_counts_round_trip_and_export(tmp_path, model_type, tokenizer_dir, sst2_dir):
+    import onnx
+
+    head_keep = [[0, 2, 3], [1, 2]]
+    directory, torch_accuracy = make_compressed_dir(
+        tmp_path, model_type, "cls", tokenizer_dir, sst2_dir, head_keep=head_keep
+    )
+    loaded = skeleton.load(directory, device="cpu")
+    assert loaded.plan.head_keep_indices == head_keep
+    assert json.loads((directory / "config.json").read_text())["skeleton_heads"] == [3, 2]
+    result = export_directory(directory, ExportConfig(**QUICK))
+    variants = result["variants"]
+    for name in ("fp32", "optimized"):
+        assert variants[name]["max_abs_diff"] <= 1e-4
+        assert variants[name]["test_accuracy"] == pytest.approx(torch_accuracy)
+    graph = onnx.load(str(directory / "onnx" / "model_optimized.onnx")).graph
+    fused = [next(a.i for a in n.attribute if a.name == "num_heads") for n in graph.node if n.op_type == "Attention"]
+    if fused:  # where onnxruntime fuses this family's attention, each layer keeps its own head count
+        assert fused == [3, 2]
+    assert "int8" in variants or "int8" in result["rejected_variants"]
 
 
 def test_cls_head_with_template_in_the_tokenizer(tmp_path, tokenizer_dir, sst2_dir):

@@ -2,7 +2,15 @@ import pytest
 import torch
 
 from skeleton.architectures import ffn_layers
-from skeleton.pruning import PaddedLinear, PruningPlan, _layer_counts, apply_pruning, full_plan, make_plan
+from skeleton.pruning import (
+    PaddedLinear,
+    PruningPlan,
+    _layer_counts,
+    apply_pruning,
+    full_plan,
+    make_cost_plan,
+    make_plan,
+)
 from skeleton.scoring import NeuronScores
 from tests.conftest import ARCHITECTURE_NAMES, tiny_model
 from tests.helpers import random_inputs
@@ -101,3 +109,121 @@ def test_pruning_twice_is_refused():
     apply_pruning(model, plan)
     with pytest.raises(ValueError, match="already pruned"):
         apply_pruning(model, plan)
+
+
+def _zero_heads(model, removed: dict[int, list[int]]) -> None:
+    """Mask heads as a head mask does: zero the rows of their value projection (BERT's ``value``,
+    DistilBERT's ``v_lin``), so their context, and what they add to the layer, is exactly 0."""
+    with torch.no_grad():
+        for index, layer in enumerate(ffn_layers(model)):
+            size = layer.head_size
+            rows = torch.cat([torch.arange(h * size, (h + 1) * size) for h in removed[index]])
+            (value,) = [m for n, m in layer.attention.named_modules() if n.split(".")[-1] in ("value", "v_lin")]
+            value.weight[rows] = 0.0
+            value.bias[rows] = 0.0
+
+
+@pytest.mark.parametrize("model_type", ARCHITECTURE_NAMES)
+def test_keeping_all_heads_is_the_identity(model_type):
+    model = tiny_model(model_type)
+    inputs = random_inputs()
+    before = _hidden(model, inputs)
+    plan = full_plan(model)
+    assert plan.kept_heads == [4, 4]
+    apply_pruning(model, plan)
+    torch.testing.assert_close(_hidden(model, inputs), before, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("model_type", ARCHITECTURE_NAMES)
+def test_a_removed_head_equals_masking_it(model_type):
+    removed = {0: [1, 3], 1: [0]}
+    reference = tiny_model(model_type)
+    _zero_heads(reference, removed)
+    pruned = tiny_model(model_type)
+    plan = full_plan(pruned)
+    plan.head_keep_indices = [[h for h in range(4) if h not in removed[i]] for i in range(2)]
+    apply_pruning(pruned, plan)
+    assert [layer.num_heads for layer in ffn_layers(pruned)] == [2, 3]
+    assert [layer.attention_out.in_features for layer in ffn_layers(pruned)] == [16, 24]  # heads x head size 8
+    assert pruned.config.skeleton_heads == [2, 3]
+    inputs = random_inputs()
+    torch.testing.assert_close(_hidden(pruned, inputs), _hidden(reference, inputs), rtol=1e-5, atol=1e-5)
+
+
+def test_head_bias_compensation_folds_the_mean_context_of_removed_heads():
+    model = tiny_model("bert")
+    out = ffn_layers(model)[0].attention_out
+    weight, bias = out.weight.detach().clone(), out.bias.detach().clone()
+    context = [torch.linspace(-1, 1, 32), torch.zeros(32)]
+    scores = NeuronScores(
+        "attribution",
+        ffn=[torch.ones(64), torch.ones(64)],
+        mean_activation=[torch.zeros(64), torch.zeros(64)],
+        heads=[torch.tensor([4.0, 3.0, 2.0, 1.0]), torch.ones(4)],
+        mean_head_context=context,
+    )
+    plan = full_plan(model)
+    plan.bias_compensation = True
+    plan.head_keep_indices = [[0, 1], [0, 1, 2, 3]]
+    apply_pruning(model, plan, scores)
+    expected = bias + weight[:, 16:32] @ context[0][16:32]  # heads 2 and 3 are dims 16..31
+    torch.testing.assert_close(ffn_layers(model)[0].attention_out.bias, expected)
+
+
+def test_a_layer_keeps_at_least_one_head():
+    model = tiny_model("bert")
+    plan = full_plan(model)
+    plan.head_keep_indices = [[], [0]]
+    with pytest.raises(ValueError, match="no attention head"):
+        apply_pruning(model, plan)
+
+
+class _LinearCosts:
+    """A cost model worked out by hand: every head costs 2%, every neuron 0.1% of the latency, and
+    a fixed 20% lies outside the layers (2 layers x 4 heads x 2% + 2 x 64 x 0.1% + 20% = 44.8%...
+    scaled so the unpruned model is 1.0)."""
+
+    num_heads = [4, 4]
+    head, neuron, outside = 0.02, 0.001, 0.2
+
+    def total(self, heads, widths):
+        return self.outside + self.head * sum(heads) + self.neuron * sum(widths)
+
+    def fraction(self, heads, widths):
+        return self.total(heads, widths) / self.total(self.num_heads, [64, 64])
+
+    def unit_costs(self):
+        return self.head, self.neuron
+
+
+def test_cost_plan_ranks_heads_and_neurons_by_score_per_cost():
+    costs = _LinearCosts()
+    full = costs.total([4, 4], [64, 64])  # 0.2 + 0.16 + 0.128 = 0.488
+    # neurons score 0.01 each (worth 10 per unit cost); heads 0 and 1 of layer 0 score 0.1 (worth 5)
+    # and every other head 1.0 (worth 50): the two cheap-to-lose heads go before any neuron
+    scores = NeuronScores(
+        "attribution",
+        ffn=[torch.full((64,), 0.01), torch.full((64,), 0.01)],
+        mean_activation=[torch.zeros(64)] * 2,
+        heads=[torch.tensor([0.1, 0.1, 1.0, 1.0]), torch.ones(4)],
+    )
+    target = (full - 2 * 0.02) / full  # exactly the two weak heads
+    plan = make_cost_plan(scores, target, costs, hidden_size=32, model_type="bert")
+    assert plan.head_keep_indices == [[2, 3], [0, 1, 2, 3]]
+    assert plan.kept_sizes == [64, 64]
+    assert plan.cost_fraction == pytest.approx(target)
+    # a little further: neurons (worth 10) go next, not the strong heads (worth 50); 8 neurons = 0.008
+    plan = make_cost_plan(scores, (full - 0.04 - 0.008) / full, costs, hidden_size=32, model_type="bert")
+    assert plan.kept_heads == [2, 4]
+    assert sum(plan.kept_sizes) == 128 - 8
+    # an unreachable target removes everything allowed: one head and round_to neurons per layer
+    plan = make_cost_plan(scores, 0.05, costs, hidden_size=32, model_type="bert", round_to=8)
+    assert plan.kept_heads == [1, 1] and plan.kept_sizes == [8, 8]
+    assert plan.cost_fraction == pytest.approx(costs.fraction([1, 1], [8, 8]))
+
+
+def test_cost_plan_without_heads_keeps_every_head():
+    scores = NeuronScores("attribution", ffn=[torch.rand(64), torch.rand(64)], mean_activation=[torch.zeros(64)] * 2)
+    plan = make_cost_plan(scores, 0.8, _LinearCosts(), hidden_size=32, model_type="bert", prune_heads=False)
+    assert plan.head_keep_indices is None
+    assert plan.cost_fraction <= 0.8

@@ -60,10 +60,16 @@ def test_batched_statistics_equal_the_mean_of_single_instances(model_type, head,
     classifier = tiny_classifier(model_type, tokenizer, tokenizer_dir, head=head)
     split = encoded_rows(tokenizer, count=4, template=head == "mlm")
     device = torch.device("cpu")
-    together = collect_ffn_statistics(classifier, _one_batch(split, [0, 1, 2, 3]), device, with_outputs=True)
-    alone = [collect_ffn_statistics(classifier, _one_batch(split, [i]), device, with_outputs=True) for i in range(4)]
+    options = dict(with_outputs=True, with_heads=True)
+    together = collect_ffn_statistics(classifier, _one_batch(split, [0, 1, 2, 3]), device, **options)
+    alone = [collect_ffn_statistics(classifier, _one_batch(split, [i]), device, **options) for i in range(4)]
     assert together.num_samples == 4
-    for key in ("act_grad", "act", "grad", "signed_act", "out_act_grad", "signed_out"):
+    keys = ("act_grad", "act", "grad", "signed_act", "out_act_grad", "signed_out")
+    head_keys = ("head_act_grad", "head_mask_grad", "head_norm", "signed_context")
+    torch.testing.assert_close(
+        together.prompt_act_grad[0], sum(s.prompt_act_grad[0] for s in alone), rtol=1e-4, atol=1e-6
+    )
+    for key in keys + head_keys:
         for layer in range(2):
             expected = sum(getattr(s, key)[layer] for s in alone)
             torch.testing.assert_close(getattr(together, key)[layer], expected, rtol=1e-4, atol=1e-6)
@@ -104,3 +110,56 @@ def test_scores_round_trip(tmp_path, tokenizer, tokenizer_dir):
     for a, b in zip(scores.ffn + scores.ffn_out, loaded.ffn + loaded.ffn_out, strict=True):
         assert torch.equal(a, b)
     assert NeuronScores.from_dict(scores.to_dict()).ffn[1].tolist() == scores.ffn[1].tolist()
+
+
+@pytest.mark.parametrize("model_type", ["bert", "distilbert"])
+def test_head_scores_are_the_gradient_of_a_head_mask_by_hand(model_type, tokenizer, tokenizer_dir):
+    """Michel et al.'s head importance is |dz/d xi_h| for a mask xi_h multiplying head h's context,
+    checked against a real mask put into the model with a hook, instance by instance; the
+    attribution is the sum of |dz/d m_td| over a per-token, per-dim mask m of the head's dims.
+    """
+    classifier = tiny_classifier(model_type, tokenizer, tokenizer_dir).double()
+    split = encoded_rows(tokenizer, count=3)
+    device = torch.device("cpu")
+    gradient = get_scorer("gradient").score(classifier, _one_batch(split, [0, 1, 2]), device, ("ffn", "heads"))
+    attribution = get_scorer("attribution").score(classifier, _one_batch(split, [0, 1, 2]), device, ("ffn", "heads"))
+    layer_index = 1
+    layer = ffn_layers(classifier.backbone)[layer_index]
+    mask_grads, per_token = [], []
+    for row in range(3):
+        batch = collate(split, [row], 0)
+        mask = torch.ones(4, dtype=torch.float64, requires_grad=True)
+        token_masks = []
+
+        def apply_mask(_module, args, mask=mask, token_masks=token_masks):
+            context = args[0]  # (1, tokens, heads x head size)
+            tokens = context.shape[1]
+            # a per-token, per-dim copy of the mask, so those gradients are available too
+            token_mask = mask.repeat_interleave(layer.head_size).expand(tokens, -1).clone()  # (tokens, width)
+            token_masks.append(token_mask)
+            return (context * token_mask.unsqueeze(0),)
+
+        handle = layer.attention_out.register_forward_pre_hook(apply_mask)
+        gold = classifier(**batch.inputs())[0, batch.labels[0]]
+        handle.remove()
+        mask_grad, token_grad = torch.autograd.grad(gold, [mask, token_masks[0]])
+        mask_grads.append(mask_grad.abs())
+        per_dim = token_grad.abs().view(token_grad.shape[0], 4, layer.head_size).sum(-1)  # (tokens, heads)
+        per_token.append(per_dim.mean(0))  # every token counts (no padding in one row)
+    torch.testing.assert_close(gradient.heads[layer_index], sum(mask_grads).float() / 3, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(attribution.heads[layer_index], sum(per_token).float() / 3, rtol=1e-4, atol=1e-7)
+    assert attribution.prompt.shape == (classifier.num_virtual_tokens,)
+
+
+def test_head_and_prompt_scores_round_trip(tmp_path, tokenizer, tokenizer_dir):
+    classifier = tiny_classifier("bert", tokenizer, tokenizer_dir)
+    split = encoded_rows(tokenizer, count=3)
+    scores = get_scorer("attribution").score(
+        classifier, _one_batch(split, [0, 1, 2]), torch.device("cpu"), ("ffn", "heads")
+    )
+    scores.save(tmp_path / "s.safetensors")
+    loaded = NeuronScores.load(tmp_path / "s.safetensors")
+    for a, b in zip(scores.heads + scores.mean_head_context, loaded.heads + loaded.mean_head_context, strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(scores.prompt, loaded.prompt)
+    assert torch.equal(NeuronScores.from_dict(scores.to_dict()).heads[0], scores.heads[0])

@@ -1,0 +1,61 @@
+import json
+
+import pytest
+
+from skeleton.latency import CostModel, LatencyTable, measure_table
+from tests.conftest import tiny_config
+
+
+def _table(layer_ms: dict, outside_ms: dict) -> LatencyTable:
+    return LatencyTable(
+        key={}, shapes=[[1, 10]], heads=[1, 4], widths=[16, 64], layer_ms=layer_ms, outside_ms=outside_ms
+    )
+
+
+def test_layer_latency_is_bilinear_on_the_grid_and_linear_beyond():
+    # layer(h, w) = 1 + 0.5 h + 0.01 w at the four corners
+    table = _table({"1x10": [[1.66, 2.14], [3.16, 3.64]]}, {"1x10": 2.0})
+    assert table.layer("1x10", 1, 16) == pytest.approx(1.66)
+    assert table.layer("1x10", 4, 64) == pytest.approx(3.64)
+    assert table.layer("1x10", 2, 40) == pytest.approx(1 + 0.5 * 2 + 0.01 * 40)
+    assert table.layer("1x10", 4, 8) == pytest.approx(1 + 0.5 * 4 + 0.01 * 8)  # extrapolated below the grid
+    assert table.model("1x10", [4, 2], [64, 40]) == pytest.approx(2.0 + 3.64 + 2.4)
+    assert table.slopes("1x10") == pytest.approx((0.5, 0.01))
+
+
+def test_cost_model_speedups_count_the_prompt_tokens():
+    # 2 layers; a layer costs 1 ms per head plus 0.01 ms per neuron at 30 tokens, twice that at 40
+    plane = lambda scale: [[scale * (h + 0.01 * w) for w in (16, 64)] for h in (1, 4)]  # noqa: E731
+    table = LatencyTable(
+        key={},
+        shapes=[[1, 30], [1, 40]],
+        heads=[1, 4],
+        widths=[16, 64],
+        layer_ms={"1x30": plane(1.0), "1x40": plane(2.0)},
+        outside_ms={"1x30": 1.0, "1x40": 1.0},
+    )
+    costs = CostModel(table, [(1, 20)], reference_prompt_tokens=20, prompt_tokens=10, num_heads=[4, 4], widths=[64, 64])
+    reference = 1.0 + 2 * 2.0 * (4 + 0.64)  # 40 tokens, everything kept
+    assert costs.reference_ms() == {"1x20": pytest.approx(reference)}
+    # a shorter prompt alone: 30 tokens
+    assert costs.speedups([4, 4], [64, 64])["1x20"] == pytest.approx(reference / (1.0 + 2 * (4 + 0.64)))
+    slim = 1.0 + (2 + 0.32) + (1 + 0.16)
+    assert costs.fraction([2, 1], [32, 16]) == pytest.approx(slim / reference)
+    head, neuron = costs.unit_costs()
+    assert head == pytest.approx(1.0 / reference) and neuron == pytest.approx(0.01 / reference)
+
+
+def test_a_table_is_measured_once_and_read_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SKELETON_CACHE", str(tmp_path))
+    config = tiny_config("bert")
+    grid = dict(heads=[1, 4], widths=[16, 64], repeats=2)
+    table = measure_table(config, [(2, 12)], **grid)
+    assert set(table.layer_ms) == {"2x12"} and len(table.layer_ms["2x12"]) == 2
+    assert all(v > 0 for row in table.layer_ms["2x12"] for v in row)
+    assert table.seconds > 0
+    cached = list((tmp_path / "latency").glob("*.json"))
+    assert len(cached) == 1 and json.loads(cached[0].read_text())["key"]["hidden_size"] == 32
+    again = measure_table(config, [(2, 12)], **grid)
+    assert again.layer_ms == table.layer_ms and again.seconds == table.seconds  # not measured again
+    other = measure_table(config, [(2, 16)], **grid)  # another shape is another table
+    assert set(other.layer_ms) == {"2x16"}
