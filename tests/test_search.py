@@ -80,3 +80,31 @@ def test_confidence_rejects_a_drop_within_the_margin_but_not_surely_so():
         binary_search(evaluate, 90.0, SearchConfig(confidence=0.9))
     with pytest.raises(ValueError, match="confidence must lie"):
         SearchConfig(confidence=1.5)
+
+
+def test_a_target_speedup_bounds_the_grid_by_its_latency_fraction():
+    config = SearchConfig(target_speedup=2.0)
+    grid = config.grid()
+    assert grid[-1] == 0.5 and all(r < 0.5 for r in grid[:-1]) and grid[0] == 0.05
+    with pytest.raises(ValueError, match="target_speedup must exceed 1"):
+        SearchConfig(target_speedup=1.0)
+    with pytest.raises(ValueError, match="within_margin needs target_speedup"):
+        SearchConfig(within_margin=True)
+
+
+def test_with_a_margin_the_target_search_returns_the_fastest_model_within_it():
+    from skeleton.compression import _search
+    from skeleton.config import CompressConfig
+
+    def evaluate(fraction):  # accuracy falls by 3 points per 0.1 of latency removed below 0.5
+        return 90.0 - max(0.0, 0.5 - fraction) * 30, 0.0, {}
+
+    within = CompressConfig(search=SearchConfig(margin=2.0, target_speedup=2.0, within_margin=True))
+    result = _search(within, evaluate, 90.0, lambda t: None, [], None)
+    assert result.kept_ratio == pytest.approx(0.45)  # 0.45 loses 1.5 points, 0.40 loses 2.5
+    # nothing 4x faster is within half a point: the target model is the answer, marked rejected
+    strict = CompressConfig(search=SearchConfig(margin=0.5, target_speedup=4.0, within_margin=True))
+    assert _search(strict, evaluate, 90.0, lambda t: None, [], None).kept_ratio == pytest.approx(0.25)
+    alone = CompressConfig(search=SearchConfig(margin=2.0, target_speedup=2.0))
+    result = _search(alone, evaluate, 90.0, lambda t: None, [], None)
+    assert result.kept_ratio == 0.5 and len(result.trials) == 1 and result.trials[0].accepted
