@@ -141,6 +141,13 @@ def ffn_layers(model: nn.Module) -> list[FFNLayer]:
     return [FFNLayer(layer, spec, head_size) for layer in layers]
 
 
+def keep_layers(model: nn.Module, indices: list[int]) -> None:
+    """Remove every transformer layer of ``model`` but ``indices`` (in order), LayerNorms and all."""
+    spec = get_architecture(model.config.model_type)
+    layers = _get(base_of(model), spec.layers)
+    _set(base_of(model), spec.layers, nn.ModuleList([layers[i] for i in indices]))
+
+
 def embedding_layer(model: nn.Module) -> nn.Module:
     """The embedding layer, whose output at the soft-prompt positions scores those positions."""
     return _get(base_of(model), get_architecture(model.config.model_type).embeddings)

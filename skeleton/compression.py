@@ -48,7 +48,7 @@ from skeleton.pruning import (
     make_plan,
 )
 from skeleton.scoring import NeuronScores, get_scorer
-from skeleton.search import SearchResult, Trial, binary_search
+from skeleton.search import SearchResult, Trial, binary_search, drop_interval
 from skeleton.statistics import paired_bootstrap
 from skeleton.tuning import evaluate, model_slug, skeleton_meta, train_on
 from skeleton.workspace import Workspace
@@ -165,6 +165,7 @@ class Planner:
         self.config = config
         self.costs = costs
         self.head_weight = 1.0
+        self.prune_layers = "layers" in config.targets
         self.prompt_positions = None
         tokens = config.condensed_prompt_tokens
         if tokens is not None and scores.prompt is not None and tokens < len(scores.prompt):
@@ -178,10 +179,18 @@ class Planner:
         if self.costs is None:
             return make_plan(self.scores, value, prune_outputs="ffn-out" in self.config.targets, **shape, **settings)
         weight = settings.pop("head_weight", self.head_weight)
+        prune_layers = settings.pop("prune_layers", self.prune_layers)
         prune_heads = "heads" in self.config.targets and math.isfinite(weight)
-        weight = weight if prune_heads else 1.0
+        weight = weight if math.isfinite(weight) else 1.0
         return make_cost_plan(
-            self.scores, value, self.costs, prune_heads=prune_heads, head_weight=weight, **shape, **settings
+            self.scores,
+            value,
+            self.costs,
+            prune_heads=prune_heads,
+            head_weight=weight,
+            prune_layers=prune_layers,
+            **shape,
+            **settings,
         )
 
     def prune(self, classifier: PromptedClassifier, value: float, shorten: bool = True, **overrides):
@@ -193,30 +202,47 @@ class Planner:
             pruned = shorten_prompt(pruned, self.prompt_positions)
         return pruned, plan
 
-    def calibrate(self, classifier: PromptedClassifier, value: float, accuracy) -> list[dict]:
-        """Choose the exchange rate of head scores against neuron scores on validation.
+    def candidates(self) -> list[dict]:
+        """The exchange rates a calibration tries: head weights (with heads) x whole layers on/off."""
+        weights = self.HEAD_WEIGHTS if "heads" in self.config.targets else (1.0,)
+        layers = (False, True) if "layers" in self.config.targets else (False,)
+        return [{"head_weight": w, "prune_layers": on} for w in weights for on in layers]
 
-        At the latency fraction ``value``, each of ``HEAD_WEIGHTS`` gives a plan (a higher weight
-        keeps more heads and removes more neurons); each is judged by ``accuracy`` (validation
-        accuracy before condensation, full prompt) and the best one is kept for the search.
+    def calibrate(self, classifier: PromptedClassifier, value: float, accuracy) -> list[dict]:
+        """Choose how heads and whole layers rank against neurons, on validation.
+
+        First-order attribution underrates what removing a whole head or layer costs. At the latency
+        fraction ``value``, each candidate of :meth:`candidates` gives a plan (a higher head weight
+        keeps more heads and removes more neurons); each is judged by ``accuracy`` (bias-adjusted
+        validation accuracy before condensation, full prompt: see
+        :func:`~skeleton.evaluation.bias_adjusted_accuracy`) and the best one is kept for the search.
         """
         results, seen = [], {}
-        for weight in self.HEAD_WEIGHTS:
-            pruned, plan = self.prune(classifier, value, shorten=False, head_weight=weight)
-            key = (tuple(plan.kept_heads or ()), tuple(plan.kept_sizes))
+        for candidate in self.candidates():
+            pruned, plan = self.prune(classifier, value, shorten=False, **candidate)
+            key = (tuple(plan.heads_per_layer([0] * len(plan.keep_indices))), tuple(plan.kept_sizes))
             score = seen[key] if key in seen else accuracy(pruned)
             seen[key] = score
-            # JSON has no infinity: null stands for "heads stay"
-            finite = weight if math.isfinite(weight) else None
-            results.append({"head_weight": finite, "kept_heads": plan.kept_heads, "validation_accuracy": score})
+            weight = candidate["head_weight"]
+            results.append(
+                {
+                    # JSON has no infinity: null stands for "heads stay"
+                    "head_weight": weight if math.isfinite(weight) else None,
+                    "prune_layers": candidate["prune_layers"],
+                    "kept_heads": plan.kept_heads,
+                    "kept_layers": plan.kept_layers,
+                    "bias_adjusted_validation_accuracy": score,
+                }
+            )
             del pruned
         self.use(results)
         return results
 
     def use(self, calibration: list[dict]) -> dict:
-        """Adopt the best head weight of a calibration; returns its row."""
-        best = max(calibration, key=lambda r: r["validation_accuracy"])
+        """Adopt the best candidate of a calibration; returns its row."""
+        best = max(calibration, key=lambda r: r["bias_adjusted_validation_accuracy"])
         self.head_weight = math.inf if best["head_weight"] is None else best["head_weight"]
+        self.prune_layers = bool(best.get("prune_layers", False))
         return best
 
     def describe(self, plan: PruningPlan) -> dict:
@@ -224,9 +250,12 @@ class Planner:
         details = {"kept_fraction": plan.kept_fraction}
         if plan.kept_heads is not None:
             details["kept_heads"] = plan.kept_heads
+        if plan.kept_layers is not None:
+            details["kept_layers"] = plan.kept_layers
         if self.costs is not None:
-            heads = plan.kept_heads or self.costs.num_heads
-            details["predicted_speedup"] = self.costs.speedups(heads, plan.kept_sizes)
+            details["predicted_speedup"] = self.costs.speedups(
+                plan.heads_per_layer(self.costs.num_heads), plan.kept_sizes
+            )
         return details
 
 
@@ -253,7 +282,9 @@ def _search(config: CompressConfig, run_trial, baseline: float, record, previous
         trial = known.get(round(target, 6))
         if trial is None:
             accuracy, seconds, details = run_trial(target)
-            details.pop("correct", None)
+            correct = details.pop("correct", None)
+            if correct is not None and baseline_correct is not None:
+                details["drop_interval"] = drop_interval(correct, baseline_correct, config.search.confidence or 0.95)
             trial = Trial(target, accuracy, accuracy >= baseline - config.search.margin, seconds, details)
             record(trial)
         return SearchResult(target, baseline - config.search.margin, [trial])
@@ -396,6 +427,7 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
             "kept_sizes": plan.kept_sizes if plan else None,
             "targets": list(config.targets),
             "kept_heads": plan.kept_heads if plan else None,
+            "kept_layers": plan.kept_layers if plan else None,
             "prompt_tokens": {"prompt_tuned": classifier.num_virtual_tokens, "skeleton": final.num_virtual_tokens},
             "template_tokens": workspace.template_tokens(),
             "cost_model": _cost_summary(costs, plan, final),
@@ -432,12 +464,12 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
 def _calibrate(planner: Planner, classifier, config: CompressConfig, checkpoint, workspace, device, reporter):
     """With heads in the cost ranking: the head-score exchange rate, chosen on validation (and kept
     across ``--resume``)."""
-    if planner.costs is None or "heads" not in config.targets:
+    if planner.costs is None or len(planner.candidates()) < 2:
         return None
     done = checkpoint.done("calibration")
     if done is None:
         value = config.search.target_fraction or 0.5
-        reporter.message(f"calibrating head against neuron scores on validation at latency fraction {value:.2f}")
+        reporter.message(f"calibrating heads and layers against neurons on validation at latency fraction {value:.2f}")
 
         def accuracy(pruned):
             return evaluate(
@@ -448,7 +480,8 @@ def _calibrate(planner: Planner, classifier, config: CompressConfig, checkpoint,
         checkpoint.finish("calibration", done)
     best = planner.use(done["weights"])
     reporter.message(
-        f"  head weight {best['head_weight']}: validation {best['validation_accuracy']:.2f} before condensation"
+        f"  head weight {best['head_weight']}, whole layers {'removable' if best.get('prune_layers') else 'kept'}: "
+        f"validation {best['bias_adjusted_validation_accuracy']:.2f} before condensation (bias-adjusted)"
     )
     return done
 
@@ -457,7 +490,7 @@ def _cost_summary(costs: CostModel | None, plan: PruningPlan | None, final: Prom
     """The latency table behind the search and what it predicts for the final model."""
     if costs is None:
         return None
-    heads = (plan.kept_heads if plan else None) or costs.num_heads
+    heads = plan.heads_per_layer(costs.num_heads) if plan else costs.num_heads
     widths = plan.kept_sizes if plan else costs.widths
     table = costs.table
     return {

@@ -290,12 +290,12 @@ class CompressConfig:
         if not self.cost_shapes or any(len(s) != 2 or min(s) < 1 for s in self.cost_shapes):
             raise ValueError("cost_shapes must be (batch, tokens) pairs of positive numbers")
         if "ffn-out" in self.targets and self.uses_costs:
-            raise ValueError("targets ffn-out cannot be combined with heads or a target speed-up")
+            raise ValueError("targets ffn-out cannot be combined with heads, layers or a target speed-up")
 
     @property
     def uses_costs(self) -> bool:
         """Whether units are ranked by score per measured latency (heads, or a speed-up target)."""
-        return "heads" in self.targets or self.search.target_speedup is not None
+        return bool({"heads", "layers"} & set(self.targets)) or self.search.target_speedup is not None
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -50,3 +50,26 @@ def evaluate(
     """Accuracy (and F1 of label 1 when ``with_f1``), in percent."""
     logits = predict_logits(classifier, split, device, batch_size, pad_token_id)
     return compute_metrics(logits.argmax(-1), torch.tensor(split.labels), with_f1)
+
+
+def bias_adjusted_accuracy(logits: torch.Tensor, labels: torch.Tensor, steps: int = 100) -> float:
+    """Accuracy in points after fitting one offset per label to ``logits`` (cross-entropy, L-BFGS).
+
+    Removing units shifts a frozen head's logits as a whole; condensation re-tunes the head and
+    undoes such a shift at once, so comparing pruned models before condensation by their plain
+    accuracy mostly measures the shift. With the offsets fitted, what is left is what the units
+    carried.
+    """
+    logits = logits.detach().float()
+    offsets = torch.zeros(logits.shape[1], requires_grad=True)
+    optimizer = torch.optim.LBFGS([offsets], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(logits + offsets, labels)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        return 100.0 * float(((logits + offsets).argmax(-1) == labels).float().mean())

@@ -100,8 +100,10 @@ class LatencyTable:
         return max(0.0, low * (1 - wh) + high * wh)
 
     def model(self, shape: str, heads: list[int], widths: list[int]) -> float:
-        """Predicted milliseconds of a whole model with these per-layer heads and widths."""
-        return self.outside_ms[shape] + sum(self.layer(shape, h, w) for h, w in zip(heads, widths, strict=True))
+        """Predicted milliseconds of a whole model with these per-layer heads and widths (a layer with
+        0 heads is a removed layer and costs nothing)."""
+        layers = zip(heads, widths, strict=True)
+        return self.outside_ms[shape] + sum(self.layer(shape, h, w) for h, w in layers if h > 0)
 
     def slopes(self, shape: str) -> tuple[float, float]:
         """(milliseconds per head, per FFN neuron) of one layer: a least-squares plane through the grid."""
@@ -160,6 +162,18 @@ class CostModel:
         """Predicted latency over the unpruned model's, at the shape where it is largest (the target
         must hold at every shape)."""
         return max(1.0 / s for s in self.speedups(heads, widths).values())
+
+    def layer_shares(self) -> list[float]:
+        """Each whole unpruned layer as a share of the unpruned model's latency, averaged over shapes."""
+        reference = self.reference_ms()
+        shares = []
+        for heads, width in zip(self.num_heads, self.widths, strict=True):
+            per_shape = [
+                self.table.layer(self._key(b, t, self.prompt_tokens), heads, width) / reference[shape_key(b, t)]
+                for b, t in self.input_shapes
+            ]
+            shares.append(float(np.mean(per_shape)))
+        return shares
 
     def unit_costs(self) -> tuple[float, float]:
         """(one head, one FFN neuron) as a share of the unpruned model's latency, averaged over shapes:

@@ -10,7 +10,7 @@ be rebuilt.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from skeleton.architectures import ffn_layers
+from skeleton.architectures import ffn_layers, keep_layers
 from skeleton.scoring import NeuronScores
 
 
@@ -67,6 +67,8 @@ class PruningPlan:
         head_keep_indices: per layer, sorted indices of kept attention heads; ``None`` keeps all.
         cost_fraction: with a latency table, the predicted latency of the slim model over the
             unpruned one's (the quantity the search bisects); ``None`` when neurons were counted.
+        kept_layers: indices of the transformer layers kept whole-or-thinned; the others are
+            removed with their LayerNorms (their entries above are empty). ``None`` keeps all.
     """
 
     model_type: str
@@ -81,6 +83,7 @@ class PruningPlan:
     num_heads: list[int] | None = None
     head_keep_indices: list[list[int]] | None = None
     cost_fraction: float | None = None
+    kept_layers: list[int] | None = None
 
     @property
     def kept_sizes(self) -> list[int]:
@@ -89,6 +92,14 @@ class PruningPlan:
     @property
     def kept_heads(self) -> list[int] | None:
         return None if self.head_keep_indices is None else [len(keep) for keep in self.head_keep_indices]
+
+    def heads_per_layer(self, full: list[int]) -> list[int]:
+        """Heads each original layer runs: its kept heads (``full`` when heads were not pruned), 0
+        for a removed layer."""
+        heads = self.kept_heads or list(full)
+        if self.kept_layers is None:
+            return heads
+        return [h if i in self.kept_layers else 0 for i, h in enumerate(heads)]
 
     @property
     def kept_fraction(self) -> float:
@@ -184,6 +195,8 @@ class Costs(Protocol):
 
     def fraction(self, heads: list[int], widths: list[int]) -> float: ...
 
+    def layer_shares(self) -> list[float]: ...
+
     def unit_costs(self) -> tuple[float, float]: ...
 
 
@@ -201,20 +214,24 @@ def make_cost_plan(
     prune_heads: bool = True,
     bias_compensation: bool = False,
     head_weight: float = 1.0,
+    prune_layers: bool = False,
 ) -> PruningPlan:
     """Remove the units worth least per unit of latency until the slim model's predicted latency is
     at most ``target_fraction`` of the unpruned model's.
 
-    Every FFN neuron and (with ``prune_heads``) every attention head of every layer is ranked
-    together by score / cost, its cost being its measured share of the unpruned model's latency
-    (the latency table's slope), so a head that costs as much as 40 neurons must be worth as much
-    as 40 of them to stay. Units are removed from the bottom of the ranking; every layer keeps at
-    least one head and ``round_to`` neurons, and widths are rounded to multiples of ``round_to``.
-    The smallest number of removals that reaches the target is found by bisection (the predicted
-    latency falls as units go); if removing everything allowed cannot reach it, the plan removes
-    everything allowed and its ``cost_fraction`` says what it reaches.
+    Every FFN neuron, (with ``prune_heads``) every attention head and (with ``prune_layers``) every
+    whole layer is ranked together by score / cost, its cost being its measured share of the
+    unpruned model's latency (from the latency table), so a head that costs as much as 90 neurons
+    must be worth as much as 90 of them to stay. A whole layer is scored by the sum of its units'
+    scores and costs its whole share, the per-layer overhead (LayerNorms, residuals, softmax) too:
+    it goes when its units are weak throughout. Units are removed from the bottom of the ranking;
+    a layer that stays keeps at least one head and ``round_to`` neurons, widths are rounded to
+    multiples of ``round_to``, and at least one layer stays. The smallest number of removals that
+    reaches the target is found by bisection (the predicted latency falls as units go); if
+    removing everything allowed cannot reach it, the plan removes everything allowed and its
+    ``cost_fraction`` says what it reaches.
 
-    ``head_weight`` is the exchange rate between the two kinds of score: first-order attribution
+    ``head_weight`` is the exchange rate between head and neuron scores: first-order attribution
     underrates what removing a whole head costs, so the compress run calibrates it on validation.
     """
     if not 0.0 < target_fraction <= 1.0:
@@ -222,24 +239,36 @@ def make_cost_plan(
     if prune_heads and scores.heads is None:
         raise ValueError("pruning heads needs head scores (targets heads)")
     head_cost, neuron_cost = costs.unit_costs()
+    layers = len(scores.ffn)
     widths_full = [len(s) for s in scores.ffn]
-    heads_full = [len(s) for s in scores.heads] if prune_heads else None
-    heads = [head_weight * s / head_cost for s in scores.heads] if prune_heads else []
-    values = [s / neuron_cost for s in scores.ffn] + heads
-    kinds = np.concatenate([np.full(len(v), i) for i, v in enumerate(values)])  # layer, or layers + layer for heads
-    order = np.argsort(torch.cat(values).numpy(), kind="stable")  # least worth first
-    layers = len(widths_full)
-    totals = np.asarray(widths_full + (heads_full or []))
+    heads_full = [len(s) for s in scores.heads] if prune_heads else list(costs.num_heads)
+    groups = [s / neuron_cost for s in scores.ffn]  # kinds 0..L-1: neurons of layer l
+    if prune_heads:
+        groups += [head_weight * s / head_cost for s in scores.heads]  # kinds L..2L-1: heads
+    layer_values = []
+    if prune_layers:
+        heads_score = [0.0] * layers if scores.heads is None else [head_weight * float(h.sum()) for h in scores.heads]
+        shares = costs.layer_shares()
+        layer_values = [(float(scores.ffn[i].sum()) + heads_score[i]) / shares[i] for i in range(layers)]
+        groups += [torch.tensor([v]) for v in layer_values]  # one unit per layer, kinds after the others
+    kinds = np.concatenate([np.full(len(v), i) for i, v in enumerate(groups)])
+    order = np.argsort(torch.cat(groups).numpy(), kind="stable")  # least worth first
+    totals = np.asarray([len(v) for v in groups])
 
-    def kept(removed: int) -> tuple[list[int], list[int] | None]:
+    def kept(removed: int) -> tuple[list[int], list[int], list[bool]]:
         counts = totals - np.bincount(kinds[order[:removed]], minlength=len(totals))
         widths = _round_widths(np.maximum(counts[:layers], round_to), widths_full, max(1, round_to))
-        heads = np.maximum(counts[layers:], 1).tolist() if prune_heads else None
-        return widths, heads
+        heads = np.maximum(counts[layers : 2 * layers], 1).tolist() if prune_heads else list(heads_full)
+        alive = (counts[-layers:] > 0).tolist() if prune_layers else [True] * layers
+        if not any(alive):
+            alive[int(np.argmax(layer_values))] = True  # the model keeps at least one layer
+        widths = [w if a else 0 for w, a in zip(widths, alive, strict=True)]
+        heads = [h if a else 0 for h, a in zip(heads, alive, strict=True)]
+        return widths, heads, alive
 
     def fraction(removed: int) -> float:
-        widths, heads = kept(removed)
-        return costs.fraction(heads if heads is not None else costs.num_heads, widths)
+        widths, heads, _ = kept(removed)
+        return costs.fraction(heads, widths)
 
     low, high = 0, len(order)
     if fraction(high) > target_fraction:
@@ -250,7 +279,7 @@ def make_cost_plan(
             high = middle
         else:
             low = middle + 1
-    widths, heads = kept(low)
+    widths, heads, alive = kept(low)
     keep = [_top_indices(s, c) for s, c in zip(scores.ffn, widths, strict=True)]
     head_keep = [_top_indices(s, c) for s, c in zip(scores.heads, heads, strict=True)] if prune_heads else None
     return PruningPlan(
@@ -262,9 +291,10 @@ def make_cost_plan(
         round_to=round_to,
         scorer=scores.scorer,
         bias_compensation=bias_compensation,
-        num_heads=heads_full,
+        num_heads=heads_full if prune_heads else None,
         head_keep_indices=head_keep,
         cost_fraction=fraction(low),
+        kept_layers=None if all(alive) else [i for i, a in enumerate(alive) if a],
     )
 
 
@@ -299,6 +329,10 @@ def apply_pruning(model: nn.Module, plan: PruningPlan, scores: NeuronScores | No
     layers = ffn_layers(model)
     if len(layers) != len(plan.keep_indices):
         raise ValueError(f"plan has {len(plan.keep_indices)} layers, model has {len(layers)}")
+    whole = plan
+    if plan.kept_layers is not None:
+        plan, scores = _drop_layers(model, plan, scores)
+        layers = ffn_layers(model)
     compensate = plan.bias_compensation and scores is not None
     if plan.head_keep_indices is not None:
         _prune_heads(layers, plan, scores if compensate else None)
@@ -343,10 +377,34 @@ def apply_pruning(model: nn.Module, plan: PruningPlan, scores: NeuronScores | No
         layer.ffn_out = new_second
     model.config.skeleton_ffn_sizes = plan.kept_sizes
     model.config.skeleton_heads = plan.kept_heads
+    # the family config keeps the unpruned layer count (as it keeps the FFN width); the plan rebuilds
+    model.config.skeleton_layers = whole.kept_layers
     model.config.skeleton_ffn_out_sizes = (
         None if plan.out_keep_indices is None else [len(k) for k in plan.out_keep_indices]
     )
     return model
+
+
+def _drop_layers(model: nn.Module, plan: PruningPlan, scores: NeuronScores | None):
+    """Remove the layers the plan does not keep; returns the plan and scores of the kept layers."""
+    kept = plan.kept_layers
+    if not kept or sorted(set(kept)) != kept or kept[-1] >= len(plan.keep_indices):
+        raise ValueError(f"kept_layers must be sorted distinct layer indices, at least one, got {kept}")
+    keep_layers(model, kept)
+
+    def pick(values):
+        return None if values is None else [values[i] for i in kept]
+
+    view = replace(
+        plan,
+        intermediate_sizes=pick(plan.intermediate_sizes),
+        keep_indices=pick(plan.keep_indices),
+        out_keep_indices=pick(plan.out_keep_indices),
+        num_heads=pick(plan.num_heads),
+        head_keep_indices=pick(plan.head_keep_indices),
+        kept_layers=None,
+    )
+    return view, None if scores is None else scores.select_layers(kept)
 
 
 def _prune_heads(layers, plan: PruningPlan, scores: NeuronScores | None) -> None:

@@ -30,7 +30,7 @@ from skeleton.architectures import embedding_layer, ffn_layers
 from skeleton.batching import Batch
 from skeleton.modeling import PromptedClassifier
 
-TARGETS = ("ffn", "ffn-out", "heads")
+TARGETS = ("ffn", "ffn-out", "heads", "layers")
 
 
 @dataclass
@@ -63,6 +63,11 @@ class NeuronScores:
     extra: dict = field(default_factory=dict)
 
     LAYERED = ("ffn", "mean_activation", "ffn_out", "mean_ffn_output", "heads", "mean_head_context")
+
+    def select_layers(self, indices: list[int]) -> NeuronScores:
+        """The scores of the layers ``indices`` only (after whole layers were removed)."""
+        chosen = {k: None if getattr(self, k) is None else [getattr(self, k)[i] for i in indices] for k in self.LAYERED}
+        return NeuronScores(scorer=self.scorer, num_samples=self.num_samples, prompt=self.prompt, **chosen)
 
     def to_dict(self) -> dict:
         data = {"scorer": self.scorer, "num_samples": self.num_samples}

@@ -263,7 +263,7 @@ def test_compress_with_heads_and_a_target_speedup(tmp_path, tiny_bert_dir, sst2_
         tmp_path,
         tiny_bert_dir,
         sst2_dir,
-        targets=("ffn", "heads"),
+        targets=("ffn", "heads", "layers"),
         search=SearchConfig(margin=100.0, target_speedup=1.2),
         condensed_prompt_tokens=2,
         cost_shapes=((1, 8), (4, 16)),
@@ -276,13 +276,19 @@ def test_compress_with_heads_and_a_target_speedup(tmp_path, tiny_bert_dir, sst2_
     assert set(costs["predicted_speedup"]) == {"1x8", "4x16"}
     assert costs["predicted_latency_fraction"] <= 1 / 1.2 + 1e-6 or report["kept_heads"] == [1, 1]
     assert report["prompt_tokens"] == {"prompt_tuned": 4, "skeleton": 2}
-    weights = [row["head_weight"] for row in report["head_weight_calibration"]["weights"]]
-    assert weights == [1.0, 4.0, 16.0, 64.0, None]
+    rows = report["head_weight_calibration"]["weights"]
+    assert [(r["head_weight"], r["prune_layers"]) for r in rows] == [
+        (w, layers) for w in (1.0, 4.0, 16.0, 64.0, None) for layers in (False, True)
+    ]
     plan = json.loads((out / "pruning_plan.json").read_text())
-    assert plan["kept_heads"] == report["kept_heads"] and all(1 <= h <= 4 for h in plan["kept_heads"])
+    kept_layers = plan["kept_layers"] or [0, 1]
+    assert plan["kept_heads"] == report["kept_heads"]
+    assert all(1 <= plan["kept_heads"][i] <= 4 for i in kept_layers)
     loaded = skeleton.load(out, device="cpu")
     assert loaded.classifier.num_virtual_tokens == 2
-    assert [layer.num_heads for layer in ffn_layers(loaded.classifier.backbone)] == plan["kept_heads"]
+    assert [layer.num_heads for layer in ffn_layers(loaded.classifier.backbone)] == [
+        plan["kept_heads"][i] for i in kept_layers
+    ]
     from skeleton.tuning import evaluate
     from skeleton.workspace import Workspace
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import skeleton
+from skeleton.architectures import ffn_layers
 from skeleton.artifacts import save_classifier, write_json
 from skeleton.data import DataConfig
 from skeleton.errors import SkeletonError
@@ -21,7 +22,7 @@ QUICK = dict(int8_kinds=("dynamic",), latency_shapes=((1, 16), (4, 32)), latency
 
 
 def make_compressed_dir(
-    root, model_type, head, tokenizer_dir, sst2_dir, prune_outputs=False, template=False, head_keep=None
+    root, model_type, head, tokenizer_dir, sst2_dir, prune_outputs=False, template=False, head_keep=None, layers=None
 ):
     """A pruned, prompt-tuned tiny model saved as 'skeleton compress' saves one.
 
@@ -43,6 +44,7 @@ def make_compressed_dir(
     plan = make_plan(scores, 0.5, hidden_size=32, model_type=model_type, round_to=4, prune_outputs=prune_outputs)
     if head_keep is not None:  # per-layer head counts, e.g. [[0, 2, 3], [1, 2]]
         plan.num_heads, plan.head_keep_indices = [4, 4], head_keep
+    plan.kept_layers = layers
     apply_pruning(classifier.backbone, plan)
     # trained after pruning, as condensation does, so the logits are decisive
     train_prompt(
@@ -106,6 +108,20 @@ def test_per_layer_head_counts_round_trip_and_export(tmp_path, model_type, token
     if fused:  # where onnxruntime fuses this family's attention, each layer keeps its own head count
         assert fused == [3, 2]
     assert "int8" in variants or "int8" in result["rejected_variants"]
+
+
+@pytest.mark.parametrize("model_type", ["bert", "distilbert"])
+def test_a_removed_layer_round_trips_and_exports(tmp_path, model_type, tokenizer_dir, sst2_dir):
+    directory, torch_accuracy = make_compressed_dir(
+        tmp_path, model_type, "cls", tokenizer_dir, sst2_dir, head_keep=[[], [1, 2]], layers=[1]
+    )
+    loaded = skeleton.load(directory, device="cpu")
+    assert loaded.plan.kept_layers == [1]
+    assert len(ffn_layers(loaded.classifier.backbone)) == 1
+    result = export_directory(directory, ExportConfig(variants=("fp32", "optimized"), **QUICK))
+    for name in ("fp32", "optimized"):
+        assert result["variants"][name]["max_abs_diff"] <= 1e-4
+        assert result["variants"][name]["test_accuracy"] == pytest.approx(torch_accuracy)
 
 
 def test_cls_head_with_template_in_the_tokenizer(tmp_path, tokenizer_dir, sst2_dir):

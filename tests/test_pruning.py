@@ -179,15 +179,15 @@ def test_a_layer_keeps_at_least_one_head():
 
 
 class _LinearCosts:
-    """A cost model worked out by hand: every head costs 2%, every neuron 0.1% of the latency, and
-    a fixed 20% lies outside the layers (2 layers x 4 heads x 2% + 2 x 64 x 0.1% + 20% = 44.8%...
-    scaled so the unpruned model is 1.0)."""
+    """A cost model worked out by hand: a head costs 0.02, a neuron 0.001, each layer 0.05 more
+    and the rest of the model 0.2 (fractions are of the unpruned total, 0.588)."""
 
     num_heads = [4, 4]
-    head, neuron, outside = 0.02, 0.001, 0.2
+    head, neuron, outside, overhead = 0.02, 0.001, 0.2, 0.05  # overhead: per layer that stays
 
     def total(self, heads, widths):
-        return self.outside + self.head * sum(heads) + self.neuron * sum(widths)
+        alive = sum(1 for h in heads if h > 0)
+        return self.outside + self.overhead * alive + self.head * sum(heads) + self.neuron * sum(widths)
 
     def fraction(self, heads, widths):
         return self.total(heads, widths) / self.total(self.num_heads, [64, 64])
@@ -195,10 +195,14 @@ class _LinearCosts:
     def unit_costs(self):
         return self.head, self.neuron
 
+    def layer_shares(self):
+        # a whole layer: its 4 heads and 64 neurons plus 0.05 of overhead, over the whole model
+        return [(4 * self.head + 64 * self.neuron + 0.05) / self.total(self.num_heads, [64, 64])] * 2
+
 
 def test_cost_plan_ranks_heads_and_neurons_by_score_per_cost():
     costs = _LinearCosts()
-    full = costs.total([4, 4], [64, 64])  # 0.2 + 0.16 + 0.128 = 0.488
+    full = costs.total([4, 4], [64, 64])  # 0.2 + 0.1 + 0.16 + 0.128 = 0.588
     # neurons score 0.01 each (worth 10 per unit cost); heads 0 and 1 of layer 0 score 0.1 (worth 5)
     # and every other head 1.0 (worth 50): the two cheap-to-lose heads go before any neuron
     scores = NeuronScores(
@@ -227,3 +231,51 @@ def test_cost_plan_without_heads_keeps_every_head():
     plan = make_cost_plan(scores, 0.8, _LinearCosts(), hidden_size=32, model_type="bert", prune_heads=False)
     assert plan.head_keep_indices is None
     assert plan.cost_fraction <= 0.8
+
+
+@pytest.mark.parametrize("model_type", ARCHITECTURE_NAMES)
+def test_keeping_every_layer_is_the_identity_and_removing_one_skips_it(model_type):
+    from skeleton.architectures import get_architecture
+
+    model = tiny_model(model_type)
+    inputs = random_inputs()
+    before = _hidden(model, inputs)
+    plan = full_plan(model)
+    plan.kept_layers = [0, 1]
+    apply_pruning(model, plan)
+    torch.testing.assert_close(_hidden(model, inputs), before, rtol=0, atol=0)
+
+    # removing layer 0 gives the one-layer model built independently from layer 1's weights
+    pruned = tiny_model(model_type)
+    plan = full_plan(pruned)
+    plan.kept_layers = [1]
+    plan.keep_indices[0], plan.head_keep_indices[0] = [], []
+    apply_pruning(pruned, plan)
+    assert len(ffn_layers(pruned)) == 1 and pruned.config.skeleton_layers == [1]
+    config = tiny_model(model_type).config
+    config.num_hidden_layers = 1
+    reference = type(pruned)(config).eval()
+    prefix = get_architecture(model_type).layers
+    state = {k.replace(f"{prefix}.1.", f"{prefix}.0."): v for k, v in tiny_model(model_type).state_dict().items()}
+    reference.load_state_dict({k: v for k, v in state.items() if f"{prefix}.0." in k or prefix not in k})
+    torch.testing.assert_close(_hidden(pruned, inputs), _hidden(reference, inputs), rtol=1e-5, atol=1e-5)
+
+
+def test_cost_plan_removes_a_whole_layer_whose_units_are_all_weak():
+    costs = _LinearCosts()
+    strong, weak = torch.full((64,), 0.05), torch.full((64,), 1e-4)
+    scores = NeuronScores(
+        "attribution",
+        ffn=[strong, weak],
+        mean_activation=[torch.zeros(64)] * 2,
+        heads=[torch.ones(4), torch.full((4,), 1e-3)],
+    )
+    full = costs.total([4, 4], [64, 64])
+    target = (full - 0.08 - 0.064 - 0.05) / full  # exactly one whole layer, overhead included
+    plan = make_cost_plan(scores, target, costs, hidden_size=32, model_type="bert", prune_layers=True)
+    assert plan.kept_layers == [0]
+    assert plan.kept_sizes == [64, 0] and plan.kept_heads == [4, 0]
+    assert plan.heads_per_layer([4, 4]) == [4, 0]
+    # without layers the same target thins both layers instead and cannot drop the overhead
+    thinned = make_cost_plan(scores, target, costs, hidden_size=32, model_type="bert")
+    assert thinned.kept_layers is None and thinned.kept_heads[1] >= 1
