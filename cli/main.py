@@ -214,8 +214,8 @@ def compress(
     targets: Annotated[
         str,
         typer.Option(
-            help="'ffn'; 'ffn,heads' to prune attention heads too, ranked with the neurons by score per "
-            "measured latency; 'ffn,ffn-out' to prune the second FFN's output dims."
+            help="'ffn'; 'ffn,heads' (and ',layers') to prune attention heads (and whole layers) too, ranked "
+            "with the neurons by score per measured latency; 'ffn,ffn-out' to prune the second FFN's output dims."
         ),
     ] = ",".join(CompressConfig.targets),
     target_speedup: Annotated[

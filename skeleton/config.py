@@ -224,9 +224,13 @@ class CompressConfig:
         search: margin, grid step and trial budget of the kept-ratio search.
         scorer: which scorer ranks neurons (``attribution``, ``activation``, ``gradient``, ``random``).
         attribution_samples: training instances the scorer averages over (20 in the paper).
-        targets: ``("ffn",)`` prunes FFN neurons; ``heads`` also attention heads, ranked together
-            with the neurons by score per unit of measured latency; ``("ffn", "ffn-out")`` also the second FFN's output
-            dims, zero-padded back to the hidden size.
+        targets: ``("ffn",)`` prunes FFN neurons; with ``heads`` attention heads and with ``layers``
+            whole layers go too, ranked with the neurons by score per unit of measured latency
+            (exchange rates calibrated on validation); ``("ffn", "ffn-out")`` also prunes the second
+            FFN's output dims, zero-padded back to the hidden size.
+        condensed_prompt_tokens: shorten the soft prompt to this many tokens for condensation,
+            warm-started from its highest-scoring positions (``None`` keeps its length).
+        cost_shapes: (batch, input tokens) shapes the latency table predicts speed-ups at.
         bias_compensation: fold removed neurons' mean contribution into the second FFN bias.
         round_to: keep each layer's FFN width a multiple of this (1 = no rounding).
         fast_search: judge search trials without condensing; condense only the chosen ratio.
