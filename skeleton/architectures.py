@@ -158,6 +158,11 @@ def num_heads(config) -> int:
     return int(getattr(config, get_architecture(config.model_type).num_heads_attr))
 
 
+def intermediate_size(config) -> int:
+    """FFN width per layer of the unpruned family config."""
+    return int(getattr(config, get_architecture(config.model_type).intermediate_size_attr))
+
+
 def hidden_size(config) -> int:
     return int(config.hidden_size)
 

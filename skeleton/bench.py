@@ -29,7 +29,7 @@ import numpy as np
 from skeleton.artifacts import PROMPT_TUNED_DIR, REPORT_FILE, library_versions, write_json
 from skeleton.errors import SkeletonError
 from skeleton.progress import SILENT, Reporter
-from skeleton.quantization import cpu_flags
+from skeleton.quantization import cpu_flags, cpu_name
 from skeleton.runtime import (
     ONNX_DIR,
     OnnxRuntime,
@@ -418,17 +418,9 @@ def _end_to_end(contenders_: list[Contender], directory: Path, config: BenchConf
 
 def machine_description(threads: int) -> dict:
     flags = cpu_flags()
-    model_name = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model_name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "fma")
     return {
-        "cpu": model_name or platform.processor(),
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "threads": threads,
         "cpu_flags": sorted(f for f in wanted if f in flags),

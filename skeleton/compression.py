@@ -48,7 +48,7 @@ from skeleton.pruning import (
     make_plan,
 )
 from skeleton.scoring import NeuronScores, get_scorer
-from skeleton.search import SearchResult, Trial, binary_search, drop_interval
+from skeleton.search import SearchResult, Trial, binary_search
 from skeleton.statistics import paired_bootstrap
 from skeleton.tuning import evaluate, model_slug, skeleton_meta, train_on
 from skeleton.workspace import Workspace
@@ -275,23 +275,13 @@ def _cost_model(config: CompressConfig, classifier: PromptedClassifier, reporter
 
 
 def _search(config: CompressConfig, run_trial, baseline: float, record, previous, baseline_correct) -> SearchResult:
-    """The paper's binary search; with a target speed-up alone, the one trial at its latency fraction."""
-    target = config.search.target_fraction
-    if target is not None and not config.search.within_margin:
-        known = {round(t.kept_ratio, 6): t for t in previous}
-        trial = known.get(round(target, 6))
-        if trial is None:
-            accuracy, seconds, details = run_trial(target)
-            correct = details.pop("correct", None)
-            if correct is not None and baseline_correct is not None:
-                details["drop_interval"] = drop_interval(correct, baseline_correct, config.search.confidence or 0.95)
-            trial = Trial(target, accuracy, accuracy >= baseline - config.search.margin, seconds, details)
-            record(trial)
-        return SearchResult(target, baseline - config.search.margin, [trial])
+    """The paper's binary search over the search config's grid (with a target speed-up alone, the
+    grid is the target's latency fraction only, so it is the one trial)."""
     search = binary_search(run_trial, baseline, config.search, record, previous, baseline_correct)
+    target = config.search.target_fraction
     if target is not None and search.kept_ratio >= 1.0:
         # nothing at or beyond the target speed-up stayed within the margin: the target model is
-        # the answer, and the report says it missed the margin
+        # the answer, and its trial says it missed the margin
         search.kept_ratio = target
     return search
 

@@ -177,8 +177,11 @@ class SearchConfig:
         return None if self.target_speedup is None else round(1.0 / self.target_speedup, 6)
 
     def grid(self) -> list[float]:
-        """Candidate kept ratios (or latency fractions) below 1.0, ascending; with a target speed-up
-        the fractions below the target's, and the target's own as the largest."""
+        """Candidate kept ratios (or latency fractions) below 1.0, ascending. With a target speed-up:
+        its latency fraction alone, or with ``within_margin`` the fractions below it and it as the
+        largest."""
+        if self.target_fraction is not None and not self.within_margin:
+            return [self.target_fraction]
         count = int(math.floor((1.0 - self.min_ratio) / self.step + 1e-9))
         ratios = [round(self.min_ratio + i * self.step, 6) for i in range(count + 1)]
         if self.target_fraction is not None:

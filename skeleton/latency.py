@@ -20,7 +20,6 @@ import copy
 import hashlib
 import json
 import os
-import platform
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -30,9 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from skeleton.architectures import ffn_layers, num_heads
+from skeleton.architectures import ffn_layers, intermediate_size, num_heads
 from skeleton.errors import SkeletonError
 from skeleton.progress import SILENT, Reporter
+from skeleton.quantization import cpu_name
 
 TABLE_FORMAT = "skeleton-latency/1"
 
@@ -45,16 +45,6 @@ def cache_dir() -> Path:
     """Where tables are kept: ``$SKELETON_CACHE/latency`` or ``~/.cache/skeleton/latency``."""
     root = os.environ.get("SKELETON_CACHE") or Path.home() / ".cache" / "skeleton"
     return Path(root) / "latency"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _interpolate(grid: list[int], value: float) -> tuple[int, int, float]:
@@ -248,7 +238,7 @@ def table_key(config, shapes: list[tuple[int, int]], heads: list[int], widths: l
 
     return {
         "format": TABLE_FORMAT,
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "threads": threads,
         "runtime": "onnxruntime int8 (dynamic, fused attention, per-channel)",
@@ -285,7 +275,7 @@ def measure_table(
     from skeleton.timing import time_alternating
 
     full_heads = num_heads(config)
-    full_width = ffn_layers_width(config)
+    full_width = intermediate_size(config)
     heads = heads or default_grid(full_heads, (1 / full_heads, 0.25, 0.5, 0.75, 1.0))
     widths = widths or default_grid(full_width, (1 / 16, 1 / 8, 0.25, 0.5, 0.75, 1.0))
     shapes = sorted({(int(b), int(t)) for b, t in shapes})
@@ -326,12 +316,6 @@ def measure_table(
         temporary.write_text(json.dumps(table.to_dict(), indent=1))
         temporary.replace(path)
     return table
-
-
-def ffn_layers_width(config) -> int:
-    from skeleton.architectures import get_architecture
-
-    return int(getattr(config, get_architecture(config.model_type).intermediate_size_attr))
 
 
 def cost_model(

@@ -137,13 +137,12 @@ def _layer_counts(scores: list[torch.Tensor], kept_ratio: float, round_to: int) 
     survivors = torch.zeros(flat.numel(), dtype=torch.bool)
     survivors[order[:total_keep]] = True
     counts = [int(part.sum()) for part in survivors.split([len(s) for s in scores])]
-    step = max(1, round_to)
-    rounded = []
-    for count, scores_of_layer in zip(counts, scores, strict=True):
-        width = len(scores_of_layer)
-        value = int(round(count / step)) * step
-        rounded.append(min(width, max(step, value)))
-    return rounded
+    return _round_widths(counts, [len(s) for s in scores], max(1, round_to))
+
+
+def _round_widths(counts: list[int], full: list[int], step: int) -> list[int]:
+    """Each layer's count rounded to a multiple of ``step``, at least ``step``, at most its full width."""
+    return [min(f, max(step, int(round(c / step)) * step)) for c, f in zip(counts, full, strict=True)]
 
 
 def _top_indices(scores: torch.Tensor, count: int) -> list[int]:
@@ -200,10 +199,6 @@ class Costs(Protocol):
     def unit_costs(self) -> tuple[float, float]: ...
 
 
-def _round_widths(widths: np.ndarray, full: list[int], step: int) -> list[int]:
-    return [min(f, max(step, int(round(w / step)) * step)) for w, f in zip(widths.tolist(), full, strict=True)]
-
-
 def make_cost_plan(
     scores: NeuronScores,
     target_fraction: float,
@@ -257,7 +252,7 @@ def make_cost_plan(
 
     def kept(removed: int) -> tuple[list[int], list[int], list[bool]]:
         counts = totals - np.bincount(kinds[order[:removed]], minlength=len(totals))
-        widths = _round_widths(np.maximum(counts[:layers], round_to), widths_full, max(1, round_to))
+        widths = _round_widths(counts[:layers].tolist(), widths_full, max(1, round_to))
         heads = np.maximum(counts[layers : 2 * layers], 1).tolist() if prune_heads else list(heads_full)
         alive = (counts[-layers:] > 0).tolist() if prune_layers else [True] * layers
         if not any(alive):

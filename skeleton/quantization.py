@@ -63,6 +63,19 @@ def cpu_flags() -> set[str]:
     return set()
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what ``platform`` knows."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def has_vnni(flags: set[str] | None = None) -> bool:
     flags = cpu_flags() if flags is None else flags
     return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & flags)

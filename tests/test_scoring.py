@@ -102,14 +102,17 @@ def test_scores_round_trip(tmp_path, tokenizer, tokenizer_dir):
     classifier = tiny_classifier("bert", tokenizer, tokenizer_dir)
     split = encoded_rows(tokenizer, count=3)
     scores = get_scorer("attribution").score(
-        classifier, _one_batch(split, [0, 1, 2]), torch.device("cpu"), ("ffn", "ffn-out")
+        classifier, _one_batch(split, [0, 1, 2]), torch.device("cpu"), ("ffn", "ffn-out", "heads")
     )
     scores.save(tmp_path / "s.safetensors")
     loaded = NeuronScores.load(tmp_path / "s.safetensors")
     assert loaded.scorer == "attribution" and loaded.num_samples == 3
-    for a, b in zip(scores.ffn + scores.ffn_out, loaded.ffn + loaded.ffn_out, strict=True):
-        assert torch.equal(a, b)
+    for kind in NeuronScores.LAYERED:
+        for a, b in zip(getattr(scores, kind), getattr(loaded, kind), strict=True):
+            assert torch.equal(a, b)
+    assert torch.equal(scores.prompt, loaded.prompt)
     assert NeuronScores.from_dict(scores.to_dict()).ffn[1].tolist() == scores.ffn[1].tolist()
+    assert torch.equal(NeuronScores.from_dict(scores.to_dict()).heads[0], scores.heads[0])
 
 
 @pytest.mark.parametrize("model_type", ["bert", "distilbert"])
@@ -149,17 +152,3 @@ def test_head_scores_are_the_gradient_of_a_head_mask_by_hand(model_type, tokeniz
     torch.testing.assert_close(gradient.heads[layer_index], sum(mask_grads).float() / 3, rtol=1e-4, atol=1e-7)
     torch.testing.assert_close(attribution.heads[layer_index], sum(per_token).float() / 3, rtol=1e-4, atol=1e-7)
     assert attribution.prompt.shape == (classifier.num_virtual_tokens,)
-
-
-def test_head_and_prompt_scores_round_trip(tmp_path, tokenizer, tokenizer_dir):
-    classifier = tiny_classifier("bert", tokenizer, tokenizer_dir)
-    split = encoded_rows(tokenizer, count=3)
-    scores = get_scorer("attribution").score(
-        classifier, _one_batch(split, [0, 1, 2]), torch.device("cpu"), ("ffn", "heads")
-    )
-    scores.save(tmp_path / "s.safetensors")
-    loaded = NeuronScores.load(tmp_path / "s.safetensors")
-    for a, b in zip(scores.heads + scores.mean_head_context, loaded.heads + loaded.mean_head_context, strict=True):
-        assert torch.equal(a, b)
-    assert torch.equal(scores.prompt, loaded.prompt)
-    assert torch.equal(NeuronScores.from_dict(scores.to_dict()).heads[0], scores.heads[0])

@@ -83,7 +83,8 @@ def test_confidence_rejects_a_drop_within_the_margin_but_not_surely_so():
 
 
 def test_a_target_speedup_bounds_the_grid_by_its_latency_fraction():
-    config = SearchConfig(target_speedup=2.0)
+    assert SearchConfig(target_speedup=2.0).grid() == [0.5]  # alone: the target's one trial
+    config = SearchConfig(target_speedup=2.0, within_margin=True)
     grid = config.grid()
     assert grid[-1] == 0.5 and all(r < 0.5 for r in grid[:-1]) and grid[0] == 0.05
     with pytest.raises(ValueError, match="target_speedup must exceed 1"):
