@@ -78,6 +78,25 @@ Template = Annotated[
     bool, typer.Option(help="Wrap texts in the task's instruction template (always on for --head mlm).")
 ]
 Epochs = Annotated[float, typer.Option(help="Training epochs (early stopping may end sooner).")]
+Steps = Annotated[
+    int | None,
+    typer.Option(help="Training budget in optimiser steps instead of epochs (small data sets need more passes)."),
+]
+HeadInit = Annotated[
+    str,
+    typer.Option(help="Start the cls head 'random' or as a 'probe' (logistic regression on the prompted features)."),
+]
+ValidationRows = Annotated[
+    str | None,
+    typer.Option(
+        help="Validation rows: 'all' held-out rows, or 'whole' rows no other row contains (their phrases leave "
+        "training) [default: the task's: whole for sst2, all otherwise]."
+    ),
+]
+ValidationMinWords = Annotated[int, typer.Option(help="Validation rows need at least N words in every text field.")]
+ValidationFile = Annotated[
+    str | None, typer.Option(help="Validate on this TSV (the task's columns) instead of a hold-out of train.")
+]
 BatchSize = Annotated[int, typer.Option(help="Training batch size.")]
 Lr = Annotated[float, typer.Option(help="Learning rate of the soft prompt.")]
 HeadLr = Annotated[float, typer.Option(help="Learning rate of the cls head.")]
@@ -99,6 +118,9 @@ def _stage_configs(options: dict):
         train_samples=o["train_samples"],
         validation_samples=o["validation_samples"],
         test_samples=o["test_samples"],
+        validation_rows=o["validation_rows"],
+        validation_min_words=o["validation_min_words"],
+        validation_file=o["validation_file"],
         seed=o["seed"],
     )
     model = ModelConfig(
@@ -111,6 +133,8 @@ def _stage_configs(options: dict):
     )
     train = TrainConfig(
         epochs=o["epochs"],
+        steps=o["steps"],
+        head_init=o["head_init"],
         batch_size=o["batch_size"],
         lr=o["lr"],
         head_lr=o["head_lr"],
@@ -133,12 +157,17 @@ def tune(
     train_samples: TrainSamples = DataConfig.train_samples,
     validation_samples: ValidationSamples = DataConfig.validation_samples,
     test_samples: TestSamples = DataConfig.test_samples,
+    validation_rows: ValidationRows = DataConfig.validation_rows,
+    validation_min_words: ValidationMinWords = DataConfig.validation_min_words,
+    validation_file: ValidationFile = DataConfig.validation_file,
     head: Head = ModelConfig.head,
     prompt_tokens: PromptTokens = ModelConfig.num_virtual_tokens,
     prompt_init: PromptInit = ModelConfig.prompt_init,
     max_length: MaxLength = ModelConfig.max_length,
     template: Template = ModelConfig.use_template,
     epochs: Epochs = TrainConfig.epochs,
+    steps: Steps = TrainConfig.steps,
+    head_init: HeadInit = TrainConfig.head_init,
     batch_size: BatchSize = TrainConfig.batch_size,
     lr: Lr = TrainConfig.lr,
     head_lr: HeadLr = TrainConfig.head_lr,
@@ -177,12 +206,17 @@ def compress(
     train_samples: TrainSamples = DataConfig.train_samples,
     validation_samples: ValidationSamples = DataConfig.validation_samples,
     test_samples: TestSamples = DataConfig.test_samples,
+    validation_rows: ValidationRows = DataConfig.validation_rows,
+    validation_min_words: ValidationMinWords = DataConfig.validation_min_words,
+    validation_file: ValidationFile = DataConfig.validation_file,
     head: Head = ModelConfig.head,
     prompt_tokens: PromptTokens = ModelConfig.num_virtual_tokens,
     prompt_init: PromptInit = ModelConfig.prompt_init,
     max_length: MaxLength = ModelConfig.max_length,
     template: Template = ModelConfig.use_template,
     epochs: Epochs = TrainConfig.epochs,
+    steps: Steps = TrainConfig.steps,
+    head_init: HeadInit = TrainConfig.head_init,
     batch_size: BatchSize = TrainConfig.batch_size,
     lr: Lr = TrainConfig.lr,
     head_lr: HeadLr = TrainConfig.head_lr,
@@ -190,6 +224,9 @@ def compress(
     condense_epochs: Annotated[
         float, typer.Option(help="Epochs of knowledge condensation per search trial.")
     ] = CONDENSE.epochs,
+    condense_steps: Annotated[
+        int | None, typer.Option(help="Condensation budget in optimiser steps instead of epochs.")
+    ] = CONDENSE.steps,
     condense_samples: Annotated[
         int | None, typer.Option(help="Training rows used by each condensation (default: all).")
     ] = CONDENSE.max_samples,
@@ -271,6 +308,7 @@ def compress(
     data, model_config, train = _stage_configs(locals())
     condense = TrainConfig(
         epochs=condense_epochs,
+        steps=condense_steps,
         batch_size=batch_size,
         lr=lr,
         head_lr=head_lr,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+VALIDATION_ROWS = ("all", "whole")
+
 
 @dataclass
 class DataConfig:
@@ -23,6 +25,14 @@ class DataConfig:
         validation_samples: subsample the held-out validation split to this many rows.
         test_samples: subsample the test split (quick runs only; reports then say so).
         validation_fraction: the share of train held out as validation (0.1 in the paper).
+        validation_rows: which held-out rows may be validation rows: ``all``, or ``whole``: only rows
+            no other training row contains, and every training row a validation row contains leaves
+            training (SST-2's train split holds its sentences and every phrase cut from them: its
+            validation would otherwise be 43% short phrases, and their sentences' phrases would be
+            trained on). ``None``: the task's own setting (``whole`` for sst2, else ``all``).
+        validation_min_words: validation rows need at least this many words in every text field.
+        validation_file: a TSV of the task's columns to validate on instead of a hold-out (the whole
+            train split then trains, less any row the validation rows contain).
         seed: seeds the hold-out and the subsampling.
     """
 
@@ -32,9 +42,18 @@ class DataConfig:
     validation_samples: int | None = 2000
     test_samples: int | None = None
     validation_fraction: float = 0.1
+    validation_rows: str | None = None
+    validation_min_words: int = 0
+    validation_file: str | None = None
     seed: int = 42
 
     def __post_init__(self) -> None:
+        if self.validation_rows not in (None, *VALIDATION_ROWS):
+            raise ValueError(
+                f"validation_rows must be one of {', '.join(VALIDATION_ROWS)}, got {self.validation_rows!r}"
+            )
+        if self.validation_min_words < 0:
+            raise ValueError(f"validation_min_words must be non-negative, got {self.validation_min_words}")
         for name in ("train_samples", "validation_samples", "test_samples"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -77,12 +96,17 @@ class ModelConfig:
         return asdict(self)
 
 
+HEAD_INITS = ("random", "probe")
+
+
 @dataclass
 class TrainConfig:
     """How the soft prompt (and the cls head) are trained; the backbone stays frozen.
 
     Attributes:
         epochs: passes over the training split (early stopping may end sooner).
+        steps: the budget in optimiser steps instead (overrides ``epochs``), so a small data set
+            gets as many updates as a large one; early stopping still ends it sooner.
         batch_size: training batch size.
         lr: AdamW learning rate of the soft prompt.
         head_lr: AdamW learning rate of the cls head.
@@ -94,9 +118,13 @@ class TrainConfig:
         seed: seeds shuffling and dropout.
         max_samples: train on a seeded subset of at most this many training rows (``None``: all).
         backbone_dropout: keep the frozen backbone's dropout active while training the prompt.
+        head_init: ``random``, or ``probe``: start the cls head from a logistic-regression probe fitted
+            on the pooled features of the prompted model (its L2 strength chosen on validation), so
+            training begins at least at the probe's accuracy (LP-FT, Kumar et al. 2022).
     """
 
     epochs: float = 1.0
+    steps: int | None = None
     batch_size: int = 32
     lr: float = 3e-2
     head_lr: float = 1e-2
@@ -108,10 +136,15 @@ class TrainConfig:
     seed: int = 42
     max_samples: int | None = None
     backbone_dropout: bool = False
+    head_init: str = "random"
 
     def __post_init__(self) -> None:
         if self.epochs <= 0:
             raise ValueError(f"epochs must be positive, got {self.epochs}")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be at least 1, got {self.steps}")
+        if self.head_init not in HEAD_INITS:
+            raise ValueError(f"head_init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
         for name in ("batch_size", "evals_per_epoch", "patience", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

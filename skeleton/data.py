@@ -2,12 +2,15 @@
 
 Splits follow the paper: a seeded 10% of the official train split is held out as the validation
 split (it drives early stopping and the pruning search); the official labelled dev/test split is
-the test split results are reported on.
+the test split results are reported on. Validation should look like what users send: where the train
+split holds phrases cut from its own sentences (SST-2), validation rows are whole sentences and their
+phrases leave training; ``validation_min_words`` and ``validation_file`` serve other data.
 """
 
 from __future__ import annotations
 
 import os
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +32,8 @@ class TaskData:
     validation: datasets.Dataset
     test: datasets.Dataset
     source: str
+    validation_source: str = "held-out"
+    dropped_from_train: int = 0
 
     def summary(self) -> dict[str, object]:
         return {
@@ -37,7 +42,59 @@ class TaskData:
             "train": len(self.train),
             "validation": len(self.validation),
             "test": len(self.test),
+            "validation_source": self.validation_source,
+            "dropped_from_train": self.dropped_from_train,
+            "mean_words": {
+                name: _mean_words(getattr(self, name), self.spec) for name in ("train", "validation", "test")
+            },
         }
+
+
+def _words(text: str) -> list[str]:
+    return text.lower().split()
+
+
+def _mean_words(split: datasets.Dataset, spec: TaskSpec) -> float:
+    counts = [
+        sum(len(_words(row[f])) for f in spec.text_fields) for row in split.select_columns(list(spec.text_fields))
+    ]
+    return round(sum(counts) / max(1, len(counts)), 2)
+
+
+def _spans(text: str, proper: bool) -> set[str]:
+    """Every contiguous word span of ``text`` (lower-cased), without the whole text when ``proper``."""
+    words = _words(text)
+    n = len(words)
+    return {" ".join(words[i:j]) for i in range(n) for j in range(i + 1, n + 1) if not (proper and j - i == n)}
+
+
+def _text(row: dict, spec: TaskSpec) -> str:
+    return row[spec.text_fields[0]]
+
+
+def _eligible(split: datasets.Dataset, spec: TaskSpec, rows: str, min_words: int) -> list[int]:
+    """Indices of the rows that may validate: ``min_words`` words in every text field, and with
+    ``rows == "whole"`` no other row containing them."""
+    texts = {f: split[f] for f in spec.text_fields}
+    keep = [i for i in range(len(split)) if all(len(_words(texts[f][i])) >= min_words for f in spec.text_fields)]
+    if rows == "whole":
+        inside = set().union(*(_spans(t, proper=True) for t in texts[spec.text_fields[0]]))
+        keep = [i for i in keep if " ".join(_words(texts[spec.text_fields[0]][i])) not in inside]
+    return keep
+
+
+def _without_contained(train: datasets.Dataset, validation: datasets.Dataset, spec: TaskSpec, rows: str):
+    """``train`` less its rows that repeat a validation row, or with ``rows == "whole"`` lie inside one."""
+    field = spec.text_fields[0]
+    if rows == "whole":
+        leaked = set().union(*(_spans(t, proper=False) for t in validation[field]))
+        keep = [i for i, t in enumerate(train[field]) if " ".join(_words(t)) not in leaked]
+    else:
+        seen = {tuple(" ".join(_words(row[f])) for f in spec.text_fields) for row in validation}
+        keep = [
+            i for i, row in enumerate(train) if tuple(" ".join(_words(row[f])) for f in spec.text_fields) not in seen
+        ]
+    return train.select(keep), len(train) - len(keep)
 
 
 def _resolve_local_dir(spec: TaskSpec, data_dir: str) -> Path:
@@ -144,6 +201,9 @@ def load_task_data(config: DataConfig) -> TaskData:
         ``TaskData`` whose splits have the task's canonical text columns and an integer ``label``.
     """
     spec = get_task(config.task)
+    rows = config.validation_rows or spec.validation_rows
+    if rows == "whole" and spec.is_pair:
+        raise SkeletonError(f"validation rows 'whole' need a single-text task; {spec.name} has text pairs")
     data_dir = config.data_dir or os.environ.get(DATA_DIR_ENV)
     if data_dir:
         full_train, test, source = _load_local(spec, data_dir)
@@ -156,8 +216,40 @@ def load_task_data(config: DataConfig) -> TaskData:
     labels = set(test["label"])
     if min(labels) < 0:  # the hub marks unlabelled test rows with -1
         raise SkeletonError(f"the test split of {spec.name} ({source}) is unlabelled")
-    held_out = full_train.train_test_split(test_size=config.validation_fraction, seed=config.seed)
-    train = _subsample(held_out["train"], config.train_samples, config.seed)
-    validation = _subsample(held_out["test"], config.validation_samples, config.seed)
+    train, validation, validation_source, dropped = _split_validation(full_train, spec, config, rows)
+    train = _subsample(train, config.train_samples, config.seed)
     test = _subsample(test, config.test_samples, config.seed)
-    return TaskData(spec=spec, train=train, validation=validation, test=test, source=source)
+    return TaskData(spec, train, validation, test, source, validation_source, dropped)
+
+
+def _split_validation(full_train: datasets.Dataset, spec: TaskSpec, config: DataConfig, rows: str):
+    """(train, validation, where validation came from, training rows dropped as validation text)."""
+    if config.validation_file:
+        path = Path(config.validation_file).expanduser()
+        if not path.is_file():
+            raise SkeletonError(f"validation file not found: {path}")
+        validation = _subsample(read_tsv(path, spec), config.validation_samples, config.seed)
+        train, dropped = _without_contained(full_train, validation, spec, rows)
+        return train, validation, str(path), dropped
+    if rows == "all" and config.validation_min_words == 0:  # the paper's hold-out
+        held_out = full_train.train_test_split(test_size=config.validation_fraction, seed=config.seed)
+        validation = _subsample(held_out["test"], config.validation_samples, config.seed)
+        return held_out["train"], validation, "held-out", 0
+    eligible = _eligible(full_train, spec, rows, config.validation_min_words)
+    count = min(len(eligible), max(1, round(config.validation_fraction * len(full_train))))
+    count = min(count, config.validation_samples or count)
+    if not eligible or count >= len(full_train):
+        raise SkeletonError(
+            f"no training rows of {spec.name} qualify as validation rows ({rows} rows, at least "
+            f"{config.validation_min_words} words); lower --validation-min-words or pass --validation-file"
+        )
+    rng = random.Random(config.seed)
+    chosen = sorted(rng.sample(eligible, count))
+    validation = full_train.select(chosen)
+    chosen_set = set(chosen)
+    rest = full_train.select([i for i in range(len(full_train)) if i not in chosen_set])
+    train, dropped = _without_contained(rest, validation, spec, rows)
+    source = f"held-out {rows} rows" + (
+        f" of at least {config.validation_min_words} words" if config.validation_min_words else ""
+    )
+    return train, validation, source, dropped

@@ -28,6 +28,8 @@ class TaskSpec:
         local_test: candidate file names of the labelled test split, first found wins.
         local_columns: local TSV header -> canonical column (files may use GLUE or original headers).
         metrics: metrics reported besides accuracy (``f1`` for the positive class).
+        validation_rows: the default of ``DataConfig.validation_rows``: ``whole`` when the train
+            split holds phrases cut from its own sentences (SST-2), so that validation is sentences.
     """
 
     name: str
@@ -43,6 +45,7 @@ class TaskSpec:
     local_test: tuple[str, ...] = ("dev.tsv", "test.tsv", "validation.tsv")
     local_columns: dict[str, str] = field(default_factory=dict)
     metrics: tuple[str, ...] = ()
+    validation_rows: str = "all"
 
     @property
     def num_labels(self) -> int:
@@ -65,6 +68,7 @@ TASKS: dict[str, TaskSpec] = {
         hub_columns={"sentence": "text", "label": "label"},
         hub_test_split="validation",
         local_columns={"sentence": "text", "label": "label"},
+        validation_rows="whole",
     ),
     "mrpc": TaskSpec(
         name="mrpc",

@@ -8,7 +8,7 @@ from skeleton.tasks import TASKS, get_task
 
 
 def test_split_sizes_follow_the_paper(sst2_dir):
-    data = load_task_data(DataConfig("sst2", str(sst2_dir)))
+    data = load_task_data(DataConfig("sst2", str(sst2_dir), validation_rows="all"))
     assert (len(data.train), len(data.validation), len(data.test)) == (270, 30, 60)
     assert set(data.train.column_names) == {"text", "label"}
 
@@ -92,13 +92,74 @@ def test_config_rejects_nonsense():
         DataConfig(validation_fraction=1.5)
 
 
+def write_phrase_bank(directory: Path) -> Path:
+    """An SST-2-like train split: ten sentences, each also cut into phrases (as SST-2 ships them)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(10):
+        words = [f"{word}{i}" for word in "the film was truly wonderful to watch tonight".split()]
+        rows.append(" ".join(words))
+        rows += [" ".join(words[a:b]) for a, b in ((0, 4), (4, 8), (5, 7), (1, 3))]
+    lines = ["sentence\tlabel"] + [f"{row}\t{i % 2}" for i, row in enumerate(rows)] + ["a lone phrase\t1"]
+    (directory / "train.tsv").write_text("\n".join(lines) + "\n")
+    (directory / "dev.tsv").write_text("sentence\tlabel\nsome test sentence\t1\n")
+    return directory
+
+
+def test_whole_row_validation_takes_sentences_and_drops_their_phrases_from_training(tmp_path):
+    folder = write_phrase_bank(tmp_path / "sst2")
+    data = load_task_data(DataConfig("sst2", str(folder), validation_fraction=0.1))  # the task's default: whole
+    sentences = {
+        " ".join(f"{w}{i}" for w in "the film was truly wonderful to watch tonight".split()) for i in range(10)
+    }
+    sentences.add("a lone phrase")
+    validation = list(data.validation["text"])
+    assert len(validation) == 5 and set(validation) <= sentences  # 10% of 51 rows, only whole rows
+    for row in data.train["text"]:
+        assert not any(row in sentence for sentence in validation)  # nothing of a validation row is trained on
+    assert data.dropped_from_train == 4 * len([v for v in validation if v != "a lone phrase"])
+    assert len(data.train) + len(validation) + data.dropped_from_train == 51
+    again = load_task_data(DataConfig("sst2", str(folder)))
+    assert list(again.validation["text"]) == validation
+    # 'all' is the paper's plain hold-out, phrases and all
+    plain = load_task_data(DataConfig("sst2", str(folder), validation_rows="all"))
+    assert len(plain.train) + len(plain.validation) == 51 and plain.dropped_from_train == 0
+
+
+def test_validation_min_words_and_validation_file(tmp_path):
+    folder = write_phrase_bank(tmp_path / "sst2")
+    long_rows = load_task_data(DataConfig("sst2", str(folder), validation_rows="all", validation_min_words=4))
+    assert len(long_rows.validation) == 5 and all(len(t.split()) >= 4 for t in long_rows.validation["text"])
+    with pytest.raises(SkeletonError, match="no training rows of sst2 qualify"):
+        load_task_data(DataConfig("sst2", str(folder), validation_min_words=50))
+    mine = "the3 film3 was3 truly3 wonderful3 to3 watch3 tonight3"
+    (tmp_path / "mine.tsv").write_text(f"sentence\tlabel\n{mine}\t0\n")
+    own = load_task_data(DataConfig("sst2", str(folder), validation_file=str(tmp_path / "mine.tsv")))
+    assert list(own.validation["text"]) == [mine]
+    assert own.validation_source.endswith("mine.tsv") and own.dropped_from_train == 5  # the sentence and 4 phrases
+    assert len(own.train) == 46
+    with pytest.raises(SkeletonError, match="validation file not found"):
+        load_task_data(DataConfig("sst2", str(folder), validation_file=str(tmp_path / "missing.tsv")))
+    with pytest.raises(SkeletonError, match="need a single-text task"):
+        load_task_data(DataConfig("mrpc", str(folder), validation_rows="whole"))
+    with pytest.raises(ValueError, match="validation_rows"):
+        DataConfig(validation_rows="sentences")
+
+
 @pytest.mark.slow
 def test_real_sst2_and_mrpc_load():
     root = Path(__file__).resolve().parents[2] / "shared" / "data"
     if not root.is_dir():
         pytest.skip("../shared/data is not beside this checkout")
-    sst2 = load_task_data(DataConfig("sst2", str(root), train_samples=None, validation_samples=None))
+    sst2 = load_task_data(
+        DataConfig("sst2", str(root), train_samples=None, validation_samples=None, validation_rows="all")
+    )
     assert len(sst2.test) == 872 and len(sst2.train) + len(sst2.validation) == 67349
+    # by default SST-2 validates on whole sentences, as long as the test split's, their phrases untrained
+    whole = load_task_data(DataConfig("sst2", str(root), train_samples=None))
+    assert len(whole.validation) == 2000 and len(whole.train) + 2000 + whole.dropped_from_train == 67349
+    words = whole.summary()["mean_words"]
+    assert words["validation"] > 17 and abs(words["validation"] - words["test"]) < 2 and words["train"] < 12
     # the defaults (the command line's too) subsample train and validation
     default = load_task_data(DataConfig("sst2", str(root)))
     assert (len(default.train), len(default.validation), len(default.test)) == (20000, 2000, 872)
