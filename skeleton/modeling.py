@@ -107,11 +107,15 @@ class MeanPoolHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden_size, num_labels)
 
+    @staticmethod
+    def pool(hidden: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        """hidden (batch, tokens, hidden) of the text positions; text_mask (batch, tokens) -> (batch, hidden)."""
+        weights = text_mask.unsqueeze(-1).to(hidden.dtype)  # (batch, tokens, 1)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
     def forward(self, hidden: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
         """hidden (batch, tokens, hidden) of the text positions; text_mask (batch, tokens) -> (batch, labels)."""
-        weights = text_mask.unsqueeze(-1).to(hidden.dtype)  # (batch, tokens, 1)
-        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (batch, hidden)
-        return self.classifier(self.dropout(pooled))
+        return self.classifier(self.dropout(self.pool(hidden, text_mask)))
 
 
 @dataclass

@@ -94,7 +94,7 @@ def train_prompt(
         groups.append({"params": head_params, "lr": config.head_lr, "weight_decay": config.weight_decay})
     optimizer = torch.optim.AdamW(groups)
     steps_per_epoch = num_batches(train, config.batch_size)
-    total_steps = max(1, math.ceil(config.epochs * steps_per_epoch))
+    total_steps = config.steps or max(1, math.ceil(config.epochs * steps_per_epoch))
     warmup = int(config.warmup_ratio * total_steps)
 
     def schedule(step: int) -> float:
@@ -106,6 +106,8 @@ def train_prompt(
     eval_every = max(1, steps_per_epoch // config.evals_per_epoch)
     loss_fn = nn.CrossEntropyLoss()
     history: list[dict] = []
+    if config.head_init == "probe" and classifier.head is not None:
+        history.append(fit_probe_head(classifier, train, validation, device, config, pad_token_id, reporter))
     best_accuracy, best_predictions = _validate(classifier, validation, device, config, pad_token_id)
     best_state = _trainable_state(classifier)
     history.append({"step": 0, "validation_accuracy": best_accuracy})
@@ -164,6 +166,77 @@ def train_prompt(
     classifier.eval()
     seconds = time.perf_counter() - started
     return TrainResult(best_accuracy, step, seconds, copy.deepcopy(history), best_predictions)
+
+
+PROBE_ROWS = 4096  # training rows the probe is fitted on: enough for a linear map of a few hundred features
+PROBE_C = (0.01, 0.1, 1.0, 10.0)  # inverse L2 strengths tried, as scikit-learn's C
+
+
+@torch.no_grad()
+def pooled_features(
+    classifier: PromptedClassifier, split: EncodedSplit, device: torch.device, batch_size: int, pad_token_id: int
+) -> torch.Tensor:
+    """(rows, hidden) what the cls head reads: the prompted model's pooled text positions, in row order."""
+    classifier.eval()
+    features = torch.zeros(len(split), classifier.head.classifier.in_features)
+    for batch in iterate_batches(split, batch_size, pad_token_id, shuffle=False):
+        batch = batch.to(device)
+        hidden, _ = classifier.encode(**batch.inputs())
+        num_prompt = hidden.shape[1] - batch.input_ids.shape[1]
+        features[batch.indices] = classifier.head.pool(hidden[:, num_prompt:], batch.attention_mask).float().cpu()
+    return features
+
+
+def fit_logistic(features: torch.Tensor, labels: torch.Tensor, num_labels: int, c: float) -> nn.Linear:
+    """Multinomial logistic regression with scikit-learn's objective (C x summed cross-entropy + half
+    the squared weight norm, bias unpenalised), solved with L-BFGS."""
+    torch.manual_seed(0)
+    linear = nn.Linear(features.shape[1], num_labels).double()
+    nn.init.zeros_(linear.weight)
+    nn.init.zeros_(linear.bias)
+    x, y = features.double(), labels
+    optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(linear(x), y, reduction="sum") * c + 0.5 * linear.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return linear.float()
+
+
+def fit_probe_head(
+    classifier: PromptedClassifier,
+    train: EncodedSplit,
+    validation: EncodedSplit,
+    device: torch.device,
+    config: TrainConfig,
+    pad_token_id: int,
+    reporter: Reporter = SILENT,
+) -> dict:
+    """Start the cls head from the best logistic-regression probe (by validation accuracy) on the
+    pooled features of at most ``PROBE_ROWS`` training rows; returns what was fitted, for the history."""
+    reporter.message(f"fitting the head as a linear probe on {min(len(train), PROBE_ROWS)} training rows")
+    if len(train) > PROBE_ROWS:
+        generator = torch.Generator().manual_seed(config.seed)
+        train = train.select(torch.randperm(len(train), generator=generator)[:PROBE_ROWS].tolist())
+    fit_x = pooled_features(classifier, train, device, config.eval_batch_size, pad_token_id)
+    val_x = pooled_features(classifier, validation, device, config.eval_batch_size, pad_token_id)
+    fit_y, val_y = torch.tensor(train.labels), torch.tensor(validation.labels)
+    best = None
+    for c in PROBE_C:
+        linear = fit_logistic(fit_x, fit_y, classifier.head_config.num_labels, c)
+        with torch.no_grad():
+            accuracy = 100.0 * (linear(val_x).argmax(-1) == val_y).float().mean().item()
+        if best is None or accuracy > best[0]:
+            best = (accuracy, c, linear)
+    accuracy, c, linear = best
+    with torch.no_grad():
+        classifier.head.classifier.weight.copy_(linear.weight)
+        classifier.head.classifier.bias.copy_(linear.bias)
+    return {"step": 0, "probe_c": c, "probe_validation_accuracy": accuracy}
 
 
 def train_on(

@@ -42,7 +42,7 @@ def test_prompt_is_prepended_to_the_word_embeddings(tokenizer, tokenizer_dir):
 def test_training_learns_a_keyword_task_and_restores_the_best_state(tmp_path, tiny_bert_dir, sst2_dir):
     # without the template: a 32-dim random model separates the bare keyword sentences reliably
     model_config = ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4, use_template=False)
-    workspace = Workspace(DataConfig("sst2", str(sst2_dir)), model_config)
+    workspace = Workspace(DataConfig("sst2", str(sst2_dir), validation_rows="all"), model_config)
     classifier = workspace.new_classifier()
     config = TrainConfig(epochs=8, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=1, patience=8)
     result = train_prompt(classifier, workspace.train, workspace.validation, config, torch.device("cpu"))
@@ -119,7 +119,54 @@ def test_bad_model_inputs(tmp_path, sst2_dir):
         Workspace(DataConfig("sst2", str(sst2_dir)), ModelConfig(model=str(gpt)))
 
 
+def test_a_step_budget_replaces_epochs(tiny_bert_dir, sst2_dir):
+    """A small data set gets the updates it is given in steps: 7 steps over 3 batches an epoch."""
+    model_config = ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4)
+    workspace = Workspace(DataConfig("sst2", str(sst2_dir), train_samples=40), model_config)
+    config = TrainConfig(steps=7, epochs=0.1, batch_size=16, evals_per_epoch=1, patience=99)
+    result = train_prompt(
+        workspace.new_classifier(), workspace.train, workspace.validation, config, torch.device("cpu")
+    )
+    assert result.steps == 7
+    # an evaluation at every epoch end (every 3 steps) and at the last step
+    assert [entry["step"] for entry in result.history] == [0, 3, 6, 7]
+
+
+def test_logistic_fit_matches_the_closed_form_separation():
+    """The probe solver finds a planted direction: label = sign of feature 0, the rest noise."""
+    from skeleton.tuning import fit_logistic
+
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(400, 8, generator=generator)
+    labels = (features[:, 0] > 0).long()
+    linear = fit_logistic(features, labels, 2, c=10.0)
+    direction = linear.weight[1] - linear.weight[0]
+    assert direction[0] > 5 * direction[1:].abs().max()
+    assert (linear(features).argmax(-1) == labels).float().mean() > 0.97
+    # a strong penalty (small C) shrinks the weights towards zero
+    assert linear.weight.norm() > fit_logistic(features, labels, 2, c=0.001).weight.norm() * 5
+
+
+def test_a_probe_head_starts_training_at_the_probe(tiny_bert_dir, sst2_dir):
+    """With head_init probe, the state before the first step is the probe, chosen on validation."""
+    model_config = ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4, use_template=False)
+    workspace = Workspace(DataConfig("sst2", str(sst2_dir), validation_rows="all"), model_config)
+    config = TrainConfig(steps=1, batch_size=16, head_init="probe", lr=1e-9, head_lr=1e-9)
+    classifier = workspace.new_classifier()
+    random_start = evaluate(classifier, workspace.validation, torch.device("cpu"))["accuracy"]
+    result = train_prompt(classifier, workspace.train, workspace.validation, config, torch.device("cpu"))
+    probe, start = result.history[0], result.history[1]
+    assert probe["probe_c"] in (0.01, 0.1, 1.0, 10.0)
+    assert start["validation_accuracy"] == pytest.approx(probe["probe_validation_accuracy"], abs=1e-4)
+    # the keyword task is linearly separable in the pooled features: the probe beats a random head
+    assert start["validation_accuracy"] >= 80 > random_start
+
+
 def test_train_config_checks_fields():
+    with pytest.raises(ValueError, match="head_init"):
+        TrainConfig(head_init="zeros")
+    with pytest.raises(ValueError, match="steps"):
+        TrainConfig(steps=0)
     with pytest.raises(ValueError, match="epochs"):
         TrainConfig(epochs=0)
     with pytest.raises(ValueError, match="batch_size"):
