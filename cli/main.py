@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,10 +23,8 @@ from skeleton.config import (
     SearchConfig,
     TrainConfig,
     TuneConfig,
-    default_condense_config,
+    task_train_config,
 )
-
-CONDENSE = default_condense_config()
 
 app = typer.Typer(
     name="skeleton",
@@ -77,14 +76,18 @@ MaxLength = Annotated[int, typer.Option(help="Longest text in tokens; longer tex
 Template = Annotated[
     bool, typer.Option(help="Wrap texts in the task's instruction template (always on for --head mlm).")
 ]
-Epochs = Annotated[float, typer.Option(help="Training epochs (early stopping may end sooner).")]
+# training options default to the task's recipe (skeleton.tasks; 1 epoch, batch 32... for most tasks)
+RECIPE = " [default: the task's recipe, see 'skeleton tasks']"
+Epochs = Annotated[float | None, typer.Option(help="Training epochs (early stopping may end sooner)." + RECIPE)]
 Steps = Annotated[
     int | None,
-    typer.Option(help="Training budget in optimiser steps instead of epochs (small data sets need more passes)."),
+    typer.Option(help="Training budget in optimiser steps instead of epochs (small data sets need more)." + RECIPE),
 ]
 HeadInit = Annotated[
-    str,
-    typer.Option(help="Start the cls head 'random' or as a 'probe' (logistic regression on the prompted features)."),
+    str | None,
+    typer.Option(
+        help="Start the cls head 'random' or as a 'probe' (logistic regression on the prompted features)." + RECIPE
+    ),
 ]
 ValidationRows = Annotated[
     str | None,
@@ -97,10 +100,12 @@ ValidationMinWords = Annotated[int, typer.Option(help="Validation rows need at l
 ValidationFile = Annotated[
     str | None, typer.Option(help="Validate on this TSV (the task's columns) instead of a hold-out of train.")
 ]
-BatchSize = Annotated[int, typer.Option(help="Training batch size.")]
-Lr = Annotated[float, typer.Option(help="Learning rate of the soft prompt.")]
-HeadLr = Annotated[float, typer.Option(help="Learning rate of the cls head.")]
-Patience = Annotated[int, typer.Option(help="Stop after this many validation passes without improvement.")]
+BatchSize = Annotated[int | None, typer.Option(help="Training batch size." + RECIPE)]
+Lr = Annotated[float | None, typer.Option(help="Learning rate of the soft prompt." + RECIPE)]
+HeadLr = Annotated[float | None, typer.Option(help="Learning rate of the cls head." + RECIPE)]
+Patience = Annotated[
+    int | None, typer.Option(help="Stop after this many validation passes without improvement." + RECIPE)
+]
 Seed = Annotated[int, typer.Option(help="Seeds the hold-out split, sampling, initialisation and shuffling.")]
 Device = Annotated[str, typer.Option(help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N.")]
 Output = Annotated[str | None, typer.Option(help="Output directory (default under exported_models/).")]
@@ -131,17 +136,17 @@ def _stage_configs(options: dict):
         max_length=o["max_length"],
         use_template=o["template"],
     )
-    train = TrainConfig(
-        epochs=o["epochs"],
-        steps=o["steps"],
-        head_init=o["head_init"],
-        batch_size=o["batch_size"],
-        lr=o["lr"],
-        head_lr=o["head_lr"],
-        patience=o["patience"],
-        seed=o["seed"],
-    )
+    names = ("epochs", "steps", "head_init", "batch_size", "lr", "head_lr", "patience", "seed")
+    train = train_config(o["task"], "tune", {name: o[name] for name in names})
     return data, model, train
+
+
+def train_config(task: str, stage: str, given: dict) -> TrainConfig:
+    """The task's recipe for ``stage`` with the options given (``None`` = not given) on top."""
+    given = {name: value for name, value in given.items() if value is not None}
+    if "epochs" in given and "steps" not in given:
+        given["steps"] = None  # epochs asked for replace the recipe's step budget
+    return replace(task_train_config(task, stage), **given)
 
 
 def _metrics_text(metrics: dict) -> str:
@@ -165,13 +170,13 @@ def tune(
     prompt_init: PromptInit = ModelConfig.prompt_init,
     max_length: MaxLength = ModelConfig.max_length,
     template: Template = ModelConfig.use_template,
-    epochs: Epochs = TrainConfig.epochs,
-    steps: Steps = TrainConfig.steps,
-    head_init: HeadInit = TrainConfig.head_init,
-    batch_size: BatchSize = TrainConfig.batch_size,
-    lr: Lr = TrainConfig.lr,
-    head_lr: HeadLr = TrainConfig.head_lr,
-    patience: Patience = TrainConfig.patience,
+    epochs: Epochs = None,
+    steps: Steps = None,
+    head_init: HeadInit = None,
+    batch_size: BatchSize = None,
+    lr: Lr = None,
+    head_lr: HeadLr = None,
+    patience: Patience = None,
     seed: Seed = DataConfig.seed,
     device: Device = TuneConfig.device,
     output: Output = None,
@@ -214,22 +219,22 @@ def compress(
     prompt_init: PromptInit = ModelConfig.prompt_init,
     max_length: MaxLength = ModelConfig.max_length,
     template: Template = ModelConfig.use_template,
-    epochs: Epochs = TrainConfig.epochs,
-    steps: Steps = TrainConfig.steps,
-    head_init: HeadInit = TrainConfig.head_init,
-    batch_size: BatchSize = TrainConfig.batch_size,
-    lr: Lr = TrainConfig.lr,
-    head_lr: HeadLr = TrainConfig.head_lr,
-    patience: Patience = TrainConfig.patience,
+    epochs: Epochs = None,
+    steps: Steps = None,
+    head_init: HeadInit = None,
+    batch_size: BatchSize = None,
+    lr: Lr = None,
+    head_lr: HeadLr = None,
+    patience: Patience = None,
     condense_epochs: Annotated[
-        float, typer.Option(help="Epochs of knowledge condensation per search trial.")
-    ] = CONDENSE.epochs,
+        float | None, typer.Option(help="Epochs of knowledge condensation per search trial." + RECIPE)
+    ] = None,
     condense_steps: Annotated[
-        int | None, typer.Option(help="Condensation budget in optimiser steps instead of epochs.")
-    ] = CONDENSE.steps,
+        int | None, typer.Option(help="Condensation budget in optimiser steps instead of epochs." + RECIPE)
+    ] = None,
     condense_samples: Annotated[
         int | None, typer.Option(help="Training rows used by each condensation (default: all).")
-    ] = CONDENSE.max_samples,
+    ] = None,
     prompt: Annotated[
         str | None, typer.Option(help="Reuse a prompt saved by 'skeleton tune' instead of step 1.")
     ] = None,
@@ -285,8 +290,8 @@ def compress(
         ),
     ] = SearchConfig.confidence,
     fast_search: Annotated[
-        bool, typer.Option(help="Judge trials without condensing; condense only the chosen ratio.")
-    ] = CompressConfig.fast_search,
+        bool | None, typer.Option(help="Judge trials without condensing; condense only the chosen ratio." + RECIPE)
+    ] = None,
     bias_compensation: Annotated[
         bool, typer.Option(help="Fold removed neurons' mean contribution into the FFN bias.")
     ] = CompressConfig.bias_compensation,
@@ -306,16 +311,18 @@ def compress(
     from skeleton.progress import Reporter
 
     data, model_config, train = _stage_configs(locals())
-    condense = TrainConfig(
-        epochs=condense_epochs,
-        steps=condense_steps,
-        batch_size=batch_size,
-        lr=lr,
-        head_lr=head_lr,
-        patience=CONDENSE.patience,
-        evals_per_epoch=CONDENSE.evals_per_epoch,
-        seed=seed,
-        max_samples=condense_samples,
+    condense = train_config(
+        task,
+        "condense",
+        dict(
+            epochs=condense_epochs,
+            steps=condense_steps,
+            max_samples=condense_samples,
+            batch_size=batch_size,
+            lr=lr,
+            head_lr=head_lr,
+            seed=seed,
+        ),
     )
     config = CompressConfig(
         data=data,
@@ -621,10 +628,16 @@ def tasks() -> None:
     from skeleton.tasks import TASKS
 
     table = Table(title="tasks")
-    for column in ("task", "texts", "labels", "template"):
-        table.add_column(column)
+    for column in ("task", "texts", "labels", "template", "recipe"):
+        table.add_column(column, overflow="fold")
     for spec in TASKS.values():
-        table.add_row(spec.name, ", ".join(spec.text_fields), ", ".join(spec.label_names), spec.template)
+        recipe = [f"{k}={v}" for k, v in spec.tune.items()]
+        recipe += [f"condense {k}={v}" for k, v in spec.condense.items()]
+        recipe += ["fast-search"] * spec.fast_search + [f"validation-rows={spec.validation_rows}"] * (
+            spec.validation_rows != "all"
+        )
+        row = (", ".join(spec.text_fields), ", ".join(spec.label_names), spec.template, ", ".join(recipe) or "-")
+        table.add_row(spec.name, *row)
     out.print(table)
 
 

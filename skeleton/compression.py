@@ -289,9 +289,11 @@ def _search(config: CompressConfig, run_trial, baseline: float, record, previous
 def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressResult:
     """Run the four steps and save the slim model, its prompt and a report; see the module docstring."""
     started = time.perf_counter()
+    config = config.resolved()
     device = resolve_device(config.device)
     reporter.message(f"loading {config.data.task} and {config.model.model} (device {device})")
     workspace = Workspace(config.data, config.model)
+    reporter.message(workspace.data.describe())
     output = Path(
         config.output or Path("exported_models") / f"{workspace.spec.name}-{model_slug(workspace.model_path)}"
     )
@@ -303,8 +305,9 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
         weak_prior = workspace.prior_problem(prior["validation"]["accuracy"], config.min_gain)
         if weak_prior and not config.allow_weak_prior:
             raise WeakPriorError(
-                f"{weak_prior}. Try more steps (--epochs), a longer prompt (--prompt-tokens), another head or "
-                "model; the tuned prompt is kept, so --resume --allow-weak-prior goes on from it"
+                f"{weak_prior}. Try more steps (--steps), a probe-started head (--head-init probe), a longer "
+                "prompt (--prompt-tokens), another head or model; the tuned prompt is kept, so "
+                "--resume --allow-weak-prior goes on from it"
             )
         if weak_prior:
             reporter.message(f"warning: {weak_prior}; going on (--allow-weak-prior)")

@@ -8,7 +8,7 @@ experiment. Cross-field checks in ``__post_init__`` raise a ``ValueError`` namin
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 VALIDATION_ROWS = ("all", "whole")
 
@@ -234,12 +234,21 @@ def default_condense_config() -> TrainConfig:
     return TrainConfig(epochs=1.0, evals_per_epoch=2, patience=2)
 
 
+def task_train_config(task: str, stage: str = "tune") -> TrainConfig:
+    """The settings of ``stage`` (``tune`` or ``condense``) for ``task``: the defaults with the task's recipe."""
+    from skeleton.tasks import get_task
+
+    base = TrainConfig() if stage == "tune" else default_condense_config()
+    return replace(base, **getattr(get_task(task), stage))
+
+
 @dataclass
 class TuneConfig:
     """``skeleton tune``: prompt-tune a frozen model on a task and save the prompt.
 
     Attributes:
-        data, model, train: the stage settings.
+        data, model, train: the stage settings; ``train=None`` takes the task's recipe
+            (``task_train_config``).
         output: where to save; ``None`` = ``exported_models/<task>-<model>-prompt``.
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda``...
         overwrite: replace an existing output directory.
@@ -247,10 +256,14 @@ class TuneConfig:
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: TrainConfig | None = None
     output: str | None = None
     device: str = "auto"
     overwrite: bool = False
+
+    def resolved(self) -> TuneConfig:
+        """This config with the task's recipe wherever a setting is ``None``."""
+        return replace(self, train=self.train or task_train_config(self.data.task, "tune"))
 
 
 @dataclass
@@ -259,8 +272,8 @@ class CompressConfig:
 
     Attributes:
         data, model: the task and backbone (as for ``skeleton tune``).
-        tune: prompt tuning of the unpruned model (prior knowledge injection).
-        condense: prompt re-tuning on each pruned model (knowledge condensation).
+        tune: prompt tuning of the unpruned model (prior knowledge injection); ``None``: the task's recipe.
+        condense: prompt re-tuning on each pruned model (knowledge condensation); ``None``: the task's.
         search: margin, grid step and trial budget of the kept-ratio search.
         scorer: which scorer ranks neurons (``attribution``, ``activation``, ``gradient``, ``random``).
         attribution_samples: training instances the scorer averages over (20 in the paper).
@@ -273,7 +286,8 @@ class CompressConfig:
         cost_shapes: (batch, input tokens) shapes the latency table predicts speed-ups at.
         bias_compensation: fold removed neurons' mean contribution into the second FFN bias.
         round_to: keep each layer's FFN width a multiple of this (1 = no rounding).
-        fast_search: judge search trials without condensing; condense only the chosen ratio.
+        fast_search: judge search trials without condensing; condense only the chosen ratio
+            (``None``: the task's default, on for tasks whose full search would not fit 15 minutes).
         prompt: a directory from ``skeleton tune`` to reuse instead of step 1.
         output: output directory; ``None`` = ``exported_models/<task>-<model>``.
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda``...
@@ -288,8 +302,8 @@ class CompressConfig:
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    tune: TrainConfig = field(default_factory=TrainConfig)
-    condense: TrainConfig = field(default_factory=default_condense_config)
+    tune: TrainConfig | None = None
+    condense: TrainConfig | None = None
     search: SearchConfig = field(default_factory=SearchConfig)
     scorer: str = "attribution"
     attribution_samples: int = 20
@@ -298,7 +312,7 @@ class CompressConfig:
     round_to: int = 8
     condensed_prompt_tokens: int | None = None
     cost_shapes: tuple[tuple[int, int], ...] = ((1, 64), (32, 128))
-    fast_search: bool = False
+    fast_search: bool | None = None
     prompt: str | None = None
     min_gain: float = 2.0
     allow_weak_prior: bool = False
@@ -340,6 +354,17 @@ class CompressConfig:
     def uses_costs(self) -> bool:
         """Whether units are ranked by score per measured latency (heads, or a speed-up target)."""
         return bool({"heads", "layers"} & set(self.targets)) or self.search.target_speedup is not None
+
+    def resolved(self) -> CompressConfig:
+        """This config with the task's recipe wherever a setting is ``None``."""
+        from skeleton.tasks import get_task
+
+        return replace(
+            self,
+            tune=self.tune or task_train_config(self.data.task, "tune"),
+            condense=self.condense or task_train_config(self.data.task, "condense"),
+            fast_search=get_task(self.data.task).fast_search if self.fast_search is None else self.fast_search,
+        )
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -49,6 +49,18 @@ class TaskData:
             },
         }
 
+    def describe(self) -> str:
+        """One line: each split's size and mean length, where validation came from."""
+        summary = self.summary()
+        words = summary["mean_words"]
+        dropped = f"; {self.dropped_from_train} training rows left out as validation text" * bool(
+            self.dropped_from_train
+        )
+        return (
+            f"train {len(self.train)} rows (mean {words['train']} words), validation {len(self.validation)} "
+            f"({self.validation_source}, {words['validation']}), test {len(self.test)} ({words['test']}){dropped}"
+        )
+
 
 def _words(text: str) -> list[str]:
     return text.lower().split()

@@ -286,9 +286,11 @@ def model_slug(model_path: str) -> str:
 
 def tune(config: TuneConfig, reporter: Reporter = SILENT) -> TuneResult:
     """Prompt-tune, evaluate on validation and test, save prompt + head + report to ``config.output``."""
+    config = config.resolved()
     device = resolve_device(config.device)
     reporter.message(f"loading {config.data.task} and {config.model.model} (device {device})")
     workspace = Workspace(config.data, config.model)
+    reporter.message(workspace.data.describe())
     output = Path(
         config.output or Path("exported_models") / f"{workspace.spec.name}-{model_slug(workspace.model_path)}-prompt"
     )

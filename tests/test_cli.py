@@ -134,8 +134,10 @@ def test_export_and_predict_commands(tmp_path, tokenizer_dir, sst2_dir):
         ("tune", "skeleton.tuning", "tune", "TuneConfig"),
     ],
 )
-def test_cli_defaults_are_the_library_defaults(monkeypatch, command, module, function, config_class):
-    """`skeleton compress` with no options runs exactly CompressConfig() (and tune, TuneConfig())."""
+@pytest.mark.parametrize("task", ["sst2", "mrpc"])
+def test_cli_defaults_are_the_library_defaults(monkeypatch, command, module, function, config_class, task):
+    """`skeleton compress --task T` runs exactly CompressConfig(DataConfig(T)) (and tune, TuneConfig()),
+    task recipe included."""
     import importlib
 
     import skeleton.config
@@ -148,9 +150,23 @@ def test_cli_defaults_are_the_library_defaults(monkeypatch, command, module, fun
         raise SkeletonError("captured")
 
     monkeypatch.setattr(importlib.import_module(module), function, capture)
-    result = _run(command, "--quiet")
+    result = _run(command, "--task", task, "--quiet")
     assert result.exit_code == 2 and "captured" in result.output
-    assert captured == [getattr(skeleton.config, config_class)()]
+    library = getattr(skeleton.config, config_class)(data=skeleton.config.DataConfig(task))
+    assert [c.resolved() for c in captured] == [library.resolved()]
+
+
+def test_an_option_given_wins_over_the_task_recipe():
+    from cli.main import train_config
+    from skeleton.config import TrainConfig
+    from skeleton.tasks import TASKS
+
+    recipe = train_config("mrpc", "tune", {})
+    assert recipe == TrainConfig(**TASKS["mrpc"].tune) and recipe.steps is not None
+    # epochs asked for replace the recipe's step budget; options not given keep the recipe's values
+    given = train_config("mrpc", "tune", {"epochs": 2.0, "lr": 0.5, "head_lr": None})
+    assert (given.epochs, given.steps, given.lr, given.head_lr) == (2.0, None, 0.5, recipe.head_lr)
+    assert train_config("mrpc", "tune", {"epochs": 2.0, "steps": 10}).steps == 10
 
 
 @pytest.mark.parametrize(

@@ -119,6 +119,8 @@ def test_whole_row_validation_takes_sentences_and_drops_their_phrases_from_train
         assert not any(row in sentence for sentence in validation)  # nothing of a validation row is trained on
     assert data.dropped_from_train == 4 * len([v for v in validation if v != "a lone phrase"])
     assert len(data.train) + len(validation) + data.dropped_from_train == 51
+    assert f"{data.dropped_from_train} training rows left out as validation text" in data.describe()
+    assert data.summary()["validation_source"] == "held-out whole rows"
     again = load_task_data(DataConfig("sst2", str(folder)))
     assert list(again.validation["text"]) == validation
     # 'all' is the paper's plain hold-out, phrases and all

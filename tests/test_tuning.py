@@ -189,3 +189,20 @@ def test_default_model_tunes_on_200_real_sentences(tmp_path):
     # 200 sentences are enough for the mean-pooled head to beat chance clearly
     assert result.test["accuracy"] > 60  # 67.5 measured; chance is 50 +- 3.5
     assert result.train.seconds < 180
+
+
+def test_a_task_recipe_fills_only_what_is_left_open():
+    from dataclasses import replace
+
+    from skeleton.config import CompressConfig, default_condense_config
+    from skeleton.tasks import get_task
+
+    mrpc = get_task("mrpc")
+    config = CompressConfig(data=DataConfig("mrpc")).resolved()
+    assert config.tune == replace(TrainConfig(), **mrpc.tune) != TrainConfig()
+    assert config.condense == replace(default_condense_config(), **mrpc.condense)
+    assert config.fast_search is mrpc.fast_search
+    assert TuneConfig(data=DataConfig("mrpc")).resolved().train == config.tune
+    explicit = CompressConfig(data=DataConfig("mrpc"), tune=TrainConfig(), fast_search=False).resolved()
+    assert explicit.tune == TrainConfig() and explicit.fast_search is False
+    assert CompressConfig().resolved().tune == TrainConfig()  # sst2 runs on the defaults
