@@ -1,14 +1,16 @@
-"""The only file that names Hugging Face module paths.
+"""The only file that knows model families: Hugging Face module paths, class names, config quirks.
 
 Each entry says, for one ``config.model_type``, where the base model (``model.base_model``) keeps
-its transformer layers and, inside each layer, the two FFN linears. Everything else in the toolkit
-(scoring, pruning, export) works through :func:`ffn_layers`, so adding an architecture is one entry
-here plus one tiny config in ``tests/conftest.py`` (a test fails when an entry has no fixture).
+its transformer layers and, inside each layer, the two FFN linears and the attention; which Auto
+class loads it; how its positions and its onnxruntime fusion work. Everything else in the toolkit
+(loading, scoring, pruning, export) works through the functions here, so adding an architecture is
+one entry plus one tiny config in ``tests/conftest.py`` (a test fails when an entry has no fixture,
+and a test fails when a family fact appears outside this file).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from torch import nn
 
@@ -32,6 +34,12 @@ class ArchitectureSpec:
         embeddings: dotted path from ``model.base_model`` to the embedding layer (word, position
             and type embeddings and their LayerNorm).
         uses_token_type_ids: whether the model takes ``token_type_ids``.
+        classification_class: the family's sequence-classification class, named in an exported
+            ``config.json`` so that optimum's ``ORTModelForSequenceClassification`` and pipelines load it.
+        positions_after_padding: position ids start after the padding index (RoBERTa, XLM-R), so
+            ``pad_token_id + 1`` rows of the position table are never an input position.
+        ort_model_type: the ``model_type`` of onnxruntime's transformer optimizer (its fusion patterns).
+        unsaved_buffers: name fragments of buffers a checkpoint may lack (rebuilt at init).
     """
 
     layers: str
@@ -43,15 +51,23 @@ class ArchitectureSpec:
     num_heads_attr: str = "num_attention_heads"
     embeddings: str = "embeddings"
     uses_token_type_ids: bool = True
+    classification_class: str = "BertForSequenceClassification"
+    positions_after_padding: bool = False
+    ort_model_type: str = "bert"
+    unsaved_buffers: tuple[str, ...] = ("position_ids",)
 
 
 _BERT_LIKE = ArchitectureSpec(layers="encoder.layer", ffn_in="intermediate.dense", ffn_out="output.dense")
 
 ARCHITECTURES: dict[str, ArchitectureSpec] = {
     "bert": _BERT_LIKE,
-    "roberta": _BERT_LIKE,
-    "xlm-roberta": _BERT_LIKE,
-    "electra": _BERT_LIKE,
+    "roberta": replace(
+        _BERT_LIKE, classification_class="RobertaForSequenceClassification", positions_after_padding=True
+    ),
+    "xlm-roberta": replace(
+        _BERT_LIKE, classification_class="XLMRobertaForSequenceClassification", positions_after_padding=True
+    ),
+    "electra": replace(_BERT_LIKE, classification_class="ElectraForSequenceClassification"),
     "distilbert": ArchitectureSpec(
         layers="transformer.layer",
         ffn_in="ffn.lin1",
@@ -61,6 +77,7 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
         intermediate_size_attr="hidden_dim",
         num_heads_attr="n_heads",
         uses_token_type_ids=False,
+        classification_class="DistilBertForSequenceClassification",
     ),
 }
 
@@ -165,6 +182,72 @@ def intermediate_size(config) -> int:
 
 def hidden_size(config) -> int:
     return int(config.hidden_size)
+
+
+def num_layers(config) -> int:
+    return int(config.num_hidden_layers)
+
+
+def max_input_tokens(config, prompt_tokens: int) -> int:
+    """The longest tokenized input (special tokens and template included) beside ``prompt_tokens``
+    soft-prompt positions that the position table holds."""
+    limit = int(getattr(config, "max_position_embeddings", 512)) - prompt_tokens
+    if get_architecture(config.model_type).positions_after_padding:
+        limit -= config.pad_token_id + 1
+    return limit
+
+
+def ort_model_type(config) -> str:
+    """The family name onnxruntime's transformer optimizer knows this model by."""
+    return get_architecture(config.model_type).ort_model_type
+
+
+def classification_architectures(config) -> list[str]:
+    """``config.architectures`` of an exported classifier of this family."""
+    return [get_architecture(config.model_type).classification_class]
+
+
+def has_mlm_weights(config) -> bool:
+    """Whether the checkpoint was saved with a masked-LM head (its ``architectures`` say so)."""
+    return any(name.endswith(("ForMaskedLM", "ForPreTraining")) for name in config.architectures or [])
+
+
+def _auto_class(head: str):
+    """The Auto class of the backbone a head needs: the MLM model for ``mlm``, the bare encoder else."""
+    from transformers import AutoModel, AutoModelForMaskedLM
+
+    return AutoModelForMaskedLM if head == "mlm" else AutoModel
+
+
+def pretrained_config(model_path: str):
+    """The model's configuration (``OSError`` when neither a local path nor on the hub)."""
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(model_path)
+
+
+def pretrained_tokenizer(model_path: str):
+    """The model's tokenizer (``OSError`` when missing)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_path)
+
+
+def load_pretrained(model_path: str, head: str) -> nn.Module:
+    """The pretrained backbone ``head`` needs, with its weights."""
+    return _auto_class(head).from_pretrained(model_path)
+
+
+def from_config(config, head: str = "cls", **kwargs) -> nn.Module:
+    """A backbone of ``config``'s shape with fresh weights (``kwargs`` e.g. ``attn_implementation``)."""
+    return _auto_class(head).from_config(config, **kwargs)
+
+
+def unexpected_load(config, missing: list[str], unexpected: list[str]) -> bool:
+    """Whether a non-strict state-dict load went wrong: unexpected keys, or missing ones that are not
+    buffers the family rebuilds at init."""
+    ignorable = get_architecture(config.model_type).unsaved_buffers
+    return bool(unexpected) or any(not any(part in key for part in ignorable) for key in missing)
 
 
 # Where each family's masked-LM head lives on the *ForMaskedLM model, applied in order to the

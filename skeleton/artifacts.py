@@ -15,8 +15,9 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_model, save_model
-from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
+from skeleton.architectures import from_config, pretrained_config, unexpected_load
 from skeleton.batching import Batch, collate, encode_split
 from skeleton.device import resolve_device
 from skeleton.errors import SkeletonError
@@ -189,20 +190,16 @@ def load(directory: str | Path, device: str = "auto", attn_implementation: str |
     meta = json.loads((directory / META_FILE).read_text())
     spec = get_task(meta["task"])
     head = HeadConfig.from_dict(json.loads((directory / HEAD_CONFIG_FILE).read_text())).kind
-    config = AutoConfig.from_pretrained(str(directory))
-    auto = AutoModelForMaskedLM if head == "mlm" else AutoModel
-    backbone = (
-        auto.from_config(config, attn_implementation=attn_implementation)
-        if attn_implementation
-        else auto.from_config(config)
-    )
+    config = pretrained_config(str(directory))
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    backbone = from_config(config, head, **extra)
     plan = None
     if (directory / PLAN_FILE).is_file():
         plan = PruningPlan.load(directory / PLAN_FILE)
         apply_pruning(backbone, plan)  # shapes only; the weights come next
     if (directory / MODEL_FILE).is_file():
         missing, unexpected = load_model(backbone, str(directory / MODEL_FILE), strict=False)
-        if unexpected or [m for m in missing if "position_ids" not in m]:
+        if unexpected_load(config, missing, unexpected):
             raise SkeletonError(f"{directory / MODEL_FILE} does not match its config and pruning plan")
     else:
         raise SkeletonError(f"{directory} is not a Skeleton model directory: {MODEL_FILE} is missing")

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from skeleton.architectures import pretrained_tokenizer
 from skeleton.artifacts import PROMPT_TUNED_DIR, REPORT_FILE, library_versions, write_json
 from skeleton.errors import SkeletonError
 from skeleton.progress import SILENT, Reporter
@@ -380,11 +381,10 @@ def _encoder_for(contender: Contender, onnx_tokenizer, max_tokens: int):
 
 def _end_to_end(contenders_: list[Contender], directory: Path, config: BenchConfig, reporter: Reporter) -> list[dict]:
     """Real sentences of ``config.data`` at each batch size, tokenizer with its template included."""
-    from transformers import AutoTokenizer
 
     texts = _task_texts(Path(config.data), directory)
     onnx_dir = directory / ONNX_DIR
-    tokenizer = AutoTokenizer.from_pretrained(str(onnx_dir))
+    tokenizer = pretrained_tokenizer(str(onnx_dir))
     max_tokens = int(read_manifest(onnx_dir, verify=False)["max_input_tokens"])
     rng = np.random.default_rng(0)
     rows = []

@@ -32,6 +32,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from skeleton.architectures import (
+    classification_architectures,
+    ffn_layers,
+    get_architecture,
+    ort_model_type,
+)
+from skeleton.architectures import max_input_tokens as family_max_input_tokens
 from skeleton.artifacts import (
     META_FILE,
     MODEL_FILE,
@@ -156,11 +163,7 @@ class OnnxClassifier(nn.Module):
 
 def max_input_tokens(model: CompressedModel) -> int:
     """The longest tokenized input (special tokens and template included) the graph accepts."""
-    config = model.classifier.backbone.config
-    limit = config.max_position_embeddings - model.classifier.num_virtual_tokens
-    if config.model_type in ("roberta", "xlm-roberta"):
-        limit -= config.pad_token_id + 1  # position ids start after the padding index
-    return limit
+    return family_max_input_tokens(model.classifier.backbone.config, model.classifier.num_virtual_tokens)
 
 
 def template_tokenizer(model: CompressedModel):
@@ -347,8 +350,6 @@ def _trace(model: CompressedModel, tokenizer, with_token_types: bool, target: Pa
 
 
 def _uses_token_types(model: CompressedModel, tokenizer) -> bool:
-    from skeleton.architectures import get_architecture
-
     config = model.classifier.backbone.config
     return (
         "token_type_ids" in tokenizer("a").keys()
@@ -482,7 +483,8 @@ def _float_variants(work: Path, model, judge: _Judge, config: ExportConfig, repo
             continue
         path = work / VARIANT_FILES[variant]
         if variant == "optimized":
-            optimize_graph(work / VARIANT_FILES["fp32"], path, _head_size(model))
+            config = model.classifier.backbone.config
+            optimize_graph(work / VARIANT_FILES["fp32"], path, ort_model_type(config), _head_size(model))
         info, logits = judge.measure(variant, path)
         if info["max_abs_diff"] > config.fp32_tolerance:
             difference = info["max_abs_diff"]
@@ -583,14 +585,14 @@ def _cpu_int8_instructions() -> list[str]:
     return sorted(cpu_flags() & {"avx2", "avx512_vnni", "avx_vnni", "amx_int8", "avx512bw"})
 
 
-def optimize_graph(source: Path, target: Path, head_size: int | None = None) -> dict[str, int]:
+def optimize_graph(source: Path, target: Path, model_type: str, head_size: int | None = None) -> dict[str, int]:
     """onnxruntime's offline transformer fusions of ``source`` into ``target``.
 
     The fusion is told neither the head count nor the hidden size (0, 0): it then reads each
     layer's own from the graph, which is what a model with per-layer head counts needs (given
-    one count, it would fuse every layer with it). The fusion patterns of every supported family
-    are BERT's. With ``head_size``, every fused attention node's head count is checked against the
-    width of its weights.
+    one count, it would fuse every layer with it). ``model_type`` picks the fusion patterns
+    (``architectures.ort_model_type``). With ``head_size``, every fused attention node's head count
+    is checked against the width of its weights.
 
     Returns:
         per fused Attention node, its head count.
@@ -601,7 +603,7 @@ def optimize_graph(source: Path, target: Path, head_size: int | None = None) -> 
     from skeleton.quantization import quiet_logging
 
     with quiet_logging():  # it warns that per-layer widths differ from the input's, which is the point
-        optimized = optimize_model(str(source), model_type="bert", num_heads=0, hidden_size=0, opt_level=1)
+        optimized = optimize_model(str(source), model_type=model_type, num_heads=0, hidden_size=0, opt_level=1)
     graph = optimized.model.graph
     weights = {init.name: init for init in graph.initializer}
     heads = {}
@@ -622,7 +624,6 @@ def optimize_graph(source: Path, target: Path, head_size: int | None = None) -> 
 
 
 def _head_size(model: CompressedModel) -> int:
-    from skeleton.architectures import ffn_layers
 
     return ffn_layers(model.classifier.backbone)[0].head_size
 
@@ -632,8 +633,7 @@ def _write_config(model: CompressedModel, directory: Path) -> None:
     config = copy.deepcopy(model.classifier.backbone.config)
     config.id2label = dict(enumerate(model.spec.label_names))
     config.label2id = {name: index for index, name in enumerate(model.spec.label_names)}
-    family = type(model.classifier.backbone).__name__.replace("ForMaskedLM", "").replace("Model", "")
-    config.architectures = [f"{family}ForSequenceClassification"]
+    config.architectures = classification_architectures(config)
     config.skeleton_task = model.spec.name
     config.save_pretrained(str(directory))
 

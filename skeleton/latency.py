@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from skeleton.architectures import ffn_layers, intermediate_size, num_heads
+from skeleton.architectures import ffn_layers, from_config, intermediate_size, num_heads, ort_model_type
 from skeleton.errors import SkeletonError
 from skeleton.progress import SILENT, Reporter
 from skeleton.quantization import cpu_name
@@ -194,15 +194,13 @@ class _HiddenStates(nn.Module):
 
 
 def _layer_model(config, layers: int, heads: int, width: int) -> nn.Module:
-    from transformers import AutoModel
-
     from skeleton.pruning import apply_pruning, full_plan
 
     config = copy.deepcopy(config)
     config.num_hidden_layers = layers
     config.vocab_size = 1024  # the embedding lookup costs the same whatever the vocabulary size
     torch.manual_seed(0)
-    model = AutoModel.from_config(config, attn_implementation="eager").eval()
+    model = from_config(config, attn_implementation="eager").eval()
     plan = full_plan(model)
     plan.head_keep_indices = [list(range(heads))] * layers
     plan.keep_indices = [list(range(width))] * layers
@@ -228,7 +226,7 @@ def build_int8_graph(model: nn.Module, directory: Path, name: str) -> Path:
             opset_version=17,
             dynamo=False,
         )
-    optimize_graph(fp32, fused)
+    optimize_graph(fp32, fused, ort_model_type(model.config))
     quantize(Int8Method("dynamic-fused", per_channel=True, reduce_range=not has_vnni()), fp32, fused, int8)
     return int8
 

@@ -16,9 +16,19 @@ import torch
 from peft import PeftModel, PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
-from skeleton.architectures import base_of, get_architecture, mlm_head_modules
+from skeleton.architectures import (
+    base_of,
+    get_architecture,
+    has_mlm_weights,
+    load_pretrained,
+    mlm_head_modules,
+    num_heads,
+    num_layers,
+    pretrained_config,
+    pretrained_tokenizer,
+)
 from skeleton.errors import SkeletonError
 from skeleton.tasks import TaskSpec
 
@@ -52,7 +62,7 @@ def resolve_model_path(model: str | None) -> str:
 
 def load_config(model_path: str):
     try:
-        config = AutoConfig.from_pretrained(model_path)
+        config = pretrained_config(model_path)
     except OSError as error:
         raise SkeletonError(
             f"could not load model {model_path!r}: not a local path and not reachable on the hub"
@@ -61,18 +71,13 @@ def load_config(model_path: str):
     return config
 
 
-def has_mlm_head(config) -> bool:
-    names = config.architectures or []
-    return any(name.endswith(("ForMaskedLM", "ForPreTraining")) for name in names)
-
-
 def resolve_head(head: str, config) -> str:
     """``auto`` is the verbalizer (``mlm``) for checkpoints with an MLM head, else ``cls``."""
     if head not in HEADS:
         raise SkeletonError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
     if head == "auto":
-        return "mlm" if has_mlm_head(config) else "cls"
-    if head == "mlm" and config.architectures and not has_mlm_head(config):
+        return "mlm" if has_mlm_weights(config) else "cls"
+    if head == "mlm" and config.architectures and not has_mlm_weights(config):
         raise SkeletonError(
             f"the checkpoint ({', '.join(config.architectures)}) has no masked-LM head weights; use --head cls"
         )
@@ -81,16 +86,15 @@ def resolve_head(head: str, config) -> str:
 
 def load_backbone(model_path: str, head: str) -> nn.Module:
     """Load the pretrained backbone the head needs: the bare encoder for ``cls``, the MLM model for ``mlm``."""
-    auto = AutoModelForMaskedLM if head == "mlm" else AutoModel
     try:
-        return auto.from_pretrained(model_path)
+        return load_pretrained(model_path, head)
     except OSError as error:
         raise SkeletonError(f"could not load weights of {model_path!r}: {error}".splitlines()[0]) from error
 
 
 def load_tokenizer(model_path: str) -> PreTrainedTokenizerBase:
     try:
-        return AutoTokenizer.from_pretrained(model_path)
+        return pretrained_tokenizer(model_path)
     except OSError as error:
         raise SkeletonError(f"could not load a tokenizer from {model_path!r}") from error
 
@@ -273,10 +277,10 @@ def build_classifier(
         prompt_tuning_init=PromptTuningInit.TEXT if prompt_init == "text" else PromptTuningInit.RANDOM,
         prompt_tuning_init_text=init_text if prompt_init == "text" else None,
         tokenizer_name_or_path=tokenizer_path if prompt_init == "text" else None,
-        # explicit, because peft reads them from config.to_dict() where DistilBERT names them differently
+        # explicit, because peft reads them from config.to_dict() under names some families lack
         token_dim=backbone.get_input_embeddings().embedding_dim,
-        num_layers=backbone.config.num_hidden_layers,
-        num_attention_heads=backbone.config.num_attention_heads,
+        num_layers=num_layers(backbone.config),
+        num_attention_heads=num_heads(backbone.config),
     )
     peft_model = get_peft_model(backbone, peft_config)
     return _assemble(peft_model, tokenizer, spec, head, use_template)

@@ -1,6 +1,6 @@
 """int8 graphs for the CPU: several ways to quantise, each judged on the validation split.
 
-onnxruntime offers more than one way to make a BERT-style graph int8, and which is fastest, and
+onnxruntime offers more than one way to make a transformer encoder graph int8, and which is fastest, and
 which keeps the accuracy, depends on the model and on the CPU (VNNI or not). So the export builds
 every candidate in ``INT8_METHODS``, measures each one's validation accuracy, its argmax agreement
 with the float graph and its latency, and ships the fastest one that passes the bar:

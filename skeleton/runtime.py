@@ -174,7 +174,7 @@ class Predictor:
     """
 
     def __init__(self, directory: str | Path, variant: str | None = None, device: str = "auto", verify: bool = True):
-        from transformers import AutoTokenizer
+        from skeleton.architectures import pretrained_tokenizer
 
         self.onnx_dir = resolve_onnx_dir(directory)
         self.manifest = read_manifest(self.onnx_dir, verify=verify)
@@ -183,7 +183,7 @@ class Predictor:
         if self.variant not in variants:
             raise SkeletonError(f"variant {self.variant!r} was not exported; available: {', '.join(variants)}")
         self.runtime = OnnxRuntime(self.onnx_dir / variants[self.variant]["file"], onnx_providers(device))
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.onnx_dir))
+        self.tokenizer = pretrained_tokenizer(str(self.onnx_dir))
         self.label_names = self.manifest["label_names"]
         self.max_input_tokens = int(self.manifest["max_input_tokens"])
 

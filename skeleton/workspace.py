@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from skeleton.architectures import max_input_tokens
 from skeleton.batching import EncodedSplit, encode_split
 from skeleton.config import ModelConfig as ModelConfig
 from skeleton.data import DataConfig, TaskData, load_task_data
@@ -37,9 +38,7 @@ class Workspace:
         self.model_path = resolve_model_path(model_config.model)
         self.config = load_config(self.model_path)
         self.head = resolve_head(model_config.head, self.config)
-        limit = getattr(self.config, "max_position_embeddings", 512) - model_config.num_virtual_tokens
-        if getattr(self.config, "model_type", "") in ("roberta", "xlm-roberta"):
-            limit -= 2  # these position tables reserve two rows for the padding offset
+        limit = max_input_tokens(self.config, model_config.num_virtual_tokens)
         if model_config.max_length > limit:
             raise SkeletonError(
                 f"max_length {model_config.max_length} plus {model_config.num_virtual_tokens} prompt tokens "
