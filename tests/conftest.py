@@ -11,6 +11,7 @@ import torch
 from transformers import (
     AutoModel,
     AutoModelForMaskedLM,
+    AutoTokenizer,
     BertConfig,
     BertTokenizerFast,
     DistilBertConfig,
@@ -87,15 +88,16 @@ TINY_CONFIGS = {
 ARCHITECTURE_NAMES = sorted(ARCHITECTURES)
 
 
-def tiny_config(model_type: str):
+def tiny_config(model_type: str, vocab_size: int | None = None):
     config = TINY_CONFIGS[model_type]()
+    config.vocab_size = vocab_size or config.vocab_size
     return config
 
 
-def tiny_model(model_type: str, mlm: bool = False, seed: int = 0):
+def tiny_model(model_type: str, mlm: bool = False, seed: int = 0, vocab_size: int | None = None):
     torch.manual_seed(seed)
     auto = AutoModelForMaskedLM if mlm else AutoModel
-    model = auto.from_config(tiny_config(model_type))
+    model = auto.from_config(tiny_config(model_type, vocab_size))
     return model.eval()
 
 
@@ -113,10 +115,32 @@ def tokenizer(tokenizer_dir):
     return BertTokenizerFast.from_pretrained(str(tokenizer_dir))
 
 
+@pytest.fixture(scope="session")
+def bpe_tokenizer_dir(tmp_path_factory) -> Path:
+    """A byte-level BPE tokenizer (RoBERTa's kind: a word's leading space is part of its token) over
+    the synthetic vocabulary; special tokens at the ids the tiny configs expect (pad 0, bos 2, eos 3)."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaTokenizerFast
+
+    directory = tmp_path_factory.mktemp("bpe-tokenizer")
+    bpe = ByteLevelBPETokenizer()
+    words = [w for w in VOCAB if w not in SPECIAL]
+    corpus = [" ".join(words), " ".join(reversed(words)), "Text: a. Text1: b. Text2: c. The two texts are"]
+    bpe.train_from_iterator(
+        corpus * 4, vocab_size=400, min_frequency=1, special_tokens=["<pad>", "<unk>", "<s>", "</s>", "<mask>"]
+    )
+    bpe.save_model(str(directory))
+    tokenizer = RobertaTokenizerFast(str(directory / "vocab.json"), str(directory / "merges.txt"))
+    tokenizer.save_pretrained(str(directory))
+    return directory
+
+
 def save_tiny_model(directory: Path, model_type: str, tokenizer_dir: Path, mlm: bool = False, seed: int = 0) -> Path:
-    model = tiny_model(model_type, mlm=mlm, seed=seed)
+    """A tiny model of ``model_type`` saved with the tokenizer of ``tokenizer_dir`` (its vocabulary size)."""
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    model = tiny_model(model_type, mlm=mlm, seed=seed, vocab_size=len(tokenizer))
     model.save_pretrained(str(directory))
-    BertTokenizerFast.from_pretrained(str(tokenizer_dir)).save_pretrained(str(directory))
+    tokenizer.save_pretrained(str(directory))
     return directory
 
 

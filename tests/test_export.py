@@ -1,5 +1,6 @@
 import json
 
+import datasets
 import numpy as np
 import pytest
 import torch
@@ -131,6 +132,33 @@ def test_cls_head_with_template_in_the_tokenizer(tmp_path, tokenizer_dir, sst2_d
     assert result["variants"]["fp32"]["test_accuracy"] == pytest.approx(torch_accuracy)
     manifest = json.loads((directory / "onnx" / "manifest.json").read_text())
     assert manifest["template_in_tokenizer"] is True
+
+
+@pytest.mark.parametrize(("model_type", "tokenizer_kind"), [("bert", "wordpiece"), ("roberta", "bpe")])
+def test_the_exported_tokenizer_encodes_as_training_did(
+    tmp_path, model_type, tokenizer_kind, tokenizer_dir, bpe_tokenizer_dir, sst2_dir
+):
+    """The template baked into the exported tokenizer gives the very ids training saw, with WordPiece and
+    with byte-level BPE (whose tokens carry the space before a word)."""
+    from transformers import AutoTokenizer
+
+    from skeleton.batching import encode_split
+    from skeleton.export import template_tokenizer
+    from skeleton.tasks import get_task
+
+    vocabulary = tokenizer_dir if tokenizer_kind == "wordpiece" else bpe_tokenizer_dir
+    directory, _ = make_compressed_dir(tmp_path, model_type, "mlm", vocabulary, sst2_dir, template=True)
+    model = skeleton.load(directory, device="cpu")
+    texts = ["the movie was great", "a very dull plot.", "awful", "nice story of the acting"]
+    for spec, rows in (
+        (get_task("sst2"), {"text": texts, "label": [0] * 4}),
+        (get_task("mrpc"), {"text1": texts, "text2": texts[::-1], "label": [0] * 4}),
+    ):
+        trained = encode_split(datasets.Dataset.from_dict(rows), model.tokenizer, spec, True, 128).input_ids
+        template_tokenizer(model.tokenizer, spec, 128).save_pretrained(str(tmp_path / spec.name))
+        exported = AutoTokenizer.from_pretrained(str(tmp_path / spec.name))  # as a user's client loads it
+        columns = [rows[f] for f in spec.text_fields]
+        assert [exported(*pair)["input_ids"] for pair in zip(*columns, strict=True)] == trained, spec.name
 
 
 def test_output_pruning_exports_too(tmp_path, tokenizer_dir, sst2_dir):
