@@ -13,6 +13,7 @@ and a failure never leaves a half-written model under the output name.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import shutil
@@ -23,20 +24,13 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from skeleton.artifacts import (
-    PROMPT_TUNED_DIR,
-    REPORT_FILE,
-    SCORES_FILE,
-    atomic_directory,
-    library_versions,
-    save_classifier,
-    write_json,
-)
+from skeleton.artifacts import atomic_directory, library_versions, save_classifier, write_json
 from skeleton.batching import iterate_batches
 from skeleton.config import CompressConfig as CompressConfig
 from skeleton.config import default_condense_config as default_condense_config
 from skeleton.device import resolve_device
 from skeleton.errors import SkeletonError
+from skeleton.layout import PROMPT_TUNED_DIR, REPORT_FILE, SCORES_FILE, STAGES_DIR, STATE_FILE
 from skeleton.modeling import PromptedClassifier, load_prompt_and_head, save_prompt_and_head, shorten_prompt
 from skeleton.progress import SILENT, Reporter
 from skeleton.pruning import (
@@ -56,14 +50,9 @@ from skeleton.workspace import Workspace
 if TYPE_CHECKING:
     from skeleton.latency import CostModel
 
-STATE_FILE = "state.json"
-
 
 class WeakPriorError(SkeletonError):
     """The prompt-tuned model does not beat the majority class: there is no task knowledge to localise."""
-
-
-STAGES_DIR = "stages"
 
 
 @dataclass
@@ -286,6 +275,95 @@ def _search(config: CompressConfig, run_trial, baseline: float, record, previous
     return search
 
 
+class Condensation:
+    """Step 4, knowledge condensation, and the search trials built on it: prune a copy of the
+    prompt-tuned classifier, re-tune its prompt (and head) warm-started from step 1's, remember
+    every condensed model so that the chosen ratio is not condensed twice. With fast search, trials
+    only judge the pruned model and the chosen ratio alone is condensed.
+    """
+
+    def __init__(self, workspace: Workspace, planner: Planner, classifier, config: CompressConfig, checkpoint, device):
+        self.workspace, self.planner, self.classifier = workspace, planner, classifier
+        self.config, self.checkpoint, self.device = config, checkpoint, device
+        self.condensed: dict[float, tuple[PromptedClassifier, PruningPlan]] = {}  # ratio -> (model, plan)
+
+    def condense(self, pruned: PromptedClassifier, ratio: float, reporter: Reporter):
+        description = f"condensing at kept ratio {ratio:.2f}"
+        return train_on(self.workspace, pruned, self.config.condense, self.device, reporter, description)
+
+    def trial(self, ratio: float, reporter: Reporter) -> tuple[float, float, dict]:
+        """One search trial: (validation accuracy, seconds, details)."""
+        started = time.perf_counter()
+        pruned, plan = self.planner.prune(self.classifier, ratio)
+        details = self.planner.describe(plan)
+        if self.config.fast_search:
+            batch_size = self.config.condense.eval_batch_size
+            predictions = self.workspace.split_predictions(pruned, self.device, batch_size, ("validation",))
+            predictions = predictions["validation"]
+            accuracy = 100.0 * float(self.workspace.correct("validation", predictions).mean())
+            details["before_condensation"] = accuracy
+        else:
+            result = self.condense(pruned, ratio, reporter)
+            accuracy, predictions = result.best_validation_accuracy, result.validation_predictions
+            details["before_condensation"] = result.history[0]["validation_accuracy"]
+            save_prompt_and_head(pruned, self.checkpoint.stages / f"trial-{ratio:.2f}")
+            self.condensed[round(ratio, 6)] = (pruned, plan)
+        details["correct"] = self.workspace.correct("validation", predictions)
+        return accuracy, time.perf_counter() - started, details
+
+    def final(self, ratio: float, reporter: Reporter) -> tuple[PromptedClassifier, PruningPlan | None]:
+        """The condensed model at the chosen ratio (the whole prompt-tuned model at ratio 1)."""
+        if ratio >= 1.0:
+            reporter.message("no kept ratio on the grid stayed within the margin: the model is kept whole")
+            return self.classifier, None
+        reporter.message(f"step 4/4: knowledge condensation at kept ratio {ratio:.2f}")
+        if round(ratio, 6) in self.condensed:
+            return self.condensed[round(ratio, 6)]
+        final, plan = self.planner.prune(self.classifier, ratio)
+        trial_dir = self.checkpoint.stages / f"trial-{ratio:.2f}"
+        if not self.config.fast_search and (trial_dir / "prompt").is_dir():  # resumed: reuse the condensed prompt
+            spec, tokenizer = self.workspace.spec, self.workspace.tokenizer
+            return load_prompt_and_head(final.backbone, tokenizer, spec, trial_dir).to(self.device), plan
+        self.condense(final, ratio, reporter)
+        return final, plan
+
+
+def _guard(workspace: Workspace, prior: dict, config: CompressConfig, reporter: Reporter) -> str | None:
+    """After step 1: stop unless the prompt-tuned model beats the majority class (or the user allows it)."""
+    weak_prior = workspace.prior_problem(prior["validation"]["accuracy"], config.min_gain)
+    if weak_prior and not config.allow_weak_prior:
+        raise WeakPriorError(
+            f"{weak_prior}. Try more steps (--steps), a probe-started head (--head-init probe), a longer "
+            "prompt (--prompt-tokens), another head or model; the tuned prompt is kept, so "
+            "--resume --allow-weak-prior goes on from it"
+        )
+    if weak_prior:
+        reporter.message(f"warning: {weak_prior}; going on (--allow-weak-prior)")
+    return weak_prior
+
+
+def _run_search(condensation: Condensation, prior: dict, checkpoint, reporter: Reporter, with_costs: bool):
+    """Step 3: the search over the kept ratio (or latency fraction), each trial checkpointed."""
+    config, workspace = condensation.config, condensation.workspace
+    baseline = prior["validation"]["accuracy"]
+
+    def record(trial: Trial) -> None:
+        reporter.message(
+            f"  trial kept ratio {trial.kept_ratio:.2f}: validation {trial.validation_accuracy:.2f} "
+            f"({'accepted' if trial.accepted else 'rejected'}, "
+            f"threshold {baseline - config.search.margin:.2f}, {trial.seconds:.0f}s)"
+        )
+        finished = (checkpoint.done("trials") or {"trials": []})["trials"] + [asdict(trial)]
+        checkpoint.finish("trials", {"trials": finished})
+
+    variable = "predicted latency fraction" if with_costs else "kept ratio"
+    reporter.message(f"step 3/4: search over the {variable} (margin {config.search.margin} points)")
+    previous = [Trial(**t) for t in (checkpoint.done("trials") or {"trials": []})["trials"]]
+    baseline_correct = workspace.correct("validation", prior["predictions"]["validation"])
+    run_trial = functools.partial(condensation.trial, reporter=reporter)
+    return _search(config, run_trial, baseline, record, previous, baseline_correct)
+
+
 def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressResult:
     """Run the four steps and save the slim model, its prompt and a report; see the module docstring."""
     started = time.perf_counter()
@@ -297,161 +375,119 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
     output = Path(
         config.output or Path("exported_models") / f"{workspace.spec.name}-{model_slug(workspace.model_path)}"
     )
-    timings: dict[str, float] = {}
     with atomic_directory(output, overwrite=config.overwrite, resume=config.resume) as work:
         checkpoint = _Checkpoint(work, config, config.resume)
         classifier, prior = _prior(workspace, config, checkpoint, device, reporter)
-        timings["prior"] = prior["seconds"]
-        weak_prior = workspace.prior_problem(prior["validation"]["accuracy"], config.min_gain)
-        if weak_prior and not config.allow_weak_prior:
-            raise WeakPriorError(
-                f"{weak_prior}. Try more steps (--steps), a probe-started head (--head-init probe), a longer "
-                "prompt (--prompt-tokens), another head or model; the tuned prompt is kept, so "
-                "--resume --allow-weak-prior goes on from it"
-            )
-        if weak_prior:
-            reporter.message(f"warning: {weak_prior}; going on (--allow-weak-prior)")
+        weak_prior = _guard(workspace, prior, config, reporter)
         scores = _scores(workspace, config, checkpoint, classifier, device, reporter)
-        timings["scoring"] = checkpoint.done("scores")["seconds"]
-        costs_started = time.perf_counter()
+        timings = {"prior": prior["seconds"], "scoring": checkpoint.done("scores")["seconds"]}
+        clock = time.perf_counter()
         costs = _cost_model(config, classifier, reporter)
-        timings["latency_table"] = time.perf_counter() - costs_started
+        timings["latency_table"] = time.perf_counter() - clock
         planner = Planner(scores, config, costs)
         calibration = _calibrate(planner, classifier, config, checkpoint, workspace, device, reporter)
-
-        baseline = prior["validation"]["accuracy"]
-        condensed: dict[float, tuple[PromptedClassifier, object]] = {}  # ratio -> (condensed model, plan)
-
-        def condense(pruned: PromptedClassifier, ratio: float):
-            """Step 4: re-tune the prompt (and head) on the slim model, warm-started from step 1's."""
-            return train_on(
-                workspace, pruned, config.condense, device, reporter, f"condensing at kept ratio {ratio:.2f}"
-            )
-
-        def run_trial(ratio: float) -> tuple[float, float, dict]:
-            trial_started = time.perf_counter()
-            pruned, plan = planner.prune(classifier, ratio)
-            details = planner.describe(plan)
-            if config.fast_search:
-                batch_size = config.condense.eval_batch_size
-                predictions = workspace.split_predictions(pruned, device, batch_size, ("validation",))["validation"]
-                accuracy = 100.0 * float(workspace.correct("validation", predictions).mean())
-                details["before_condensation"] = accuracy
-            else:
-                result = condense(pruned, ratio)
-                accuracy = result.best_validation_accuracy
-                predictions = result.validation_predictions
-                details["before_condensation"] = result.history[0]["validation_accuracy"]
-                save_prompt_and_head(pruned, checkpoint.stages / f"trial-{ratio:.2f}")
-                condensed[round(ratio, 6)] = (pruned, plan)
-            details["correct"] = workspace.correct("validation", predictions)
-            return accuracy, time.perf_counter() - trial_started, details
-
-        def record(trial: Trial) -> None:
-            reporter.message(
-                f"  trial kept ratio {trial.kept_ratio:.2f}: validation {trial.validation_accuracy:.2f} "
-                f"({'accepted' if trial.accepted else 'rejected'}, "
-                f"threshold {baseline - config.search.margin:.2f}, {trial.seconds:.0f}s)"
-            )
-            finished = (checkpoint.done("trials") or {"trials": []})["trials"] + [asdict(trial)]
-            checkpoint.finish("trials", {"trials": finished})
-
-        variable = "predicted latency fraction" if costs is not None else "kept ratio"
-        reporter.message(f"step 3/4: search over the {variable} (margin {config.search.margin} points)")
-        previous = [Trial(**t) for t in (checkpoint.done("trials") or {"trials": []})["trials"]]
-        search_started = time.perf_counter()
-        baseline_correct = workspace.correct("validation", prior["predictions"]["validation"])
-        search = _search(config, run_trial, baseline, record, previous, baseline_correct)
-        timings["search"] = time.perf_counter() - search_started
-
-        ratio = search.kept_ratio
-        step_started = time.perf_counter()
-        if ratio >= 1.0:
-            reporter.message("no kept ratio on the grid stayed within the margin: the model is kept whole")
-            final, plan = classifier, None
-        else:
-            reporter.message(f"step 4/4: knowledge condensation at kept ratio {ratio:.2f}")
-            if round(ratio, 6) in condensed:
-                final, plan = condensed[round(ratio, 6)]
-            else:
-                final, plan = planner.prune(classifier, ratio)
-                trial_dir = checkpoint.stages / f"trial-{ratio:.2f}"
-                if not config.fast_search and (trial_dir / "prompt").is_dir():  # resumed: reuse the condensed prompt
-                    final = load_prompt_and_head(final.backbone, workspace.tokenizer, workspace.spec, trial_dir).to(
-                        device
-                    )
-                else:
-                    condense(final, ratio)
-        timings["condensation"] = time.perf_counter() - step_started
-
-        final_predictions = workspace.split_predictions(final, device, config.condense.eval_batch_size)
-        skeleton_metrics = workspace.split_metrics(final_predictions)
-        differences = {
-            split: paired_bootstrap(
-                workspace.correct(split, final_predictions[split]),
-                workspace.correct(split, prior["predictions"][split]),
-            )
-            for split in ("validation", "test")
-        }
-        ablations = _ablations(classifier, planner, ratio, config, workspace, device) if plan is not None else {}
-        save_classifier(final, workspace.tokenizer, work, plan, skeleton_meta(workspace))
-        scores.save(work / SCORES_FILE)
-        original = count_parameters(classifier.backbone)
-        original_ffn = count_ffn_parameters(classifier.backbone)
-        slim_ffn = count_ffn_parameters(final.backbone)
-        timings["total"] = time.perf_counter() - started
-        report = {
-            "kind": "skeleton",
-            "task": workspace.spec.name,
-            "model": workspace.model_path,
-            "head": workspace.head,
-            "device": str(device),
-            "data": workspace.data.summary(),
-            "seed": config.tune.seed,
-            "majority_class": workspace.majority_metrics(),
-            "weak_prior": weak_prior,
-            "prompt_tuned": {"validation": prior["validation"], "test": prior["test"]},
-            "skeleton": skeleton_metrics,
-            # accuracy of Skeleton minus prompt-tuned, in points, with a 95% paired bootstrap interval
-            "accuracy_difference": differences,
-            "kept_ratio": ratio,
-            "kept_fraction": plan.kept_fraction if plan else 1.0,
-            "removed_fraction": 1.0 - (plan.kept_fraction if plan else 1.0),
-            "kept_sizes": plan.kept_sizes if plan else None,
-            "targets": list(config.targets),
-            "kept_heads": plan.kept_heads if plan else None,
-            "kept_layers": plan.kept_layers if plan else None,
-            "prompt_tokens": {"prompt_tuned": classifier.num_virtual_tokens, "skeleton": final.num_virtual_tokens},
-            "template_tokens": workspace.template_tokens(),
-            "cost_model": _cost_summary(costs, plan, final),
-            "head_weight_calibration": calibration,
-            "parameters": {
-                "backbone_before": original,
-                "backbone_after": count_parameters(final.backbone),
-                "ffn_before": original_ffn,
-                "ffn_after": slim_ffn,
-            },
-            "search": search.to_dict(),
-            "ablations": ablations,
-            "timings_seconds": timings,
-            "prior_training": prior["training"],
-            "config": config.to_dict(),
-            "versions": library_versions(),
-        }
-        write_json(work / REPORT_FILE, report)
-        if config.export:
-            from skeleton.export import ExportConfig, export_directory
-
-            reporter.message("exporting to ONNX")
-            report["export"] = export_directory(work, ExportConfig(), workspace=workspace, reporter=reporter)
-            write_json(work / REPORT_FILE, report)
-        for leftover in (work / STATE_FILE,):
-            leftover.unlink(missing_ok=True)
+        condensation = Condensation(workspace, planner, classifier, config, checkpoint, device)
+        clock = time.perf_counter()
+        search = _run_search(condensation, prior, checkpoint, reporter, costs is not None)
+        timings["search"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        final, plan = condensation.final(search.kept_ratio, reporter)
+        timings["condensation"] = time.perf_counter() - clock
+        outcome = _Outcome(prior, final, plan, search, calibration, costs, weak_prior, timings)
+        report = _finish(work, outcome, condensation, scores, started, reporter)
         # the prompt-tuned (unpruned) prompt and head stay, for comparisons and re-runs with --prompt
+        (work / STATE_FILE).unlink(missing_ok=True)
         shutil.rmtree(work / PROMPT_TUNED_DIR, ignore_errors=True)
         shutil.move(str(checkpoint.stages / "prior"), str(work / PROMPT_TUNED_DIR))
         shutil.rmtree(work / STAGES_DIR, ignore_errors=True)
     return CompressResult(str(output), report)
+
+
+@dataclass
+class _Outcome:
+    """What the stages produced, for the report."""
+
+    prior: dict
+    final: PromptedClassifier
+    plan: PruningPlan | None
+    search: SearchResult
+    calibration: dict | None
+    costs: CostModel | None
+    weak_prior: str | None
+    timings: dict[str, float]
+
+
+def _finish(work: Path, outcome: _Outcome, condensation: Condensation, scores, started: float, reporter) -> dict:
+    """Evaluate the final model, save it with its scores and report (and export it when asked)."""
+    workspace, config, device = condensation.workspace, condensation.config, condensation.device
+    final, plan, prior = outcome.final, outcome.plan, outcome.prior
+    final_predictions = workspace.split_predictions(final, device, config.condense.eval_batch_size)
+    differences = {
+        split: paired_bootstrap(
+            workspace.correct(split, final_predictions[split]),
+            workspace.correct(split, prior["predictions"][split]),
+        )
+        for split in ("validation", "test")
+    }
+    ratio = outcome.search.kept_ratio
+    classifier, planner = condensation.classifier, condensation.planner
+    ablations = _ablations(classifier, planner, ratio, config, workspace, device) if plan is not None else {}
+    save_classifier(final, workspace.tokenizer, work, plan, skeleton_meta(workspace))
+    scores.save(work / SCORES_FILE)
+    outcome.timings["total"] = time.perf_counter() - started
+    report = _report(outcome, condensation, workspace.split_metrics(final_predictions), differences, ablations)
+    write_json(work / REPORT_FILE, report)
+    if config.export:
+        from skeleton.export import ExportConfig, export_directory
+
+        reporter.message("exporting to ONNX")
+        report["export"] = export_directory(work, ExportConfig(), workspace=workspace, reporter=reporter)
+        write_json(work / REPORT_FILE, report)
+    return report
+
+
+def _report(outcome: _Outcome, condensation: Condensation, metrics: dict, differences: dict, ablations: dict) -> dict:
+    workspace, config, classifier = condensation.workspace, condensation.config, condensation.classifier
+    final, plan, prior = outcome.final, outcome.plan, outcome.prior
+    kept = plan.kept_fraction if plan else 1.0
+    return {
+        "kind": "skeleton",
+        "task": workspace.spec.name,
+        "model": workspace.model_path,
+        "head": workspace.head,
+        "device": str(condensation.device),
+        "data": workspace.data.summary(),
+        "seed": config.tune.seed,
+        "majority_class": workspace.majority_metrics(),
+        "weak_prior": outcome.weak_prior,
+        "prompt_tuned": {"validation": prior["validation"], "test": prior["test"]},
+        "skeleton": metrics,
+        # accuracy of Skeleton minus prompt-tuned, in points, with a 95% paired bootstrap interval
+        "accuracy_difference": differences,
+        "kept_ratio": outcome.search.kept_ratio,
+        "kept_fraction": kept,
+        "removed_fraction": 1.0 - kept,
+        "kept_sizes": plan.kept_sizes if plan else None,
+        "targets": list(config.targets),
+        "kept_heads": plan.kept_heads if plan else None,
+        "kept_layers": plan.kept_layers if plan else None,
+        "prompt_tokens": {"prompt_tuned": classifier.num_virtual_tokens, "skeleton": final.num_virtual_tokens},
+        "template_tokens": workspace.template_tokens(),
+        "cost_model": _cost_summary(outcome.costs, plan, final),
+        "head_weight_calibration": outcome.calibration,
+        "parameters": {
+            "backbone_before": count_parameters(classifier.backbone),
+            "backbone_after": count_parameters(final.backbone),
+            "ffn_before": count_ffn_parameters(classifier.backbone),
+            "ffn_after": count_ffn_parameters(final.backbone),
+        },
+        "search": outcome.search.to_dict(),
+        "ablations": ablations,
+        "timings_seconds": outcome.timings,
+        "prior_training": prior["training"],
+        "config": config.to_dict(),
+        "versions": library_versions(),
+    }
 
 
 def _calibrate(planner: Planner, classifier, config: CompressConfig, checkpoint, workspace, device, reporter):

@@ -250,6 +250,36 @@ def table_key(config, shapes: list[tuple[int, int]], heads: list[int], widths: l
     }
 
 
+def _measure_layers(config, shapes, heads: list[int], widths: list[int], threads, repeats: int, reporter: Reporter):
+    """Per shape: one layer's int8 latency at every (heads, width) of the grid, and the time spent
+    outside the layers (embeddings, pooling): twice the one-layer graph's time less the two-layer graph's."""
+    from skeleton.runtime import OnnxRuntime, synthetic_batch
+    from skeleton.timing import time_alternating
+
+    full_heads, full_width = num_heads(config), intermediate_size(config)
+    grid = [(h, w) for h in heads for w in widths]
+    reporter.message(f"latency table: measuring {len(grid) + 1} one-layer int8 graphs at {len(shapes)} shapes (once)")
+    with tempfile.TemporaryDirectory() as scratch:
+        graphs = {}
+        for h, w in grid:
+            graphs[(1, h, w)] = build_int8_graph(_layer_model(config, 1, h, w), Path(scratch), f"1-{h}-{w}")
+        graphs[(2, full_heads, full_width)] = build_int8_graph(
+            _layer_model(config, 2, full_heads, full_width), Path(scratch), "2-full"
+        )
+        runtimes = {name: OnnxRuntime(p, threads=threads, spinning=False) for name, p in graphs.items()}
+        layer_ms, outside_ms = {}, {}
+        for batch, tokens in shapes:
+            encoded = synthetic_batch(batch, tokens, 1024, with_token_types=False)
+            calls = {name: (lambda r=runtime, e=encoded: r.run(e)) for name, runtime in runtimes.items()}
+            medians = {n: t.median_ms for n, t in time_alternating(calls, repeats=repeats, warmup=1).items()}
+            one, two = medians[(1, full_heads, full_width)], medians[(2, full_heads, full_width)]
+            outside = max(0.0, 2 * one - two)
+            outside_ms[shape_key(batch, tokens)] = outside
+            layer_ms[shape_key(batch, tokens)] = [[medians[(1, h, w)] - outside for w in widths] for h in heads]
+        del runtimes
+    return layer_ms, outside_ms
+
+
 def measure_table(
     config,
     shapes: list[tuple[int, int]],
@@ -269,9 +299,6 @@ def measure_table(
         threads: onnxruntime intra-op threads (default: one per core).
         repeats: alternated rounds per shape.
     """
-    from skeleton.runtime import OnnxRuntime, synthetic_batch
-    from skeleton.timing import time_alternating
-
     full_heads = num_heads(config)
     full_width = intermediate_size(config)
     heads = heads or default_grid(full_heads, (1 / full_heads, 0.25, 0.5, 0.75, 1.0))
@@ -285,27 +312,7 @@ def measure_table(
         if table.key == key:
             return table
     started = time.perf_counter()
-    grid = [(h, w) for h in heads for w in widths]
-    reporter.message(f"latency table: measuring {len(grid) + 1} one-layer int8 graphs at {len(shapes)} shapes (once)")
-    with tempfile.TemporaryDirectory() as scratch:
-        graphs = {}
-        for h, w in grid:
-            graphs[(1, h, w)] = build_int8_graph(_layer_model(config, 1, h, w), Path(scratch), f"1-{h}-{w}")
-        graphs[(2, full_heads, full_width)] = build_int8_graph(
-            _layer_model(config, 2, full_heads, full_width), Path(scratch), "2-full"
-        )
-        runtimes = {name: OnnxRuntime(p, threads=threads, spinning=False) for name, p in graphs.items()}
-        layer_ms, outside_ms = {}, {}
-        for batch, tokens in shapes:
-            encoded = synthetic_batch(batch, tokens, 1024, with_token_types=False)
-            calls = {name: (lambda r=runtime, e=encoded: r.run(e)) for name, runtime in runtimes.items()}
-            medians = {n: t.median_ms for n, t in time_alternating(calls, repeats=repeats, warmup=1).items()}
-            one, two = medians[(1, full_heads, full_width)], medians[(2, full_heads, full_width)]
-            outside = max(0.0, 2 * one - two)
-            key_ = shape_key(batch, tokens)
-            outside_ms[key_] = outside
-            layer_ms[key_] = [[medians[(1, h, w)] - outside for w in widths] for h in heads]
-        del runtimes
+    layer_ms, outside_ms = _measure_layers(config, shapes, heads, widths, threads, repeats, reporter)
     table = LatencyTable(key, [list(s) for s in shapes], heads, widths, layer_ms, outside_ms)
     table.seconds = time.perf_counter() - started
     if use_cache:

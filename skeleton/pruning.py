@@ -233,64 +233,80 @@ def make_cost_plan(
         raise ValueError(f"target_fraction must lie in (0, 1], got {target_fraction}")
     if prune_heads and scores.heads is None:
         raise ValueError("pruning heads needs head scores (targets heads)")
-    head_cost, neuron_cost = costs.unit_costs()
-    layers = len(scores.ffn)
-    widths_full = [len(s) for s in scores.ffn]
-    heads_full = [len(s) for s in scores.heads] if prune_heads else list(costs.num_heads)
-    groups = [s / neuron_cost for s in scores.ffn]  # kinds 0..L-1: neurons of layer l
-    if prune_heads:
-        groups += [head_weight * s / head_cost for s in scores.heads]  # kinds L..2L-1: heads
-    layer_values = []
-    if prune_layers:
-        heads_score = [0.0] * layers if scores.heads is None else [head_weight * float(h.sum()) for h in scores.heads]
-        shares = costs.layer_shares()
-        layer_values = [(float(scores.ffn[i].sum()) + heads_score[i]) / shares[i] for i in range(layers)]
-        groups += [torch.tensor([v]) for v in layer_values]  # one unit per layer, kinds after the others
-    kinds = np.concatenate([np.full(len(v), i) for i, v in enumerate(groups)])
-    order = np.argsort(torch.cat(groups).numpy(), kind="stable")  # least worth first
-    totals = np.asarray([len(v) for v in groups])
-
-    def kept(removed: int) -> tuple[list[int], list[int], list[bool]]:
-        counts = totals - np.bincount(kinds[order[:removed]], minlength=len(totals))
-        widths = _round_widths(counts[:layers].tolist(), widths_full, max(1, round_to))
-        heads = np.maximum(counts[layers : 2 * layers], 1).tolist() if prune_heads else list(heads_full)
-        alive = (counts[-layers:] > 0).tolist() if prune_layers else [True] * layers
-        if not any(alive):
-            alive[int(np.argmax(layer_values))] = True  # the model keeps at least one layer
-        widths = [w if a else 0 for w, a in zip(widths, alive, strict=True)]
-        heads = [h if a else 0 for h, a in zip(heads, alive, strict=True)]
-        return widths, heads, alive
-
-    def fraction(removed: int) -> float:
-        widths, heads, _ = kept(removed)
-        return costs.fraction(heads, widths)
-
-    low, high = 0, len(order)
-    if fraction(high) > target_fraction:
-        low = high  # the target cannot be reached: remove everything allowed
-    while low < high:
-        middle = (low + high) // 2
-        if fraction(middle) <= target_fraction:
-            high = middle
-        else:
-            low = middle + 1
-    widths, heads, alive = kept(low)
+    ranking = _CostRanking(scores, costs, prune_heads, head_weight, prune_layers, max(1, round_to))
+    removed = _fewest_removals(ranking.fraction, len(ranking.order), target_fraction)
+    widths, heads, alive = ranking.kept(removed)
     keep = [_top_indices(s, c) for s, c in zip(scores.ffn, widths, strict=True)]
     head_keep = [_top_indices(s, c) for s, c in zip(scores.heads, heads, strict=True)] if prune_heads else None
     return PruningPlan(
         model_type=model_type,
-        intermediate_sizes=widths_full,
+        intermediate_sizes=ranking.widths_full,
         keep_indices=keep,
         hidden_size=hidden_size,
-        kept_ratio=sum(widths) / sum(widths_full),
+        kept_ratio=sum(widths) / sum(ranking.widths_full),
         round_to=round_to,
         scorer=scores.scorer,
         bias_compensation=bias_compensation,
-        num_heads=heads_full if prune_heads else None,
+        num_heads=ranking.heads_full if prune_heads else None,
         head_keep_indices=head_keep,
-        cost_fraction=fraction(low),
+        cost_fraction=ranking.fraction(removed),
         kept_layers=None if all(alive) else [i for i, a in enumerate(alive) if a],
     )
+
+
+def _fewest_removals(fraction, count: int, target: float) -> int:
+    """The fewest removals from the bottom of the ranking whose predicted latency ``fraction(n)`` is at
+    most ``target`` (bisection: the latency falls as units go); all ``count`` when none reaches it."""
+    low, high = 0, count
+    if fraction(high) > target:
+        return high  # the target cannot be reached: remove everything allowed
+    while low < high:
+        middle = (low + high) // 2
+        if fraction(middle) <= target:
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+class _CostRanking:
+    """Neurons, heads and whole layers ranked together by score per unit of measured latency."""
+
+    def __init__(self, scores: NeuronScores, costs: Costs, prune_heads: bool, head_weight, prune_layers, round_to):
+        head_cost, neuron_cost = costs.unit_costs()
+        self.costs, self.prune_heads, self.prune_layers, self.round_to = costs, prune_heads, prune_layers, round_to
+        self.layers = layers = len(scores.ffn)
+        self.widths_full = [len(s) for s in scores.ffn]
+        self.heads_full = [len(s) for s in scores.heads] if prune_heads else list(costs.num_heads)
+        groups = [s / neuron_cost for s in scores.ffn]  # kinds 0..L-1: neurons of layer l
+        if prune_heads:
+            groups += [head_weight * s / head_cost for s in scores.heads]  # kinds L..2L-1: heads
+        self.layer_values = []
+        if prune_layers:
+            heads = [0.0] * layers if scores.heads is None else [head_weight * float(h.sum()) for h in scores.heads]
+            shares = costs.layer_shares()
+            self.layer_values = [(float(scores.ffn[i].sum()) + heads[i]) / shares[i] for i in range(layers)]
+            groups += [torch.tensor([v]) for v in self.layer_values]  # one unit per layer, kinds after the others
+        self.kinds = np.concatenate([np.full(len(v), i) for i, v in enumerate(groups)])
+        self.order = np.argsort(torch.cat(groups).numpy(), kind="stable")  # least worth first
+        self.totals = np.asarray([len(v) for v in groups])
+
+    def kept(self, removed: int) -> tuple[list[int], list[int], list[bool]]:
+        """Per layer: FFN width, head count and whether it stays, after ``removed`` removals."""
+        layers = self.layers
+        counts = self.totals - np.bincount(self.kinds[self.order[:removed]], minlength=len(self.totals))
+        widths = _round_widths(counts[:layers].tolist(), self.widths_full, self.round_to)
+        heads = np.maximum(counts[layers : 2 * layers], 1).tolist() if self.prune_heads else list(self.heads_full)
+        alive = (counts[-layers:] > 0).tolist() if self.prune_layers else [True] * layers
+        if not any(alive):
+            alive[int(np.argmax(self.layer_values))] = True  # the model keeps at least one layer
+        widths = [w if a else 0 for w, a in zip(widths, alive, strict=True)]
+        heads = [h if a else 0 for h, a in zip(heads, alive, strict=True)]
+        return widths, heads, alive
+
+    def fraction(self, removed: int) -> float:
+        widths, heads, _ = self.kept(removed)
+        return self.costs.fraction(heads, widths)
 
 
 def full_plan(model: nn.Module) -> PruningPlan:
@@ -332,44 +348,12 @@ def apply_pruning(model: nn.Module, plan: PruningPlan, scores: NeuronScores | No
     if plan.head_keep_indices is not None:
         _prune_heads(layers, plan, scores if compensate else None)
     for index, layer in enumerate(layers):
-        first, second = layer.ffn_in, layer.ffn_out
-        if isinstance(second, PaddedLinear):
+        if isinstance(layer.ffn_out, PaddedLinear):
             raise ValueError("model is already pruned; prune the original backbone")
-        keep = torch.tensor(plan.keep_indices[index], dtype=torch.long, device=first.weight.device)
-        new_first = nn.Linear(first.in_features, len(keep), bias=first.bias is not None)
-        new_first.to(first.weight.device, first.weight.dtype)
-        new_first.weight.copy_(first.weight[keep])  # (kept, hidden)
-        if first.bias is not None:
-            new_first.bias.copy_(first.bias[keep])
-        bias = second.bias.clone() if second.bias is not None else None
-        if compensate and bias is not None:
-            removed = torch.ones(second.in_features, dtype=torch.bool, device=keep.device)
-            removed[keep] = False
-            mean = scores.mean_activation[index].to(second.weight)
-            bias += second.weight[:, removed] @ mean[removed]  # (hidden,)
-        weight = second.weight[:, keep]  # (hidden, kept)
-        if plan.out_keep_indices is None:
-            new_second = nn.Linear(len(keep), second.out_features, bias=bias is not None)
-            new_second.to(second.weight.device, second.weight.dtype)
-            new_second.weight.copy_(weight)
-            if bias is not None:
-                new_second.bias.copy_(bias)
-        else:
-            out_keep = torch.tensor(plan.out_keep_indices[index], dtype=torch.long, device=keep.device)
-            new_second = PaddedLinear(len(keep), out_keep, second.out_features, bias=bias is not None)
-            new_second.to(second.weight.device, second.weight.dtype)
-            new_second.linear.weight.copy_(weight[out_keep])  # (kept outputs, kept)
-            if bias is not None:
-                new_second.linear.bias.copy_(bias[out_keep])
-            if compensate and scores.mean_ffn_output is not None:
-                out_removed = torch.ones(second.out_features, dtype=torch.bool, device=keep.device)
-                out_removed[out_keep] = False
-                new_second.fill[out_removed] = scores.mean_ffn_output[index].to(new_second.fill)[out_removed]
-        frozen = not first.weight.requires_grad  # a frozen backbone stays frozen
-        for parameter in (*new_first.parameters(), *new_second.parameters()):
-            parameter.requires_grad_(not frozen)
-        layer.ffn_in = new_first
-        layer.ffn_out = new_second
+        out_keep = None if plan.out_keep_indices is None else plan.out_keep_indices[index]
+        mean_activation = scores.mean_activation[index] if compensate else None
+        mean_output = scores.mean_ffn_output[index] if compensate and scores.mean_ffn_output is not None else None
+        _prune_ffn(layer, plan.keep_indices[index], out_keep, mean_activation, mean_output)
     model.config.skeleton_ffn_sizes = plan.kept_sizes
     model.config.skeleton_heads = plan.kept_heads
     # the family config keeps the unpruned layer count (as it keeps the FFN width); the plan rebuilds
@@ -378,6 +362,49 @@ def apply_pruning(model: nn.Module, plan: PruningPlan, scores: NeuronScores | No
         None if plan.out_keep_indices is None else [len(k) for k in plan.out_keep_indices]
     )
     return model
+
+
+@torch.no_grad()
+def _prune_ffn(layer, keep_indices: list[int], out_keep_indices, mean_activation, mean_output) -> None:
+    """Cut one layer's FFN down to the kept neurons (and, with ``out_keep_indices``, output dims,
+    zero-padded back). With ``mean_activation``, removed neurons' mean contribution goes into the
+    second linear's bias; with ``mean_output``, removed output dims are filled with their mean."""
+    first, second = layer.ffn_in, layer.ffn_out
+    keep = torch.tensor(keep_indices, dtype=torch.long, device=first.weight.device)
+    new_first = nn.Linear(first.in_features, len(keep), bias=first.bias is not None)
+    new_first.to(first.weight.device, first.weight.dtype)
+    new_first.weight.copy_(first.weight[keep])  # (kept, hidden)
+    if first.bias is not None:
+        new_first.bias.copy_(first.bias[keep])
+    bias = second.bias.clone() if second.bias is not None else None
+    if mean_activation is not None and bias is not None:
+        removed = torch.ones(second.in_features, dtype=torch.bool, device=keep.device)
+        removed[keep] = False
+        mean = mean_activation.to(second.weight)
+        bias += second.weight[:, removed] @ mean[removed]  # (hidden,)
+    weight = second.weight[:, keep]  # (hidden, kept)
+    if out_keep_indices is None:
+        new_second = nn.Linear(len(keep), second.out_features, bias=bias is not None)
+        new_second.to(second.weight.device, second.weight.dtype)
+        new_second.weight.copy_(weight)
+        if bias is not None:
+            new_second.bias.copy_(bias)
+    else:
+        out_keep = torch.tensor(out_keep_indices, dtype=torch.long, device=keep.device)
+        new_second = PaddedLinear(len(keep), out_keep, second.out_features, bias=bias is not None)
+        new_second.to(second.weight.device, second.weight.dtype)
+        new_second.linear.weight.copy_(weight[out_keep])  # (kept outputs, kept)
+        if bias is not None:
+            new_second.linear.bias.copy_(bias[out_keep])
+        if mean_output is not None:
+            out_removed = torch.ones(second.out_features, dtype=torch.bool, device=keep.device)
+            out_removed[out_keep] = False
+            new_second.fill[out_removed] = mean_output.to(new_second.fill)[out_removed]
+    frozen = not first.weight.requires_grad  # a frozen backbone stays frozen
+    for parameter in (*new_first.parameters(), *new_second.parameters()):
+        parameter.requires_grad_(not frozen)
+    layer.ffn_in = new_first
+    layer.ffn_out = new_second
 
 
 def _drop_layers(model: nn.Module, plan: PruningPlan, scores: NeuronScores | None):

@@ -210,6 +210,42 @@ def _head_statistics(contexts, grads, weights, head_size: int, num_prompt: int, 
     return stats
 
 
+def _gold_gradients(logits: torch.Tensor, labels: torch.Tensor, captured) -> dict[str, tuple[torch.Tensor, ...]]:
+    """Gradients of the gold logits with respect to every captured tensor, by kind. Instances are
+    independent, so the gradient of their summed gold logits holds each one's own in its own rows."""
+    gold = logits.gather(1, labels.unsqueeze(1)).sum()
+    kinds = {
+        "activations": captured.activations,
+        "outputs": captured.outputs,
+        "contexts": captured.contexts,
+        "embeddings": captured.embeddings,
+    }
+    flat = torch.autograd.grad(gold, [t for tensors in kinds.values() for t in tensors])
+    grads, start = {}, 0
+    for kind, tensors in kinds.items():
+        grads[kind], start = flat[start : start + len(tensors)], start + len(tensors)
+    return grads
+
+
+def _batch_statistics(captured, grads: dict | None, weights: torch.Tensor, with_outputs: bool) -> dict[str, list]:
+    """Per-layer sums over one batch of the token-averaged FFN statistics (``weights``: per token)."""
+    activations, outputs = captured.activations, captured.outputs
+    stats = {
+        "act": [(a.abs() * weights).sum((0, 1)) for a in activations],
+        "signed_act": [(a * weights).sum((0, 1)) for a in activations],
+    }
+    if grads is not None:
+        pairs = zip(activations, grads["activations"], strict=True)
+        stats["act_grad"] = [((a * g).abs() * weights).sum((0, 1)) for a, g in pairs]
+        stats["grad"] = [(g.abs() * weights).sum((0, 1)) for g in grads["activations"]]
+        if with_outputs:
+            pairs = zip(outputs, grads["outputs"], strict=True)
+            stats["out_act_grad"] = [((o * g).abs() * weights).sum((0, 1)) for o, g in pairs]
+    if with_outputs:
+        stats["signed_out"] = [(o * weights).sum((0, 1)) for o in outputs]
+    return stats
+
+
 def collect_ffn_statistics(
     classifier: PromptedClassifier,
     batches: Iterable[Batch],
@@ -234,48 +270,22 @@ def collect_ffn_statistics(
         batch = batch.to(device)
         with torch.enable_grad(), capture_ffn(classifier.backbone, with_outputs, with_heads) as captured:
             logits = classifier(**batch.inputs())  # (batch, labels)
-            activations, outputs = captured.activations, captured.outputs
-            tokens = activations[0].shape[1]
-            num_prompt = tokens - batch.input_ids.shape[1]
+            num_prompt = captured.activations[0].shape[1] - batch.input_ids.shape[1]
             mask = torch.cat([batch.attention_mask.new_ones(len(batch.indices), num_prompt), batch.attention_mask], 1)
             weights = (mask.float() / mask.sum(1, keepdim=True).float()).unsqueeze(-1)  # (batch, tokens, 1)
-            grads: tuple[torch.Tensor, ...] = ()
-            out_grads: tuple[torch.Tensor, ...] = ()
-            if with_gradients:
-                gold = logits.gather(1, batch.labels.unsqueeze(1)).sum()
-                # instances are independent, so the gradient of the summed gold logits holds each
-                # instance's own gradient in its own rows
-                wanted = [*activations, *outputs, *captured.contexts, *captured.embeddings]
-                all_grads = torch.autograd.grad(gold, wanted)
-                cut = [len(activations), len(activations) + len(outputs), len(wanted) - len(captured.embeddings)]
-                grads, out_grads = all_grads[: cut[0]], all_grads[cut[0] : cut[1]]
-                context_grads, embedding_grads = all_grads[cut[1] : cut[2]], all_grads[cut[2] :]
+            grads = _gold_gradients(logits, batch.labels, captured) if with_gradients else None
         with torch.no_grad():
-            stats = {
-                "act": [(a.abs() * weights).sum((0, 1)) for a in activations],
-                "signed_act": [(a * weights).sum((0, 1)) for a in activations],
-            }
-            if with_gradients:
-                stats["act_grad"] = [
-                    ((a * g).abs() * weights).sum((0, 1)) for a, g in zip(activations, grads, strict=True)
-                ]
-                stats["grad"] = [(g.abs() * weights).sum((0, 1)) for g in grads]
-                if with_outputs:
-                    stats["out_act_grad"] = [
-                        ((o * g).abs() * weights).sum((0, 1)) for o, g in zip(outputs, out_grads, strict=True)
-                    ]
-            if with_outputs:
-                stats["signed_out"] = [(o * weights).sum((0, 1)) for o in outputs]
+            stats = _batch_statistics(captured, grads, weights, with_outputs)
             if with_heads:
                 stats.update(
                     _head_statistics(
                         captured.contexts,
-                        context_grads,
+                        grads["contexts"],
                         weights,
                         head_size,
                         num_prompt,
                         captured.embeddings,
-                        embedding_grads,
+                        grads["embeddings"],
                     )
                 )
             for key, values in stats.items():

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from skeleton.artifacts import REPORT_FILE, atomic_directory, library_versions, save_classifier, write_json
+from skeleton.artifacts import atomic_directory, library_versions, save_classifier, write_json
 from skeleton.batching import EncodedSplit, iterate_batches, num_batches
 from skeleton.config import CompressConfig
 from skeleton.config import TrainConfig as TrainConfig
@@ -19,6 +19,7 @@ from skeleton.config import TuneConfig as TuneConfig
 from skeleton.device import resolve_device
 from skeleton.evaluation import compute_metrics, predict_logits
 from skeleton.evaluation import evaluate as evaluate
+from skeleton.layout import REPORT_FILE
 from skeleton.modeling import PromptedClassifier
 from skeleton.progress import SILENT, Reporter
 from skeleton.workspace import Workspace
@@ -69,6 +70,62 @@ def _train_mode(classifier: PromptedClassifier, backbone_dropout: bool) -> None:
         classifier.backbone.eval()
 
 
+def _optimizer(classifier: PromptedClassifier, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over the prompt (no weight decay) and the head."""
+    prompt_params, head_params = classifier.trainable_parameters()
+    groups = [{"params": prompt_params, "lr": config.lr, "weight_decay": 0.0}]
+    if head_params:
+        groups.append({"params": head_params, "lr": config.head_lr, "weight_decay": config.weight_decay})
+    return torch.optim.AdamW(groups)
+
+
+def _linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup: int):
+    """Linear warm-up over ``warmup`` steps (reaching the full rate at the last one), then linear decay to 0."""
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+@dataclass
+class _Progress:
+    """Running training figures since the last validation, and the best validated state so far."""
+
+    best_accuracy: float
+    best_state: dict
+    best_predictions: list[int]
+    patience: int
+    evals_without_gain: int = 0
+    loss: float = 0.0
+    correct: int = 0
+    seen: int = 0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> dict:
+        self.loss += loss.item() * len(labels)
+        self.correct += (logits.argmax(-1) == labels).sum().item()
+        self.seen += len(labels)
+        return {"loss": self.loss / self.seen, "acc": 100.0 * self.correct / self.seen, "best": self.best_accuracy}
+
+    def validated(self, step: int, accuracy: float, predictions: list[int], classifier) -> tuple[dict, bool]:
+        """The history entry of a validation pass, and whether early stopping ends training."""
+        entry = {
+            "step": step,
+            "train_loss": self.loss / self.seen,
+            "train_accuracy": 100.0 * self.correct / self.seen,
+            "validation_accuracy": accuracy,
+        }
+        self.loss, self.correct, self.seen = 0.0, 0, 0
+        if accuracy > self.best_accuracy:
+            self.best_accuracy, self.best_state, self.evals_without_gain = accuracy, _trainable_state(classifier), 0
+            self.best_predictions = predictions
+            return entry, False
+        self.evals_without_gain += 1
+        return entry, self.evals_without_gain >= self.patience
+
+
 def train_prompt(
     classifier: PromptedClassifier,
     train: EncodedSplit,
@@ -88,84 +145,46 @@ def train_prompt(
     if config.max_samples is not None and len(train) > config.max_samples:
         generator = torch.Generator().manual_seed(config.seed)
         train = train.select(torch.randperm(len(train), generator=generator)[: config.max_samples].tolist())
-    prompt_params, head_params = classifier.trainable_parameters()
-    groups = [{"params": prompt_params, "lr": config.lr, "weight_decay": 0.0}]
-    if head_params:
-        groups.append({"params": head_params, "lr": config.head_lr, "weight_decay": config.weight_decay})
-    optimizer = torch.optim.AdamW(groups)
+    optimizer = _optimizer(classifier, config)
     steps_per_epoch = num_batches(train, config.batch_size)
     total_steps = config.steps or max(1, math.ceil(config.epochs * steps_per_epoch))
-    warmup = int(config.warmup_ratio * total_steps)
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scheduler = _linear_schedule(optimizer, total_steps, int(config.warmup_ratio * total_steps))
     eval_every = max(1, steps_per_epoch // config.evals_per_epoch)
-    loss_fn = nn.CrossEntropyLoss()
     history: list[dict] = []
     if config.head_init == "probe" and classifier.head is not None:
         history.append(fit_probe_head(classifier, train, validation, device, config, pad_token_id, reporter))
-    best_accuracy, best_predictions = _validate(classifier, validation, device, config, pad_token_id)
-    best_state = _trainable_state(classifier)
-    history.append({"step": 0, "validation_accuracy": best_accuracy})
-    evals_without_gain = 0
-    step = 0
-    running_loss, running_correct, running_seen = 0.0, 0, 0
+    accuracy, predictions = _validate(classifier, validation, device, config, pad_token_id)
+    progress = _Progress(accuracy, _trainable_state(classifier), predictions, config.patience)
+    history.append({"step": 0, "validation_accuracy": accuracy})
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    step, epoch, stop = 0, 0, False
     _train_mode(classifier, config.backbone_dropout)
-    stop = False
     with reporter.bar(description, total_steps) as bar:
-        epoch = 0
         while step < total_steps and not stop:
-            for batch in iterate_batches(
-                train, config.batch_size, pad_token_id, shuffle=True, seed=config.seed + epoch
-            ):
+            batches = iterate_batches(train, config.batch_size, pad_token_id, shuffle=True, seed=config.seed + epoch)
+            for batch in batches:
                 batch = batch.to(device)
                 logits = classifier(**batch.inputs())
-                loss = loss_fn(logits.float(), batch.labels)
+                loss = nn.functional.cross_entropy(logits.float(), batch.labels)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(prompt_params + head_params, 1.0)
+                torch.nn.utils.clip_grad_norm_(parameters, 1.0)
                 optimizer.step()
                 scheduler.step()
                 step += 1
-                running_loss += loss.item() * len(batch.indices)
-                running_correct += (logits.argmax(-1) == batch.labels).sum().item()
-                running_seen += len(batch.indices)
-                bar.advance(
-                    1,
-                    loss=running_loss / running_seen,
-                    acc=100.0 * running_correct / running_seen,
-                    best=best_accuracy,
-                )
+                bar.advance(1, **progress.add(loss, logits, batch.labels))
                 if step % eval_every == 0 or step == total_steps:
                     accuracy, predictions = _validate(classifier, validation, device, config, pad_token_id)
-                    history.append(
-                        {
-                            "step": step,
-                            "train_loss": running_loss / running_seen,
-                            "train_accuracy": 100.0 * running_correct / running_seen,
-                            "validation_accuracy": accuracy,
-                        }
-                    )
-                    running_loss, running_correct, running_seen = 0.0, 0, 0
-                    if accuracy > best_accuracy:
-                        best_accuracy, best_state, evals_without_gain = accuracy, _trainable_state(classifier), 0
-                        best_predictions = predictions
-                    else:
-                        evals_without_gain += 1
-                        if evals_without_gain >= config.patience:
-                            stop = True
+                    entry, stop = progress.validated(step, accuracy, predictions, classifier)
+                    history.append(entry)
                     _train_mode(classifier, config.backbone_dropout)
                 if stop or step >= total_steps:
                     break
             epoch += 1
-    _restore_state(classifier, best_state)
+    _restore_state(classifier, progress.best_state)
     classifier.eval()
     seconds = time.perf_counter() - started
-    return TrainResult(best_accuracy, step, seconds, copy.deepcopy(history), best_predictions)
+    return TrainResult(progress.best_accuracy, step, seconds, copy.deepcopy(history), progress.best_predictions)
 
 
 PROBE_ROWS = 4096  # training rows the probe is fitted on: enough for a linear map of a few hundred features
@@ -181,7 +200,7 @@ def pooled_features(
     features = torch.zeros(len(split), classifier.head.classifier.in_features)
     for batch in iterate_batches(split, batch_size, pad_token_id, shuffle=False):
         batch = batch.to(device)
-        hidden, _ = classifier.encode(**batch.inputs())
+        hidden, _ = classifier.hidden_states(**batch.inputs())
         num_prompt = hidden.shape[1] - batch.input_ids.shape[1]
         features[batch.indices] = classifier.head.pool(hidden[:, num_prompt:], batch.attention_mask).float().cpu()
     return features
