@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.options import Option, options, with_options
+
 # the library's defaults are the command line's: one source, read here (skeleton.config is light)
 from skeleton.config import (
     CompressConfig,
@@ -56,89 +58,71 @@ def friendly_errors(command: Callable) -> Callable:
     return wrapper
 
 
-# Options shared by tune and compress. Help texts mirror the config docstrings.
-Task = Annotated[str, typer.Option(help="Task: sst2, mrpc, ag_news, imdb or cb.")]
-Model = Annotated[str, typer.Option(help="Hub id or local path; 'default' is the packaged all-MiniLM-L6-v2.")]
-DataDir = Annotated[
-    str | None,
-    typer.Option(
-        help="Local GLUE-style TSV directory (the task's folder or a root with <task>/); "
-        "else $SKELETON_DATA_DIR, else the hub."
+# tune's and compress's options come from the config dataclasses (type, default, and help from
+# their docstrings): cli/options.py. Only options with no config field of their own are written here.
+DATA_OPTIONS = options(
+    DataConfig,
+    (
+        "task",
+        "data_dir",
+        "train_samples",
+        "validation_samples",
+        "test_samples",
+        "validation_fraction",
+        "validation_rows",
+        "validation_min_words",
+        "validation_file",
+        "seed",
     ),
+)
+MODEL_OPTIONS = options(
+    ModelConfig,
+    ("model", "head", "num_virtual_tokens", "prompt_init", "max_length", "use_template"),
+    num_virtual_tokens="prompt_tokens",
+    use_template="template",
+)
+# training settings default to the task's recipe (skeleton.tasks): None here means "not given"
+TRAIN_OPTIONS = [
+    Option(TrainConfig, name, recipe=True)
+    for name in ("epochs", "steps", "head_init", "batch_size", "lr", "head_lr", "patience")
 ]
-TrainSamples = Annotated[int | None, typer.Option(help="Subsample the training split to N rows for quick runs.")]
-ValidationSamples = Annotated[int | None, typer.Option(help="Subsample the held-out validation split to N rows.")]
-TestSamples = Annotated[int | None, typer.Option(help="Subsample the test split (quick runs only).")]
-Head = Annotated[str, typer.Option(help="cls (mean-pooled linear head), mlm (verbalizer at the mask) or auto.")]
-PromptTokens = Annotated[int, typer.Option(help="Soft prompt length (virtual tokens).")]
-PromptInit = Annotated[str, typer.Option(help="Initialise the prompt from the task's instruction 'text', or 'random'.")]
-MaxLength = Annotated[int, typer.Option(help="Longest text in tokens; longer texts are truncated.")]
-Template = Annotated[
-    bool, typer.Option(help="Wrap texts in the task's instruction template (always on for --head mlm).")
+CONDENSE_OPTIONS = [
+    Option(TrainConfig, "epochs", "condense_epochs", recipe=True, help_prefix="Knowledge condensation: "),
+    Option(TrainConfig, "steps", "condense_steps", recipe=True, help_prefix="Knowledge condensation: "),
+    Option(TrainConfig, "max_samples", "condense_samples", help_prefix="Knowledge condensation: "),
 ]
-# training options default to the task's recipe (skeleton.tasks; 1 epoch, batch 32... for most tasks)
-RECIPE = " [default: the task's recipe, see 'skeleton tasks']"
-Epochs = Annotated[float | None, typer.Option(help="Training epochs (early stopping may end sooner)." + RECIPE)]
-Steps = Annotated[
-    int | None,
-    typer.Option(help="Training budget in optimiser steps instead of epochs (small data sets need more)." + RECIPE),
-]
-HeadInit = Annotated[
-    str | None,
-    typer.Option(
-        help="Start the cls head 'random' or as a 'probe' (logistic regression on the prompted features)." + RECIPE
+OUTPUT_OPTIONS = ("device", "output", "overwrite")
+COMPRESS_OPTIONS = options(
+    CompressConfig,
+    (
+        "prompt",
+        "min_gain",
+        "allow_weak_prior",
+        "scorer",
+        "attribution_samples",
+        "condensed_prompt_tokens",
+        "fast_search",
+        "bias_compensation",
+        "round_to",
+        "export",
+        "resume",
+        *OUTPUT_OPTIONS,
     ),
-]
-ValidationRows = Annotated[
-    str | None,
-    typer.Option(
-        help="Validation rows: 'all' held-out rows, or 'whole' rows no other row contains (their phrases leave "
-        "training) [default: the task's: whole for sst2, all otherwise]."
-    ),
-]
-ValidationMinWords = Annotated[int, typer.Option(help="Validation rows need at least N words in every text field.")]
-ValidationFile = Annotated[
-    str | None, typer.Option(help="Validate on this TSV (the task's columns) instead of a hold-out of train.")
-]
-BatchSize = Annotated[int | None, typer.Option(help="Training batch size." + RECIPE)]
-Lr = Annotated[float | None, typer.Option(help="Learning rate of the soft prompt." + RECIPE)]
-HeadLr = Annotated[float | None, typer.Option(help="Learning rate of the cls head." + RECIPE)]
-Patience = Annotated[
-    int | None, typer.Option(help="Stop after this many validation passes without improvement." + RECIPE)
-]
-Seed = Annotated[int, typer.Option(help="Seeds the hold-out split, sampling, initialisation and shuffling.")]
-Device = Annotated[str, typer.Option(help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N.")]
-Output = Annotated[str | None, typer.Option(help="Output directory (default under exported_models/).")]
-Overwrite = Annotated[bool, typer.Option(help="Replace an existing output directory.")]
+)
+SEARCH_OPTIONS = options(SearchConfig, ("max_trials", "confidence", "target_speedup"))
 Quiet = Annotated[bool, typer.Option(help="No progress bars.")]
+Device = Annotated[str, typer.Option(help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N.")]
 
 
-def _stage_configs(options: dict):
-    """DataConfig, ModelConfig and TrainConfig from the options tune and compress share."""
+def _build(cls, group: list[Option], given: dict):
+    return cls(**{option.field: given[option.parameter_name] for option in group})
 
-    o = options
-    data = DataConfig(
-        task=o["task"],
-        data_dir=o["data_dir"],
-        train_samples=o["train_samples"],
-        validation_samples=o["validation_samples"],
-        test_samples=o["test_samples"],
-        validation_rows=o["validation_rows"],
-        validation_min_words=o["validation_min_words"],
-        validation_file=o["validation_file"],
-        seed=o["seed"],
-    )
-    model = ModelConfig(
-        model=o["model"],
-        head=o["head"],
-        num_virtual_tokens=o["prompt_tokens"],
-        prompt_init=o["prompt_init"],
-        max_length=o["max_length"],
-        use_template=o["template"],
-    )
-    names = ("epochs", "steps", "head_init", "batch_size", "lr", "head_lr", "patience", "seed")
-    train = train_config(o["task"], "tune", {name: o[name] for name in names})
-    return data, model, train
+
+def _stage_configs(given: dict):
+    """DataConfig, ModelConfig and the prompt-tuning TrainConfig from the options tune and compress share."""
+    names = [option.parameter_name for option in TRAIN_OPTIONS]
+    train = train_config(given["task"], "tune", {**{name: given[name] for name in names}, "seed": given["seed"]})
+    return _build(DataConfig, DATA_OPTIONS, given), _build(ModelConfig, MODEL_OPTIONS, given), train
 
 
 def train_config(task: str, stage: str, given: dict) -> TrainConfig:
@@ -155,42 +139,16 @@ def _metrics_text(metrics: dict) -> str:
 
 @app.command()
 @friendly_errors
-def tune(
-    task: Task = DataConfig.task,
-    model: Model = ModelConfig.model,
-    data_dir: DataDir = None,
-    train_samples: TrainSamples = DataConfig.train_samples,
-    validation_samples: ValidationSamples = DataConfig.validation_samples,
-    test_samples: TestSamples = DataConfig.test_samples,
-    validation_rows: ValidationRows = DataConfig.validation_rows,
-    validation_min_words: ValidationMinWords = DataConfig.validation_min_words,
-    validation_file: ValidationFile = DataConfig.validation_file,
-    head: Head = ModelConfig.head,
-    prompt_tokens: PromptTokens = ModelConfig.num_virtual_tokens,
-    prompt_init: PromptInit = ModelConfig.prompt_init,
-    max_length: MaxLength = ModelConfig.max_length,
-    template: Template = ModelConfig.use_template,
-    epochs: Epochs = None,
-    steps: Steps = None,
-    head_init: HeadInit = None,
-    batch_size: BatchSize = None,
-    lr: Lr = None,
-    head_lr: HeadLr = None,
-    patience: Patience = None,
-    seed: Seed = DataConfig.seed,
-    device: Device = TuneConfig.device,
-    output: Output = None,
-    overwrite: Overwrite = False,
-    quiet: Quiet = False,
-) -> None:
+@with_options(DATA_OPTIONS, MODEL_OPTIONS, TRAIN_OPTIONS, options(TuneConfig, OUTPUT_OPTIONS))
+def tune(given: dict, quiet: Quiet = False) -> None:
     """Prompt-tune a frozen model on a task (prior knowledge injection) and save the prompt."""
     from skeleton.progress import Reporter
     from skeleton.tuning import tune as run_tune
 
-    data, model_config, train = _stage_configs(locals())
-    config = TuneConfig(data=data, model=model_config, train=train, output=output, device=device, overwrite=overwrite)
+    data, model_config, train = _stage_configs(given)
+    config = TuneConfig(data, model_config, train, **{name: given[name] for name in OUTPUT_OPTIONS})
     result = run_tune(config, Reporter(enabled=not quiet, console=err))
-    table = Table(title=f"skeleton tune: {task}")
+    table = Table(title=f"skeleton tune: {data.task}")
     table.add_column("split")
     table.add_column("prompt-tuned")
     table.add_column("majority class")
@@ -204,55 +162,9 @@ def tune(
 
 @app.command()
 @friendly_errors
+@with_options(DATA_OPTIONS, MODEL_OPTIONS, TRAIN_OPTIONS, CONDENSE_OPTIONS, SEARCH_OPTIONS, COMPRESS_OPTIONS)
 def compress(
-    task: Task = DataConfig.task,
-    model: Model = ModelConfig.model,
-    data_dir: DataDir = None,
-    train_samples: TrainSamples = DataConfig.train_samples,
-    validation_samples: ValidationSamples = DataConfig.validation_samples,
-    test_samples: TestSamples = DataConfig.test_samples,
-    validation_rows: ValidationRows = DataConfig.validation_rows,
-    validation_min_words: ValidationMinWords = DataConfig.validation_min_words,
-    validation_file: ValidationFile = DataConfig.validation_file,
-    head: Head = ModelConfig.head,
-    prompt_tokens: PromptTokens = ModelConfig.num_virtual_tokens,
-    prompt_init: PromptInit = ModelConfig.prompt_init,
-    max_length: MaxLength = ModelConfig.max_length,
-    template: Template = ModelConfig.use_template,
-    epochs: Epochs = None,
-    steps: Steps = None,
-    head_init: HeadInit = None,
-    batch_size: BatchSize = None,
-    lr: Lr = None,
-    head_lr: HeadLr = None,
-    patience: Patience = None,
-    condense_epochs: Annotated[
-        float | None, typer.Option(help="Epochs of knowledge condensation per search trial." + RECIPE)
-    ] = None,
-    condense_steps: Annotated[
-        int | None, typer.Option(help="Condensation budget in optimiser steps instead of epochs." + RECIPE)
-    ] = None,
-    condense_samples: Annotated[
-        int | None, typer.Option(help="Training rows used by each condensation (default: all).")
-    ] = None,
-    prompt: Annotated[
-        str | None, typer.Option(help="Reuse a prompt saved by 'skeleton tune' instead of step 1.")
-    ] = None,
-    min_gain: Annotated[
-        float,
-        typer.Option(
-            help="Stop unless the prompt-tuned model beats the majority class on validation by this many points."
-        ),
-    ] = CompressConfig.min_gain,
-    allow_weak_prior: Annotated[
-        bool, typer.Option(help="Go on even when the prompt-tuned model does not beat the majority class.")
-    ] = CompressConfig.allow_weak_prior,
-    scorer: Annotated[
-        str, typer.Option(help="Neuron scorer: attribution, activation, gradient or random.")
-    ] = CompressConfig.scorer,
-    attribution_samples: Annotated[
-        int, typer.Option(help="Training instances the scorer averages over.")
-    ] = CompressConfig.attribution_samples,
+    given: dict,
     targets: Annotated[
         str,
         typer.Option(
@@ -260,98 +172,36 @@ def compress(
             "with the neurons by score per measured latency; 'ffn,ffn-out' to prune the second FFN's output dims."
         ),
     ] = ",".join(CompressConfig.targets),
-    target_speedup: Annotated[
-        float | None,
-        typer.Option(
-            help="Prune until the predicted speed-up against the unpruned model's fastest CPU runtime "
-            "reaches X at every cost shape (a latency table, measured once per machine, predicts it). "
-            "With --margin too: the fastest model at least this fast within the margin."
-        ),
-    ] = SearchConfig.target_speedup,
-    condensed_prompt_tokens: Annotated[
-        int | None,
-        typer.Option(
-            help="Shorten the soft prompt to N tokens for condensation, warm-started from its "
-            "highest-scoring positions (every prompt token costs as much as an input token)."
-        ),
-    ] = CompressConfig.condensed_prompt_tokens,
     margin: Annotated[
         float | None,
-        typer.Option(help=f"Accepted validation accuracy drop, in points [default: {SearchConfig.margin}]."),
-    ] = None,
-    max_trials: Annotated[
-        int, typer.Option(help="Most kept ratios the binary search tries.")
-    ] = SearchConfig.max_trials,
-    confidence: Annotated[
-        float | None,
         typer.Option(
-            help="Accept a kept ratio only when the upper end of the paired bootstrap interval of its "
-            "validation accuracy drop, at this level (e.g. 0.9), stays within the margin."
+            help=f"Accepted validation accuracy drop, in points [default: {SearchConfig.margin}]; given beside "
+            "--target-speedup, the fastest model at least that fast within it."
         ),
-    ] = SearchConfig.confidence,
-    fast_search: Annotated[
-        bool | None, typer.Option(help="Judge trials without condensing; condense only the chosen ratio." + RECIPE)
     ] = None,
-    bias_compensation: Annotated[
-        bool, typer.Option(help="Fold removed neurons' mean contribution into the FFN bias.")
-    ] = CompressConfig.bias_compensation,
-    round_to: Annotated[
-        int, typer.Option(help="Keep each layer's FFN width a multiple of N.")
-    ] = CompressConfig.round_to,
-    export: Annotated[bool, typer.Option(help="Export the slim model to ONNX at the end.")] = CompressConfig.export,
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted run after its last finished stage.")] = False,
-    seed: Seed = DataConfig.seed,
-    device: Device = CompressConfig.device,
-    output: Output = None,
-    overwrite: Overwrite = False,
     quiet: Quiet = False,
 ) -> None:
     """Run Skeleton end to end: tune, score, prune with a searched ratio, condense, save (and export)."""
     from skeleton.compression import compress as run_compress
     from skeleton.progress import Reporter
 
-    data, model_config, train = _stage_configs(locals())
-    condense = train_config(
-        task,
-        "condense",
-        dict(
-            epochs=condense_epochs,
-            steps=condense_steps,
-            max_samples=condense_samples,
-            batch_size=batch_size,
-            lr=lr,
-            head_lr=head_lr,
-            seed=seed,
-        ),
-    )
+    data, model_config, train = _stage_configs(given)
+    condense = {option.field: given[option.parameter_name] for option in CONDENSE_OPTIONS}
+    shared = {name: given[name] for name in ("batch_size", "lr", "head_lr", "seed")}
+    search = _build(SearchConfig, SEARCH_OPTIONS, given)
     config = CompressConfig(
         data=data,
         model=model_config,
         tune=train,
-        condense=condense,
-        search=SearchConfig(
+        condense=train_config(data.task, "condense", {**condense, **shared}),
+        # a margin given beside a target speed-up asks for the fastest model within it
+        search=replace(
+            search,
             margin=SearchConfig.margin if margin is None else margin,
-            max_trials=max_trials,
-            confidence=confidence,
-            target_speedup=target_speedup,
-            # a margin given beside a target speed-up asks for the fastest model within it
-            within_margin=target_speedup is not None and margin is not None,
+            within_margin=search.target_speedup is not None and margin is not None,
         ),
-        scorer=scorer,
-        attribution_samples=attribution_samples,
         targets=tuple(t.strip() for t in targets.split(",") if t.strip()),
-        bias_compensation=bias_compensation,
-        round_to=round_to,
-        condensed_prompt_tokens=condensed_prompt_tokens,
-        fast_search=fast_search,
-        prompt=prompt,
-        min_gain=min_gain,
-        allow_weak_prior=allow_weak_prior,
-        output=output,
-        device=device,
-        resume=resume,
-        overwrite=overwrite,
-        export=export,
+        **{option.field: given[option.parameter_name] for option in COMPRESS_OPTIONS},
     )
     result = run_compress(config, Reporter(enabled=not quiet, console=err))
     print_compress_summary(result.report, result.output)

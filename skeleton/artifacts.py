@@ -21,22 +21,10 @@ from skeleton.architectures import from_config, pretrained_config, unexpected_lo
 from skeleton.batching import Batch, collate, encode_split
 from skeleton.device import resolve_device
 from skeleton.errors import SkeletonError
-from skeleton.modeling import (
-    HEAD_CONFIG_FILE,
-    HeadConfig,
-    PromptedClassifier,
-    load_prompt_and_head,
-    load_tokenizer,
-)
+from skeleton.layout import CONFIG_FILE, HEAD_CONFIG_FILE, META_FILE, MODEL_FILE, PLAN_FILE
+from skeleton.modeling import HeadConfig, PromptedClassifier, load_prompt_and_head, load_tokenizer
 from skeleton.pruning import PruningPlan, apply_pruning
 from skeleton.tasks import TaskSpec, get_task
-
-MODEL_FILE = "model.safetensors"
-PLAN_FILE = "pruning_plan.json"
-SCORES_FILE = "neuron_scores.safetensors"
-REPORT_FILE = "report.json"
-META_FILE = "skeleton.json"
-PROMPT_TUNED_DIR = "prompt_tuned"  # the unpruned model's prompt and head, kept by compress
 
 
 def library_versions() -> dict[str, str]:
@@ -157,19 +145,27 @@ class CompressedModel:
         )
         return collate(encoded, list(range(len(texts))), self.tokenizer.pad_token_id or 0)
 
-    @torch.no_grad()
+    def encode_arrays(self, texts: list) -> dict:
+        """:meth:`encode` as numpy arrays, what a :class:`~skeleton.runtime.Runtime` runs."""
+        return {k: v.cpu().numpy() for k, v in self.encode(texts).inputs().items() if v is not None}
+
+    def logits(self, texts: list, batch_size: int = 64):
+        """(texts, labels) logits as numpy; a text is a string, or a pair for pair tasks."""
+        from skeleton.runtime import TorchRuntime, batched_logits
+
+        return batched_logits(TorchRuntime(self), self.encode_arrays, texts, self.spec.num_labels, batch_size)
+
     def predict_proba(self, texts: list, batch_size: int = 64) -> torch.Tensor:
-        """Label probabilities, (texts, labels); a text is a string, or a pair for pair tasks."""
-        out = []
-        for start in range(0, len(texts), batch_size):
-            batch = self.encode(texts[start : start + batch_size]).to(self.device)
-            out.append(torch.softmax(self.classifier(**batch.inputs()).float(), -1).cpu())
-        return torch.cat(out) if out else torch.empty(0, self.spec.num_labels)
+        """Label probabilities, (texts, labels)."""
+        from skeleton.runtime import softmax
+
+        return torch.from_numpy(softmax(self.logits(texts, batch_size))).float()
 
     def predict(self, texts: list, batch_size: int = 64) -> list[tuple[str, float]]:
         """(label name, probability) for each text."""
-        probabilities = self.predict_proba(texts, batch_size)
-        return [(self.spec.label_names[int(p.argmax())], float(p.max())) for p in probabilities]
+        from skeleton.runtime import label_scores
+
+        return label_scores(self.logits(texts, batch_size), self.spec.label_names)
 
 
 def load(directory: str | Path, device: str = "auto", attn_implementation: str | None = None) -> CompressedModel:
@@ -184,7 +180,7 @@ def load(directory: str | Path, device: str = "auto", attn_implementation: str |
         attn_implementation: e.g. ``eager`` for an ONNX export that onnxruntime can fuse.
     """
     directory = Path(directory)
-    for needed in (directory / "config.json", directory / META_FILE, directory / HEAD_CONFIG_FILE):
+    for needed in (directory / CONFIG_FILE, directory / META_FILE, directory / HEAD_CONFIG_FILE):
         if not needed.is_file():
             raise SkeletonError(f"{directory} is not a Skeleton model directory: {needed.name} is missing")
     meta = json.loads((directory / META_FILE).read_text())

@@ -27,23 +27,24 @@ from pathlib import Path
 import numpy as np
 
 from skeleton.architectures import pretrained_tokenizer
-from skeleton.artifacts import PROMPT_TUNED_DIR, REPORT_FILE, library_versions, write_json
+from skeleton.artifacts import library_versions, write_json
 from skeleton.errors import SkeletonError
+from skeleton.layout import (
+    BENCH_DIR,
+    CONFIG_FILE,
+    HEAD_CONFIG_FILE,
+    MANIFEST_FILE,
+    META_FILE,
+    ONNX_DIR,
+    PROMPT_TUNED_DIR,
+    REPORT_FILE,
+    UNPRUNED_DIR,
+)
 from skeleton.progress import SILENT, Reporter
 from skeleton.quantization import cpu_flags, cpu_name
-from skeleton.runtime import (
-    ONNX_DIR,
-    OnnxRuntime,
-    Runtime,
-    TorchRuntime,
-    read_manifest,
-    synthetic_batch,
-    tokenize,
-)
+from skeleton.runtime import OnnxRuntime, Runtime, TorchRuntime, read_manifest, synthetic_batch, tokenize
 from skeleton.timing import time_alternating
 
-BENCH_DIR = "bench"
-UNPRUNED_DIR = "unpruned"
 SLIM_INT8_DIR = "slim-int8-unshipped"
 TORCH_RUNTIMES = ("torch-fp32", "torch-bf16", "torch-fp16")
 ONNX_RUNTIMES = ("onnx-fp32", "onnx-optimized", "onnx-int8")
@@ -189,7 +190,7 @@ def _slim_int8_dir(directory: Path, reporter: Reporter) -> Path:
     from skeleton.export import ExportConfig, export_directory
 
     target = directory / BENCH_DIR / SLIM_INT8_DIR
-    manifest = target / ONNX_DIR / "manifest.json"
+    manifest = target / ONNX_DIR / MANIFEST_FILE
     if manifest.is_file() and json.loads(manifest.read_text()).get("source_sha") == _slim_sha(directory):
         return target
     reporter.message("bench: building the Skeleton model's int8 graph that its export did not ship")
@@ -208,7 +209,7 @@ def _slim_int8_dir(directory: Path, reporter: Reporter) -> Path:
 
 
 def _slim_sha(directory: Path) -> str:
-    from skeleton.artifacts import MODEL_FILE
+    from skeleton.layout import MODEL_FILE
     from skeleton.runtime import sha256_file
 
     return sha256_file(directory / MODEL_FILE)
@@ -274,9 +275,9 @@ class ModelShape:
     @classmethod
     def of(cls, directory: Path) -> ModelShape:
         """Read from a model directory's config.json, skeleton.json and head_config.json."""
-        config = json.loads((directory / "config.json").read_text())
-        meta = json.loads((directory / "skeleton.json").read_text())
-        head = json.loads((directory / "head_config.json").read_text())
+        config = json.loads((directory / CONFIG_FILE).read_text())
+        meta = json.loads((directory / META_FILE).read_text())
+        head = json.loads((directory / HEAD_CONFIG_FILE).read_text())
         hidden = config.get("hidden_size", config.get("dim"))
         heads = config.get("num_attention_heads", config.get("n_heads"))
         layers = config.get("num_hidden_layers", config.get("n_layers"))
@@ -364,7 +365,7 @@ def _task_texts(path: Path, directory: Path) -> list:
 
     if not path.is_file():
         raise SkeletonError(f"data file not found: {path}")
-    spec = get_task(json.loads((directory / "skeleton.json").read_text())["task"])
+    spec = get_task(json.loads((directory / META_FILE).read_text())["task"])
     split = read_tsv(path, spec)
     columns = [list(split[f]) for f in spec.text_fields]
     return columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
@@ -375,7 +376,7 @@ def _encoder_for(contender: Contender, onnx_tokenizer, max_tokens: int):
     the training-time encoding for PyTorch."""
     if isinstance(contender.engine, TorchRuntime):
         model = contender.engine.model
-        return lambda texts: {k: v.numpy() for k, v in model.encode(texts).inputs().items()}
+        return model.encode_arrays
     return lambda texts: tokenize(onnx_tokenizer, texts, max_tokens)
 
 
@@ -470,7 +471,7 @@ def run_bench(directory: str | Path, config: BenchConfig | None = None, reporter
             bar.advance(1, point=f"{batch}x{length}", speedup=headline["speedup"] if headline else float("nan"))
     report = {
         "directory": str(directory),
-        "task": json.loads((directory / "skeleton.json").read_text())["task"],
+        "task": json.loads((directory / META_FILE).read_text())["task"],
         "config": config.to_dict(),
         "machine": machine_description(threads),
         "versions": library_versions(),

@@ -9,11 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-REPORT_JSON = "bench.json"
-REPORT_MD = "bench.md"
-PLOT_BY_BATCH = "speedup_vs_batch.png"
-PLOT_BY_LENGTH = "speedup_vs_length.png"
-PLOT_LATENCY = "latency.png"
+from skeleton.layout import PLOT_BY_BATCH, PLOT_BY_LENGTH, PLOT_LATENCY, REPORT_JSON, REPORT_MD
 
 
 def write_report(folder: Path, report: dict) -> None:

@@ -80,10 +80,6 @@ def _spans(text: str, proper: bool) -> set[str]:
     return {" ".join(words[i:j]) for i in range(n) for j in range(i + 1, n + 1) if not (proper and j - i == n)}
 
 
-def _text(row: dict, spec: TaskSpec) -> str:
-    return row[spec.text_fields[0]]
-
-
 def _eligible(split: datasets.Dataset, spec: TaskSpec, rows: str, min_words: int) -> list[int]:
     """Indices of the rows that may validate: ``min_words`` words in every text field, and with
     ``rows == "whole"`` no other row containing them."""

@@ -29,14 +29,19 @@ def predict_logits(
     pad_token_id: int = 0,
 ) -> torch.Tensor:
     """Logits for every row of ``split``, (rows, labels), in the split's order."""
+    from skeleton.runtime import gather_logits
+
     was_training = classifier.training
     classifier.eval()
-    logits = torch.empty(len(split), classifier.head_config.num_labels)
-    for batch in iterate_batches(split, batch_size, pad_token_id, shuffle=False):
-        batch = batch.to(device)
-        logits[batch.indices] = classifier(**batch.inputs()).float().cpu()
+    chunks = ((b.indices, b.to(device)) for b in iterate_batches(split, batch_size, pad_token_id, shuffle=False))
+    logits = gather_logits(
+        chunks,
+        lambda batch: classifier(**batch.inputs()).float().cpu().numpy(),
+        len(split),
+        classifier.head_config.num_labels,
+    )
     classifier.train(was_training)
-    return logits
+    return torch.from_numpy(logits)
 
 
 def evaluate(

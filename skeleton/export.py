@@ -39,32 +39,16 @@ from skeleton.architectures import (
     ort_model_type,
 )
 from skeleton.architectures import max_input_tokens as family_max_input_tokens
-from skeleton.artifacts import (
-    META_FILE,
-    MODEL_FILE,
-    REPORT_FILE,
-    CompressedModel,
-    library_versions,
-    load,
-    write_json,
-)
+from skeleton.artifacts import CompressedModel, library_versions, load, write_json
 from skeleton.errors import SkeletonError
+from skeleton.layout import CONFIG_FILE, MANIFEST_FILE, META_FILE, MODEL_FILE, ONNX_DIR, REPORT_FILE, VARIANT_FILES
 from skeleton.progress import SILENT, Reporter
 from skeleton.quantization import INT8_KINDS, Int8Bar, cpu_flags, has_vnni, int8_methods, quantize
-from skeleton.runtime import (
-    MANIFEST_FILE,
-    ONNX_DIR,
-    OnnxRuntime,
-    batched_logits,
-    sha256_file,
-    synthetic_batch,
-    tokenize,
-)
+from skeleton.runtime import OnnxRuntime, batched_logits, sha256_file, synthetic_batch, tokenize
 from skeleton.statistics import paired_bootstrap
 from skeleton.tasks import TaskSpec
 from skeleton.timing import time_alternating
 
-VARIANT_FILES = {"fp32": "model.onnx", "optimized": "model_optimized.onnx", "int8": "model_int8.onnx"}
 FUSED_OPS = (
     "Attention",
     "MultiHeadAttention",
@@ -429,7 +413,7 @@ def export_directory(
     """
     config = config or ExportConfig()
     directory = Path(directory)
-    for needed in (META_FILE, MODEL_FILE, "config.json"):
+    for needed in (META_FILE, MODEL_FILE, CONFIG_FILE):
         if not (directory / needed).is_file():
             raise SkeletonError(f"{directory} is not a compressed model directory: {needed} is missing")
     started = time.perf_counter()
@@ -471,7 +455,7 @@ def _export_into(work: Path, model: CompressedModel, tokenizer, data: ExportData
     names = _trace(model, tokenizer, with_token_types, work / VARIANT_FILES["fp32"], config.opset)
     # PyTorch reference logits through the training-time encoding (template filled as text), so the
     # check also proves that the exported tokenizer reproduces it
-    reference = _torch_logits(model, data.validation[: config.parity_samples])
+    reference = model.logits(data.validation[: config.parity_samples], 32)
     tokenizer.save_pretrained(str(work))
     _write_config(model, work)
     judge = _Judge(model, tokenizer, data, reference, config.threads)
@@ -523,8 +507,8 @@ def _float_variants(work: Path, model, judge: _Judge, config: ExportConfig, repo
             continue
         path = work / VARIANT_FILES[variant]
         if variant == "optimized":
-            config = model.classifier.backbone.config
-            optimize_graph(work / VARIANT_FILES["fp32"], path, ort_model_type(config), _head_size(model))
+            family = ort_model_type(model.classifier.backbone.config)
+            optimize_graph(work / VARIANT_FILES["fp32"], path, family, _head_size(model))
         info, logits = judge.measure(variant, path)
         if info["max_abs_diff"] > config.fp32_tolerance:
             difference = info["max_abs_diff"]
@@ -609,15 +593,6 @@ def _int8_variant(work: Path, judge: _Judge, fp32: dict, fp32_logits: np.ndarray
     shipped = {k: v for k, v in chosen.items() if k != "problem"}
     shipped.update(file=VARIANT_FILES["int8"], passes_bar=chosen["problem"] is None)
     return shipped, candidates, None
-
-
-@torch.no_grad()
-def _torch_logits(model: CompressedModel, texts: list) -> np.ndarray:
-    out = []
-    for start in range(0, len(texts), 32):
-        batch = model.encode(texts[start : start + 32])
-        out.append(model.classifier(**batch.inputs()).float().numpy())
-    return np.concatenate(out)
 
 
 def _cpu_int8_instructions() -> list[str]:

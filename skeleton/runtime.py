@@ -1,7 +1,8 @@
 """Running an exported model: checksum-verified loading and batched prediction.
 
-A runtime is a small class with one verb, ``run`` (token ids in, logits out), picked from
-``RUNTIMES``; the latency report and the HTTP server build on the same classes.
+A runtime is a small class with one verb, ``run`` (token ids in, logits out): an ONNX graph in
+onnxruntime or the PyTorch model. :func:`gather_logits` is the one batched-prediction loop, behind
+evaluation, export parity, ``skeleton predict`` and the benchmarks.
 """
 
 from __future__ import annotations
@@ -14,9 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from skeleton.errors import SkeletonError
-
-ONNX_DIR = "onnx"
-MANIFEST_FILE = "manifest.json"
+from skeleton.layout import MANIFEST_FILE, ONNX_DIR
 
 
 def tokenize(tokenizer, texts: list, max_length: int | None = None) -> dict[str, np.ndarray]:
@@ -138,12 +137,13 @@ class TorchRuntime(Runtime):
     name = "torch"
     PRECISIONS = ("fp32", "bf16", "fp16")
 
-    def __init__(self, directory: Path, device: str = "auto", precision: str = "fp32"):
-        from skeleton.artifacts import load
+    def __init__(self, directory, device: str = "auto", precision: str = "fp32"):
+        """``directory``: a model directory, or a model :func:`skeleton.load` already rebuilt."""
+        from skeleton.artifacts import CompressedModel, load
 
         if precision not in self.PRECISIONS:
             raise SkeletonError(f"unknown precision {precision!r}; choose one of {', '.join(self.PRECISIONS)}")
-        self.model = load(directory, device=device)
+        self.model = directory if isinstance(directory, CompressedModel) else load(directory, device=device)
         self.precision = precision
 
     def run(self, encoded):
@@ -158,9 +158,6 @@ class TorchRuntime(Runtime):
         dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
         with torch.inference_mode(), torch.autocast(model.device.type, dtype=dtype, enabled=dtype is not None):
             return model.classifier(**inputs).float().cpu().numpy()
-
-
-RUNTIMES: dict[str, type[Runtime]] = {"onnx": OnnxRuntime, "torch": TorchRuntime}
 
 
 class Predictor:
@@ -197,14 +194,27 @@ class Predictor:
 
     def predict(self, texts: list, batch_size: int = 32) -> list[tuple[str, float]]:
         """(label name, probability) per text."""
-        probabilities = softmax(self.logits(texts, batch_size))
-        return [(self.label_names[int(p.argmax())], float(p.max())) for p in probabilities]
+        return label_scores(self.logits(texts, batch_size), self.label_names)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax of (rows, labels) logits."""
     shifted = np.exp(logits - logits.max(-1, keepdims=True))
     return shifted / shifted.sum(-1, keepdims=True)
+
+
+def label_scores(logits: np.ndarray, label_names: list[str] | tuple[str, ...]) -> list[tuple[str, float]]:
+    """(label name, probability) of the most likely label of each row of (rows, labels) logits."""
+    return [(label_names[int(p.argmax())], float(p.max())) for p in softmax(np.asarray(logits, dtype=np.float64))]
+
+
+def gather_logits(chunks, run, rows: int, num_labels: int) -> np.ndarray:
+    """The one batched-prediction loop: ``run(inputs)`` for each ``(row indices, inputs)`` of
+    ``chunks``, its (batch, labels) logits written to those rows of a (rows, labels) array."""
+    out = np.zeros((rows, num_labels), dtype=np.float32)
+    for indices, inputs in chunks:
+        out[indices] = run(inputs)
+    return out
 
 
 def batched_logits(runtime: Runtime, encode, texts: list, num_labels: int, batch_size: int = 32) -> np.ndarray:
@@ -218,17 +228,15 @@ def batched_logits(runtime: Runtime, encode, texts: list, num_labels: int, batch
         encode: texts -> encoded batch (tokenizer with template, padding, truncation).
         texts: strings, or (text1, text2) pairs for pair tasks.
     """
-    if not texts:
-        return np.zeros((0, num_labels), dtype=np.float32)
     order = sorted(
         range(len(texts)),
         key=lambda i: len(texts[i]) if isinstance(texts[i], str) else sum(map(len, texts[i])),
     )
-    out = np.zeros((len(texts), num_labels), dtype=np.float32)
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        out[chunk] = runtime.run(encode([texts[i] for i in chunk]))
-    return out
+    chunks = (
+        (chunk, encode([texts[i] for i in chunk]))
+        for chunk in (order[start : start + batch_size] for start in range(0, len(order), batch_size))
+    )
+    return gather_logits(chunks, runtime.run, len(texts), num_labels)
 
 
 def synthetic_batch(

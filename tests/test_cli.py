@@ -183,3 +183,20 @@ def test_bench_bad_input_is_one_line_and_exit_2(args, message):
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_every_option_from_a_config_has_its_help():
+    """tune's and compress's options take their help from the config docstrings: none may lack one."""
+    from cli import main
+    from cli.options import field_help
+
+    groups = (
+        "DATA_OPTIONS",
+        "MODEL_OPTIONS",
+        "TRAIN_OPTIONS",
+        "CONDENSE_OPTIONS",
+        "SEARCH_OPTIONS",
+        "COMPRESS_OPTIONS",
+    )
+    for option in [option for group in groups for option in getattr(main, group)]:
+        assert len(field_help(option.cls).get(option.field, "")) > 10, option
