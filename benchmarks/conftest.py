@@ -32,7 +32,9 @@ def workspace(tmp_path_factory):
     from skeleton.data import DataConfig
     from skeleton.workspace import ModelConfig, Workspace
 
-    return Workspace(DataConfig("sst2", str(_sst2_dir(tmp_path_factory.mktemp("data")))), ModelConfig())
+    # four sentences repeated: a plain random hold-out (whole-row validation would leave no training row)
+    folder = str(_sst2_dir(tmp_path_factory.mktemp("data")))
+    return Workspace(DataConfig("sst2", folder, validation_rows="all"), ModelConfig())
 
 
 @pytest.fixture(scope="session")

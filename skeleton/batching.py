@@ -63,6 +63,8 @@ def encode_split(
     """Tokenize one split; texts beyond ``max_length`` tokens are truncated."""
     columns = {field: list(split[field]) for field in spec.text_fields}
     labels = list(split["label"])
+    if not labels:
+        return EncodedSplit([], None, [])
     if use_template:
         rows = [{f: columns[f][i] for f in spec.text_fields} for i in range(len(labels))]
         encoded = [_encode_template(tokenizer, spec, row, max_length) for row in rows]

@@ -225,6 +225,11 @@ def load_task_data(config: DataConfig) -> TaskData:
     if min(labels) < 0:  # the hub marks unlabelled test rows with -1
         raise SkeletonError(f"the test split of {spec.name} ({source}) is unlabelled")
     train, validation, validation_source, dropped = _split_validation(full_train, spec, config, rows)
+    if len(train) == 0:
+        raise SkeletonError(
+            f"no training rows of {spec.name} are left: every one is, or is contained in, a validation row "
+            "(duplicates?); pass --validation-rows all or --validation-file"
+        )
     train = _subsample(train, config.train_samples, config.seed)
     test = _subsample(test, config.test_samples, config.seed)
     return TaskData(spec, train, validation, test, source, validation_source, dropped)

@@ -167,3 +167,14 @@ def test_real_sst2_and_mrpc_load():
     assert (len(default.train), len(default.validation), len(default.test)) == (20000, 2000, 872)
     mrpc = load_task_data(DataConfig("mrpc", str(root), train_samples=None, validation_samples=None))
     assert len(mrpc.test) == 1725 and len(mrpc.train) + len(mrpc.validation) == 4080  # rows in the shipped file
+
+
+def test_whole_rows_that_leave_no_training_row_are_refused(tmp_path):
+    folder = tmp_path / "sst2"
+    folder.mkdir()
+    rows = ["sentence\tlabel"] + [f"the same sentence\t{i % 2}" for i in range(20)]
+    for name in ("train.tsv", "dev.tsv"):
+        (folder / name).write_text("\n".join(rows) + "\n")
+    with pytest.raises(SkeletonError, match="no training rows of sst2 are left.*--validation-rows all"):
+        load_task_data(DataConfig("sst2", str(folder)))
+    assert len(load_task_data(DataConfig("sst2", str(folder), validation_rows="all")).train) == 18
