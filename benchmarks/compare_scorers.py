@@ -22,8 +22,10 @@ from rich.table import Table
 from skeleton.batching import iterate_batches
 from skeleton.data import DataConfig
 from skeleton.device import resolve_device
+from skeleton.layout import PROMPT_TUNED_DIR, REPORT_FILE
 from skeleton.modeling import load_prompt_and_head
 from skeleton.pruning import apply_pruning, make_plan
+from skeleton.records import CompressReport
 from skeleton.scoring import SCORERS, get_scorer
 from skeleton.tuning import evaluate
 from skeleton.workspace import ModelConfig, Workspace
@@ -38,13 +40,13 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args()
 
-    report = json.loads((args.directory / "report.json").read_text())
-    config = report["config"]
-    ratio = args.ratio or report["kept_ratio"]
+    report = CompressReport.load(args.directory / REPORT_FILE)
+    config = report.config
+    ratio = args.ratio or report.kept_ratio
     device = resolve_device(args.device)
     workspace = Workspace(DataConfig(**config["data"]), ModelConfig(**config["model"]))
     classifier = load_prompt_and_head(
-        workspace.load_backbone(), workspace.tokenizer, workspace.spec, args.directory / "prompt_tuned"
+        workspace.load_backbone(), workspace.tokenizer, workspace.spec, args.directory / PROMPT_TUNED_DIR
     ).to(device)
     samples = workspace.attribution_split(args.samples, config["tune"]["seed"])
     results = []

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -35,6 +35,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+if TYPE_CHECKING:
+    from skeleton.records import CompressReport, ExportSummary
+
 out = Console()
 err = Console(stderr=True)
 
@@ -207,16 +210,16 @@ def compress(
     print_compress_summary(result.report, result.output)
 
 
-def print_compress_summary(report: dict, output: str) -> None:
-    table = Table(title=f"skeleton compress: {report['task']}")
+def print_compress_summary(report: CompressReport, output: str) -> None:
+    table = Table(title=f"skeleton compress: {report.task}")
     for column in ("model", "validation", "test", "FFN neurons kept", "backbone params"):
         table.add_column(column, justify="right")
-    params = report["parameters"]
-    majority = report["majority_class"]
+    params = report.parameters
+    majority = report.majority_class
     table.add_row("majority class", _metrics_text(majority["validation"]), _metrics_text(majority["test"]), "", "")
     for name, metrics, kept, count in (
-        ("prompt-tuned", report["prompt_tuned"], 1.0, params["backbone_before"]),
-        ("Skeleton", report["skeleton"], report["kept_fraction"], params["backbone_after"]),
+        ("prompt-tuned", report.prompt_tuned, 1.0, params["backbone_before"]),
+        ("Skeleton", report.skeleton, report.kept_fraction, params["backbone_after"]),
     ):
         table.add_row(
             name,
@@ -226,7 +229,7 @@ def print_compress_summary(report: dict, output: str) -> None:
             f"{count / 1e6:.2f}M",
         )
     out.print(table)
-    costs = report.get("cost_model")
+    costs = report.cost_model
     trials = Table(title="latency-fraction search" if costs else "kept-ratio search")
     columns = [
         "latency fraction" if costs else "kept ratio",
@@ -237,7 +240,7 @@ def print_compress_summary(report: dict, output: str) -> None:
     ]
     for column in columns + (["predicted speed-up", "heads kept"] if costs else []):
         trials.add_column(column, justify="right")
-    for trial in report["search"]["trials"]:
+    for trial in report.search["trials"]:
         interval = trial["details"].get("drop_interval")
         extra = []
         if costs:
@@ -261,22 +264,22 @@ def print_compress_summary(report: dict, output: str) -> None:
     out.print(trials)
     if costs:
         predicted = ", ".join(f"{v:.2f}x at {k}" for k, v in costs["predicted_speedup"].items())
-        heads = report.get("kept_heads")
+        heads = report.kept_heads
         out.print(
             f"predicted speed-up against the unpruned model on onnxruntime int8: {predicted}; "
-            f"heads kept per layer {heads or 'all'}; prompt tokens {report['prompt_tokens']['skeleton']} "
+            f"heads kept per layer {heads or 'all'}; prompt tokens {report.prompt_tokens['skeleton']} "
             "(measure with 'skeleton bench')"
         )
-    for split, ci in report.get("accuracy_difference", {}).items():
+    for split, ci in report.accuracy_difference.items():
         out.print(
             f"Skeleton minus prompt-tuned, {split}: {ci['difference']:+.2f} points "
             f"(95% paired bootstrap interval {ci['low']:+.2f} to {ci['high']:+.2f})"
         )
-    if report.get("weak_prior"):
-        err.print(f"[yellow]warning:[/yellow] {report['weak_prior']} (--allow-weak-prior)", soft_wrap=True)
+    if report.weak_prior:
+        err.print(f"[yellow]warning:[/yellow] {report.weak_prior} (--allow-weak-prior)", soft_wrap=True)
     out.print(
-        f"removed {100 * report['removed_fraction']:.1f}% of FFN neurons in "
-        f"{report['timings_seconds']['total'] / 60:.1f} min; saved to {output}"
+        f"removed {100 * report.removed_fraction:.1f}% of FFN neurons in "
+        f"{report.timings_seconds['total'] / 60:.1f} min; saved to {output}"
     )
 
 
@@ -307,12 +310,12 @@ def _latency_text(latency: dict | None) -> str:
     return ", ".join(f"{shape} {ms:.1f}" for shape, ms in (latency or {}).items()) or "-"
 
 
-def print_export_summary(result: dict, directory: Path) -> None:
-    table = Table(title=f"ONNX export: {directory / result['directory']} (choices made on the {result['judged_on']})")
+def print_export_summary(result: ExportSummary, directory: Path) -> None:
+    table = Table(title=f"ONNX export: {directory / result.directory} (choices made on the {result.judged_on})")
     columns = ("variant", "MB", "max |diff| vs torch", "agrees with fp32", "val acc", "test acc", "ms (BxT)", "ops")
     for column in columns:
         table.add_column(column, justify="right")
-    for name, info in result["variants"].items():
+    for name, info in result.variants.items():
         diff = info.get("max_abs_diff")
         table.add_row(
             name + ("" if info.get("passes_bar", True) else " (fails the bar)"),
@@ -325,11 +328,11 @@ def print_export_summary(result: dict, directory: Path) -> None:
             ", ".join(f"{k} {v}" for k, v in info["fused_ops"].items()) or "-",
         )
     out.print(table)
-    if result["int8_candidates"]:
+    if result.int8_candidates:
         candidates = Table(title="int8 candidates (the fastest that passes ships)")
         for column in ("method", "val acc", "test acc", "agrees with fp32", "ms (BxT)", "verdict"):
             candidates.add_column(column, justify="right")
-        for info in result["int8_candidates"]:
+        for info in result.int8_candidates:
             agreement = info.get("argmax_agreement_fp32")
             candidates.add_row(
                 info["method"]["name"],
@@ -340,11 +343,11 @@ def print_export_summary(result: dict, directory: Path) -> None:
                 info.get("problem") or info.get("error") or "passes",
             )
         out.print(candidates)
-    for name, info in result["rejected_variants"].items():
+    for name, info in result.rejected_variants.items():
         out.print(f"{name} not shipped: {info['reason']}", highlight=False, soft_wrap=True)
     out.print(
-        f"default variant: {result['default_variant']} (the fastest shipped); "
-        f"inputs longer than {result['max_input_tokens']} tokens are truncated"
+        f"default variant: {result.default_variant} (the fastest shipped); "
+        f"inputs longer than {result.max_input_tokens} tokens are truncated"
     )
 
 

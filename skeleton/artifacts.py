@@ -24,6 +24,7 @@ from skeleton.errors import SkeletonError
 from skeleton.layout import CONFIG_FILE, HEAD_CONFIG_FILE, META_FILE, MODEL_FILE, PLAN_FILE
 from skeleton.modeling import HeadConfig, PromptedClassifier, load_prompt_and_head, load_tokenizer
 from skeleton.pruning import PruningPlan, apply_pruning
+from skeleton.records import ModelMeta
 from skeleton.tasks import TaskSpec, get_task
 
 
@@ -40,13 +41,6 @@ def library_versions() -> dict[str, str]:
     except importlib.metadata.PackageNotFoundError:
         versions["skeleton"] = "source"
     return versions
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Write JSON through a temporary file, so a reader never sees half a file."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=2, default=str))
-    temporary.replace(path)
 
 
 def partial_path(final: Path) -> Path:
@@ -84,7 +78,7 @@ def save_classifier(
     tokenizer: PreTrainedTokenizerBase,
     directory: Path,
     plan: PruningPlan | None,
-    meta: dict,
+    meta: ModelMeta,
 ) -> None:
     """Save the (slim) backbone, its plan, the prompt and head, the tokenizer and ``skeleton.json``."""
     from skeleton.modeling import save_prompt_and_head
@@ -97,7 +91,7 @@ def save_classifier(
         plan.save(directory / PLAN_FILE)
     save_prompt_and_head(classifier, directory)
     tokenizer.save_pretrained(str(directory))
-    write_json(directory / META_FILE, meta)
+    meta.save(directory / META_FILE)
 
 
 @dataclass
@@ -115,12 +109,12 @@ class CompressedModel:
     tokenizer: PreTrainedTokenizerBase
     spec: TaskSpec
     plan: PruningPlan | None
-    meta: dict
+    meta: ModelMeta
     device: torch.device
 
     @property
     def max_length(self) -> int:
-        return int(self.meta.get("max_length", 128))
+        return int(self.meta.max_length)
 
     def encode(self, texts: list) -> Batch:
         """A padded batch of ``texts`` encoded exactly as in training (template filled as text)."""
@@ -183,8 +177,8 @@ def load(directory: str | Path, device: str = "auto", attn_implementation: str |
     for needed in (directory / CONFIG_FILE, directory / META_FILE, directory / HEAD_CONFIG_FILE):
         if not needed.is_file():
             raise SkeletonError(f"{directory} is not a Skeleton model directory: {needed.name} is missing")
-    meta = json.loads((directory / META_FILE).read_text())
-    spec = get_task(meta["task"])
+    meta = ModelMeta.load(directory / META_FILE)
+    spec = get_task(meta.task)
     head = HeadConfig.from_dict(json.loads((directory / HEAD_CONFIG_FILE).read_text())).kind
     config = pretrained_config(str(directory))
     extra = {"attn_implementation": attn_implementation} if attn_implementation else {}

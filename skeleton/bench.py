@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from skeleton.architectures import pretrained_tokenizer
-from skeleton.artifacts import library_versions, write_json
+from skeleton.artifacts import library_versions
 from skeleton.errors import SkeletonError
 from skeleton.layout import (
     BENCH_DIR,
@@ -42,6 +42,7 @@ from skeleton.layout import (
 )
 from skeleton.progress import SILENT, Reporter
 from skeleton.quantization import cpu_flags, cpu_name
+from skeleton.records import CompressReport, Manifest, ModelMeta, TuneReport, load_report
 from skeleton.runtime import OnnxRuntime, Runtime, TorchRuntime, read_manifest, synthetic_batch, tokenize
 from skeleton.timing import time_alternating
 
@@ -140,11 +141,11 @@ def _fingerprint(directory: Path) -> str:
     return digest.hexdigest()
 
 
-def _report(directory: Path) -> dict:
+def _report(directory: Path) -> CompressReport | TuneReport:
     path = directory / REPORT_FILE
     if not path.is_file():
         raise SkeletonError(f"{directory} has no {REPORT_FILE}: bench needs a directory written by 'skeleton compress'")
-    return json.loads(path.read_text())
+    return load_report(path)
 
 
 def build_unpruned(directory: Path, reporter: Reporter = SILENT) -> Path:
@@ -169,7 +170,7 @@ def build_unpruned(directory: Path, reporter: Reporter = SILENT) -> Path:
     if stamp.is_file() and stamp.read_text() == fingerprint and (target / ONNX_DIR).is_dir():
         return target
     reporter.message("bench: rebuilding and exporting the unpruned prompt-tuned model (cached for later runs)")
-    config = _report(directory)["config"]
+    config = _report(directory).config
     # the backbone, tokenizer and task only: a few rows stand in for the data, which the export reloads
     few_rows = {**config["data"], "train_samples": 2, "validation_samples": 1, "test_samples": 1}
     workspace = Workspace(DataConfig(**few_rows), ModelConfig(**config["model"]))
@@ -178,7 +179,7 @@ def build_unpruned(directory: Path, reporter: Reporter = SILENT) -> Path:
             workspace.load_backbone(), workspace.tokenizer, workspace.spec, directory / PROMPT_TUNED_DIR
         )
         save_classifier(classifier, workspace.tokenizer, work, None, skeleton_meta(workspace))
-        write_json(work / REPORT_FILE, {"kind": "prompt-tuned", "config": {"data": config["data"]}})
+        TuneReport(config={"data": config["data"]}).save(work / REPORT_FILE)
         export_directory(work, ExportConfig(int8_bar=False), reporter=reporter)
         (work / "fingerprint.txt").write_text(fingerprint)
     return target
@@ -191,7 +192,7 @@ def _slim_int8_dir(directory: Path, reporter: Reporter) -> Path:
 
     target = directory / BENCH_DIR / SLIM_INT8_DIR
     manifest = target / ONNX_DIR / MANIFEST_FILE
-    if manifest.is_file() and json.loads(manifest.read_text()).get("source_sha") == _slim_sha(directory):
+    if manifest.is_file() and Manifest.load(manifest).source_sha == _slim_sha(directory):
         return target
     reporter.message("bench: building the Skeleton model's int8 graph that its export did not ship")
     shutil.rmtree(target, ignore_errors=True)
@@ -202,9 +203,9 @@ def _slim_int8_dir(directory: Path, reporter: Reporter) -> Path:
         elif path.name == "prompt":
             shutil.copytree(path, target / path.name)
     export_directory(target, ExportConfig(variants=("fp32", "optimized", "int8"), int8_bar=False), reporter=reporter)
-    data = json.loads(manifest.read_text())
-    data["source_sha"] = _slim_sha(directory)
-    write_json(manifest, data)
+    written = Manifest.load(manifest)
+    written.source_sha = _slim_sha(directory)
+    written.save(manifest)
     return target
 
 
@@ -222,7 +223,7 @@ def _onnx_contenders(model: str, directory: Path, config: BenchConfig, wanted: s
     manifest = read_manifest(onnx_dir)
     providers = onnx_providers(config.device)
     found = {}
-    for variant, info in manifest["variants"].items():
+    for variant, info in manifest.variants.items():
         name = f"onnx-{variant}"
         if name not in wanted:
             continue
@@ -276,7 +277,7 @@ class ModelShape:
     def of(cls, directory: Path) -> ModelShape:
         """Read from a model directory's config.json, skeleton.json and head_config.json."""
         config = json.loads((directory / CONFIG_FILE).read_text())
-        meta = json.loads((directory / META_FILE).read_text())
+        meta = ModelMeta.load(directory / META_FILE)
         head = json.loads((directory / HEAD_CONFIG_FILE).read_text())
         hidden = config.get("hidden_size", config.get("dim"))
         heads = config.get("num_attention_heads", config.get("n_heads"))
@@ -288,7 +289,7 @@ class ModelShape:
             heads=config.get("skeleton_heads") or [heads] * layers,
             ffn_sizes=config.get("skeleton_ffn_sizes") or [width] * layers,
             ffn_out_sizes=config.get("skeleton_ffn_out_sizes"),
-            num_virtual_tokens=meta["num_virtual_tokens"],
+            num_virtual_tokens=meta.num_virtual_tokens,
             num_labels=head["num_labels"],
             head_kind=head["kind"],
             vocab_size=config["vocab_size"],
@@ -365,7 +366,7 @@ def _task_texts(path: Path, directory: Path) -> list:
 
     if not path.is_file():
         raise SkeletonError(f"data file not found: {path}")
-    spec = get_task(json.loads((directory / META_FILE).read_text())["task"])
+    spec = get_task(ModelMeta.load(directory / META_FILE).task)
     split = read_tsv(path, spec)
     columns = [list(split[f]) for f in spec.text_fields]
     return columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
@@ -386,7 +387,7 @@ def _end_to_end(contenders_: list[Contender], directory: Path, config: BenchConf
     texts = _task_texts(Path(config.data), directory)
     onnx_dir = directory / ONNX_DIR
     tokenizer = pretrained_tokenizer(str(onnx_dir))
-    max_tokens = int(read_manifest(onnx_dir, verify=False)["max_input_tokens"])
+    max_tokens = int(read_manifest(onnx_dir, verify=False).max_input_tokens)
     rng = np.random.default_rng(0)
     rows = []
     encoders = {c.key: _encoder_for(c, tokenizer, max_tokens) for c in contenders_}
@@ -432,7 +433,8 @@ def machine_description(threads: int) -> dict:
 def _predicted(directory: Path) -> dict[str, float]:
     """The speed-ups the compress run's latency table predicted ("1x64" -> x), if it used one."""
     path = directory / REPORT_FILE
-    costs = json.loads(path.read_text()).get("cost_model") if path.is_file() else None
+    report = load_report(path) if path.is_file() else None
+    costs = report.cost_model if isinstance(report, CompressReport) else None
     return dict(costs["predicted_speedup"]) if costs else {}
 
 
@@ -457,7 +459,7 @@ def run_bench(directory: str | Path, config: BenchConfig | None = None, reporter
     config.threads = threads
     started = time.perf_counter()
     baseline = build_unpruned(directory, reporter)
-    max_tokens = int(read_manifest(directory / ONNX_DIR, verify=False)["max_input_tokens"])
+    max_tokens = int(read_manifest(directory / ONNX_DIR, verify=False).max_input_tokens)
     if max(config.lengths) > max_tokens:
         raise SkeletonError(f"length {max(config.lengths)} exceeds the model's {max_tokens} input tokens")
     pairs = contenders(directory, baseline, config, reporter)
@@ -471,7 +473,7 @@ def run_bench(directory: str | Path, config: BenchConfig | None = None, reporter
             bar.advance(1, point=f"{batch}x{length}", speedup=headline["speedup"] if headline else float("nan"))
     report = {
         "directory": str(directory),
-        "task": json.loads((directory / META_FILE).read_text())["task"],
+        "task": ModelMeta.load(directory / META_FILE).task,
         "config": config.to_dict(),
         "machine": machine_description(threads),
         "versions": library_versions(),

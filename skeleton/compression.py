@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from skeleton.artifacts import atomic_directory, library_versions, save_classifier, write_json
+from skeleton.artifacts import atomic_directory, library_versions, save_classifier
 from skeleton.batching import iterate_batches
 from skeleton.config import CompressConfig as CompressConfig
 from skeleton.config import default_condense_config as default_condense_config
@@ -41,6 +41,7 @@ from skeleton.pruning import (
     make_cost_plan,
     make_plan,
 )
+from skeleton.records import CompressReport, write_json
 from skeleton.scoring import NeuronScores, get_scorer
 from skeleton.search import SearchResult, Trial, binary_search
 from skeleton.statistics import paired_bootstrap
@@ -58,7 +59,7 @@ class WeakPriorError(SkeletonError):
 @dataclass
 class CompressResult:
     output: str
-    report: dict
+    report: CompressReport
 
 
 class _Checkpoint:
@@ -417,7 +418,9 @@ class _Outcome:
     timings: dict[str, float]
 
 
-def _finish(work: Path, outcome: _Outcome, condensation: Condensation, scores, started: float, reporter) -> dict:
+def _finish(
+    work: Path, outcome: _Outcome, condensation: Condensation, scores, started: float, reporter
+) -> CompressReport:
     """Evaluate the final model, save it with its scores and report (and export it when asked)."""
     workspace, config, device = condensation.workspace, condensation.config, condensation.device
     final, plan, prior = outcome.final, outcome.plan, outcome.prior
@@ -436,58 +439,58 @@ def _finish(work: Path, outcome: _Outcome, condensation: Condensation, scores, s
     scores.save(work / SCORES_FILE)
     outcome.timings["total"] = time.perf_counter() - started
     report = _report(outcome, condensation, workspace.split_metrics(final_predictions), differences, ablations)
-    write_json(work / REPORT_FILE, report)
+    report.save(work / REPORT_FILE)
     if config.export:
         from skeleton.export import ExportConfig, export_directory
 
         reporter.message("exporting to ONNX")
-        report["export"] = export_directory(work, ExportConfig(), workspace=workspace, reporter=reporter)
-        write_json(work / REPORT_FILE, report)
+        report.export = export_directory(work, ExportConfig(), workspace=workspace, reporter=reporter)
+        report.save(work / REPORT_FILE)
     return report
 
 
-def _report(outcome: _Outcome, condensation: Condensation, metrics: dict, differences: dict, ablations: dict) -> dict:
+def _report(
+    outcome: _Outcome, condensation: Condensation, metrics: dict, differences: dict, ablations: dict
+) -> CompressReport:
     workspace, config, classifier = condensation.workspace, condensation.config, condensation.classifier
     final, plan, prior = outcome.final, outcome.plan, outcome.prior
     kept = plan.kept_fraction if plan else 1.0
-    return {
-        "kind": "skeleton",
-        "task": workspace.spec.name,
-        "model": workspace.model_path,
-        "head": workspace.head,
-        "device": str(condensation.device),
-        "data": workspace.data.summary(),
-        "seed": config.tune.seed,
-        "majority_class": workspace.majority_metrics(),
-        "weak_prior": outcome.weak_prior,
-        "prompt_tuned": {"validation": prior["validation"], "test": prior["test"]},
-        "skeleton": metrics,
-        # accuracy of Skeleton minus prompt-tuned, in points, with a 95% paired bootstrap interval
-        "accuracy_difference": differences,
-        "kept_ratio": outcome.search.kept_ratio,
-        "kept_fraction": kept,
-        "removed_fraction": 1.0 - kept,
-        "kept_sizes": plan.kept_sizes if plan else None,
-        "targets": list(config.targets),
-        "kept_heads": plan.kept_heads if plan else None,
-        "kept_layers": plan.kept_layers if plan else None,
-        "prompt_tokens": {"prompt_tuned": classifier.num_virtual_tokens, "skeleton": final.num_virtual_tokens},
-        "template_tokens": workspace.template_tokens(),
-        "cost_model": _cost_summary(outcome.costs, plan, final),
-        "head_weight_calibration": outcome.calibration,
-        "parameters": {
+    return CompressReport(
+        task=workspace.spec.name,
+        model=workspace.model_path,
+        head=workspace.head,
+        device=str(condensation.device),
+        data=workspace.data.summary(),
+        seed=config.tune.seed,
+        majority_class=workspace.majority_metrics(),
+        weak_prior=outcome.weak_prior,
+        prompt_tuned={"validation": prior["validation"], "test": prior["test"]},
+        skeleton=metrics,
+        accuracy_difference=differences,
+        kept_ratio=outcome.search.kept_ratio,
+        kept_fraction=kept,
+        removed_fraction=1.0 - kept,
+        kept_sizes=plan.kept_sizes if plan else None,
+        targets=list(config.targets),
+        kept_heads=plan.kept_heads if plan else None,
+        kept_layers=plan.kept_layers if plan else None,
+        prompt_tokens={"prompt_tuned": classifier.num_virtual_tokens, "skeleton": final.num_virtual_tokens},
+        template_tokens=workspace.template_tokens(),
+        cost_model=_cost_summary(outcome.costs, plan, final),
+        head_weight_calibration=outcome.calibration,
+        parameters={
             "backbone_before": count_parameters(classifier.backbone),
             "backbone_after": count_parameters(final.backbone),
             "ffn_before": count_ffn_parameters(classifier.backbone),
             "ffn_after": count_ffn_parameters(final.backbone),
         },
-        "search": outcome.search.to_dict(),
-        "ablations": ablations,
-        "timings_seconds": outcome.timings,
-        "prior_training": prior["training"],
-        "config": config.to_dict(),
-        "versions": library_versions(),
-    }
+        search=outcome.search.to_dict(),
+        ablations=ablations,
+        timings_seconds=outcome.timings,
+        prior_training=prior["training"],
+        config=config.to_dict(),
+        versions=library_versions(),
+    )
 
 
 def _calibrate(planner: Planner, classifier, config: CompressConfig, checkpoint, workspace, device, reporter):

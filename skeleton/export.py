@@ -20,7 +20,6 @@ onnxruntime provider.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import shutil
 import time
@@ -39,11 +38,12 @@ from skeleton.architectures import (
     ort_model_type,
 )
 from skeleton.architectures import max_input_tokens as family_max_input_tokens
-from skeleton.artifacts import CompressedModel, library_versions, load, write_json
+from skeleton.artifacts import CompressedModel, library_versions, load
 from skeleton.errors import SkeletonError
 from skeleton.layout import CONFIG_FILE, MANIFEST_FILE, META_FILE, MODEL_FILE, ONNX_DIR, REPORT_FILE, VARIANT_FILES
 from skeleton.progress import SILENT, Reporter
 from skeleton.quantization import INT8_KINDS, Int8Bar, cpu_flags, has_vnni, int8_methods, quantize
+from skeleton.records import ExportSummary, Manifest, load_report
 from skeleton.runtime import OnnxRuntime, batched_logits, sha256_file, synthetic_batch, tokenize
 from skeleton.statistics import paired_bootstrap
 from skeleton.tasks import TaskSpec
@@ -271,7 +271,7 @@ def _task_data(directory: Path, workspace):
     report_path = directory / REPORT_FILE
     if not report_path.is_file():
         return None
-    data_config = json.loads(report_path.read_text()).get("config", {}).get("data")
+    data_config = load_report(report_path).config.get("data")
     if not data_config:
         return None
     from skeleton.data import DataConfig, load_task_data
@@ -403,11 +403,11 @@ def export_directory(
     config: ExportConfig | None = None,
     workspace=None,
     reporter: Reporter = SILENT,
-) -> dict:
+) -> ExportSummary:
     """Export the model in ``directory`` to ``directory/onnx``, verify it, and return what was written.
 
     Returns:
-        A dict (also merged into ``report.json`` under ``export``): per variant its file, size,
+        The summary (also merged into ``report.json`` under ``export``): per variant its file, size,
         parity, validation and test accuracy, latency and fused-op counts; the int8 candidates; the
         default variant.
     """
@@ -434,21 +434,17 @@ def export_directory(
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    keys = ("variants", "rejected_variants", "int8_candidates", "default_variant", "max_input_tokens", "judged_on")
-    result = {
-        "directory": ONNX_DIR,  # relative to the model directory, which a compress run renames at the end
-        "seconds": time.perf_counter() - started,
-        **{k: manifest[k] for k in keys},
-    }
+    # the directory is relative to the model directory, which a compress run renames at the end
+    result = ExportSummary.of(manifest, ONNX_DIR, time.perf_counter() - started)
     report_path = directory / REPORT_FILE
     if report_path.is_file():
-        report = json.loads(report_path.read_text())
-        report["export"] = result
-        write_json(report_path, report)
+        report = load_report(report_path)
+        report.export = result
+        report.save(report_path)
     return result
 
 
-def _export_into(work: Path, model: CompressedModel, tokenizer, data: ExportData, config, reporter) -> dict:
+def _export_into(work: Path, model: CompressedModel, tokenizer, data: ExportData, config, reporter) -> Manifest:
     """Write every variant and the manifest into ``work``; returns the manifest."""
     reporter.message("export: tracing the fp32 graph")
     with_token_types = _uses_token_types(model, tokenizer)
@@ -474,27 +470,25 @@ def _export_into(work: Path, model: CompressedModel, tokenizer, data: ExportData
         info["latency_ms"] = latency[name]
     shippable = [n for n, v in variants.items() if v.get("passes_bar", True)]
     default = min(shippable, key=lambda n: _speed_score(variants[n]["latency_ms"]))
-    manifest = {
-        "format": "skeleton-onnx/1",
-        "task": model.spec.name,
-        "label_names": list(model.spec.label_names),
-        "inputs": names,
-        "outputs": ["logits"],
-        "opset": config.opset,
-        "num_virtual_tokens": model.classifier.num_virtual_tokens,
-        "max_input_tokens": max_input_tokens(model),
-        "template_in_tokenizer": bool(model.classifier.head_config.use_template),
-        "variants": variants,
-        "rejected_variants": rejected,
-        "int8_candidates": candidates,
-        "int8_bar": {"max_accuracy_drop": config.int8_max_drop, "min_agreement": config.int8_min_agreement},
-        "default_variant": default,
-        "judged_on": data.source,
-        "cpu": {"int8_instructions": _cpu_int8_instructions(), "vnni": has_vnni()},
-        "versions": library_versions(),
-    }
-    manifest["files"] = {p.name: sha256_file(p) for p in sorted(work.iterdir()) if p.is_file()}
-    write_json(work / MANIFEST_FILE, manifest)
+    manifest = Manifest(
+        task=model.spec.name,
+        label_names=list(model.spec.label_names),
+        inputs=names,
+        opset=config.opset,
+        num_virtual_tokens=model.classifier.num_virtual_tokens,
+        max_input_tokens=max_input_tokens(model),
+        template_in_tokenizer=bool(model.classifier.head_config.use_template),
+        variants=variants,
+        rejected_variants=rejected,
+        int8_candidates=candidates,
+        int8_bar={"max_accuracy_drop": config.int8_max_drop, "min_agreement": config.int8_min_agreement},
+        default_variant=default,
+        judged_on=data.source,
+        cpu={"int8_instructions": _cpu_int8_instructions(), "vnni": has_vnni()},
+        versions=library_versions(),
+    )
+    manifest.files = {p.name: sha256_file(p) for p in sorted(work.iterdir()) if p.is_file()}
+    manifest.save(work / MANIFEST_FILE)
     return manifest
 
 

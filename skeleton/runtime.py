@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import abc
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 
 from skeleton.errors import SkeletonError
 from skeleton.layout import MANIFEST_FILE, ONNX_DIR
+from skeleton.records import Manifest
 
 
 def tokenize(tokenizer, texts: list, max_length: int | None = None) -> dict[str, np.ndarray]:
@@ -51,11 +51,11 @@ def resolve_onnx_dir(directory: str | Path) -> Path:
     )
 
 
-def read_manifest(onnx_dir: Path, verify: bool = True) -> dict:
+def read_manifest(onnx_dir: Path, verify: bool = True) -> Manifest:
     """The manifest, with every listed file's sha256 checked when ``verify``."""
-    manifest = json.loads((onnx_dir / MANIFEST_FILE).read_text())
+    manifest = Manifest.load(onnx_dir / MANIFEST_FILE)
     if verify:
-        for name, expected in manifest.get("files", {}).items():
+        for name, expected in manifest.files.items():
             path = onnx_dir / name
             if not path.is_file():
                 raise SkeletonError(f"{path} is missing (listed in {MANIFEST_FILE})")
@@ -175,14 +175,14 @@ class Predictor:
 
         self.onnx_dir = resolve_onnx_dir(directory)
         self.manifest = read_manifest(self.onnx_dir, verify=verify)
-        variants = self.manifest["variants"]
-        self.variant = variant or self.manifest["default_variant"]
+        variants = self.manifest.variants
+        self.variant = variant or self.manifest.default_variant
         if self.variant not in variants:
             raise SkeletonError(f"variant {self.variant!r} was not exported; available: {', '.join(variants)}")
         self.runtime = OnnxRuntime(self.onnx_dir / variants[self.variant]["file"], onnx_providers(device))
         self.tokenizer = pretrained_tokenizer(str(self.onnx_dir))
-        self.label_names = self.manifest["label_names"]
-        self.max_input_tokens = int(self.manifest["max_input_tokens"])
+        self.label_names = self.manifest.label_names
+        self.max_input_tokens = int(self.manifest.max_input_tokens)
 
     def encode(self, texts: list) -> dict[str, np.ndarray]:
         """Tokenize (template included); inputs longer than ``max_input_tokens`` are truncated."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from skeleton.artifacts import atomic_directory, library_versions, save_classifier, write_json
+from skeleton.artifacts import atomic_directory, library_versions, save_classifier
 from skeleton.batching import EncodedSplit, iterate_batches, num_batches
 from skeleton.config import CompressConfig
 from skeleton.config import TrainConfig as TrainConfig
@@ -22,6 +22,7 @@ from skeleton.evaluation import evaluate as evaluate
 from skeleton.layout import REPORT_FILE
 from skeleton.modeling import PromptedClassifier
 from skeleton.progress import SILENT, Reporter
+from skeleton.records import ModelMeta, TuneReport
 from skeleton.workspace import Workspace
 
 
@@ -320,38 +321,30 @@ def tune(config: TuneConfig, reporter: Reporter = SILENT) -> TuneResult:
         validation, test = metrics["validation"], metrics["test"]
         majority = workspace.majority_metrics()
         weak_prior = workspace.prior_problem(validation["accuracy"], CompressConfig.min_gain)
-        meta = skeleton_meta(workspace)
-        save_classifier(classifier, workspace.tokenizer, work, None, meta)
-        write_json(
-            work / REPORT_FILE,
-            {
-                "kind": "prompt-tuned",
-                "data": workspace.data.summary(),
-                "config": {
-                    "data": asdict(config.data),
-                    "model": config.model.to_dict(),
-                    "train": config.train.to_dict(),
-                },
-                "device": str(device),
-                "validation": validation,
-                "test": test,
-                "majority_class": majority,
-                "weak_prior": weak_prior,
-                "training": result.to_dict(),
-                "versions": library_versions(),
-            },
+        save_classifier(classifier, workspace.tokenizer, work, None, skeleton_meta(workspace))
+        report = TuneReport(
+            config={"data": asdict(config.data), "model": config.model.to_dict(), "train": config.train.to_dict()},
+            data=workspace.data.summary(),
+            device=str(device),
+            validation=validation,
+            test=test,
+            majority_class=majority,
+            weak_prior=weak_prior,
+            training=result.to_dict(),
+            versions=library_versions(),
         )
+        report.save(work / REPORT_FILE)
     return TuneResult(str(output), validation, test, result, majority, weak_prior)
 
 
-def skeleton_meta(workspace: Workspace) -> dict:
+def skeleton_meta(workspace: Workspace) -> ModelMeta:
     """``skeleton.json``: what :func:`skeleton.load` needs to turn texts into inputs."""
-    return {
-        "task": workspace.spec.name,
-        "base_model": workspace.model_path,
-        "head": workspace.head,
-        "use_template": workspace.use_template,
-        "max_length": workspace.model_config.max_length,
-        "num_virtual_tokens": workspace.model_config.num_virtual_tokens,
-        "label_names": list(workspace.spec.label_names),
-    }
+    return ModelMeta(
+        task=workspace.spec.name,
+        base_model=workspace.model_path,
+        head=workspace.head,
+        use_template=workspace.use_template,
+        max_length=workspace.model_config.max_length,
+        num_virtual_tokens=workspace.model_config.num_virtual_tokens,
+        label_names=list(workspace.spec.label_names),
+    )

@@ -127,7 +127,7 @@ def test_an_unshipped_slim_int8_is_built_for_the_comparison_but_never_the_headli
     export_directory(
         directory, ExportConfig(variants=("fp32", "optimized"), latency_shapes=((1, 8),), latency_repeats=2)
     )
-    assert "int8" not in read_manifest(directory / "onnx")["variants"]
+    assert "int8" not in read_manifest(directory / "onnx").variants
     report = run_bench(
         directory, BenchConfig(batch_sizes=(1,), lengths=(8,), runtimes=("onnx-fp32", "onnx-int8"), repeats=2)
     )

@@ -35,7 +35,7 @@ def test_compress_end_to_end_and_reload(tmp_path, tiny_bert_dir, sst2_dir):
     result = compress(_config(tmp_path, tiny_bert_dir, sst2_dir, search=SearchConfig(margin=100.0, max_trials=3)))
     out = tmp_path / "out"
     report = json.loads((out / "report.json").read_text())
-    assert report == json.loads(json.dumps(result.report, default=str))
+    assert report == json.loads(json.dumps(result.report.to_dict(), default=str))
     assert 1 <= len(report["search"]["trials"]) <= 5
     plan = json.loads((out / "pruning_plan.json").read_text())
     assert report["kept_fraction"] == pytest.approx(plan["kept_fraction"])
@@ -82,7 +82,7 @@ def test_same_seed_gives_same_plan(tmp_path, tiny_bert_dir, sst2_dir):
     plan_a = json.loads((tmp_path / "a" / "out" / "pruning_plan.json").read_text())
     plan_b = json.loads((tmp_path / "b" / "out" / "pruning_plan.json").read_text())
     assert plan_a["keep_indices"] == plan_b["keep_indices"]
-    assert first.report["kept_ratio"] == second.report["kept_ratio"]
+    assert first.report.kept_ratio == second.report.kept_ratio
 
 
 def test_reuses_a_tuned_prompt_and_prunes_outputs(tmp_path, tiny_bert_dir, sst2_dir):
@@ -105,10 +105,10 @@ def test_reuses_a_tuned_prompt_and_prunes_outputs(tmp_path, tiny_bert_dir, sst2_
             search=SearchConfig(margin=100.0, max_trials=2),
         )
     )
-    assert result.report["prior_training"] is None
-    assert result.report["prompt_tuned"]["test"] == tuned.test
+    assert result.report.prior_training is None
+    assert result.report.prompt_tuned["test"] == tuned.test
     # margin 100 accepts everything: two trials walk down the grid
-    assert [t["kept_ratio"] for t in result.report["search"]["trials"]] == [0.5, 0.25]
+    assert [t["kept_ratio"] for t in result.report.search["trials"]] == [0.5, 0.25]
     loaded = skeleton.load(tmp_path / "out", device="cpu")
     assert loaded.plan.out_keep_indices is not None
     assert len(loaded.predict(["nice film"])) == 1
@@ -135,7 +135,7 @@ def test_failure_leaves_no_output_and_resume_continues(tmp_path, tiny_bert_dir, 
     config.resume = True
     result = compress(config)
     assert (tmp_path / "out" / "report.json").is_file()
-    assert result.report["prompt_tuned"]["validation"] == state["done"]["prior"]["validation"]
+    assert result.report.prompt_tuned["validation"] == state["done"]["prior"]["validation"]
 
 
 def _forbid_prior_training(train_on):
@@ -191,12 +191,12 @@ def test_default_model_compresses_and_exports_a_real_slice(tmp_path):
     result = compress(config)
     report = result.report
     validation_gain = (
-        report["prompt_tuned"]["validation"]["accuracy"] - report["majority_class"]["validation"]["accuracy"]
+        report.prompt_tuned["validation"]["accuracy"] - report.majority_class["validation"]["accuracy"]
     )
-    assert (report["weak_prior"] is not None) == (validation_gain < 2.0)
-    assert report["kept_sizes"] is None or all(size % 8 == 0 for size in report["kept_sizes"])
-    assert report["export"]["variants"]["fp32"]["max_abs_diff"] <= 1e-4
-    fused = report["export"]["variants"]["optimized"]["fused_ops"]
+    assert (report.weak_prior is not None) == (validation_gain < 2.0)
+    assert report.kept_sizes is None or all(size % 8 == 0 for size in report.kept_sizes)
+    assert report.export.variants["fp32"]["max_abs_diff"] <= 1e-4
+    fused = report.export.variants["optimized"]["fused_ops"]
     assert fused.get("Attention") == 6 and fused.get("SkipLayerNormalization") == 12
     predictor = Predictor(tmp_path / "out")
     predictions = predictor.predict(["a masterpiece", "a dreadful mess"])
@@ -271,18 +271,18 @@ def test_compress_with_heads_and_a_target_speedup(tmp_path, tiny_bert_dir, sst2_
     report = compress(config).report
     out = tmp_path / "out"
     # one trial, at the target's latency fraction
-    assert [t["kept_ratio"] for t in report["search"]["trials"]] == [pytest.approx(1 / 1.2)]
-    costs = report["cost_model"]
+    assert [t["kept_ratio"] for t in report.search["trials"]] == [pytest.approx(1 / 1.2)]
+    costs = report.cost_model
     assert set(costs["predicted_speedup"]) == {"1x8", "4x16"}
-    assert costs["predicted_latency_fraction"] <= 1 / 1.2 + 1e-6 or report["kept_heads"] == [1, 1]
-    assert report["prompt_tokens"] == {"prompt_tuned": 4, "skeleton": 2}
-    rows = report["head_weight_calibration"]["weights"]
+    assert costs["predicted_latency_fraction"] <= 1 / 1.2 + 1e-6 or report.kept_heads == [1, 1]
+    assert report.prompt_tokens == {"prompt_tuned": 4, "skeleton": 2}
+    rows = report.head_weight_calibration["weights"]
     assert [(r["head_weight"], r["prune_layers"]) for r in rows] == [
         (w, layers) for w in (1.0, 4.0, 16.0, 64.0, None) for layers in (False, True)
     ]
     plan = json.loads((out / "pruning_plan.json").read_text())
     kept_layers = plan["kept_layers"] or [0, 1]
-    assert plan["kept_heads"] == report["kept_heads"]
+    assert plan["kept_heads"] == report.kept_heads
     assert all(1 <= plan["kept_heads"][i] <= 4 for i in kept_layers)
     loaded = skeleton.load(out, device="cpu")
     assert loaded.classifier.num_virtual_tokens == 2
@@ -296,4 +296,4 @@ def test_compress_with_heads_and_a_target_speedup(tmp_path, tiny_bert_dir, sst2_
         DataConfig("sst2", str(sst2_dir)), ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4)
     )
     accuracy = evaluate(loaded.classifier, workspace.test, torch.device("cpu"))["accuracy"]
-    assert accuracy == pytest.approx(report["skeleton"]["test"]["accuracy"])
+    assert accuracy == pytest.approx(report.skeleton["test"]["accuracy"])
