@@ -23,6 +23,7 @@ from skeleton.config import (
     DataConfig,
     ModelConfig,
     SearchConfig,
+    ServeConfig,
     TrainConfig,
     TuneConfig,
     task_train_config,
@@ -364,7 +365,11 @@ def predict(
     variant: Annotated[
         str | None, typer.Option(help="fp32, optimized or int8 (default: the best exported one).")
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="Texts per onnxruntime call.")] = 32,
+    runtime: Annotated[
+        str | None,
+        typer.Option(help="onnx (default variant), onnx-<variant>, torch-fp32, torch-bf16 or torch-fp16 (CUDA)."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Texts per model call.")] = 32,
     device: Device = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per line.")] = False,
 ) -> None:
@@ -381,7 +386,7 @@ def predict(
         inputs += [line.rstrip("\r") for line in file.read_text(encoding="utf-8-sig").split("\n") if line.strip()]
     if not inputs:
         raise SkeletonError("no texts: pass them as arguments or with --file")
-    predictor = Predictor(directory, variant=variant, device=device)
+    predictor = Predictor(directory, variant=variant, device=device, runtime=runtime)
     pair = "\t" in inputs[0]
     rows = [tuple(t.split("\t", 1)) if pair else t for t in inputs]
     if pair and any(len(r) != 2 for r in rows):
@@ -395,6 +400,43 @@ def predict(
             )
         else:
             out.print(f"{label}\t{score:.4f}\t{text}", highlight=False, soft_wrap=True)
+
+
+SERVE_OPTIONS = options(
+    ServeConfig,
+    [
+        "host",
+        "port",
+        "runtime",
+        "max_batch_tokens",
+        "max_batch_size",
+        "max_wait_ms",
+        "max_queue",
+        "max_client_batch",
+        "max_input_chars",
+        "threads",
+    ],
+)
+
+
+@app.command()
+@friendly_errors
+@with_options(SERVE_OPTIONS)
+def serve(
+    given: dict,
+    models: Annotated[
+        list[str], typer.Argument(help="Exported model directories, each DIR or NAME=DIR (name: the directory's).")
+    ],
+    device: Device = "auto",
+) -> None:
+    """Serve exported models over HTTP with dynamic batching (docs at /docs, metrics at /metrics)."""
+    from skeleton.server import serve as run_server
+    from skeleton.serving import parse_model_arguments
+
+    config = ServeConfig(device=device, **given)
+    named = parse_model_arguments(models)
+    err.print(f"serving {', '.join(named)} on http://{config.host}:{config.port} ({config.runtime}); Ctrl-C stops")
+    run_server(named, config)
 
 
 def _numbers(text: str, option: str) -> tuple[int, ...]:

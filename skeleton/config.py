@@ -371,3 +371,50 @@ class CompressConfig:
         data["targets"] = list(self.targets)
         data["cost_shapes"] = [list(shape) for shape in self.cost_shapes]
         return data
+
+
+@dataclass
+class ServeConfig:
+    """How ``skeleton serve`` batches, limits and runs requests.
+
+    Attributes:
+        host: the address to listen on (loopback by default: put a proxy in front to expose it).
+        port: the TCP port.
+        runtime: how each model runs: 'onnx' (the manifest's default variant), 'onnx-<variant>', or
+            PyTorch 'torch-fp32' / 'torch-bf16' (autocast, fast on CPUs with AMX or AVX512-BF16) /
+            'torch-fp16' (CUDA).
+        device: 'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'.
+        max_batch_tokens: at most this many tokens in one model call, counted after padding.
+        max_batch_size: at most this many inputs in one model call.
+        max_wait_ms: how long a batch waits for more requests before it runs.
+        max_queue: inputs waiting per model beyond which requests get 429 with Retry-After.
+        max_client_batch: inputs one request may carry (more: 413).
+        max_input_chars: characters one input may have (more: 413).
+        threads: onnxruntime intra-op threads per model (default: one per core).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    runtime: str = "onnx"
+    device: str = "auto"
+    max_batch_tokens: int = 8192
+    max_batch_size: int = 32
+    max_wait_ms: float = 2.0
+    max_queue: int = 512
+    max_client_batch: int = 64
+    max_input_chars: int = 20_000
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch_tokens", "max_batch_size", "max_queue", "max_client_batch", "max_input_chars"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms must not be negative, got {self.max_wait_ms}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must lie in [0, 65535], got {self.port}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be at least 1, got {self.threads}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)

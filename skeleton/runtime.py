@@ -144,6 +144,8 @@ class TorchRuntime(Runtime):
         if precision not in self.PRECISIONS:
             raise SkeletonError(f"unknown precision {precision!r}; choose one of {', '.join(self.PRECISIONS)}")
         self.model = directory if isinstance(directory, CompressedModel) else load(directory, device=device)
+        if precision == "fp16" and self.model.device.type != "cuda":
+            raise SkeletonError("fp16 autocast runs on CUDA; on a CPU use bf16 (or fp32)")
         self.precision = precision
 
     def run(self, encoded):
@@ -160,29 +162,65 @@ class TorchRuntime(Runtime):
             return model.classifier(**inputs).float().cpu().numpy()
 
 
+def runtime_names(variants) -> list[str]:
+    """The ``--runtime`` choices for a model exported with ``variants``: ``onnx`` (the manifest's
+    default), ``onnx-<variant>``, and PyTorch in each precision."""
+    return ["onnx", *(f"onnx-{v}" for v in variants), *(f"torch-{p}" for p in TorchRuntime.PRECISIONS)]
+
+
 class Predictor:
-    """Classify texts with an exported model: tokenizer (template included) + one ONNX variant.
+    """Classify texts with an exported model: its tokenizer (template included) + one runtime.
+
+    The tokenizer is always the exported one, whichever runtime runs the ids: the export checked that
+    it reproduces the training-time encoding, so PyTorch and every ONNX variant see the same inputs.
 
     Args:
         directory: a compressed model directory or its ``onnx/`` directory.
         variant: ``fp32``, ``optimized`` or ``int8``; ``None`` = the manifest's default (best) variant.
-        device: ``auto`` (CUDA when onnxruntime has it), ``cpu`` or ``cuda``.
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         verify: check every file against the manifest's sha256 first.
+        runtime: ``onnx`` (the default variant), ``onnx-<variant>``, or ``torch-fp32`` / ``torch-bf16``
+            (autocast; fast on CPUs with AMX or AVX512-BF16) / ``torch-fp16`` (CUDA); PyTorch needs the
+            compressed model directory, not only its ``onnx/``.
+        threads: onnxruntime intra-op threads (default: one per core).
     """
 
-    def __init__(self, directory: str | Path, variant: str | None = None, device: str = "auto", verify: bool = True):
+    def __init__(
+        self,
+        directory: str | Path,
+        variant: str | None = None,
+        device: str = "auto",
+        verify: bool = True,
+        runtime: str | None = None,
+        threads: int | None = None,
+    ):
         from skeleton.architectures import pretrained_tokenizer
+        from skeleton.tasks import get_task
 
         self.onnx_dir = resolve_onnx_dir(directory)
         self.manifest = read_manifest(self.onnx_dir, verify=verify)
         variants = self.manifest.variants
-        self.variant = variant or self.manifest.default_variant
-        if self.variant not in variants:
-            raise SkeletonError(f"variant {self.variant!r} was not exported; available: {', '.join(variants)}")
-        self.runtime = OnnxRuntime(self.onnx_dir / variants[self.variant]["file"], onnx_providers(device))
+        if runtime is not None and variant is not None and runtime != f"onnx-{variant}":
+            raise SkeletonError(f"--variant {variant} and --runtime {runtime} disagree: give one of them")
+        runtime = runtime or (f"onnx-{variant}" if variant else "onnx")
+        if runtime not in runtime_names(variants):
+            raise SkeletonError(
+                f"runtime {runtime!r} is not available for {self.onnx_dir}; choose one of "
+                f"{', '.join(runtime_names(variants))}"
+            )
+        self.runtime_name = runtime
+        if runtime.startswith("torch-"):
+            self.variant = None
+            self.runtime = TorchRuntime(self.onnx_dir.parent, device=device, precision=runtime.removeprefix("torch-"))
+        else:
+            self.variant = runtime.removeprefix("onnx-") if runtime != "onnx" else self.manifest.default_variant
+            path = self.onnx_dir / variants[self.variant]["file"]
+            self.runtime = OnnxRuntime(path, onnx_providers(device), threads=threads)
+            self.runtime_name = f"onnx-{self.variant}"
         self.tokenizer = pretrained_tokenizer(str(self.onnx_dir))
         self.label_names = self.manifest.label_names
         self.max_input_tokens = int(self.manifest.max_input_tokens)
+        self.is_pair = get_task(self.manifest.task).is_pair
 
     def encode(self, texts: list) -> dict[str, np.ndarray]:
         """Tokenize (template included); inputs longer than ``max_input_tokens`` are truncated."""

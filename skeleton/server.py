@@ -1,0 +1,129 @@
+"""``skeleton serve``: the HTTP routes over :class:`~skeleton.serving.ModelServer`.
+
+Routes (OpenAPI docs at /docs):
+- POST /v1/models/{name}/predict and, with one model loaded, POST /predict: {"inputs": text |
+  [text, ...] | [[text1, text2], ...] (pair tasks), "raw_scores": false, "truncate": true} ->
+  per input, every label with its score, highest first (text-embeddings-inference's /predict shape).
+- GET /v1/models, GET /health (liveness), GET /ready (every model loaded and warmed up),
+  GET /metrics (Prometheus text format).
+Errors are JSON {"error": message, "error_type": kind} with the status that says why.
+"""
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict
+
+from skeleton.config import ServeConfig
+from skeleton.serving import ModelServer, RequestError
+
+# no "from __future__ import annotations" here: FastAPI reads the route annotations at run time
+
+
+class PredictRequest(BaseModel):
+    """A prediction request, as text-embeddings-inference's /predict takes it."""
+
+    model_config = ConfigDict(strict=True)
+
+    inputs: str | list[str] | list[list[str]]
+    raw_scores: bool = False
+    truncate: bool = True
+
+
+class LabelScore(BaseModel):
+    label: str
+    score: float
+
+
+Scores = list[LabelScore] | list[list[LabelScore]]
+
+
+def create_app(server: ModelServer) -> FastAPI:
+    """The FastAPI app serving ``server``'s models (batchers start with the app, stop with it)."""
+
+    @asynccontextmanager
+    async def lifespan(app):
+        await server.start()
+        yield
+        await server.stop()
+
+    app = FastAPI(
+        title="Skeleton",
+        summary="Text classification with slim (task-neuron pruned) models",
+        lifespan=lifespan,
+    )
+
+    def error(status: int, message: str, kind: str, headers: dict | None = None) -> JSONResponse:
+        return JSONResponse({"error": message, "error_type": kind}, status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors()[:3]
+        )
+        _count(request, 422)
+        return error(422, problems or "invalid request", "validation")
+
+    @app.exception_handler(RequestError)
+    async def refused(request: Request, exc: RequestError):
+        _count(request, exc.status)
+        return error(exc.status, str(exc), exc.kind, exc.headers)
+
+    def _count(request: Request, status: int) -> None:
+        name = request.path_params.get("name")
+        if name is None and len(server.models) == 1:
+            name = next(iter(server.models))
+        if name in server.models:
+            server.metrics.requests.labels(name, str(status)).inc()
+
+    async def predict(name: str | None, body: PredictRequest):
+        model = server.model(name)
+        result = await model.predict(body.inputs, raw_scores=body.raw_scores, truncate=body.truncate)
+        server.metrics.requests.labels(model.name, "200").inc()
+        return result
+
+    @app.post("/v1/models/{name}/predict", response_model=Scores, summary="Classify with the named model")
+    async def predict_named(name: str, body: PredictRequest):
+        return await predict(name, body)
+
+    @app.post("/predict", response_model=Scores, summary="Classify (when one model is served)")
+    async def predict_only(body: PredictRequest):
+        return await predict(None, body)
+
+    @app.get("/v1/models", summary="The served models")
+    async def models():
+        return {"models": [m.describe() for m in server.models.values()]}
+
+    @app.get("/health", summary="Liveness")
+    async def health():
+        return {"status": "ok"}
+
+    @app.get("/ready", summary="Every model loaded and answering")
+    async def ready():
+        if not server.ready:
+            return error(503, "models are warming up", "unavailable", {"Retry-After": "1"})
+        return {"status": "ready", "models": list(server.models)}
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    async def metrics():
+        body, content_type = server.metrics.text()
+        return Response(body, media_type=content_type)
+
+    return app
+
+
+def serve(models: dict[str, Path], config: ServeConfig | None = None) -> None:
+    """Load every model (a bad directory fails here, before listening), then serve until SIGTERM or
+    Ctrl-C: the listener closes, requests in flight finish, then the process exits."""
+    import uvicorn
+
+    config = config or ServeConfig()
+    server = ModelServer(models, config)
+    app = create_app(server)
+    uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=False)
+
+
+__all__ = ["create_app", "serve"]

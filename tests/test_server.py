@@ -1,0 +1,280 @@
+"""`skeleton serve` over real HTTP on loopback: the server runs as its own process, as users start it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from skeleton.export import ExportConfig, export_directory
+from skeleton.runtime import Predictor
+from skeleton.serving import parse_model_arguments
+from tests.conftest import synthetic_rows
+
+ROOT = Path(__file__).resolve().parent.parent
+TEXTS = ["a superb film", "the movie was great", "awful plot", "dull and boring", "great"]
+FP32_ONLY = ExportConfig(variants=("fp32",), latency_shapes=((1, 8),), latency_repeats=2)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`python -m cli.main serve ...` in a child process, up until /ready answers."""
+
+    def __init__(self, models: list[str], *options: str):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+        command = [sys.executable, "-m", "cli.main", "serve", *models, "--port", str(self.port), "--device", "cpu"]
+        self.process = subprocess.Popen(
+            [*command, *options], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.process.stdout.read()}")
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("server did not become ready in 120 s")
+
+    def post(self, path: str, **kwargs) -> httpx.Response:
+        return httpx.post(f"{self.url}{path}", timeout=30, **kwargs)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+
+# after a graceful shutdown uvicorn re-raises the signal it caught, so the exit says SIGTERM
+CLEAN_EXITS = (0, -signal.SIGTERM)
+
+
+def _pair_model(root: Path, tokenizer_dir, tiny_bert_dir) -> Path:
+    """An MRPC-shaped (pair task) model on the tiny backbone, untrained: serving only needs it to run."""
+    from skeleton.artifacts import save_classifier
+    from skeleton.data import DataConfig
+    from skeleton.tuning import skeleton_meta
+    from skeleton.workspace import ModelConfig, Workspace
+
+    data = root / "mrpc-data"
+    data.mkdir()
+    rows = synthetic_rows(60, 3)
+    lines = ["Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"]
+    lines += [f"{label}\t{i}\t{i}\t{text}\t{rows[-1 - i][0]}" for i, (text, label) in enumerate(rows)]
+    for name in ("train.tsv", "test.tsv"):
+        (data / name).write_text("\n".join(lines) + "\n")
+    workspace = Workspace(DataConfig("mrpc", str(data)), ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4))
+    out = root / "pair"
+    save_classifier(workspace.new_classifier().eval(), workspace.tokenizer, out, None, skeleton_meta(workspace))
+    export_directory(out, FP32_ONLY, workspace=workspace)
+    return out
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, tokenizer_dir, sst2_dir, tiny_bert_dir):
+    from tests.test_export import make_compressed_dir
+
+    root = tmp_path_factory.mktemp("serve")
+    single, _ = make_compressed_dir(root, "bert", "cls", tokenizer_dir, sst2_dir)
+    export_directory(single, FP32_ONLY)
+    return {"sentiment": single, "pairs": _pair_model(root, tokenizer_dir, tiny_bert_dir)}
+
+
+@pytest.fixture(scope="module")
+def server(models):
+    running = Server([f"{name}={path}" for name, path in models.items()])
+    yield running
+    assert running.stop() in CLEAN_EXITS
+
+
+def test_predictions_equal_skeleton_predict(server, models):
+    response = server.post("/v1/models/sentiment/predict", json={"inputs": TEXTS})
+    assert response.status_code == 200, response.text
+    served = response.json()
+    predictor = Predictor(models["sentiment"])
+    expected = predictor.predict(TEXTS)
+    for rows, (label, score) in zip(served, expected, strict=True):
+        # every label, highest first, probabilities summing to one
+        assert [r["label"] for r in rows][0] == label and rows[0]["score"] == pytest.approx(score, abs=1e-5)
+        assert sorted(r["label"] for r in rows) == sorted(predictor.label_names)
+        assert rows[0]["score"] >= rows[1]["score"] and sum(r["score"] for r in rows) == pytest.approx(1.0)
+    # one text in, one list out; raw scores are the logits
+    single = server.post("/v1/models/sentiment/predict", json={"inputs": TEXTS[0], "raw_scores": True}).json()
+    logits = predictor.logits([TEXTS[0]])[0]
+    assert {r["label"]: r["score"] for r in single} == pytest.approx(
+        dict(zip(predictor.label_names, logits.tolist(), strict=True)), abs=1e-5
+    )
+
+
+def test_pair_inputs(server, models):
+    pairs = [["a superb film", "the movie was great"], ["awful plot", "great"]]
+    served = server.post("/v1/models/pairs/predict", json={"inputs": pairs}).json()
+    expected = Predictor(models["pairs"]).predict([tuple(p) for p in pairs])
+    assert [rows[0]["label"] for rows in served] == [label for label, _ in expected]
+    one = server.post("/v1/models/pairs/predict", json={"inputs": pairs[0]}).json()
+    assert one[0]["label"] == expected[0][0] and one[0]["score"] == pytest.approx(expected[0][1], abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "message"),
+    [
+        ("/v1/models/sentiment/predict", b"{not json", 422, ""),
+        ("/v1/models/sentiment/predict", {"inputs": 5}, 422, "inputs"),
+        ("/v1/models/sentiment/predict", {"inputs": []}, 422, "empty"),
+        ("/v1/models/sentiment/predict", {"inputs": "x", "raw_scores": "yes"}, 422, "raw_scores"),
+        ("/v1/models/sentiment/predict", {"inputs": [["a", "b"]]}, 422, "single texts"),
+        ("/v1/models/pairs/predict", {"inputs": "only one text"}, 422, "pairs"),
+        ("/v1/models/pairs/predict", {"inputs": [["a", "b", "c"]]}, 422, "two texts"),
+        ("/v1/models/nobody/predict", {"inputs": "x"}, 404, "sentiment"),
+        ("/predict", {"inputs": "x"}, 404, "2 models are served"),
+        ("/v1/models/sentiment/predict", {"inputs": ["x"] * 65}, 413, "--max-client-batch"),
+        ("/v1/models/sentiment/predict", {"inputs": "great " * 5000}, 413, "--max-input-chars"),
+        ("/v1/models/sentiment/predict", {"inputs": "great " * 300, "truncate": False}, 422, "truncate"),
+    ],
+)
+def test_each_bad_request_gets_its_status_and_the_server_goes_on(server, path, body, status, message):
+    sent = (
+        {"content": body, "headers": {"content-type": "application/json"}}
+        if isinstance(body, bytes)
+        else {"json": body}
+    )
+    response = server.post(path, **sent)
+    assert response.status_code == status, response.text
+    error = response.json()
+    assert message in error["error"] and error["error_type"]
+    assert server.post("/v1/models/sentiment/predict", json={"inputs": "great"}).status_code == 200
+
+
+def test_long_inputs_are_truncated_by_default(server):
+    response = server.post("/v1/models/sentiment/predict", json={"inputs": "great " * 300})
+    assert response.status_code == 200 and len(response.json()) == 2
+
+
+def test_models_health_ready_metrics_and_docs(server):
+    listed = httpx.get(f"{server.url}/v1/models").json()["models"]
+    assert {m["name"]: m["pair_inputs"] for m in listed} == {"sentiment": False, "pairs": True}
+    assert all(m["max_input_tokens"] > 0 and m["runtime"] == "onnx-fp32" and m["ready"] for m in listed)
+    assert httpx.get(f"{server.url}/health").json() == {"status": "ok"}
+    assert httpx.get(f"{server.url}/ready").status_code == 200
+    server.post("/v1/models/sentiment/predict", json={"inputs": ["x"] * 65})
+    server.post("/v1/models/sentiment/predict", json={"inputs": TEXTS})
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert 'skeleton_requests_total{model="sentiment",status="200"}' in metrics
+    assert 'skeleton_requests_total{model="sentiment",status="413"}' in metrics
+    for name in (
+        "skeleton_queue_seconds_bucket",
+        "skeleton_inference_seconds_count",
+        "skeleton_batch_size_sum",
+        "skeleton_batch_tokens_bucket",
+        "skeleton_queue_depth",
+    ):
+        assert f"{name}{{" in metrics or f"{name} " in metrics, name
+    assert httpx.get(f"{server.url}/docs").status_code == 200
+    assert "/v1/models/{name}/predict" in httpx.get(f"{server.url}/openapi.json").json()["paths"]
+
+
+def test_concurrent_requests_are_batched(server, models):
+    async def send(client, text):
+        return (await client.post(f"{server.url}/v1/models/sentiment/predict", json={"inputs": [text]})).json()
+
+    async def burst():
+        async with httpx.AsyncClient(timeout=30) as client:
+            return await asyncio.gather(*(send(client, TEXTS[i % len(TEXTS)]) for i in range(40)))
+
+    before = _batches(server)
+    results = asyncio.run(burst())
+    expected = {t: label for t, (label, _) in zip(TEXTS, Predictor(models["sentiment"]).predict(TEXTS), strict=True)}
+    assert [r[0][0]["label"] for r in results] == [expected[TEXTS[i % len(TEXTS)]] for i in range(40)]
+    count, inputs = (a - b for a, b in zip(_batches(server), before, strict=True))
+    assert inputs == 40 and count < 40  # some requests shared a batch
+
+
+def _batches(server) -> tuple[float, float]:
+    """(batches run, inputs in them) of the sentiment model, from /metrics."""
+    lines = httpx.get(f"{server.url}/metrics").text.splitlines()
+
+    def value(prefix):
+        return sum(float(line.split()[-1]) for line in lines if line.startswith(prefix) and 'model="sentiment"' in line)
+
+    return value("skeleton_batch_size_count"), value("skeleton_batch_size_sum")
+
+
+def test_overload_gets_429_and_sigterm_loses_nothing_in_flight(models):
+    # batches wait 400 ms for company, so requests pile up: 4 two-input requests fill the queue of 8
+    running = Server([str(models["sentiment"])], "--max-queue", "8", "--max-wait-ms", "400", "--max-batch-size", "64")
+    try:
+
+        async def send(client, n):
+            return await client.post(f"{running.url}/predict", json={"inputs": TEXTS[:n]})
+
+        async def burst(count, n, then=None):
+            async with httpx.AsyncClient(timeout=30) as client:
+                tasks = [asyncio.create_task(send(client, n)) for _ in range(count)]
+                if then is not None:
+                    await asyncio.sleep(0.15)
+                    then()
+                return await asyncio.gather(*tasks)
+
+        responses = asyncio.run(burst(10, 2))
+        statuses = [r.status_code for r in responses]
+        assert statuses.count(429) >= 1 and statuses.count(200) >= 1, statuses
+        assert all(r.headers["retry-after"] for r in responses if r.status_code == 429)
+        expected = [label for label, _ in Predictor(models["sentiment"]).predict(TEXTS[:2])]
+        assert all([rows[0]["label"] for rows in r.json()] == expected for r in responses if r.status_code == 200)
+
+        # SIGTERM while three requests wait for their batch: each still gets its answer, then the process ends
+        responses = asyncio.run(burst(3, 2, then=lambda: running.process.send_signal(signal.SIGTERM)))
+        assert [r.status_code for r in responses] == [200, 200, 200]
+        assert running.process.wait(timeout=60) in CLEAN_EXITS
+    finally:
+        running.stop()
+
+
+def test_model_arguments():
+    assert parse_model_arguments(["a=/x/one", "/y/two/onnx"]) == {"a": Path("/x/one"), "two": Path("/y/two/onnx")}
+    for arguments, message in ((["a=/x", "a=/y"], "two models named"), ([], "no model"), (["=/x"], "bad model name")):
+        with pytest.raises(Exception, match=message):
+            parse_model_arguments(arguments)
+
+
+def test_bad_serve_arguments_are_one_line_errors(tmp_path, models):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    runner = CliRunner()
+    for args, message in (
+        (["serve", str(tmp_path / "nowhere")], "directory not found"),
+        (["serve", str(models["sentiment"]), "--runtime", "onnx-int8"], "runtime 'onnx-int8' is not available"),
+        (["serve", str(models["sentiment"]), "--max-batch-size", "0"], "max_batch_size must be at least 1"),
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert "Traceback" not in result.output
+
+
+def test_the_torch_runtime_serves_the_same_predictions(models):
+    onnx = Predictor(models["sentiment"]).logits(TEXTS)
+    torch_fp32 = Predictor(models["sentiment"], runtime="torch-fp32").logits(TEXTS)
+    assert np.abs(onnx - torch_fp32).max() < 1e-4
+    assert json.dumps(Predictor(models["sentiment"], runtime="torch-fp32").predict(TEXTS[:1]))
