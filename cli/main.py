@@ -25,6 +25,7 @@ from skeleton.config import (
     SearchConfig,
     ServeConfig,
     TrainConfig,
+    TritonConfig,
     TuneConfig,
     task_train_config,
 )
@@ -284,23 +285,46 @@ def print_compress_summary(report: CompressReport, output: str) -> None:
     )
 
 
+TRITON_OPTIONS = [
+    Option(TritonConfig, field, f"triton_{field}", help_prefix="With --triton: ")
+    for field in ("name", "variant", "max_batch_size", "max_queue_delay_us", "instances", "kind")
+]
+
+
 @app.command()
 @friendly_errors
+@with_options(TRITON_OPTIONS)
 def export(
+    given: dict,
     directory: Annotated[Path, typer.Argument(help="A directory written by 'skeleton compress' (or 'skeleton tune').")],
     variants: Annotated[
         str, typer.Option(help="Comma-separated graphs to write: fp32, optimized, int8.")
     ] = "fp32,optimized,int8",
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+    triton: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write a Triton Inference Server model repository here (ONNX model, tokenizer, ensemble); "
+            "when DIR is already exported, only the repository is written."
+        ),
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Export a compressed model and its prompt to one standalone ONNX graph per variant (DIR/onnx)."""
     from skeleton.export import ExportConfig, export_directory
+    from skeleton.layout import MANIFEST_FILE, ONNX_DIR
     from skeleton.progress import Reporter
 
-    config = ExportConfig(variants=tuple(v.strip() for v in variants.split(",") if v.strip()), opset=opset)
-    result = export_directory(directory, config, reporter=Reporter(enabled=not quiet, console=err))
-    print_export_summary(result, directory)
+    triton_config = TritonConfig(**{name.removeprefix("triton_"): value for name, value in given.items()})
+    if triton is None or not (directory / ONNX_DIR / MANIFEST_FILE).is_file():
+        config = ExportConfig(variants=tuple(v.strip() for v in variants.split(",") if v.strip()), opset=opset)
+        result = export_directory(directory, config, reporter=Reporter(enabled=not quiet, console=err))
+        print_export_summary(result, directory)
+    if triton is not None:
+        from skeleton.triton import export_triton
+
+        export_triton(directory, triton, triton_config)
+        out.print(f"Triton model repository: {triton} (start it with: tritonserver --model-repository {triton})")
 
 
 def _accuracy_text(value) -> str:

@@ -418,3 +418,41 @@ class ServeConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class TritonConfig:
+    """How the Triton repository serves the model.
+
+    Attributes:
+        name: the model name clients call (default: the model directory's name).
+        variant: the ONNX variant to serve (default: the manifest's default variant).
+        max_batch_size: the largest batch Triton's dynamic batcher builds.
+        preferred_batch_sizes: batch sizes the batcher aims for.
+        max_queue_delay_us: how long a request may wait for a batch to fill, in microseconds.
+        instances: model instances (each runs batches in parallel).
+        kind: where instances run: KIND_AUTO (GPU when present), KIND_CPU or KIND_GPU.
+        pad_to_multiple_of: the tokenizer pads each request to a multiple of this many tokens, so
+            requests of similar length have equal shapes and can share a batch.
+    """
+
+    name: str | None = None
+    variant: str | None = None
+    max_batch_size: int = 64
+    preferred_batch_sizes: tuple[int, ...] = (8, 16, 32)
+    max_queue_delay_us: int = 2000
+    instances: int = 1
+    kind: str = "KIND_AUTO"
+    pad_to_multiple_of: int = 16
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("KIND_AUTO", "KIND_CPU", "KIND_GPU"):
+            raise ValueError(f"kind must be KIND_AUTO, KIND_CPU or KIND_GPU, got {self.kind}")
+        for name in ("max_batch_size", "instances", "pad_to_multiple_of"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if any(size > self.max_batch_size or size < 1 for size in self.preferred_batch_sizes):
+            raise ValueError("preferred_batch_sizes must lie in [1, max_batch_size]")
+
+    def to_dict(self) -> dict:
+        return asdict(self)

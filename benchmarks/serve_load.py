@@ -1,0 +1,226 @@
+"""Load test of `skeleton serve` on loopback, against the same graph called directly.
+
+Real sentences, a fixed seeded list of requests (each 1 to 8 sentences), sent by N concurrent
+clients; the server runs as its own process, started as a user starts it. Measured, one after
+the other on the same machine and the same requests:
+- raw: the exported graph the server runs (the manifest's default variant), called directly in a
+  loop on all the requests' sentences (tokenizer included), at each batch size; the best is the
+  ceiling the server is held against;
+- the server with its defaults;
+- the server with --max-batch-size 1 (no batching);
+- two models served at once, the requests alternating between them.
+
+    python benchmarks/serve_load.py DIR --data ../shared/data/sst2/dev.tsv [--second DIR2 --second-data F]
+
+Writes JSON (and prints a Markdown table) with sentences/s, p50/p99 request latency and errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sentences(path: Path, directory: Path) -> list:
+    from skeleton.data import read_tsv
+    from skeleton.runtime import read_manifest, resolve_onnx_dir
+    from skeleton.tasks import get_task
+
+    spec = get_task(read_manifest(resolve_onnx_dir(directory), verify=False).task)
+    split = read_tsv(path, spec)
+    columns = [list(split[f]) for f in spec.text_fields]
+    return columns[0] if len(columns) == 1 else [list(p) for p in zip(*columns, strict=True)]
+
+
+def make_requests(texts: list, count: int, seed: int) -> list[list]:
+    rng = np.random.default_rng(seed)
+    return [
+        [texts[i] for i in rng.choice(len(texts), size=int(rng.integers(1, 9)), replace=False)] for _ in range(count)
+    ]
+
+
+def raw_throughput(directory: Path, texts: list, batch_sizes: tuple[int, ...]) -> dict[int, float]:
+    """Sentences per second of the graph called directly (tokenizer included), per batch size."""
+    from skeleton.runtime import Predictor
+
+    predictor = Predictor(directory)
+    rows = [tuple(t) if isinstance(t, list) else t for t in texts]
+    predictor.logits(rows[:64], batch_size=32)  # warm-up
+    result = {}
+    for batch in batch_sizes:
+        started = time.perf_counter()
+        predictor.logits(rows, batch_size=batch)
+        result[batch] = len(rows) / (time.perf_counter() - started)
+    return result
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, models: list[str], options: list[str]):
+        import httpx
+
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-m", "cli.main", "serve", *models, "--port", str(self.port), *options]
+        self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.process.stderr.read()}")
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError("server not ready after 180 s")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=120)
+
+
+async def _load(url_for, requests: list[list], concurrency: int) -> dict:
+    import aiohttp
+
+    latencies = np.zeros(len(requests))
+    statuses = [0] * len(requests)
+    cursor = iter(range(len(requests)))
+
+    async def client(session):
+        for index in cursor:
+            body = json.dumps({"inputs": requests[index]}).encode()
+            started = time.perf_counter()
+            try:
+                async with session.post(
+                    url_for(index), data=body, headers={"content-type": "application/json"}
+                ) as response:
+                    await response.read()
+                    statuses[index] = response.status
+            except aiohttp.ClientError:
+                statuses[index] = -1
+            latencies[index] = time.perf_counter() - started
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(session) for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    count = sum(len(r) for r in requests)
+    errors = sum(s != 200 for s in statuses)
+    return {
+        "requests": len(requests),
+        "sentences": count,
+        "seconds": wall,
+        "sentences_per_second": count / wall,
+        "p50_ms": float(np.percentile(latencies, 50) * 1000),
+        "p99_ms": float(np.percentile(latencies, 99) * 1000),
+        "errors": errors,
+        "statuses": {str(s): statuses.count(s) for s in sorted(set(statuses))},
+    }
+
+
+def run_server(models: dict[str, Path], options: list[str], requests: list[list], concurrency: int) -> dict:
+    server = Server([f"{name}={path}" for name, path in models.items()], options)
+    try:
+        names = list(models)
+        urls = [f"{server.url}/v1/models/{name}/predict" for name in names]
+        asyncio.run(_load(lambda i: urls[i % len(urls)], requests[:64], concurrency))  # warm-up
+        result = asyncio.run(_load(lambda i: urls[i % len(urls)], requests, concurrency))
+        import httpx
+
+        metrics = httpx.get(f"{server.url}/metrics").text.splitlines()
+        sizes = [line for line in metrics if line.startswith("skeleton_batch_size_")]
+        total = {
+            k: sum(float(line.split()[-1]) for line in sizes if line.startswith(f"skeleton_batch_size_{k}"))
+            for k in ("sum", "count")
+        }
+        result["mean_batch_size"] = total["sum"] / max(total["count"], 1)
+    finally:
+        server.stop()
+    result["options"] = options
+    result["models"] = {name: str(path) for name, path in models.items()}
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("directory", type=Path)
+    parser.add_argument("--data", type=Path, required=True, help="labelled TSV of the task: its texts are sent")
+    parser.add_argument("--second", type=Path, default=None, help="a second model for the two-model run")
+    parser.add_argument("--second-data", type=Path, default=None)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-sizes", default="1,8,16,32,64")
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args()
+
+    texts = sentences(args.data, args.directory)
+    requests = make_requests(texts, args.requests, args.seed)
+    flat = [t for r in requests for t in r]
+    raw = raw_throughput(args.directory, flat, tuple(int(b) for b in args.batch_sizes.split(",")))
+    best_batch = max(raw, key=raw.get)
+    runs = {
+        "server": run_server({"model": args.directory}, [], requests, args.concurrency),
+        "server_batch_1": run_server({"model": args.directory}, ["--max-batch-size", "1"], requests, args.concurrency),
+    }
+    if args.second is not None:
+        second_texts = sentences(args.second_data or args.data, args.second)
+        second = make_requests(second_texts, args.requests, args.seed + 1)
+        mixed = [requests[i // 2] if i % 2 == 0 else second[i // 2] for i in range(args.requests)]
+        runs["two_models"] = run_server({"first": args.directory, "second": args.second}, [], mixed, args.concurrency)
+    else:
+        runs["two_models"] = run_server(
+            {"first": args.directory, "second": args.directory}, [], requests, args.concurrency
+        )
+    served = runs["server"]["sentences_per_second"]
+    report = {
+        "directory": str(args.directory),
+        "data": str(args.data),
+        "requests": args.requests,
+        "concurrency": args.concurrency,
+        "raw_sentences_per_second": {str(k): v for k, v in raw.items()},
+        "raw_best_batch_size": best_batch,
+        "runs": runs,
+        "server_vs_batch_1": served / runs["server_batch_1"]["sentences_per_second"],
+        "server_vs_raw_best": served / raw[best_batch],
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+    }
+    print("| run | sentences/s | p50 ms | p99 ms | errors | mean batch |\n|---|---|---|---|---|---|")
+    for batch, value in raw.items():
+        print(f"| raw graph, batch {batch} | {value:.0f} | | | | |")
+    for name, run in runs.items():
+        print(
+            f"| {name} | {run['sentences_per_second']:.0f} | {run['p50_ms']:.1f} | {run['p99_ms']:.1f} | "
+            f"{run['errors']} | {run['mean_batch_size']:.1f} |"
+        )
+    print(
+        f"server / batch-1 server: {report['server_vs_batch_1']:.2f}x; "
+        f"server / raw best: {report['server_vs_raw_best']:.2f}"
+    )
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
