@@ -439,6 +439,7 @@ SERVE_OPTIONS = options(
         "max_client_batch",
         "max_input_chars",
         "threads",
+        "spinning",
     ],
 )
 

@@ -31,7 +31,6 @@ from skeleton.artifacts import library_versions
 from skeleton.errors import SkeletonError
 from skeleton.layout import (
     BENCH_DIR,
-    CONFIG_FILE,
     HEAD_CONFIG_FILE,
     MANIFEST_FILE,
     META_FILE,
@@ -276,23 +275,22 @@ class ModelShape:
     @classmethod
     def of(cls, directory: Path) -> ModelShape:
         """Read from a model directory's config.json, skeleton.json and head_config.json."""
-        config = json.loads((directory / CONFIG_FILE).read_text())
+        from skeleton.architectures import hidden_size, intermediate_size, num_heads, num_layers, pretrained_config
+
+        config = pretrained_config(str(directory))  # the family's names for sizes live in architectures
         meta = ModelMeta.load(directory / META_FILE)
         head = json.loads((directory / HEAD_CONFIG_FILE).read_text())
-        hidden = config.get("hidden_size", config.get("dim"))
-        heads = config.get("num_attention_heads", config.get("n_heads"))
-        layers = config.get("num_hidden_layers", config.get("n_layers"))
-        width = config.get("intermediate_size", config.get("hidden_dim"))
+        hidden, heads, layers = hidden_size(config), num_heads(config), num_layers(config)
         return cls(
             hidden_size=hidden,
             head_dim=hidden // heads,
-            heads=config.get("skeleton_heads") or [heads] * layers,
-            ffn_sizes=config.get("skeleton_ffn_sizes") or [width] * layers,
-            ffn_out_sizes=config.get("skeleton_ffn_out_sizes"),
+            heads=getattr(config, "skeleton_heads", None) or [heads] * layers,
+            ffn_sizes=getattr(config, "skeleton_ffn_sizes", None) or [intermediate_size(config)] * layers,
+            ffn_out_sizes=getattr(config, "skeleton_ffn_out_sizes", None),
             num_virtual_tokens=meta.num_virtual_tokens,
             num_labels=head["num_labels"],
             head_kind=head["kind"],
-            vocab_size=config["vocab_size"],
+            vocab_size=config.vocab_size,
         )
 
     def macs(self, batch: int, tokens: int) -> int:

@@ -183,6 +183,7 @@ class Predictor:
             (autocast; fast on CPUs with AMX or AVX512-BF16) / ``torch-fp16`` (CUDA); PyTorch needs the
             compressed model directory, not only its ``onnx/``.
         threads: onnxruntime intra-op threads (default: one per core).
+        spinning: let onnxruntime's idle threads spin (off when other work shares the cores).
     """
 
     def __init__(
@@ -193,6 +194,7 @@ class Predictor:
         verify: bool = True,
         runtime: str | None = None,
         threads: int | None = None,
+        spinning: bool = True,
     ):
         from skeleton.architectures import pretrained_tokenizer
         from skeleton.tasks import get_task
@@ -215,7 +217,7 @@ class Predictor:
         else:
             self.variant = runtime.removeprefix("onnx-") if runtime != "onnx" else self.manifest.default_variant
             path = self.onnx_dir / variants[self.variant]["file"]
-            self.runtime = OnnxRuntime(path, onnx_providers(device), threads=threads)
+            self.runtime = OnnxRuntime(path, onnx_providers(device), threads=threads, spinning=spinning)
             self.runtime_name = f"onnx-{self.variant}"
         self.tokenizer = pretrained_tokenizer(str(self.onnx_dir))
         self.label_names = self.manifest.label_names

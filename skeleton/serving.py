@@ -121,7 +121,9 @@ class ServedModel:
         metrics: Metrics,
     ):
         self.name, self.config, self.pool, self.metrics = name, config, pool, metrics
-        self.predictor = Predictor(directory, runtime=config.runtime, device=config.device, threads=config.threads)
+        self.predictor = Predictor(
+            directory, runtime=config.runtime, device=config.device, threads=config.threads, spinning=config.spinning
+        )
         tokenizer = self.predictor.tokenizer
         self.pad_id = tokenizer.pad_token_id or 0
         self.pad_left = tokenizer.padding_side == "left"
