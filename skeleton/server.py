@@ -41,6 +41,10 @@ class LabelScore(BaseModel):
 Scores = list[LabelScore] | list[list[LabelScore]]
 
 
+def _error(status: int, message: str, kind: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "error_type": kind}, status_code=status, headers=headers)
+
+
 def create_app(server: ModelServer) -> FastAPI:
     """The FastAPI app serving ``server``'s models (batchers start with the app, stop with it)."""
 
@@ -55,30 +59,37 @@ def create_app(server: ModelServer) -> FastAPI:
         summary="Text classification with slim (task-neuron pruned) models",
         lifespan=lifespan,
     )
+    _error_handlers(app, server)
+    _prediction_routes(app, server)
+    _service_routes(app, server)
+    return app
 
-    def error(status: int, message: str, kind: str, headers: dict | None = None) -> JSONResponse:
-        return JSONResponse({"error": message, "error_type": kind}, status_code=status, headers=headers)
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError):
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors()[:3]
-        )
-        _count(request, 422)
-        return error(422, problems or "invalid request", "validation")
+def _error_handlers(app: FastAPI, server: ModelServer) -> None:
+    """Every refusal as JSON with its status, counted per model in the metrics."""
 
-    @app.exception_handler(RequestError)
-    async def refused(request: Request, exc: RequestError):
-        _count(request, exc.status)
-        return error(exc.status, str(exc), exc.kind, exc.headers)
-
-    def _count(request: Request, status: int) -> None:
+    def count(request: Request, status: int) -> None:
         name = request.path_params.get("name")
         if name is None and len(server.models) == 1:
             name = next(iter(server.models))
         if name in server.models:
             server.metrics.requests.labels(name, str(status)).inc()
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors()[:3]
+        )
+        count(request, 422)
+        return _error(422, problems or "invalid request", "validation")
+
+    @app.exception_handler(RequestError)
+    async def refused(request: Request, exc: RequestError):
+        count(request, exc.status)
+        return _error(exc.status, str(exc), exc.kind, exc.headers)
+
+
+def _prediction_routes(app: FastAPI, server: ModelServer) -> None:
     async def predict(name: str | None, body: PredictRequest):
         model = server.model(name)
         result = await model.predict(body.inputs, raw_scores=body.raw_scores, truncate=body.truncate)
@@ -93,6 +104,8 @@ def create_app(server: ModelServer) -> FastAPI:
     async def predict_only(body: PredictRequest):
         return await predict(None, body)
 
+
+def _service_routes(app: FastAPI, server: ModelServer) -> None:
     @app.get("/v1/models", summary="The served models")
     async def models():
         return {"models": [m.describe() for m in server.models.values()]}
@@ -104,15 +117,13 @@ def create_app(server: ModelServer) -> FastAPI:
     @app.get("/ready", summary="Every model loaded and answering")
     async def ready():
         if not server.ready:
-            return error(503, "models are warming up", "unavailable", {"Retry-After": "1"})
+            return _error(503, "models are warming up", "unavailable", {"Retry-After": "1"})
         return {"status": "ready", "models": list(server.models)}
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def metrics():
         body, content_type = server.metrics.text()
         return Response(body, media_type=content_type)
-
-    return app
 
 
 def serve(models: dict[str, Path], config: ServeConfig | None = None) -> None:

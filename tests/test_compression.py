@@ -190,9 +190,7 @@ def test_default_model_compresses_and_exports_a_real_slice(tmp_path):
     )
     result = compress(config)
     report = result.report
-    validation_gain = (
-        report.prompt_tuned["validation"]["accuracy"] - report.majority_class["validation"]["accuracy"]
-    )
+    validation_gain = report.prompt_tuned["validation"]["accuracy"] - report.majority_class["validation"]["accuracy"]
     assert (report.weak_prior is not None) == (validation_gain < 2.0)
     assert report.kept_sizes is None or all(size % 8 == 0 for size in report.kept_sizes)
     assert report.export.variants["fp32"]["max_abs_diff"] <= 1e-4

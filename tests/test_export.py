@@ -84,9 +84,7 @@ def test_every_variant_matches_pytorch(tmp_path, model_type, head, tokenizer_dir
     assert result.judged_on == "validation split"
     # the default is the fastest shipped graph, by the latencies the manifest records
     assert all(set(info["latency_ms"]) == {"1x16", "4x32"} for info in variants.values())
-    assert result.default_variant == min(
-        variants, key=lambda n: np.log(list(variants[n]["latency_ms"].values())).sum()
-    )
+    assert result.default_variant == min(variants, key=lambda n: np.log(list(variants[n]["latency_ms"].values())).sum())
     manifest = json.loads((directory / "onnx" / "manifest.json").read_text())
     assert manifest["max_input_tokens"] > 0 and manifest["files"]["model.onnx"]
     assert json.loads((directory / "report.json").read_text())["export"]["variants"]["fp32"]["file"] == "model.onnx"
@@ -279,9 +277,7 @@ def test_the_bar_rejects_a_damaged_int8_graph(tmp_path, tokenizer_dir, sst2_dir,
     directory, _ = make_compressed_dir(tmp_path, "bert", "cls", tokenizer_dir, sst2_dir)
     monkeypatch.setattr(module, "quantize", _damaging(module.quantize))
     result = export_directory(directory, ExportConfig(**QUICK))
-    assert (
-        "int8" not in result.variants and "no int8 candidate passed" in result.rejected_variants["int8"]["reason"]
-    )
+    assert "int8" not in result.variants and "no int8 candidate passed" in result.rejected_variants["int8"]["reason"]
     assert all(c["problem"] for c in result.int8_candidates)
     assert min(c["argmax_agreement_fp32"] for c in result.int8_candidates) < 0.97
     assert not (directory / "onnx" / "model_int8.onnx").exists()
