@@ -62,6 +62,26 @@ class CompressResult:
     report: CompressReport
 
 
+@dataclass
+class Prior:
+    """Step 1's result: the prompt-tuned model's metrics per split, its per-row predictions (for
+    paired intervals, also after ``--resume``), how it was trained (``None``: a given prompt) and
+    how long it took. Checkpointed as JSON."""
+
+    validation: dict
+    test: dict
+    predictions: dict[str, list[int]]
+    training: dict | None
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Prior:
+        return cls(**{k: data[k] for k in ("validation", "test", "predictions", "training", "seconds")})
+
+
 class _Checkpoint:
     """``state.json`` in the working directory: finished stages and their results."""
 
@@ -90,15 +110,16 @@ class _Checkpoint:
         write_json(self.path, self.state)
 
 
-def _prior(workspace: Workspace, config: CompressConfig, checkpoint: _Checkpoint, device, reporter: Reporter):
+def _prior(
+    workspace: Workspace, config: CompressConfig, checkpoint: _Checkpoint, device, reporter: Reporter
+) -> tuple[PromptedClassifier, Prior]:
     """Step 1: the prompt-tuned classifier on the unpruned backbone, and its metrics."""
     stage_dir = checkpoint.stages / "prior"
     done = checkpoint.done("prior")
     if done is not None:
         reporter.message("resume: reusing the prompt-tuned model")
-        return load_prompt_and_head(workspace.load_backbone(), workspace.tokenizer, workspace.spec, stage_dir).to(
-            device
-        ), done
+        classifier = load_prompt_and_head(workspace.load_backbone(), workspace.tokenizer, workspace.spec, stage_dir)
+        return classifier.to(device), Prior.from_dict(done)
     started = time.perf_counter()
     if config.prompt:
         reporter.message(f"step 1/4: reusing the tuned prompt in {config.prompt}")
@@ -112,14 +133,10 @@ def _prior(workspace: Workspace, config: CompressConfig, checkpoint: _Checkpoint
         classifier = workspace.new_classifier(seed=config.tune.seed)
         training = train_on(workspace, classifier, config.tune, device, reporter, "prompt tuning").to_dict()
     predictions = workspace.split_predictions(classifier, device, config.tune.eval_batch_size)
-    result = {
-        **workspace.split_metrics(predictions),
-        "predictions": predictions,  # per row, for paired confidence intervals (also after --resume)
-        "training": training,
-        "seconds": time.perf_counter() - started,
-    }
+    metrics = workspace.split_metrics(predictions)
+    result = Prior(metrics["validation"], metrics["test"], predictions, training, time.perf_counter() - started)
     save_prompt_and_head(classifier, stage_dir)
-    checkpoint.finish("prior", result)
+    checkpoint.finish("prior", result.to_dict())
     return classifier, result
 
 
@@ -329,9 +346,9 @@ class Condensation:
         return final, plan
 
 
-def _guard(workspace: Workspace, prior: dict, config: CompressConfig, reporter: Reporter) -> str | None:
+def _guard(workspace: Workspace, prior: Prior, config: CompressConfig, reporter: Reporter) -> str | None:
     """After step 1: stop unless the prompt-tuned model beats the majority class (or the user allows it)."""
-    weak_prior = workspace.prior_problem(prior["validation"]["accuracy"], config.min_gain)
+    weak_prior = workspace.prior_problem(prior.validation["accuracy"], config.min_gain)
     if weak_prior and not config.allow_weak_prior:
         raise WeakPriorError(
             f"{weak_prior}. Try more steps (--steps), a probe-started head (--head-init probe), a longer "
@@ -343,10 +360,10 @@ def _guard(workspace: Workspace, prior: dict, config: CompressConfig, reporter: 
     return weak_prior
 
 
-def _run_search(condensation: Condensation, prior: dict, checkpoint, reporter: Reporter, with_costs: bool):
+def _run_search(condensation: Condensation, prior: Prior, checkpoint, reporter: Reporter, with_costs: bool):
     """Step 3: the search over the kept ratio (or latency fraction), each trial checkpointed."""
     config, workspace = condensation.config, condensation.workspace
-    baseline = prior["validation"]["accuracy"]
+    baseline = prior.validation["accuracy"]
 
     def record(trial: Trial) -> None:
         reporter.message(
@@ -360,7 +377,7 @@ def _run_search(condensation: Condensation, prior: dict, checkpoint, reporter: R
     variable = "predicted latency fraction" if with_costs else "kept ratio"
     reporter.message(f"step 3/4: search over the {variable} (margin {config.search.margin} points)")
     previous = [Trial(**t) for t in (checkpoint.done("trials") or {"trials": []})["trials"]]
-    baseline_correct = workspace.correct("validation", prior["predictions"]["validation"])
+    baseline_correct = workspace.correct("validation", prior.predictions["validation"])
     run_trial = functools.partial(condensation.trial, reporter=reporter)
     return _search(config, run_trial, baseline, record, previous, baseline_correct)
 
@@ -381,7 +398,7 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
         classifier, prior = _prior(workspace, config, checkpoint, device, reporter)
         weak_prior = _guard(workspace, prior, config, reporter)
         scores = _scores(workspace, config, checkpoint, classifier, device, reporter)
-        timings = {"prior": prior["seconds"], "scoring": checkpoint.done("scores")["seconds"]}
+        timings = {"prior": prior.seconds, "scoring": checkpoint.done("scores")["seconds"]}
         clock = time.perf_counter()
         costs = _cost_model(config, classifier, reporter)
         timings["latency_table"] = time.perf_counter() - clock
@@ -408,7 +425,7 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
 class _Outcome:
     """What the stages produced, for the report."""
 
-    prior: dict
+    prior: Prior
     final: PromptedClassifier
     plan: PruningPlan | None
     search: SearchResult
@@ -428,7 +445,7 @@ def _finish(
     differences = {
         split: paired_bootstrap(
             workspace.correct(split, final_predictions[split]),
-            workspace.correct(split, prior["predictions"][split]),
+            workspace.correct(split, prior.predictions[split]),
         )
         for split in ("validation", "test")
     }
@@ -464,7 +481,7 @@ def _report(
         seed=config.tune.seed,
         majority_class=workspace.majority_metrics(),
         weak_prior=outcome.weak_prior,
-        prompt_tuned={"validation": prior["validation"], "test": prior["test"]},
+        prompt_tuned={"validation": prior.validation, "test": prior.test},
         skeleton=metrics,
         accuracy_difference=differences,
         kept_ratio=outcome.search.kept_ratio,
@@ -487,7 +504,7 @@ def _report(
         search=outcome.search.to_dict(),
         ablations=ablations,
         timings_seconds=outcome.timings,
-        prior_training=prior["training"],
+        prior_training=prior.training,
         config=config.to_dict(),
         versions=library_versions(),
     )
