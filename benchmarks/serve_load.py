@@ -22,16 +22,10 @@ import asyncio
 import json
 import os
 import platform
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def sentences(path: Path, directory: Path) -> list:
@@ -65,37 +59,6 @@ def raw_throughput(directory: Path, texts: list, batch_sizes: tuple[int, ...]) -
         predictor.logits(rows, batch_size=batch)
         result[batch] = len(rows) / (time.perf_counter() - started)
     return result
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, models: list[str], options: list[str]):
-        import httpx
-
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-m", "cli.main", "serve", *models, "--port", str(self.port), *options]
-        self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.process.stderr.read()}")
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError("server not ready after 180 s")
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=120)
 
 
 async def _load(url_for, requests: list[list], concurrency: int) -> dict:
@@ -139,7 +102,9 @@ async def _load(url_for, requests: list[list], concurrency: int) -> dict:
 
 
 def run_server(models: dict[str, Path], options: list[str], requests: list[list], concurrency: int) -> dict:
-    server = Server([f"{name}={path}" for name, path in models.items()], options)
+    from skeleton.server import ServerProcess
+
+    server = ServerProcess([f"{name}={path}" for name, path in models.items()], options)
     try:
         names = list(models)
         urls = [f"{server.url}/v1/models/{name}/predict" for name in names]

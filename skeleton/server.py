@@ -137,4 +137,57 @@ def serve(models: dict[str, Path], config: ServeConfig | None = None) -> None:
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=False)
 
 
-__all__ = ["create_app", "serve"]
+class ServerProcess:
+    """``skeleton serve MODELS OPTIONS`` as a child process on a free loopback port, returned once
+    ``/ready`` answers: for integration tests and load benchmarks that talk to a real server.
+
+    Args:
+        models: the command's model arguments (``DIR`` or ``NAME=DIR``).
+        options: more command-line options, e.g. ``["--max-batch-size", "1"]``.
+        timeout: seconds to wait for ``/ready``.
+    """
+
+    def __init__(self, models: list[str], options: list[str] | tuple[str, ...] = (), timeout: float = 180):
+        import socket
+        import subprocess
+        import sys
+        import tempfile
+        import time
+
+        import httpx
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.TemporaryFile(mode="w+")
+        command = [sys.executable, "-m", "cli.main", "serve", *models, "--port", str(self.port), *options]
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"skeleton serve exited with {self.process.returncode}: {self.output()}")
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"skeleton serve was not ready after {timeout:.0f} s: {self.output()}")
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self, timeout: float = 120) -> int:
+        """SIGTERM, then wait for the drain; the exit code (``-SIGTERM`` after a clean shutdown:
+        uvicorn re-raises the signal it caught)."""
+        import signal
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+
+__all__ = ["ServerProcess", "create_app", "serve"]

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -18,51 +13,22 @@ import pytest
 
 from skeleton.export import ExportConfig, export_directory
 from skeleton.runtime import Predictor
+from skeleton.server import ServerProcess
 from skeleton.serving import parse_model_arguments
 from tests.conftest import synthetic_rows
 
-ROOT = Path(__file__).resolve().parent.parent
 TEXTS = ["a superb film", "the movie was great", "awful plot", "dull and boring", "great"]
 FP32_ONLY = ExportConfig(variants=("fp32",), latency_shapes=((1, 8),), latency_repeats=2)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """`python -m cli.main serve ...` in a child process, up until /ready answers."""
+class Server(ServerProcess):
+    """The served models on the CPU, with a client for the tests."""
 
     def __init__(self, models: list[str], *options: str):
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-        command = [sys.executable, "-m", "cli.main", "serve", *models, "--port", str(self.port), "--device", "cpu"]
-        self.process = subprocess.Popen(
-            [*command, *options], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.process.stdout.read()}")
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("server did not become ready in 120 s")
+        super().__init__(models, [*options, "--device", "cpu"], timeout=120)
 
     def post(self, path: str, **kwargs) -> httpx.Response:
         return httpx.post(f"{self.url}{path}", timeout=30, **kwargs)
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=60)
 
 
 # after a graceful shutdown uvicorn re-raises the signal it caught, so the exit says SIGTERM
