@@ -81,7 +81,12 @@ def _optimizer(classifier: PromptedClassifier, config: TrainConfig) -> torch.opt
 
 
 def _linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup: int):
-    """Linear warm-up over ``warmup`` steps (reaching the full rate at the last one), then linear decay to 0."""
+    """Linear warm-up over ``warmup`` steps (reaching the full rate at the last one), then linear decay to 0.
+
+    transformers' ``get_linear_schedule_with_warmup`` decays the same way but gives the first step a
+    learning rate of 0 (its warm-up is ours one step later); every measured result in the README was
+    trained with this one, so it stays.
+    """
 
     def schedule(step: int) -> float:
         if step < warmup:
