@@ -5,7 +5,7 @@ clients; the server runs as its own process, started as a user starts it. Measur
 the other on the same machine and the same requests:
 - raw: the exported graph the server runs (the manifest's default variant), called directly in a
   loop on all the requests' sentences (tokenizer included), at each batch size; the best is the
-  ceiling the server is held against;
+  ceiling the server is held against (``--runtime`` picks how both run);
 - the server with its defaults;
 - the server with --max-batch-size 1 (no batching);
 - two models served at once, the requests alternating between them.
@@ -46,11 +46,11 @@ def make_requests(texts: list, count: int, seed: int) -> list[list]:
     ]
 
 
-def raw_throughput(directory: Path, texts: list, batch_sizes: tuple[int, ...]) -> dict[int, float]:
-    """Sentences per second of the graph called directly (tokenizer included), per batch size."""
+def raw_throughput(directory: Path, texts: list, batch_sizes: tuple[int, ...], runtime: str) -> dict[int, float]:
+    """Sentences per second of the model called directly (tokenizer included), per batch size."""
     from skeleton.runtime import Predictor
 
-    predictor = Predictor(directory)
+    predictor = Predictor(directory, runtime=runtime)
     rows = [tuple(t) if isinstance(t, list) else t for t in texts]
     predictor.logits(rows[:64], batch_size=32)  # warm-up
     result = {}
@@ -139,14 +139,15 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument("--runs", default="server,server_batch_1,two_models", help="which server runs to make")
     parser.add_argument("--server-options", default="", help="extra options for every server, e.g. '--spinning'")
+    parser.add_argument("--runtime", default="onnx", help="how the model runs, in the server and the raw loop")
     args = parser.parse_args()
-    extra = args.server_options.split()
+    extra = [*args.server_options.split(), "--runtime", args.runtime]
     wanted = set(args.runs.split(","))
 
     texts = sentences(args.data, args.directory)
     requests = make_requests(texts, args.requests, args.seed)
     flat = [t for r in requests for t in r]
-    raw = raw_throughput(args.directory, flat, tuple(int(b) for b in args.batch_sizes.split(",")))
+    raw = raw_throughput(args.directory, flat, tuple(int(b) for b in args.batch_sizes.split(",")), args.runtime)
     best_batch = max(raw, key=raw.get)
     runs = {}
     if "server" in wanted:
@@ -169,6 +170,7 @@ def main() -> None:
         "concurrency": args.concurrency,
         "raw_sentences_per_second": {str(k): v for k, v in raw.items()},
         "raw_best_batch_size": best_batch,
+        "runtime": args.runtime,
         "server_options": extra,
         "runs": runs,
         "server_vs_batch_1": served / runs["server_batch_1"]["sentences_per_second"]
