@@ -205,6 +205,10 @@ class Predictor:
         if runtime is not None and variant is not None and runtime != f"onnx-{variant}":
             raise SkeletonError(f"--variant {variant} and --runtime {runtime} disagree: give one of them")
         runtime = runtime or (f"onnx-{variant}" if variant else "onnx")
+        if runtime.startswith("onnx-") and runtime.removeprefix("onnx-") not in variants:
+            raise SkeletonError(
+                f"variant {runtime.removeprefix('onnx-')!r} was not exported; available: {', '.join(variants)}"
+            )
         if runtime not in runtime_names(variants):
             raise SkeletonError(
                 f"runtime {runtime!r} is not available for {self.onnx_dir}; choose one of "
