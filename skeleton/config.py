@@ -391,8 +391,8 @@ class ServeConfig:
         max_client_batch: inputs one request may carry (more: 413).
         max_input_chars: characters one input may have (more: 413).
         threads: onnxruntime intra-op threads per model (default: one per core).
-        spinning: let onnxruntime's idle threads spin between batches; off by default, so that they
-            leave the cores to the event loop that parses, tokenizes and answers requests.
+        spinning: let onnxruntime's idle threads spin between batches (on: measured 384 against 333
+            sentences/s under load on SST-2 training sentences; off leaves idle cores to other work).
     """
 
     host: str = "127.0.0.1"
@@ -406,7 +406,7 @@ class ServeConfig:
     max_client_batch: int = 64
     max_input_chars: int = 20_000
     threads: int | None = None
-    spinning: bool = False
+    spinning: bool = True
 
     def __post_init__(self) -> None:
         for name in ("max_batch_tokens", "max_batch_size", "max_queue", "max_client_batch", "max_input_chars"):
