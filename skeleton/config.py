@@ -391,8 +391,10 @@ class ServeConfig:
         max_client_batch: inputs one request may carry (more: 413).
         max_input_chars: characters one input may have (more: 413).
         threads: onnxruntime intra-op threads per model (default: one per core).
-        spinning: let onnxruntime's idle threads spin between batches (on: measured 384 against 333
-            sentences/s under load on SST-2 training sentences; off leaves idle cores to other work).
+        spinning: let onnxruntime's idle threads spin between batches. Default: on with one model
+            (384 against 333 sentences/s under load on SST-2 training sentences), off with several,
+            whose idle sessions' spinning threads would take the cores from the busy one (339 against
+            263 with two models).
     """
 
     host: str = "127.0.0.1"
@@ -406,7 +408,7 @@ class ServeConfig:
     max_client_batch: int = 64
     max_input_chars: int = 20_000
     threads: int | None = None
-    spinning: bool = True
+    spinning: bool | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_batch_tokens", "max_batch_size", "max_queue", "max_client_batch", "max_input_chars"):

@@ -110,6 +110,7 @@ class ServedModel:
         config: batching limits, runtime and device.
         pool: the thread pool batches run in.
         metrics: where queue and batch figures go.
+        spinning: let onnxruntime's idle threads spin (best when this is the only model).
     """
 
     def __init__(
@@ -119,10 +120,11 @@ class ServedModel:
         config: ServeConfig,
         pool: concurrent.futures.Executor,
         metrics: Metrics,
+        spinning: bool = True,
     ):
         self.name, self.config, self.pool, self.metrics = name, config, pool, metrics
         self.predictor = Predictor(
-            directory, runtime=config.runtime, device=config.device, threads=config.threads, spinning=config.spinning
+            directory, runtime=config.runtime, device=config.device, threads=config.threads, spinning=spinning
         )
         tokenizer = self.predictor.tokenizer
         self.pad_id = tokenizer.pad_token_id or 0
@@ -360,8 +362,10 @@ class ModelServer:
         self.config = config or ServeConfig()
         self.metrics = Metrics()
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="infer")
+        # spinning threads help one busy session and hurt when several share the cores
+        spinning = self.config.spinning if self.config.spinning is not None else len(models) == 1
         self.models = {
-            name: ServedModel(name, directory, self.config, self.pool, self.metrics)
+            name: ServedModel(name, directory, self.config, self.pool, self.metrics, spinning)
             for name, directory in models.items()
         }
 
