@@ -13,6 +13,14 @@ from dataclasses import asdict, dataclass, field, replace
 VALIDATION_ROWS = ("all", "whole")
 
 
+def _at_least_one(config, *names: str) -> None:
+    """Each named field is at least 1 (an optional one may be ``None``)."""
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+
+
 @dataclass
 class DataConfig:
     """Where the data comes from and how much of it is used.
@@ -85,8 +93,7 @@ class ModelConfig:
     use_template: bool = True
 
     def __post_init__(self) -> None:
-        if self.num_virtual_tokens < 1:
-            raise ValueError(f"num_virtual_tokens must be at least 1, got {self.num_virtual_tokens}")
+        _at_least_one(self, "num_virtual_tokens")
         if self.prompt_init not in ("text", "random"):
             raise ValueError(f"prompt_init must be text or random, got {self.prompt_init!r}")
         if self.max_length < 8:
@@ -141,17 +148,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs <= 0:
             raise ValueError(f"epochs must be positive, got {self.epochs}")
-        if self.steps is not None and self.steps < 1:
-            raise ValueError(f"steps must be at least 1, got {self.steps}")
         if self.head_init not in HEAD_INITS:
             raise ValueError(f"head_init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
-        for name in ("batch_size", "evals_per_epoch", "patience", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        _at_least_one(self, "steps", "batch_size", "evals_per_epoch", "patience", "eval_batch_size", "max_samples")
         if self.lr <= 0 or self.head_lr <= 0:
             raise ValueError("lr and head_lr must be positive")
-        if self.max_samples is not None and self.max_samples < 1:
-            raise ValueError(f"max_samples must be at least 1, got {self.max_samples}")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must lie in [0, 1), got {self.warmup_ratio}")
 
@@ -193,8 +194,7 @@ class SearchConfig:
             raise ValueError(f"margin must be non-negative, got {self.margin}")
         if not 0 < self.step < 1:
             raise ValueError(f"step must lie in (0, 1), got {self.step}")
-        if self.max_trials < 1:
-            raise ValueError(f"max_trials must be at least 1, got {self.max_trials}")
+        _at_least_one(self, "max_trials")
         if not 0 < self.min_ratio < 1:
             raise ValueError(f"min_ratio must lie in (0, 1), got {self.min_ratio}")
         if self.confidence is not None and not 0 < self.confidence < 1:
@@ -333,10 +333,7 @@ class CompressConfig:
             )
         if self.scorer not in SCORERS:
             raise ValueError(f"unknown scorer {self.scorer!r}; choose one of {', '.join(SCORERS)}")
-        if self.attribution_samples < 1:
-            raise ValueError(f"attribution_samples must be at least 1, got {self.attribution_samples}")
-        if self.round_to < 1:
-            raise ValueError(f"round_to must be at least 1, got {self.round_to}")
+        _at_least_one(self, "attribution_samples", "round_to")
         if self.condensed_prompt_tokens is not None and not 1 <= self.condensed_prompt_tokens <= (
             self.model.num_virtual_tokens
         ):
@@ -411,15 +408,13 @@ class ServeConfig:
     spinning: bool | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_batch_tokens", "max_batch_size", "max_queue", "max_client_batch", "max_input_chars"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        _at_least_one(
+            self, "max_batch_tokens", "max_batch_size", "max_queue", "max_client_batch", "max_input_chars", "threads"
+        )
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must not be negative, got {self.max_wait_ms}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must lie in [0, 65535], got {self.port}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be at least 1, got {self.threads}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -453,9 +448,7 @@ class TritonConfig:
     def __post_init__(self) -> None:
         if self.kind not in ("KIND_AUTO", "KIND_CPU", "KIND_GPU"):
             raise ValueError(f"kind must be KIND_AUTO, KIND_CPU or KIND_GPU, got {self.kind}")
-        for name in ("max_batch_size", "instances", "pad_to_multiple_of"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        _at_least_one(self, "max_batch_size", "instances", "pad_to_multiple_of")
         if any(size > self.max_batch_size or size < 1 for size in self.preferred_batch_sizes):
             raise ValueError("preferred_batch_sizes must lie in [1, max_batch_size]")
 
