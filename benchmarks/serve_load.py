@@ -140,6 +140,7 @@ def main() -> None:
     parser.add_argument("--runs", default="server,server_batch_1,two_models", help="which server runs to make")
     parser.add_argument("--server-options", default="", help="extra options for every server, e.g. '--spinning'")
     parser.add_argument("--runtime", default="onnx", help="how the model runs, in the server and the raw loop")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every run, one after the other")
     args = parser.parse_args()
     extra = [*args.server_options.split(), "--runtime", args.runtime]
     wanted = set(args.runs.split(","))
@@ -147,52 +148,62 @@ def main() -> None:
     texts = sentences(args.data, args.directory)
     requests = make_requests(texts, args.requests, args.seed)
     flat = [t for r in requests for t in r]
-    raw = raw_throughput(args.directory, flat, tuple(int(b) for b in args.batch_sizes.split(",")), args.runtime)
-    best_batch = max(raw, key=raw.get)
-    runs = {}
-    if "server" in wanted:
-        runs["server"] = run_server({"model": args.directory}, extra, requests, args.concurrency)
-    if "server_batch_1" in wanted:
-        options = [*extra, "--max-batch-size", "1"]
-        runs["server_batch_1"] = run_server({"model": args.directory}, options, requests, args.concurrency)
-    if "two_models" in wanted:
-        second_dir = args.second or args.directory
-        second_texts = sentences(args.second_data or args.data, second_dir)
-        second = make_requests(second_texts, args.requests, args.seed + 1)
-        mixed = [requests[i // 2] if i % 2 == 0 else second[i // 2] for i in range(args.requests)]
-        models = {"first": args.directory, "second": second_dir}
-        runs["two_models"] = run_server(models, extra, mixed, args.concurrency)
-    served = runs["server"]["sentences_per_second"] if "server" in runs else float("nan")
+    batch_sizes = tuple(int(b) for b in args.batch_sizes.split(","))
+    rounds = [one_round(args, requests, flat, batch_sizes, extra, wanted) for _ in range(args.rounds)]
     report = {
         "directory": str(args.directory),
         "data": str(args.data),
         "requests": args.requests,
         "concurrency": args.concurrency,
-        "raw_sentences_per_second": {str(k): v for k, v in raw.items()},
-        "raw_best_batch_size": best_batch,
         "runtime": args.runtime,
         "server_options": extra,
-        "runs": runs,
-        "server_vs_batch_1": served / runs["server_batch_1"]["sentences_per_second"]
-        if "server_batch_1" in runs
-        else None,
-        "server_vs_raw_best": served / raw[best_batch],
+        "rounds": rounds,
+        "median": {key: _spread([r[key] for r in rounds]) for key in rounds[0] if isinstance(rounds[0][key], float)},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
     }
-    print("| run | sentences/s | p50 ms | p99 ms | errors | mean batch |\n|---|---|---|---|---|---|")
-    for batch, value in raw.items():
-        print(f"| raw graph, batch {batch} | {value:.0f} | | | | |")
-    for name, run in runs.items():
-        print(
-            f"| {name} | {run['sentences_per_second']:.0f} | {run['p50_ms']:.1f} | {run['p99_ms']:.1f} | "
-            f"{run['errors']} | {run['mean_batch_size']:.1f} |"
-        )
-    print(
-        f"server / batch-1 server: {report['server_vs_batch_1']}; server / raw best: {report['server_vs_raw_best']:.3f}"
-    )
+    print(f"medians of {args.rounds} rounds (min to max):")
+    for key, (median, low, high) in report["median"].items():
+        print(f"- {key}: {median:.3f} ({low:.3f} to {high:.3f})")
+    print("errors:", [{name: r[name]["errors"] for name in r if isinstance(r[name], dict)} for r in rounds])
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(report, indent=2))
+
+
+def _spread(values: list[float]) -> tuple[float, float, float]:
+    return float(np.median(values)), float(min(values)), float(max(values))
+
+
+def one_round(args, requests: list[list], flat: list, batch_sizes: tuple[int, ...], extra: list[str], wanted) -> dict:
+    """The raw loop and each server run once, one after the other; figures as flat keys too."""
+    raw = raw_throughput(args.directory, flat, batch_sizes, args.runtime)
+    best = max(raw.values())
+    result: dict = {f"raw_batch_{k}": v for k, v in raw.items()}
+    result["raw_best"] = best
+    if "server" in wanted:
+        result["server"] = run_server({"model": args.directory}, extra, requests, args.concurrency)
+    if "server_batch_1" in wanted:
+        options = [*extra, "--max-batch-size", "1"]
+        result["server_batch_1"] = run_server({"model": args.directory}, options, requests, args.concurrency)
+    if "two_models" in wanted:
+        second_dir = args.second or args.directory
+        second = make_requests(sentences(args.second_data or args.data, second_dir), args.requests, args.seed + 1)
+        mixed = [requests[i // 2] if i % 2 == 0 else second[i // 2] for i in range(args.requests)]
+        result["two_models"] = run_server(
+            {"first": args.directory, "second": second_dir}, extra, mixed, args.concurrency
+        )
+    for name in ("server", "server_batch_1", "two_models"):
+        if name in result:
+            for key in ("sentences_per_second", "p50_ms", "p99_ms"):
+                result[f"{name}_{key}"] = float(result[name][key])
+    if "server" in result:
+        result["server_vs_raw_best"] = result["server_sentences_per_second"] / best
+        if "server_batch_1" in result:
+            result["server_vs_batch_1"] = (
+                result["server_sentences_per_second"] / result["server_batch_1_sentences_per_second"]
+            )
+    print(json.dumps({k: round(v, 3) for k, v in result.items() if isinstance(v, float)}), flush=True)
+    return result
 
 
 if __name__ == "__main__":
