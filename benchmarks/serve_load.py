@@ -27,16 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def sentences(path: Path, directory: Path) -> list:
-    from skeleton.data import read_tsv
-    from skeleton.runtime import read_manifest, resolve_onnx_dir
-    from skeleton.tasks import get_task
-
-    spec = get_task(read_manifest(resolve_onnx_dir(directory), verify=False).task)
-    split = read_tsv(path, spec)
-    columns = [list(split[f]) for f in spec.text_fields]
-    return columns[0] if len(columns) == 1 else [list(p) for p in zip(*columns, strict=True)]
+from skeleton.bench import task_texts
 
 
 def make_requests(texts: list, count: int, seed: int) -> list[list]:
@@ -51,13 +42,12 @@ def raw_throughput(directory: Path, texts: list, batch_sizes: tuple[int, ...], r
     from skeleton.runtime import Predictor
 
     predictor = Predictor(directory, runtime=runtime)
-    rows = [tuple(t) if isinstance(t, list) else t for t in texts]
-    predictor.logits(rows[:64], batch_size=32)  # warm-up
+    predictor.logits(texts[:64], batch_size=32)  # warm-up
     result = {}
     for batch in batch_sizes:
         started = time.perf_counter()
-        predictor.logits(rows, batch_size=batch)
-        result[batch] = len(rows) / (time.perf_counter() - started)
+        predictor.logits(texts, batch_size=batch)
+        result[batch] = len(texts) / (time.perf_counter() - started)
     return result
 
 
@@ -145,7 +135,7 @@ def main() -> None:
     extra = [*args.server_options.split(), "--runtime", args.runtime]
     wanted = set(args.runs.split(","))
 
-    texts = sentences(args.data, args.directory)
+    texts = task_texts(args.data, args.directory)
     requests = make_requests(texts, args.requests, args.seed)
     flat = [t for r in requests for t in r]
     batch_sizes = tuple(int(b) for b in args.batch_sizes.split(","))
@@ -187,7 +177,7 @@ def one_round(args, requests: list[list], flat: list, batch_sizes: tuple[int, ..
         result["server_batch_1"] = run_server({"model": args.directory}, options, requests, args.concurrency)
     if "two_models" in wanted:
         second_dir = args.second or args.directory
-        second = make_requests(sentences(args.second_data or args.data, second_dir), args.requests, args.seed + 1)
+        second = make_requests(task_texts(args.second_data or args.data, second_dir), args.requests, args.seed + 1)
         mixed = [requests[i // 2] if i % 2 == 0 else second[i // 2] for i in range(args.requests)]
         result["two_models"] = run_server(
             {"first": args.directory, "second": second_dir}, extra, mixed, args.concurrency

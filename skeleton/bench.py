@@ -358,16 +358,15 @@ def _point(contenders_: list[Contender], shapes: dict[str, ModelShape], batch: i
     }
 
 
-def _task_texts(path: Path, directory: Path) -> list:
-    from skeleton.data import read_tsv
+def task_texts(path: Path, directory: Path) -> list:
+    """The texts (or pairs) of a labelled TSV of the model's task, as users send them."""
+    from skeleton.data import read_tsv, split_texts
     from skeleton.tasks import get_task
 
     if not path.is_file():
         raise SkeletonError(f"data file not found: {path}")
     spec = get_task(ModelMeta.load(directory / META_FILE).task)
-    split = read_tsv(path, spec)
-    columns = [list(split[f]) for f in spec.text_fields]
-    return columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
+    return split_texts(read_tsv(path, spec), spec)
 
 
 def _encoder_for(contender: Contender, onnx_tokenizer, max_tokens: int):
@@ -382,7 +381,7 @@ def _encoder_for(contender: Contender, onnx_tokenizer, max_tokens: int):
 def _end_to_end(contenders_: list[Contender], directory: Path, config: BenchConfig, reporter: Reporter) -> list[dict]:
     """Real sentences of ``config.data`` at each batch size, tokenizer with its template included."""
 
-    texts = _task_texts(Path(config.data), directory)
+    texts = task_texts(Path(config.data), directory)
     onnx_dir = directory / ONNX_DIR
     tokenizer = pretrained_tokenizer(str(onnx_dir))
     max_tokens = int(read_manifest(onnx_dir, verify=False).max_input_tokens)

@@ -117,6 +117,12 @@ def _resolve_local_dir(spec: TaskSpec, data_dir: str) -> Path:
     raise SkeletonError(f"no {spec.local_train} for task {spec.name} in {root} (nor in {nested})")
 
 
+def split_texts(split: datasets.Dataset, spec: TaskSpec) -> list:
+    """A split's inputs as a user sends them: strings, or (text1, text2) pairs for pair tasks."""
+    columns = [list(split[f]) for f in spec.text_fields]
+    return columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
+
+
 def read_tsv(path: Path, spec: TaskSpec) -> datasets.Dataset:
     """Read one GLUE-style TSV file with a header into a canonical ``Dataset``.
 

@@ -259,9 +259,9 @@ class ExportData:
 
 
 def _texts_and_labels(split, spec) -> tuple[list, list[int]]:
-    columns = [list(split[f]) for f in spec.text_fields]
-    texts = columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
-    return texts, list(split["label"])
+    from skeleton.data import split_texts
+
+    return split_texts(split, spec), list(split["label"])
 
 
 def _task_data(directory: Path, workspace):

@@ -18,15 +18,21 @@ from skeleton.layout import MANIFEST_FILE, ONNX_DIR
 from skeleton.records import Manifest
 
 
+def call_tokenizer(tokenizer, texts: list, **kwargs):
+    """``tokenizer`` on strings, or on (text1, text2) pairs as its two text arguments."""
+    if texts and not isinstance(texts[0], str):
+        first, second = zip(*texts, strict=True)
+        return tokenizer(list(first), list(second), **kwargs)
+    return tokenizer(list(texts), **kwargs)
+
+
 def tokenize(tokenizer, texts: list, max_length: int | None = None) -> dict[str, np.ndarray]:
     """Padded, truncated numpy inputs for strings or (text1, text2) pairs; the exported tokenizer
     applies the task template itself.
     """
-    kwargs = dict(padding=True, truncation=True, max_length=max_length, return_tensors="np")
-    if texts and not isinstance(texts[0], str):
-        first, second = zip(*texts, strict=True)
-        return dict(tokenizer(list(first), list(second), **kwargs))
-    return dict(tokenizer(list(texts), **kwargs))
+    return dict(
+        call_tokenizer(tokenizer, texts, padding=True, truncation=True, max_length=max_length, return_tensors="np")
+    )
 
 
 def sha256_file(path: Path) -> str:
@@ -214,7 +220,6 @@ class Predictor:
                 f"runtime {runtime!r} is not available for {self.onnx_dir}; choose one of "
                 f"{', '.join(runtime_names(variants))}"
             )
-        self.runtime_name = runtime
         if runtime.startswith("torch-"):
             self.variant = None
             self.runtime = TorchRuntime(self.onnx_dir.parent, device=device, precision=runtime.removeprefix("torch-"))
@@ -222,7 +227,8 @@ class Predictor:
             self.variant = runtime.removeprefix("onnx-") if runtime != "onnx" else self.manifest.default_variant
             path = self.onnx_dir / variants[self.variant]["file"]
             self.runtime = OnnxRuntime(path, onnx_providers(device), threads=threads, spinning=spinning)
-            self.runtime_name = f"onnx-{self.variant}"
+            runtime = f"onnx-{self.variant}"
+        self.runtime_name = runtime
         self.tokenizer = pretrained_tokenizer(str(self.onnx_dir))
         self.label_names = self.manifest.label_names
         self.max_input_tokens = int(self.manifest.max_input_tokens)

@@ -25,7 +25,7 @@ import numpy as np
 
 from skeleton.config import ServeConfig
 from skeleton.errors import SkeletonError
-from skeleton.runtime import Predictor, softmax
+from skeleton.runtime import Predictor, call_tokenizer, softmax
 
 
 class RequestError(SkeletonError):
@@ -174,9 +174,9 @@ class ServedModel:
             )
         return list(inputs), False
 
-    def encode(self, texts: list, truncate: bool) -> list[dict[str, list[int]]]:
-        """Token ids per input (template included); over-long inputs cut, or refused (422)."""
-        config, limit = self.config, self.predictor.max_input_tokens
+    def check_limits(self, texts: list) -> None:
+        """Refuse (413) more inputs, or longer ones, than a request may carry."""
+        config = self.config
         if len(texts) > config.max_client_batch:
             raise RequestError(
                 f"{len(texts)} inputs in one request; the limit is {config.max_client_batch} (--max-client-batch)",
@@ -191,12 +191,13 @@ class ServedModel:
                     413,
                     "payload_too_large",
                 )
-        tokenizer = self.predictor.tokenizer
-        if texts and not isinstance(texts[0], str):
-            first, second = (list(column) for column in zip(*texts, strict=True))
-            encoded = tokenizer(first, second, truncation=truncate, max_length=limit if truncate else None)
-        else:
-            encoded = tokenizer(list(texts), truncation=truncate, max_length=limit if truncate else None)
+
+    def encode(self, texts: list, truncate: bool) -> list[dict[str, list[int]]]:
+        """Token ids per input (template included); over-long inputs cut, or refused (422)."""
+        limit = self.predictor.max_input_tokens
+        encoded = call_tokenizer(
+            self.predictor.tokenizer, texts, truncation=truncate, max_length=limit if truncate else None
+        )
         keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
         rows = [{k: encoded[k][i] for k in keys} for i in range(len(texts))]
         longest = max(len(r["input_ids"]) for r in rows)
@@ -219,16 +220,18 @@ class ServedModel:
     async def predict(self, inputs, raw_scores: bool = False, truncate: bool = True):
         """Classify a request's inputs; a single input gets one list of label scores, several a list each."""
         texts, single = self.texts(inputs)
-        rows = self.encode(texts, truncate)
+        self.check_limits(texts)
+        # refusals that need no tokens come first: an overloaded server should not tokenize for nothing
         if not self.ready or self._wakeup is None:
             raise RequestError(f"model {self.name} is still loading", 503, "unavailable", {"Retry-After": "1"})
-        if len(self.pending) + len(rows) > self.config.max_queue:
+        if len(self.pending) + len(texts) > self.config.max_queue:
             raise RequestError(
                 f"model {self.name} has {len(self.pending)} inputs waiting (--max-queue {self.config.max_queue})",
                 429,
                 "overloaded",
                 {"Retry-After": "1"},
             )
+        rows = self.encode(texts, truncate)
         loop = asyncio.get_running_loop()
         waiting = [_Waiting(row, loop.create_future()) for row in rows]
         self.pending.extend(waiting)
