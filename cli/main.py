@@ -19,6 +19,9 @@ from cli.options import Option, options, with_options
 
 # the library's defaults are the command line's: one source, read here (skeleton.config is light)
 from skeleton.config import (
+    ALL_SCORERS,
+    AnalyzeConfig,
+    CompareConfig,
     CompressConfig,
     DataConfig,
     ModelConfig,
@@ -105,6 +108,8 @@ COMPRESS_OPTIONS = options(
         "allow_weak_prior",
         "scorer",
         "attribution_samples",
+        "scorer_samples",
+        "skill_prompts",
         "condensed_prompt_tokens",
         "fast_search",
         "bias_compensation",
@@ -190,26 +195,110 @@ def compress(
     from skeleton.compression import compress as run_compress
     from skeleton.progress import Reporter
 
+    search = _build(SearchConfig, SEARCH_OPTIONS, given)
+    # a margin given beside a target speed-up asks for the fastest model within it
+    search = replace(
+        search,
+        margin=SearchConfig.margin if margin is None else margin,
+        within_margin=search.target_speedup is not None and margin is not None,
+    )
+    targets_ = tuple(t.strip() for t in targets.split(",") if t.strip())
+    config = _compress_config(given, COMPRESS_OPTIONS, search=search, targets=targets_)
+    result = run_compress(config, Reporter(enabled=not quiet, console=err))
+    print_compress_summary(result.report, result.output)
+
+
+def _compress_config(given: dict, group: list[Option], **settings) -> CompressConfig:
+    """A CompressConfig from the shared data, model and training options, ``group``'s and ``settings``."""
     data, model_config, train = _stage_configs(given)
     condense = {option.field: given[option.parameter_name] for option in CONDENSE_OPTIONS}
     shared = {name: given[name] for name in ("batch_size", "lr", "head_lr", "seed")}
-    search = _build(SearchConfig, SEARCH_OPTIONS, given)
-    config = CompressConfig(
+    return CompressConfig(
         data=data,
         model=model_config,
         tune=train,
         condense=train_config(data.task, "condense", {**condense, **shared}),
-        # a margin given beside a target speed-up asks for the fastest model within it
-        search=replace(
-            search,
-            margin=SearchConfig.margin if margin is None else margin,
-            within_margin=search.target_speedup is not None and margin is not None,
-        ),
-        targets=tuple(t.strip() for t in targets.split(",") if t.strip()),
-        **{option.field: given[option.parameter_name] for option in COMPRESS_OPTIONS},
+        **{option.field: given[option.parameter_name] for option in group},
+        **settings,
     )
-    result = run_compress(config, Reporter(enabled=not quiet, console=err))
-    print_compress_summary(result.report, result.output)
+
+
+COMPARE_OPTIONS = options(
+    CompressConfig,
+    ("prompt", "attribution_samples", "scorer_samples", "skill_prompts", "bias_compensation", "round_to", "device"),
+)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+@app.command()
+@friendly_errors
+@with_options(
+    DATA_OPTIONS,
+    MODEL_OPTIONS,
+    TRAIN_OPTIONS,
+    CONDENSE_OPTIONS,
+    COMPARE_OPTIONS,
+    options(CompareConfig, ("condense", "skill_cache", "output", "overwrite")),
+)
+def compare(
+    given: dict,
+    scorers: Annotated[str, typer.Option(help="Comma-separated scorers to compare.")] = ",".join(ALL_SCORERS),
+    ratio: Annotated[float, typer.Option(help="Kept ratio of FFN neurons, the same for every scorer.")] = (
+        CompareConfig.kept_ratio
+    ),
+    quiet: Quiet = False,
+) -> None:
+    """Compare scorers on one prompt-tuned model at one kept ratio, before and after condensation."""
+    from skeleton.comparison import COMPARE_MD
+    from skeleton.comparison import compare as run_compare
+    from skeleton.progress import Reporter
+
+    extra = {name: given[name] for name in ("condense", "skill_cache", "output", "overwrite")}
+    config = CompareConfig(
+        compress=_compress_config(given, COMPARE_OPTIONS), scorers=_names(scorers), kept_ratio=ratio, **extra
+    )
+    result = run_compare(config, Reporter(enabled=not quiet, console=err))
+    out.print((Path(result.output) / COMPARE_MD).read_text(), highlight=False, markup=False)
+    out.print(f"report saved to {result.output}")
+
+
+ANALYZE_OPTIONS = options(
+    AnalyzeConfig, ("top_percent", "samples", "skill_prompts", "skill_cache", "scores_from", "seed", "device")
+)
+
+
+@app.command()
+@friendly_errors
+@with_options(ANALYZE_OPTIONS)
+def analyze(
+    given: dict,
+    directory: Annotated[Path, typer.Argument(help="A directory written by 'skeleton compress'.")],
+    scorers: Annotated[str, typer.Option(help="Comma-separated scorers to analyse.")] = ",".join(ALL_SCORERS),
+    percents: Annotated[str, typer.Option(help="Comma-separated shares of top neurons to zero, in percent.")] = (
+        ",".join(f"{p:g}" for p in AnalyzeConfig.suppression_percents)
+    ),
+    data: Annotated[
+        list[Path] | None,
+        typer.Option(help="An extra labelled TSV (the task's columns) to evaluate both models on; repeatable."),
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Suppression curves, per-layer distributions and rank correlations of the scorers (DIR/analysis)."""
+    from skeleton.analysis import ANALYSIS_DIR, ANALYSIS_MD
+    from skeleton.analysis import analyze as run_analyze
+    from skeleton.progress import Reporter
+
+    try:
+        shares = tuple(float(p) for p in percents.split(",") if p.strip())
+    except ValueError:
+        raise ValueError(f"--percents takes comma-separated numbers, got {percents!r}") from None
+    config = AnalyzeConfig(scorers=_names(scorers), suppression_percents=shares, data=tuple(data or ()), **given)
+    run_analyze(directory, config, Reporter(enabled=not quiet, console=err))
+    out.print((directory / ANALYSIS_DIR / ANALYSIS_MD).read_text(), highlight=False, markup=False)
+    out.print(f"analysis saved to {directory / ANALYSIS_DIR} (JSON, Markdown, suppression.png, layers.png)")
 
 
 def print_compress_summary(report: CompressReport, output: str) -> None:

@@ -42,7 +42,7 @@ from skeleton.pruning import (
     make_plan,
 )
 from skeleton.records import CompressReport, write_json
-from skeleton.scoring import NeuronScores, get_scorer
+from skeleton.scoring import NeuronScores, ScoringContext, get_scorer
 from skeleton.search import SearchResult, Trial, binary_search
 from skeleton.statistics import paired_bootstrap
 from skeleton.tuning import evaluate, model_slug, skeleton_meta, train_on
@@ -151,10 +151,16 @@ def _scores(workspace, config, checkpoint, classifier, device, reporter) -> Neur
     batches = iterate_batches(samples, 8, workspace.pad_token_id, shuffle=False)
     # the head pass also scores the soft-prompt positions, which a shorter condensed prompt keeps
     targets = (*config.targets, "heads") if config.condensed_prompt_tokens else config.targets
-    scores = get_scorer(config.scorer, config.tune.seed).score(classifier, batches, device, targets)
+    context = scoring_context(workspace, config, checkpoint.stages / "skill", reporter)
+    scores = get_scorer(config.scorer, config.tune.seed).score(classifier, batches, device, targets, context)
     scores.save(path)
     checkpoint.finish("scores", {"seconds": time.perf_counter() - started, "num_samples": scores.num_samples})
     return scores
+
+
+def scoring_context(workspace: Workspace, config: CompressConfig, cache: Path | None, reporter) -> ScoringContext:
+    """What the skill and LCA scorers read: the splits, and how extra skill prompts are tuned (as step 1)."""
+    return ScoringContext(workspace, config.tune, config.scorer_samples, config.skill_prompts, cache, reporter)
 
 
 class Planner:

@@ -275,8 +275,12 @@ class CompressConfig:
         tune: prompt tuning of the unpruned model (prior knowledge injection); ``None``: the task's recipe.
         condense: prompt re-tuning on each pruned model (knowledge condensation); ``None``: the task's.
         search: margin, grid step and trial budget of the kept-ratio search.
-        scorer: which scorer ranks neurons (``attribution``, ``activation``, ``gradient``, ``random``).
+        scorer: which scorer ranks neurons (``attribution``, ``activation``, ``gradient``, ``random``;
+            ``skill`` for skill-neuron predictivity, ``lca`` for the NeuroX elastic-net probe).
         attribution_samples: training instances the scorer averages over (20 in the paper).
+        scorer_samples: training instances the skill baselines and the LCA probe are drawn from.
+        skill_prompts: prompts the skill predictivity is averaged over (the run's own, then prompts
+            tuned as step 1 with the next seeds).
         targets: ``("ffn",)`` prunes FFN neurons; with ``heads`` attention heads and with ``layers``
             whole layers go too, ranked with the neurons by score per unit of measured latency
             (exchange rates calibrated on validation); ``("ffn", "ffn-out")`` also prunes the second
@@ -307,6 +311,8 @@ class CompressConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     scorer: str = "attribution"
     attribution_samples: int = 20
+    scorer_samples: int = 2000
+    skill_prompts: int = 3
     targets: tuple[str, ...] = ("ffn",)
     bias_compensation: bool = True
     round_to: int = 8
@@ -333,7 +339,7 @@ class CompressConfig:
             )
         if self.scorer not in SCORERS:
             raise ValueError(f"unknown scorer {self.scorer!r}; choose one of {', '.join(SCORERS)}")
-        _at_least_one(self, "attribution_samples", "round_to")
+        _at_least_one(self, "attribution_samples", "scorer_samples", "skill_prompts", "round_to")
         if self.condensed_prompt_tokens is not None and not 1 <= self.condensed_prompt_tokens <= (
             self.model.num_virtual_tokens
         ):
@@ -451,6 +457,103 @@ class TritonConfig:
         _at_least_one(self, "max_batch_size", "instances", "pad_to_multiple_of")
         if any(size > self.max_batch_size or size < 1 for size in self.preferred_batch_sizes):
             raise ValueError("preferred_batch_sizes must lie in [1, max_batch_size]")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+ALL_SCORERS = ("attribution", "activation", "gradient", "random", "skill", "lca")
+
+
+@dataclass
+class CompareConfig:
+    """Settings of ``skeleton compare``: several scorers on one prompt-tuned model, pruned to the same
+    kept ratio, judged before and after knowledge condensation.
+
+    Attributes:
+        compress: the task, model, training and pruning settings (as for ``skeleton compress``; its
+            ``prompt`` reuses a tuned prompt, its own ``scorer`` is not used).
+        scorers: the scorers to compare.
+        kept_ratio: the share of FFN neurons every scorer keeps.
+        condense: re-tune the prompt on each pruned model (the "after condensation" columns).
+        skill_cache: where the skill scorer's extra prompts are kept, so that another compare or
+            ``skeleton analyze`` reuses them (default: the output's ``skill_prompts/``).
+        output: the report's directory (default: ``exported_models/<task>-<model>-compare``).
+        overwrite: replace an existing output directory.
+    """
+
+    compress: CompressConfig = field(default_factory=CompressConfig)
+    scorers: tuple[str, ...] = ALL_SCORERS
+    kept_ratio: float = 0.5
+    condense: bool = True
+    skill_cache: str | None = None
+    output: str | None = None
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        from skeleton.scoring import SCORERS
+
+        self.scorers = tuple(self.scorers)
+        unknown = [name for name in self.scorers if name not in SCORERS]
+        if unknown or not self.scorers:
+            raise ValueError(f"scorers must be among {', '.join(SCORERS)}, got {','.join(self.scorers) or 'none'}")
+        if len(set(self.scorers)) != len(self.scorers):
+            raise ValueError(f"scorers must not repeat, got {','.join(self.scorers)}")
+        if not 0 < self.kept_ratio < 1:
+            raise ValueError(f"kept_ratio must lie strictly between 0 and 1, got {self.kept_ratio}")
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["compress"] = self.compress.to_dict()
+        data["scorers"] = list(self.scorers)
+        return data
+
+
+@dataclass
+class AnalyzeConfig:
+    """Settings of ``skeleton analyze`` on a compressed directory.
+
+    Attributes:
+        scorers: the scorers whose rankings are analysed (the run's own scores are reused for its scorer).
+        suppression_percents: the shares of neurons zeroed for the suppression curves, in percent.
+        top_percent: the share of neurons counted as a scorer's "top" in the per-layer distribution.
+        data: extra labelled TSV files (the task's columns) to evaluate both models on, e.g. shifted
+            or adversarial sets.
+        samples: training instances the skill baselines and the LCA probe are drawn from.
+        skill_prompts: prompts the skill predictivity is averaged over (the run's own, then prompts
+            tuned with the run's settings and the next seeds).
+        skill_cache: where the skill scorer's extra prompts are kept (default: ``DIR/skill_prompts``).
+        scores_from: a ``skeleton compare`` output on the same prompt-tuned model whose saved scores
+            are reused instead of scoring again (checked by the prompt's fingerprint).
+        seed: seeds the random neurons of the suppression baseline.
+        device: 'auto' (CUDA when present), 'cpu', 'cuda'...
+    """
+
+    scorers: tuple[str, ...] = ALL_SCORERS
+    suppression_percents: tuple[float, ...] = (1, 2, 3, 5, 7, 10, 15)
+    top_percent: float = 5.0
+    data: tuple[str, ...] = ()
+    samples: int = 2000
+    skill_prompts: int = 3
+    skill_cache: str | None = None
+    scores_from: str | None = None
+    seed: int = 42
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        from skeleton.scoring import SCORERS
+
+        self.scorers = tuple(self.scorers)
+        self.data = tuple(str(path) for path in self.data)
+        self.suppression_percents = tuple(float(p) for p in self.suppression_percents)
+        unknown = [name for name in self.scorers if name not in SCORERS]
+        if unknown or not self.scorers:
+            raise ValueError(f"scorers must be among {', '.join(SCORERS)}, got {','.join(self.scorers) or 'none'}")
+        if not self.suppression_percents or not all(0 < p < 100 for p in self.suppression_percents):
+            raise ValueError("suppression_percents must lie strictly between 0 and 100")
+        if not 0 < self.top_percent < 100:
+            raise ValueError(f"top_percent must lie strictly between 0 and 100, got {self.top_percent}")
+        _at_least_one(self, "samples", "skill_prompts")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -326,6 +326,18 @@ def _assemble(peft_model, tokenizer, spec: TaskSpec, head: str, use_template: bo
     return PromptedClassifier(peft_model, config, module, tokenizer.mask_token_id)
 
 
+def prompt_fingerprint(classifier: PromptedClassifier) -> str:
+    """A short hash of the soft prompt and head weights: tells whether two runs scored the same model."""
+    import hashlib
+
+    digest = hashlib.sha256(classifier.prompt_embeddings().detach().float().cpu().numpy().tobytes())
+    if classifier.head is not None:
+        for name, tensor in sorted(classifier.head.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def save_prompt_and_head(classifier: PromptedClassifier, directory: Path) -> None:
     """Save the soft prompt (peft adapter format, in ``directory/prompt``) and the head."""
     classifier.peft_model.save_pretrained(str(directory / PROMPT_DIR))

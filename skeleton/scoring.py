@@ -17,18 +17,27 @@ dims of a head cancel.
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from skeleton.architectures import embedding_layer, ffn_layers
-from skeleton.batching import Batch
-from skeleton.modeling import PromptedClassifier
+from skeleton.batching import Batch, EncodedSplit, iterate_batches, num_batches
+from skeleton.errors import SkeletonError
+from skeleton.modeling import PromptedClassifier, load_prompt_and_head, save_prompt_and_head
+from skeleton.progress import SILENT, Reporter
+
+if TYPE_CHECKING:
+    from skeleton.config import TrainConfig
+    from skeleton.workspace import Workspace
 
 TARGETS = ("ffn", "ffn-out", "heads", "layers")
 
@@ -299,11 +308,67 @@ def collect_ffn_statistics(
     )
 
 
+@dataclass
+class ScoringContext:
+    """What the scorers that learn from the task's splits (skill, lca) read beyond a few batches.
+
+    Attributes:
+        workspace: the task's encoded splits (training for baselines and probes, validation to judge).
+        train: how the skill scorer tunes its extra prompts (seeds ``seed + 1``, ``seed + 2``...).
+        samples: training instances drawn for the skill baselines and the LCA probe.
+        skill_prompts: prompts the skill predictivity is averaged over, the run's own first.
+        cache: where extra prompts are saved and reused (``None``: not kept).
+        reporter: progress bars and messages.
+    """
+
+    workspace: Workspace
+    train: TrainConfig
+    samples: int = 2000
+    skill_prompts: int = 3
+    cache: Path | None = None
+    reporter: Reporter = SILENT
+
+    def training_sample(self, seed: int) -> EncodedSplit:
+        return self.workspace.attribution_split(min(self.samples, len(self.workspace.train)), seed)
+
+
+def forward_activations(
+    classifier: PromptedClassifier,
+    split: EncodedSplit,
+    device: torch.device,
+    pad_token_id: int,
+    batch_size: int = 64,
+    bar=None,
+) -> Iterator[tuple[torch.Tensor, Batch, int]]:
+    """Per batch of ``split`` (no gradients): every layer's FFN activations joined along the neuron
+    axis, (batch, prompt + tokens, total neurons), the batch, and the number of prompt positions."""
+    classifier.eval()
+    classifier.to(device)
+    for batch in iterate_batches(split, batch_size, pad_token_id, shuffle=False):
+        batch = batch.to(device)
+        with torch.no_grad(), capture_ffn(classifier.backbone, with_outputs=False) as captured:
+            classifier(**batch.inputs())
+        activations = torch.cat(captured.activations, dim=-1).float()  # (batch, prompt + tokens, neurons)
+        yield activations, batch, activations.shape[1] - batch.input_ids.shape[1]
+        if bar is not None:
+            bar.advance()
+
+
+def split_by_layer(values: torch.Tensor, classifier: PromptedClassifier) -> list[torch.Tensor]:
+    """(total neurons,) -> per layer (intermediate,), by each layer's FFN width."""
+    widths = [layer.ffn_out.in_features for layer in ffn_layers(classifier.backbone)]
+    return [v.float().cpu() for v in torch.split(values, widths)]
+
+
 class Scorer(abc.ABC):
-    """Scores every FFN neuron of a prompted classifier on a few labelled instances."""
+    """Scores every FFN neuron of a prompted classifier on a few labelled instances.
+
+    Scorers with ``needs_context`` learn from the task's splits as well (:class:`ScoringContext`).
+    """
 
     name: str = ""
     needs_gradients: bool = True
+    needs_context: bool = False
 
     def __init__(self, seed: int = 42):
         self.seed = seed
@@ -314,6 +379,7 @@ class Scorer(abc.ABC):
         batches: Iterable[Batch],
         device: torch.device,
         targets: tuple[str, ...] = ("ffn",),
+        context: ScoringContext | None = None,
     ) -> NeuronScores:
         """Returns per-layer neuron scores; higher means more important to the task."""
         with_outputs = "ffn-out" in targets
@@ -399,14 +465,155 @@ class RandomScorer(Scorer):
         return [torch.rand(v.shape, generator=generator) for v in stats.head_act_grad]
 
 
+class TaskDataScorer(Scorer):
+    """A scorer that ranks FFN neurons from their activations over the task's splits.
+
+    The few-batch pass still runs, for the mean activations bias compensation folds into the FFN
+    bias (and, when heads are a target, the heads' and prompt positions' attribution scores).
+    """
+
+    needs_gradients = False
+    needs_context = True
+
+    def score(self, classifier, batches, device, targets=("ffn",), context=None) -> NeuronScores:
+        if context is None:
+            raise SkeletonError(f"the {self.name} scorer needs the task's training and validation splits")
+        if "ffn-out" in targets:
+            raise SkeletonError(f"the {self.name} scorer ranks FFN neurons only; it cannot score ffn-out")
+        scores = super().score(classifier, batches, device, targets)
+        started = time.perf_counter()
+        neurons, details = self.neuron_scores(classifier, device, context)
+        scores.ffn = split_by_layer(neurons, classifier)
+        scores.extra = {**details, "seconds": time.perf_counter() - started}
+        return scores
+
+    def from_statistics(self, stats):
+        return stats.mean("act"), None  # replaced by neuron_scores
+
+    @abc.abstractmethod
+    def neuron_scores(self, classifier, device, context: ScoringContext) -> tuple[torch.Tensor, dict]:
+        """((total neurons,) scores, details for the report)."""
+
+
+class SkillScorer(TaskDataScorer):
+    """Skill-neuron predictivity (:mod:`skeleton.skill`): at each soft-prompt position, how well
+    "activation above its training mean" predicts the label on validation, max(acc, 1 - acc), the
+    maximum over positions, averaged over ``skill_prompts`` prompts (the run's own and prompts tuned
+    from other seeds)."""
+
+    name = "skill"
+
+    def neuron_scores(self, classifier, device, context):
+        from skeleton.skill import across_prompts
+
+        workspace = context.workspace
+        per_prompt = [self._predictivity(classifier, device, context, 1)]
+        for index in range(1, context.skill_prompts):
+            other = self._extra_prompt(classifier, device, context, index)
+            per_prompt.append(self._predictivity(other, device, context, index + 1))
+            del other
+        scores = across_prompts(per_prompt)
+        agreement = [float(np.corrcoef(per_prompt[0].numpy(), p.numpy())[0, 1]) for p in per_prompt[1:]]
+        return scores, {
+            "prompts": len(per_prompt),
+            "training_instances": min(context.samples, len(workspace.train)),
+            "validation_instances": len(workspace.validation),
+            "max_predictivity": float(scores.max()),
+            "correlation_with_first_prompt": agreement,
+        }
+
+    def _predictivity(self, classifier, device, context: ScoringContext, number: int) -> torch.Tensor:
+        from skeleton.skill import Predictivity
+
+        workspace = context.workspace
+        train, validation = context.training_sample(self.seed), workspace.validation
+        accumulator = Predictivity(workspace.spec.num_labels)
+        total = num_batches(train, 64) + num_batches(validation, 64)
+        with context.reporter.bar(f"skill predictivity, prompt {number}/{context.skill_prompts}", total) as bar:
+            for activations, _, prompt in forward_activations(
+                classifier, train, device, workspace.pad_token_id, bar=bar
+            ):
+                accumulator.add_baseline(activations[:, :prompt].cpu())  # (batch, prompt positions, neurons)
+            for activations, batch, prompt in forward_activations(
+                classifier, validation, device, workspace.pad_token_id, bar=bar
+            ):
+                accumulator.add_validation(activations[:, :prompt].cpu(), batch.labels.cpu())
+        return accumulator.scores()
+
+    def _extra_prompt(self, classifier, device, context: ScoringContext, index: int) -> PromptedClassifier:
+        """The prompt tuned from seed ``seed + index`` on the same backbone (reused from the cache)."""
+        from skeleton.tuning import train_on
+
+        workspace = context.workspace
+        train = replace(context.train, seed=context.train.seed + index)
+        folder = None
+        if context.cache is not None:
+            key = f"steps{train.steps}" if train.steps is not None else f"epochs{train.epochs:g}"
+            folder = context.cache / f"skill-prompt-seed{train.seed}-{key}"
+            if (folder / "prompt").is_dir():
+                context.reporter.message(f"skill: reusing the prompt tuned from seed {train.seed} in {folder}")
+                return load_prompt_and_head(workspace.load_backbone(), workspace.tokenizer, workspace.spec, folder).to(
+                    device
+                )
+        other = workspace.new_classifier(seed=train.seed).to(device)
+        description = f"skill: tuning prompt {index + 1}/{context.skill_prompts} (seed {train.seed})"
+        train_on(workspace, other, train, device, context.reporter, description)
+        if folder is not None:
+            save_prompt_and_head(other, folder)
+        return other
+
+
+class LCAScorer(TaskDataScorer):
+    """Linguistic Correlation Analysis (:mod:`skeleton.lca`): an elastic-net probe on the neurons'
+    activations at the position the head reads (the mask token for an MLM head; the mean over the
+    text tokens for the mean-pooling head, which reads no single position), lambdas from the paper's
+    grid on validation, neurons ranked by weight mass."""
+
+    name = "lca"
+
+    def neuron_scores(self, classifier, device, context):
+        from skeleton.lca import lca_scores
+
+        workspace = context.workspace
+        train, validation = context.training_sample(self.seed), workspace.validation
+        total = num_batches(train, 64) + num_batches(validation, 64)
+        with context.reporter.bar("lca: activations at the classification position", total) as bar:
+            features = [
+                self.features(classifier, split, device, workspace.pad_token_id, bar) for split in (train, validation)
+            ]
+        context.reporter.message("lca: elastic-net probes over the lambda grid")
+        scores, best = lca_scores(
+            (features[0], np.asarray(train.labels)), (features[1], np.asarray(validation.labels)), seed=self.seed
+        )
+        details = {"l1": best.l1, "l2": best.l2, "probe_validation_accuracy": 100 * best.accuracy}
+        details["training_instances"] = len(train)
+        return torch.from_numpy(scores).float(), details
+
+    @staticmethod
+    def features(classifier, split: EncodedSplit, device, pad_token_id: int, bar=None) -> np.ndarray:
+        """(rows, total neurons) activations at the classification position, in the split's order."""
+        rows = np.zeros(
+            (len(split), sum(layer.ffn_out.in_features for layer in ffn_layers(classifier.backbone))), np.float32
+        )
+        for activations, batch, prompt in forward_activations(classifier, split, device, pad_token_id, bar=bar):
+            text = activations[:, prompt:]  # (batch, tokens, neurons)
+            if classifier.head_config.kind == "cls":  # the mean-pooling head: mean over text tokens
+                mask = batch.attention_mask.unsqueeze(-1).to(text.dtype)  # (batch, tokens, 1)
+                pooled = (text * mask).sum(1) / mask.sum(1).clamp(min=1)
+            else:  # the MLM head reads the mask token
+                position = (batch.input_ids == classifier.mask_token_id).int().argmax(1)  # (batch,)
+                pooled = text[torch.arange(len(position)), position]
+            rows[batch.indices] = pooled.cpu().numpy()
+        return rows
+
+
 SCORERS: dict[str, type[Scorer]] = {
-    scorer.name: scorer for scorer in (AttributionScorer, ActivationScorer, GradientScorer, RandomScorer)
+    scorer.name: scorer
+    for scorer in (AttributionScorer, ActivationScorer, GradientScorer, RandomScorer, SkillScorer, LCAScorer)
 }
 
 
 def get_scorer(name: str, seed: int = 42) -> Scorer:
-    from skeleton.errors import SkeletonError
-
     if name not in SCORERS:
         raise SkeletonError(f"unknown scorer {name!r}; choose one of {', '.join(SCORERS)}")
     return SCORERS[name](seed=seed)

@@ -152,3 +152,108 @@ def test_head_scores_are_the_gradient_of_a_head_mask_by_hand(model_type, tokeniz
     torch.testing.assert_close(gradient.heads[layer_index], sum(mask_grads).float() / 3, rtol=1e-4, atol=1e-7)
     torch.testing.assert_close(attribution.heads[layer_index], sum(per_token).float() / 3, rtol=1e-4, atol=1e-7)
     assert attribution.prompt.shape == (classifier.num_virtual_tokens,)
+
+
+def _task_context(tmp_path, tiny_bert_dir, sst2_dir, prompt_init="text", **overrides):
+    from skeleton.config import TrainConfig
+    from skeleton.data import DataConfig
+    from skeleton.scoring import ScoringContext
+    from skeleton.workspace import ModelConfig, Workspace
+
+    workspace = Workspace(
+        DataConfig("sst2", str(sst2_dir), train_samples=120, validation_samples=40),
+        ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4, prompt_init=prompt_init),
+    )
+    train = TrainConfig(steps=3, batch_size=16, evals_per_epoch=1)
+    values = {"samples": 50, "skill_prompts": 1, "cache": tmp_path / "cache", **overrides}
+    return ScoringContext(workspace, train, **values)
+
+
+def _captured_table(classifier, split):
+    """(rows, positions, neurons) FFN activations of every row, one row at a time, in split order."""
+    from skeleton.scoring import capture_ffn
+
+    rows = []
+    for index in range(len(split)):
+        batch = collate(split, [index], 0)
+        with torch.no_grad(), capture_ffn(classifier.backbone, with_outputs=False) as captured:
+            classifier(**batch.inputs())
+        rows.append(torch.cat(captured.activations, dim=-1)[0])  # (positions, neurons)
+    return rows
+
+
+def test_skill_scorer_is_the_predictivity_of_the_prompt_positions_by_hand(tmp_path, tiny_bert_dir, sst2_dir):
+    from skeleton.skill import predictivity
+
+    context = _task_context(tmp_path, tiny_bert_dir, sst2_dir)
+    workspace = context.workspace
+    classifier = workspace.new_classifier(seed=3).eval()
+    batches = iterate_batches(workspace.attribution_split(8, 42), 4, workspace.pad_token_id, shuffle=False)
+    scores = get_scorer("skill").score(classifier, batches, torch.device("cpu"), context=context)
+
+    prompt = classifier.num_virtual_tokens
+    train = torch.stack([r[:prompt] for r in _captured_table(classifier, context.training_sample(42))])
+    validation = torch.stack([r[:prompt] for r in _captured_table(classifier, workspace.validation)])
+    expected = predictivity(train, validation, torch.tensor(workspace.validation.labels), 2)
+    torch.testing.assert_close(torch.cat(scores.ffn), expected, atol=1e-6, rtol=0)
+    assert [len(layer) for layer in scores.ffn] == [64, 64]
+    assert ((torch.cat(scores.ffn) >= 0.5) & (torch.cat(scores.ffn) <= 1.0)).all()
+    assert scores.scorer == "skill" and scores.extra["prompts"] == 1
+    assert len(scores.mean_activation) == 2  # bias compensation still has its mean activations
+
+
+def test_skill_averages_prompts_tuned_from_other_seeds_and_reuses_them(tmp_path, tiny_bert_dir, sst2_dir):
+    # random prompt initialisation: prompts from other seeds start (and so end) elsewhere
+    context = _task_context(tmp_path, tiny_bert_dir, sst2_dir, "random", skill_prompts=2)
+    workspace = context.workspace
+    classifier = workspace.new_classifier(seed=3).eval()
+    batches = lambda: iterate_batches(workspace.attribution_split(4, 42), 4, 0, shuffle=False)  # noqa: E731
+    device = torch.device("cpu")
+    two = get_scorer("skill").score(classifier, batches(), device, context=context)
+    assert (tmp_path / "cache" / "skill-prompt-seed43-steps3" / "prompt").is_dir()
+    again = get_scorer("skill").score(classifier, batches(), device, context=context)  # the cached prompt
+    one = get_scorer("skill").score(
+        classifier, batches(), device, context=_task_context(tmp_path, tiny_bert_dir, sst2_dir)
+    )
+    assert two.extra["prompts"] == 2 and len(two.extra["correlation_with_first_prompt"]) == 1
+    torch.testing.assert_close(torch.cat(two.ffn), torch.cat(again.ffn))
+    assert not torch.equal(torch.cat(two.ffn), torch.cat(one.ffn))
+
+
+@pytest.mark.parametrize("head", ["cls", "mlm"])
+def test_lca_features_are_read_where_the_head_reads(tmp_path, tiny_bert_dir, sst2_dir, head, tokenizer, tokenizer_dir):
+    from skeleton.scoring import LCAScorer
+
+    split = encoded_rows(tokenizer, count=5, template=head == "mlm")
+    classifier = tiny_classifier("bert", tokenizer, tokenizer_dir, head=head)
+    features = LCAScorer.features(classifier, split, torch.device("cpu"), 0)
+    prompt = classifier.num_virtual_tokens
+    for row, table in enumerate(_captured_table(classifier, split)):
+        text = table[prompt:]  # (tokens, neurons)
+        if head == "cls":
+            expected = text.mean(0)
+        else:
+            expected = text[split.input_ids[row].index(tokenizer.mask_token_id)]
+        torch.testing.assert_close(torch.from_numpy(features[row]), expected, atol=1e-5, rtol=0)
+
+
+def test_lca_scorer_ranks_every_neuron_once(tmp_path, tiny_bert_dir, sst2_dir):
+    context = _task_context(tmp_path, tiny_bert_dir, sst2_dir)
+    workspace = context.workspace
+    classifier = workspace.new_classifier(seed=3).eval()
+    batches = iterate_batches(workspace.attribution_split(4, 42), 4, 0, shuffle=False)
+    scores = get_scorer("lca").score(classifier, batches, torch.device("cpu"), context=context)
+    values = torch.cat(scores.ffn)
+    # the weight-mass ranking's positions as scores: 128 (first) down to 1 (last), each once
+    assert sorted(values.tolist()) == list(range(1, 129))
+    assert scores.extra["l1"] in (1e-5, 1e-4, 1e-3) and 0 <= scores.extra["probe_validation_accuracy"] <= 100
+
+
+def test_task_data_scorers_say_what_they_need(tokenizer, tokenizer_dir):
+    from skeleton.errors import SkeletonError
+
+    classifier = tiny_classifier("bert", tokenizer, tokenizer_dir)
+    split = encoded_rows(tokenizer, count=2)
+    for name in ("skill", "lca"):
+        with pytest.raises(SkeletonError, match="needs the task's training and validation splits"):
+            get_scorer(name).score(classifier, _one_batch(split, [0, 1]), torch.device("cpu"))

@@ -1,0 +1,360 @@
+"""``skeleton analyze DIR``: where the task lives in a compressed model, by every scorer.
+
+For the prompt-tuned model a compress run kept (``DIR/prompt_tuned``):
+
+- suppression curves: validation accuracy with the top 1-15% of FFN neurons by each scorer zeroed,
+  beside as many random neurons (a neuron is zeroed by zeroing its activation, the second FFN
+  linear's input, whatever the activation function);
+- the per-layer share of each scorer's top neurons, and of the neurons the Skeleton model kept;
+- Spearman correlation between the scorers' rankings of all neurons;
+- accuracy of the prompt-tuned and the Skeleton model on extra labelled TSV files (``--data``).
+
+Written to ``DIR/analysis/``: analysis.json (everything needed to redraw), analysis.md,
+suppression.png and layers.png, through a hidden directory renamed into place when whole.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from skeleton.architectures import ffn_layers
+from skeleton.artifacts import atomic_directory, library_versions
+from skeleton.batching import encode_split, iterate_batches
+from skeleton.compression import scoring_context
+from skeleton.config import AnalyzeConfig, CompressConfig, TrainConfig
+from skeleton.data import DataConfig, read_tsv
+from skeleton.device import resolve_device
+from skeleton.errors import SkeletonError
+from skeleton.evaluation import evaluate
+from skeleton.layout import PLAN_FILE, PROMPT_TUNED_DIR, REPORT_FILE, SCORES_FILE
+from skeleton.modeling import load_prompt_and_head, prompt_fingerprint
+from skeleton.progress import SILENT, Reporter
+from skeleton.pruning import PruningPlan
+from skeleton.records import CompressReport
+from skeleton.scoring import NeuronScores, get_scorer
+from skeleton.workspace import ModelConfig, Workspace
+
+ANALYSIS_DIR = "analysis"
+ANALYSIS_JSON = "analysis.json"
+ANALYSIS_MD = "analysis.md"
+SUPPRESSION_PNG = "suppression.png"
+LAYERS_PNG = "layers.png"
+RANDOM = "random"
+
+
+@contextmanager
+def suppressed(classifier, masks: list[torch.Tensor]):
+    """Zero the FFN neurons where ``masks`` (per layer, (intermediate,) bool) is True, during the block."""
+    handles = []
+    for layer, mask in zip(ffn_layers(classifier.backbone), masks, strict=True):
+        keep = (~mask).to(layer.ffn_out.weight.dtype).to(layer.ffn_out.weight.device)
+
+        def zero(_module, args, keep=keep):
+            return (args[0] * keep,)  # (batch, tokens, intermediate)
+
+        handles.append(layer.ffn_out.register_forward_pre_hook(zero))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def top_masks(scores: list[torch.Tensor], count: int) -> list[torch.Tensor]:
+    """Per layer, True for the ``count`` highest-scoring neurons over all layers (ties: lower index first)."""
+    flat = torch.cat(scores)
+    order = torch.argsort(flat, descending=True, stable=True)[:count]
+    chosen = torch.zeros(len(flat), dtype=torch.bool)
+    chosen[order] = True
+    return list(torch.split(chosen, [len(s) for s in scores]))
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a.numpy(), b.numpy()).statistic)
+
+
+def _load_run(directory: Path):
+    if not (directory / REPORT_FILE).is_file() or not (directory / PROMPT_TUNED_DIR).is_dir():
+        raise SkeletonError(
+            f"{directory} is not a directory written by 'skeleton compress' "
+            f"(it needs {REPORT_FILE} and {PROMPT_TUNED_DIR}/)"
+        )
+    report = CompressReport.load(directory / REPORT_FILE)
+    settings = report.config
+    compress = CompressConfig(
+        data=DataConfig(**settings["data"]),
+        model=ModelConfig(**settings["model"]),
+        tune=TrainConfig(**settings["tune"]),
+    )
+    return report, compress
+
+
+def _scores(name, classifier, workspace, run: CompressReport, directory, context, device, random_seed) -> NeuronScores:
+    """A scorer's scores of the prompt-tuned model: the run's own file for the run's scorer."""
+    settings = run.config
+    if name == settings.get("scorer") and (directory / SCORES_FILE).is_file():
+        return NeuronScores.load(directory / SCORES_FILE)
+    samples = workspace.attribution_split(int(settings.get("attribution_samples", 20)), int(settings["tune"]["seed"]))
+    batches = iterate_batches(samples, 8, workspace.pad_token_id, shuffle=False)
+    seed = random_seed if name == RANDOM else int(settings["tune"]["seed"])
+    return get_scorer(name, seed).score(classifier, batches, device, ("ffn",), context)
+
+
+def _reusable_scores(config: AnalyzeConfig, classifier) -> dict[str, tuple[list[torch.Tensor], float]]:
+    """Scores a ``skeleton compare`` run saved for the same prompt-tuned model, with their wall times."""
+    from skeleton.comparison import COMPARE_JSON
+
+    if config.scores_from is None:
+        return {}
+    folder = Path(config.scores_from)
+    if not (folder / COMPARE_JSON).is_file():
+        raise SkeletonError(f"--scores-from {folder}: not a 'skeleton compare' output ({COMPARE_JSON} is missing)")
+    report = json.loads((folder / COMPARE_JSON).read_text())
+    if report.get("prompt_fingerprint") != prompt_fingerprint(classifier):
+        raise SkeletonError(f"--scores-from {folder}: its scores are of another prompt-tuned model")
+    return {
+        row["scorer"]: (NeuronScores.load(folder / f"scores_{row['scorer']}.safetensors").ffn, row["scoring_seconds"])
+        for row in report["rows"]
+        if (folder / f"scores_{row['scorer']}.safetensors").is_file()
+    }
+
+
+def analyze(directory: str | Path, config: AnalyzeConfig, reporter: Reporter = SILENT) -> dict:
+    """Run the analyses of the module docstring on a compressed directory; returns the report."""
+    import skeleton
+
+    directory = Path(directory)
+    run, compress = _load_run(directory)
+    extra_sets = [Path(path) for path in config.data]
+    for path in extra_sets:
+        if not path.is_file():
+            raise SkeletonError(f"--data {path}: no such file")
+    device = resolve_device(config.device)
+    reporter.message(f"loading {run.task} and {compress.model.model} (device {device})")
+    workspace = Workspace(compress.data, compress.model)
+    extra_splits = {
+        path.name: encode_split(
+            read_tsv(path, workspace.spec),
+            workspace.tokenizer,
+            workspace.spec,
+            workspace.use_template,
+            compress.model.max_length,
+        )
+        for path in extra_sets
+    }
+    classifier = load_prompt_and_head(
+        workspace.load_backbone(), workspace.tokenizer, workspace.spec, directory / PROMPT_TUNED_DIR
+    ).to(device)
+    compress = CompressConfig(
+        data=compress.data,
+        model=compress.model,
+        tune=compress.tune,
+        scorer_samples=config.samples,
+        skill_prompts=config.skill_prompts,
+    )
+    cache = Path(config.skill_cache) if config.skill_cache else directory / "skill_prompts"
+    context = scoring_context(workspace, compress, cache, reporter)
+
+    reused = _reusable_scores(config, classifier)
+    scores, seconds = {}, {}
+    for name in dict.fromkeys((*config.scorers, RANDOM)):
+        if name in reused and name != RANDOM:
+            scores[name], seconds[name] = reused[name]
+            reporter.message(f"{name}: reusing the scores of {config.scores_from}")
+            continue
+        reporter.message(f"scoring with {name}")
+        started = time.perf_counter()
+        scores[name] = _scores(name, classifier, workspace, run, directory, context, device, config.seed).ffn
+        seconds[name] = time.perf_counter() - started
+    total = sum(len(s) for s in scores[RANDOM])
+    batch_size, pad = 128, workspace.pad_token_id
+
+    def accuracy(model, split) -> float:
+        return evaluate(model, split, device, batch_size, pad)["accuracy"]
+
+    baseline = accuracy(classifier, workspace.validation)
+    curves = {}
+    with reporter.bar("suppression curves", len(scores) * len(config.suppression_percents)) as bar:
+        for name, values in scores.items():
+            points = [{"percent": 0.0, "neurons": 0, "validation_accuracy": baseline}]
+            for percent in config.suppression_percents:
+                count = int(round(percent / 100 * total))
+                with suppressed(classifier, top_masks(values, count)):
+                    points.append(
+                        {
+                            "percent": percent,
+                            "neurons": count,
+                            "validation_accuracy": accuracy(classifier, workspace.validation),
+                        }
+                    )
+                bar.advance()
+            curves[name] = points
+
+    top_count = int(round(config.top_percent / 100 * total))
+    widths = [len(s) for s in scores[RANDOM]]
+    layers = {
+        name: [int(mask.sum()) / top_count for mask in top_masks(values, top_count)] for name, values in scores.items()
+    }
+    plan = PruningPlan.load(directory / PLAN_FILE) if (directory / PLAN_FILE).is_file() else None
+    kept = None
+    if plan is not None:
+        kept = {
+            "kept_sizes": plan.kept_sizes,
+            "share_of_kept": [size / sum(plan.kept_sizes) for size in plan.kept_sizes],
+            "kept_per_layer": [size / width for size, width in zip(plan.kept_sizes, widths, strict=True)],
+        }
+    names = [name for name in scores if name != RANDOM or RANDOM in config.scorers]
+    correlations = {a: {b: spearman(torch.cat(scores[a]), torch.cat(scores[b])) for b in names} for a in names}
+
+    robustness = {}
+    if extra_splits:
+        slim = skeleton.load(directory, device=str(device)).classifier
+        for name, split in extra_splits.items():
+            robustness[name] = {
+                "rows": len(split),
+                "prompt_tuned": evaluate(classifier, split, device, batch_size, pad, workspace.with_f1),
+                "skeleton": evaluate(slim, split, device, batch_size, pad, workspace.with_f1),
+            }
+
+    report = {
+        "task": run.task,
+        "model": run.model,
+        "device": str(device),
+        "neurons": total,
+        "layer_widths": widths,
+        "validation_rows": len(workspace.validation),
+        "prompt_tuned_validation_accuracy": baseline,
+        "run_scorer": run.config.get("scorer"),
+        "scoring_seconds": seconds,
+        "suppression": curves,
+        "top_percent": config.top_percent,
+        "top_neurons_per_layer": layers,
+        "skeleton_kept": kept,
+        "spearman": correlations,
+        "extra_data": robustness,
+        "config": config.to_dict(),
+        "versions": library_versions(),
+    }
+    with atomic_directory(directory / ANALYSIS_DIR, overwrite=True) as work:
+        (work / ANALYSIS_JSON).write_text(json.dumps(report, indent=2))
+        (work / ANALYSIS_MD).write_text(markdown(report))
+        plot_suppression(report, work / SUPPRESSION_PNG)
+        plot_layers(report, work / LAYERS_PNG)
+    return report
+
+
+def markdown(report: dict) -> str:
+    """The analysis as Markdown tables."""
+    curves = report["suppression"]
+    percents = [p["percent"] for p in next(iter(curves.values()))][1:]
+    lines = [
+        f"# Neuron analysis: {report['task']}",
+        "",
+        f"Model: {report['model']}; {report['neurons']} FFN neurons in {len(report['layer_widths'])} layers; "
+        f"prompt-tuned validation accuracy {report['prompt_tuned_validation_accuracy']:.2f} "
+        f"({report['validation_rows']} rows).",
+        "",
+        "## Suppression: validation accuracy with the top neurons zeroed",
+        "",
+        "| scorer | " + " | ".join(f"{p:g}%" for p in percents) + " | scoring s |",
+        "|---|" + "---|" * (len(percents) + 1),
+    ]
+    for name, points in curves.items():
+        label = "random neurons" if name == RANDOM else name
+        values = " | ".join(f"{p['validation_accuracy']:.2f}" for p in points[1:])
+        lines.append(f"| {label} | {values} | {report['scoring_seconds'][name]:.1f} |")
+    layer_count = len(report["layer_widths"])
+    lines += [
+        "",
+        f"## Where the top {report['top_percent']:g}% of neurons sit (share per layer)",
+        "",
+        "| scorer | " + " | ".join(f"layer {i}" for i in range(layer_count)) + " |",
+        "|---|" + "---|" * layer_count,
+    ]
+    for name, shares in report["top_neurons_per_layer"].items():
+        label = "random neurons" if name == RANDOM else name
+        lines.append(f"| {label} | " + " | ".join(f"{100 * s:.1f}%" for s in shares) + " |")
+    kept = report["skeleton_kept"]
+    if kept:
+        lines.append(
+            "| Skeleton's kept neurons | " + " | ".join(f"{100 * s:.1f}%" for s in kept["share_of_kept"]) + " |"
+        )
+        lines.append("| (kept of each layer) | " + " | ".join(f"{100 * s:.1f}%" for s in kept["kept_per_layer"]) + " |")
+    names = list(report["spearman"])
+    lines += [
+        "",
+        "## Spearman correlation between the scorers' rankings",
+        "",
+        "| | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for a in names:
+        lines.append(f"| {a} | " + " | ".join(f"{report['spearman'][a][b]:.3f}" for b in names) + " |")
+    if report["extra_data"]:
+        lines += ["", "## Extra data", "", "| file | rows | prompt-tuned | Skeleton |", "|---|---|---|---|"]
+        for name, row in report["extra_data"].items():
+
+            def text(metrics):
+                return ", ".join(f"{k} {v:.2f}" for k, v in metrics.items())
+
+            lines.append(f"| {name} | {row['rows']} | {text(row['prompt_tuned'])} | {text(row['skeleton'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_suppression(report: dict, path: Path) -> None:
+    """Validation accuracy against the share of top neurons zeroed, one line per scorer."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.4, 4.2))
+    for name, points in report["suppression"].items():
+        style = {"color": "grey", "linestyle": "--"} if name == RANDOM else {"marker": "o"}
+        label = "random neurons" if name == RANDOM else name
+        axis.plot([p["percent"] for p in points], [p["validation_accuracy"] for p in points], label=label, **style)
+    axis.set_xlabel("top FFN neurons zeroed (%)")
+    axis.set_ylabel("validation accuracy (%)")
+    axis.set_title(f"{report['task']}: suppressing each scorer's top neurons", fontsize=10)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_layers(report: dict, path: Path) -> None:
+    """Per layer, the share of each scorer's top neurons (bars) and of the Skeleton's kept neurons."""
+    plt = _pyplot()
+    series = dict(report["top_neurons_per_layer"])
+    if report["skeleton_kept"]:
+        series["Skeleton kept"] = report["skeleton_kept"]["share_of_kept"]
+    layers = np.arange(len(report["layer_widths"]))
+    width = 0.8 / max(1, len(series))
+    figure, axis = plt.subplots(figsize=(7.2, 4.2))
+    for index, (name, shares) in enumerate(series.items()):
+        label = "random neurons" if name == RANDOM else name
+        axis.bar(layers + index * width, [100 * s for s in shares], width, label=label)
+    axis.set_xticks(layers + width * (len(series) - 1) / 2, [str(i) for i in layers])
+    axis.set_xlabel("layer")
+    axis.set_ylabel("share (%)")
+    axis.set_title(f"{report['task']}: where the top {report['top_percent']:g}% of neurons sit", fontsize=10)
+    axis.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+__all__ = ["AnalyzeConfig", "analyze", "markdown", "spearman", "suppressed", "top_masks"]
