@@ -98,10 +98,16 @@ def grid_search(
     alpha: float = 0.5,
     beta: float = 0.5,
     seed: int = 0,
+    advance=None,
 ) -> tuple[GridPoint, list[GridPoint]]:
-    """(the best lambda pair, every pair's row) by the paper's score on validation (Algorithm 2)."""
+    """(the best lambda pair, every pair's row) by the paper's score on validation (Algorithm 2).
+
+    ``advance``, when given, is called after each pair (and after the unregularised probe).
+    """
     (x, y), (xv, yv) = train, validation
     unregularised = train_probe(x, y, 0.0, 0.0, seed).score(xv, yv)
+    if advance is not None:
+        advance()
     keep = max(1, int(round(share * x.shape[1])))
     rows = []
     for l1 in grid:
@@ -114,10 +120,14 @@ def grid_search(
             accuracy = probe.score(xv, yv)
             score = alpha * (top_accuracy - bottom_accuracy) - beta * (unregularised - accuracy)
             rows.append(GridPoint(l1, l2, accuracy, top_accuracy, bottom_accuracy, unregularised, score))
+            if advance is not None:
+                advance()
     return max(rows, key=lambda r: r.score), rows
 
 
-def lca_scores(train, validation, grid: tuple[float, ...] = GRID, seed: int = 0) -> tuple[np.ndarray, GridPoint]:
+def lca_scores(
+    train, validation, grid: tuple[float, ...] = GRID, seed: int = 0, advance=None
+) -> tuple[np.ndarray, GridPoint]:
     """(neurons,) scores from the ranking of the best grid point's probe (first = highest), and that point.
 
     Activations are standardised with the training split's mean and deviation first, so that a
@@ -126,7 +136,7 @@ def lca_scores(train, validation, grid: tuple[float, ...] = GRID, seed: int = 0)
     mean, deviation = train[0].mean(0), train[0].std(0) + 1e-6
     train = ((train[0] - mean) / deviation, train[1])
     validation = ((validation[0] - mean) / deviation, validation[1])
-    best, _ = grid_search(train, validation, grid, seed=seed)
+    best, _ = grid_search(train, validation, grid, seed=seed, advance=advance)
     ranking = weight_mass_ranking(class_weights(train_probe(*train, best.l1, best.l2, seed)))
     scores = np.empty(len(ranking))
     scores[ranking] = np.arange(len(ranking), 0, -1, dtype=np.float64)

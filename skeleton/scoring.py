@@ -572,7 +572,7 @@ class LCAScorer(TaskDataScorer):
     name = "lca"
 
     def neuron_scores(self, classifier, device, context):
-        from skeleton.lca import lca_scores
+        from skeleton.lca import GRID, lca_scores
 
         workspace = context.workspace
         train, validation = context.training_sample(self.seed), workspace.validation
@@ -581,10 +581,9 @@ class LCAScorer(TaskDataScorer):
             features = [
                 self.features(classifier, split, device, workspace.pad_token_id, bar) for split in (train, validation)
             ]
-        context.reporter.message("lca: elastic-net probes over the lambda grid")
-        scores, best = lca_scores(
-            (features[0], np.asarray(train.labels)), (features[1], np.asarray(validation.labels)), seed=self.seed
-        )
+        pairs = (features[0], np.asarray(train.labels)), (features[1], np.asarray(validation.labels))
+        with context.reporter.bar("lca: elastic-net probes over the lambda grid", len(GRID) ** 2 + 1) as bar:
+            scores, best = lca_scores(*pairs, seed=self.seed, advance=bar.advance)
         details = {"l1": best.l1, "l2": best.l2, "probe_validation_accuracy": 100 * best.accuracy}
         details["training_instances"] = len(train)
         return torch.from_numpy(scores).float(), details

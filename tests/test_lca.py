@@ -29,7 +29,11 @@ def test_a_probe_on_planted_features_recovers_them():
 
 
 def test_the_grid_scores_every_pair():
-    best, rows = grid_search(_planted(300, 2), _planted(150, 3), grid=(1e-3, 1e-1), share=0.1)
+    calls = []
+    best, rows = grid_search(
+        _planted(300, 2), _planted(150, 3), grid=(1e-3, 1e-1), share=0.1, advance=lambda: calls.append(1)
+    )
+    assert len(calls) == 5  # the unregularised probe, then each of the four pairs
     assert len(rows) == 4 and best.score == max(r.score for r in rows)
     for r in rows:
         expected = 0.5 * (r.top_accuracy - r.bottom_accuracy) - 0.5 * (r.unregularised_accuracy - r.accuracy)
