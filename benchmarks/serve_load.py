@@ -11,8 +11,11 @@ the other on the same machine and the same requests:
 - two models served at once, the requests alternating between them.
 
     python benchmarks/serve_load.py DIR --data ../shared/data/sst2/dev.tsv [--second DIR2 --second-data F]
+    python benchmarks/serve_load.py --render serve_load_onnx.json serve_load_torch_bf16.json
 
-Writes JSON (and prints a Markdown table) with sentences/s, p50/p99 request latency and errors.
+Writes JSON with sentences/s, p50/p99 request latency and errors per round, medians with min and
+max; ``--render`` turns one or more of those files into serve_load.md and serve_load.png beside
+the first (one row per runtime), the table the README quotes.
 """
 
 from __future__ import annotations
@@ -118,8 +121,9 @@ def run_server(models: dict[str, Path], options: list[str], requests: list[list]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("directory", type=Path)
-    parser.add_argument("--data", type=Path, required=True, help="labelled TSV of the task: its texts are sent")
+    parser.add_argument("directory", type=Path, nargs="?")
+    parser.add_argument("--render", type=Path, nargs="+", default=None, help="report JSON files to render")
+    parser.add_argument("--data", type=Path, default=None, help="labelled TSV of the task: its texts are sent")
     parser.add_argument("--second", type=Path, default=None, help="a second model for the two-model run")
     parser.add_argument("--second-data", type=Path, default=None)
     parser.add_argument("--requests", type=int, default=2000)
@@ -132,6 +136,11 @@ def main() -> None:
     parser.add_argument("--runtime", default="onnx", help="how the model runs, in the server and the raw loop")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every run, one after the other")
     args = parser.parse_args()
+    if args.render:
+        render([json.loads(path.read_text()) for path in args.render], args.render[0].parent)
+        return
+    if args.directory is None or args.data is None:
+        parser.error("DIR and --data are needed to measure (or --render JSON ... to render reports)")
     extra = [*args.server_options.split(), "--runtime", args.runtime]
     wanted = set(args.runs.split(","))
 
@@ -158,6 +167,87 @@ def main() -> None:
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(report, indent=2))
+
+
+def _cell(report: dict, key: str, digits: int = 0, unit: str = "") -> str:
+    """The median of ``key`` over the rounds, with min to max when there are several."""
+    if key not in report["median"]:
+        return ""
+    median, low, high = report["median"][key]
+    if len(report["rounds"]) == 1:
+        return f"{median:,.{digits}f}{unit}"
+    return f"{median:,.{digits}f}{unit} ({low:,.{digits}f} to {high:,.{digits}f})"
+
+
+def _errors(report: dict) -> int:
+    return sum(r[name]["errors"] for r in report["rounds"] for name in r if isinstance(r[name], dict))
+
+
+def markdown(reports: list[dict]) -> str:
+    """One row per runtime: raw best, server, batch-1 server, two models, the ratios and errors."""
+    lines = [
+        "# `skeleton serve` under load",
+        "",
+        "Sentences per second; medians over the rounds with min to max; p50/p99 request latency in ms.",
+        "",
+        "| runtime | rounds | raw graph, best batch | server (defaults) | server p50 / p99 | "
+        "server, `--max-batch-size 1` | two models at once | server / raw | server / batch-1 | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for report in reports:
+        latency = f"{_cell(report, 'server_p50_ms')} / {_cell(report, 'server_p99_ms')}"
+        cells = [
+            report["runtime"],
+            str(len(report["rounds"])),
+            _cell(report, "raw_best"),
+            _cell(report, "server_sentences_per_second"),
+            latency if "server_p50_ms" in report["median"] else "",
+            _cell(report, "server_batch_1_sentences_per_second"),
+            _cell(report, "two_models_sentences_per_second"),
+            _cell(report, "server_vs_raw_best", 2, "x"),
+            _cell(report, "server_vs_batch_1", 2, "x"),
+            str(_errors(report)),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    first = reports[0]
+    lines += [
+        "",
+        f"{first['requests']} requests of 1 to 8 sentences from {first['concurrency']} concurrent clients on "
+        f"loopback ({first['data']}); machine: {first['machine']['cpus']} CPUs, {first['machine']['platform']}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render(reports: list[dict], folder: Path) -> None:
+    """serve_load.md and serve_load.png in ``folder``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    (folder / "serve_load.md").write_text(markdown(reports))
+    runs = [
+        ("raw_best", "raw graph, best batch"),
+        ("server_sentences_per_second", "server"),
+        ("server_batch_1_sentences_per_second", "server, batch 1"),
+        ("two_models_sentences_per_second", "two models"),
+    ]
+    width = 0.8 / len(reports)
+    figure, axis = plt.subplots(figsize=(7.2, 4.2))
+    for index, report in enumerate(reports):
+        spreads = [report["median"].get(key, (np.nan, np.nan, np.nan)) for key, _ in runs]
+        medians = np.array([m for m, _, _ in spreads])
+        errors = np.array([[m - lo for m, lo, _ in spreads], [hi - m for m, _, hi in spreads]])
+        positions = np.arange(len(runs)) + index * width
+        axis.bar(positions, medians, width, yerr=errors, capsize=3, label=report["runtime"])
+    axis.set_xticks(np.arange(len(runs)) + width * (len(reports) - 1) / 2, [label for _, label in runs])
+    axis.set_ylabel("sentences / s")
+    axis.set_title("skeleton serve under load: medians, min to max", fontsize=10)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(folder / "serve_load.png", dpi=110)
+    plt.close(figure)
+    print((folder / "serve_load.md").read_text())
 
 
 def _spread(values: list[float]) -> tuple[float, float, float]:
