@@ -295,3 +295,29 @@ def test_compress_with_heads_and_a_target_speedup(tmp_path, tiny_bert_dir, sst2_
     )
     accuracy = evaluate(loaded.classifier, workspace.test, torch.device("cpu"))["accuracy"]
     assert accuracy == pytest.approx(report.skeleton["test"]["accuracy"])
+
+
+@pytest.mark.parametrize("scorer", ["skill", "lca"])
+def test_compress_with_the_companion_papers_scorers(tmp_path, tiny_bert_dir, sst2_dir, scorer):
+    from skeleton.scoring import NeuronScores
+
+    config = _config(
+        tmp_path,
+        tiny_bert_dir,
+        sst2_dir,
+        scorer=scorer,
+        skill_prompts=2,
+        scorer_samples=64,
+        tune=TrainConfig(steps=6, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=1),
+        search=SearchConfig(margin=100.0, max_trials=1),
+        allow_weak_prior=True,
+    )
+    result = compress(config)
+    assert result.report.config["scorer"] == scorer and result.report.kept_ratio == pytest.approx(0.5)
+    scores = NeuronScores.load(tmp_path / "out" / "neuron_scores.safetensors")
+    assert scores.scorer == scorer and [len(s) for s in scores.ffn] == [64, 64]
+    if scorer == "lca":  # weight-mass ranks: every neuron once, 128 first
+        assert sorted(torch.cat(scores.ffn).tolist()) == list(range(1, 129))
+    else:  # predictivities, averaged over the two prompts
+        assert ((torch.cat(scores.ffn) >= 0.5) & (torch.cat(scores.ffn) <= 1)).all()
+    assert not any((tmp_path / "out").glob("**/skill-prompt-*"))  # the extra prompts stay in the working dir
