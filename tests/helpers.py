@@ -37,6 +37,35 @@ def encoded_rows(tokenizer, count: int = 8, seed: int = 5, template: bool = Fals
     return encode_split(dataset, tokenizer, get_task("sst2"), template, 32)
 
 
+def tiny_compress_config(output, tiny_bert_dir, sst2_dir, **overrides):
+    """A quick compress run of the tiny BERT on the synthetic SST-2 rows, no export; ``overrides`` win."""
+    from skeleton.config import CompressConfig, DataConfig, ModelConfig, SearchConfig, TrainConfig
+
+    values = dict(
+        data=DataConfig("sst2", str(sst2_dir)),
+        model=ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4),
+        tune=TrainConfig(epochs=3, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=1),
+        condense=TrainConfig(epochs=1, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=1),
+        search=SearchConfig(margin=5.0),
+        round_to=4,
+        output=str(output),
+        device="cpu",
+        export=False,
+    )
+    values.update(overrides)
+    return CompressConfig(**values)
+
+
+def tiny_cli_options(tiny_bert_dir, sst2_dir) -> list[str]:
+    """The command-line options of tune, compress and compare for the tiny BERT on the synthetic rows."""
+    return [
+        *("--model", str(tiny_bert_dir), "--data-dir", str(sst2_dir), "--prompt-tokens", "4"),
+        *("--device", "cpu", "--quiet"),
+        # the synthetic rows are not a phrase bank: the paper's random hold-out keeps this tiny task learnable
+        *("--validation-rows", "all"),
+    ]
+
+
 def random_inputs(batch: int = 3, tokens: int = 7, vocab: int = 40, seed: int = 0):
     generator = torch.Generator().manual_seed(seed)
     ids = torch.randint(5, vocab, (batch, tokens), generator=generator)

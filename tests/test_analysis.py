@@ -8,14 +8,13 @@ import skeleton
 from cli.main import app
 from skeleton.analysis import spearman, suppressed, top_masks
 from skeleton.architectures import ffn_layers
-from skeleton.compression import CompressConfig, compress
+from skeleton.compression import compress
 from skeleton.config import AnalyzeConfig
 from skeleton.data import DataConfig
 from skeleton.search import SearchConfig
 from skeleton.tuning import TrainConfig
-from skeleton.workspace import ModelConfig
 from tests.conftest import synthetic_rows
-from tests.helpers import random_inputs, tiny_classifier
+from tests.helpers import random_inputs, tiny_classifier, tiny_cli_options, tiny_compress_config
 
 runner = CliRunner()
 
@@ -57,16 +56,14 @@ def test_spearman_by_hand():
 
 
 def test_analyze_a_compressed_directory(tmp_path, tiny_bert_dir, sst2_dir):
-    config = CompressConfig(
+    config = tiny_compress_config(
+        tmp_path / "run",
+        tiny_bert_dir,
+        sst2_dir,
         data=DataConfig("sst2", str(sst2_dir), validation_rows="all", train_samples=120),
-        model=ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4),
         tune=TrainConfig(steps=20, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=1),
         condense=TrainConfig(steps=3, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=1),
         search=SearchConfig(margin=100.0, max_trials=1),
-        round_to=4,
-        output=str(tmp_path / "run"),
-        device="cpu",
-        export=False,
         allow_weak_prior=True,
     )
     compress(config)
@@ -104,8 +101,7 @@ def test_analyze_a_compressed_directory(tmp_path, tiny_bert_dir, sst2_dir):
     assert report["run_scorer"] == "attribution"
 
     # scores a 'skeleton compare' run saved for the same prompt-tuned model are reused as they are
-    common = ["--model", str(tiny_bert_dir), "--data-dir", str(sst2_dir), "--prompt-tokens", "4", "--device", "cpu"]
-    common += ["--validation-rows", "all", "--train-samples", "120", "--quiet", "--round-to", "4", "--no-condense"]
+    common = [*tiny_cli_options(tiny_bert_dir, sst2_dir), "--train-samples", "120", "--round-to", "4", "--no-condense"]
     compared = runner.invoke(
         app,
         ["compare", *common, "--prompt", str(tmp_path / "run" / "prompt_tuned"), "--scorers", "lca"]

@@ -3,13 +3,12 @@ import json
 import pytest
 
 from skeleton.bench import BenchConfig, ModelShape, run_bench
-from skeleton.compression import CompressConfig, compress
-from skeleton.data import DataConfig
+from skeleton.compression import compress
 from skeleton.errors import SkeletonError
 from skeleton.export import ExportConfig, export_directory
 from skeleton.search import SearchConfig
-from skeleton.tuning import TrainConfig
 from skeleton.workspace import ModelConfig
+from tests.helpers import tiny_compress_config
 
 QUICK_EXPORT = ExportConfig(int8_kinds=("dynamic",), latency_shapes=((1, 8),), latency_repeats=2)
 
@@ -36,16 +35,12 @@ def test_multiply_accumulates_worked_by_hand():
 @pytest.fixture(scope="module")
 def compressed_dir(tmp_path_factory, tiny_bert_dir, sst2_dir):
     root = tmp_path_factory.mktemp("bench")
-    config = CompressConfig(
-        data=DataConfig("sst2", str(sst2_dir)),
+    config = tiny_compress_config(
+        root / "out",
+        tiny_bert_dir,
+        sst2_dir,
         model=ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4, use_template=False),
-        tune=TrainConfig(epochs=3, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=1),
-        condense=TrainConfig(epochs=1, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=1),
         search=SearchConfig(margin=100.0, max_trials=1),
-        round_to=4,
-        output=str(root / "out"),
-        device="cpu",
-        export=False,
     )
     compress(config)
     export_directory(root / "out", QUICK_EXPORT)

@@ -4,6 +4,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from tests.helpers import tiny_cli_options
 
 runner = CliRunner()
 
@@ -47,20 +48,7 @@ def test_malformed_row_is_reported_with_file_and_line(tmp_path):
 
 
 def test_tune_and_compress_run_and_print_summaries(tmp_path, tiny_bert_dir, sst2_dir):
-    common = [
-        "--model",
-        tiny_bert_dir,
-        "--data-dir",
-        sst2_dir,
-        "--prompt-tokens",
-        "4",
-        "--device",
-        "cpu",
-        "--quiet",
-        # the synthetic rows are not a phrase bank: the paper's random hold-out keeps this tiny task learnable
-        "--validation-rows",
-        "all",
-    ]
+    common = tiny_cli_options(tiny_bert_dir, sst2_dir)
     result = _run("tune", *common, "--train-samples", "64", "--output", tmp_path / "prompt")
     assert result.exit_code == 0, result.output
     assert "validation" in result.output and "prompt saved to" in result.output

@@ -11,26 +11,13 @@ from skeleton.data import DataConfig
 from skeleton.modeling import load_prompt_and_head
 from skeleton.scoring import NeuronScores
 from skeleton.workspace import ModelConfig, Workspace
+from tests.helpers import tiny_cli_options
 
 runner = CliRunner()
 
 
 def _common(tiny_bert_dir, sst2_dir):
-    return [
-        "--model",
-        tiny_bert_dir,
-        "--data-dir",
-        sst2_dir,
-        "--prompt-tokens",
-        "4",
-        "--device",
-        "cpu",
-        "--quiet",
-        "--validation-rows",
-        "all",
-        "--train-samples",
-        "96",
-    ]
+    return [*tiny_cli_options(tiny_bert_dir, sst2_dir), "--train-samples", "96"]
 
 
 def test_compare_writes_one_row_per_scorer_that_a_rerun_of_its_pruning_reproduces(tmp_path, tiny_bert_dir, sst2_dir):

@@ -12,22 +12,11 @@ from skeleton.errors import SkeletonError
 from skeleton.search import SearchConfig
 from skeleton.tuning import TrainConfig, TuneConfig, tune
 from skeleton.workspace import ModelConfig
+from tests.helpers import tiny_compress_config
 
 
 def _config(tmp_path, tiny_bert_dir, sst2_dir, **overrides):
-    values = dict(
-        data=DataConfig("sst2", str(sst2_dir)),
-        model=ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4),
-        tune=TrainConfig(epochs=3, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=1),
-        condense=TrainConfig(epochs=1, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=1),
-        search=SearchConfig(margin=5.0),
-        round_to=4,
-        output=str(tmp_path / "out"),
-        device="cpu",
-        export=False,
-    )
-    values.update(overrides)
-    return CompressConfig(**values)
+    return tiny_compress_config(tmp_path / "out", tiny_bert_dir, sst2_dir, **overrides)
 
 
 def test_compress_end_to_end_and_reload(tmp_path, tiny_bert_dir, sst2_dir):
