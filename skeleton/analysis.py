@@ -127,6 +127,38 @@ def _reusable_scores(config: AnalyzeConfig, classifier) -> dict[str, tuple[list[
     }
 
 
+def _suppression_curves(classifier, scores: dict, config: AnalyzeConfig, accuracy, reporter: Reporter) -> dict:
+    """Per scorer, the validation accuracy (``accuracy()``) with each share of its top neurons zeroed."""
+    total = sum(len(s) for s in next(iter(scores.values())))
+    curves = {}
+    with reporter.bar("suppression curves", len(scores) * len(config.suppression_percents)) as bar:
+        for name, values in scores.items():
+            curves[name] = []
+            for percent in config.suppression_percents:
+                count = int(round(percent / 100 * total))
+                with suppressed(classifier, top_masks(values, count)):
+                    curves[name].append({"percent": percent, "neurons": count, "validation_accuracy": accuracy()})
+                bar.advance()
+    return curves
+
+
+def _layer_shares(scores: dict, top_percent: float, plan_file: Path) -> tuple[dict, dict | None]:
+    """(per scorer, the share of its top neurons in each layer; the Skeleton's kept neurons per layer)."""
+    widths = [len(s) for s in next(iter(scores.values()))]
+    top_count = max(1, int(round(top_percent / 100 * sum(widths))))
+    layers = {
+        name: [int(mask.sum()) / top_count for mask in top_masks(values, top_count)] for name, values in scores.items()
+    }
+    plan = PruningPlan.load(plan_file) if plan_file.is_file() else None
+    if plan is None or len(plan.kept_sizes) != len(widths):  # no plan, or whole layers removed
+        return layers, None
+    return layers, {
+        "kept_sizes": plan.kept_sizes,
+        "share_of_kept": [size / sum(plan.kept_sizes) for size in plan.kept_sizes],
+        "kept_per_layer": [size / width for size, width in zip(plan.kept_sizes, widths, strict=True)],
+    }
+
+
 def analyze(directory: str | Path, config: AnalyzeConfig, reporter: Reporter = SILENT) -> dict:
     """Run the analyses of the module docstring on a compressed directory; returns the report."""
     import skeleton
@@ -181,39 +213,17 @@ def analyze(directory: str | Path, config: AnalyzeConfig, reporter: Reporter = S
         return evaluate(model, split, device, batch_size, pad)["accuracy"]
 
     baseline = accuracy(classifier, workspace.validation)
-    curves = {}
-    with reporter.bar("suppression curves", len(scores) * len(config.suppression_percents)) as bar:
-        for name, values in scores.items():
-            points = [{"percent": 0.0, "neurons": 0, "validation_accuracy": baseline}]
-            for percent in config.suppression_percents:
-                count = int(round(percent / 100 * total))
-                with suppressed(classifier, top_masks(values, count)):
-                    points.append(
-                        {
-                            "percent": percent,
-                            "neurons": count,
-                            "validation_accuracy": accuracy(classifier, workspace.validation),
-                        }
-                    )
-                bar.advance()
-            curves[name] = points
-
-    top_count = int(round(config.top_percent / 100 * total))
-    widths = [len(s) for s in scores[RANDOM]]
-    layers = {
-        name: [int(mask.sum()) / top_count for mask in top_masks(values, top_count)] for name, values in scores.items()
+    curves = _suppression_curves(
+        classifier, scores, config, lambda: accuracy(classifier, workspace.validation), reporter
+    )
+    curves = {
+        name: [{"percent": 0.0, "neurons": 0, "validation_accuracy": baseline}, *points]
+        for name, points in curves.items()
     }
-    plan = PruningPlan.load(directory / PLAN_FILE) if (directory / PLAN_FILE).is_file() else None
-    kept = None
-    if plan is not None:
-        kept = {
-            "kept_sizes": plan.kept_sizes,
-            "share_of_kept": [size / sum(plan.kept_sizes) for size in plan.kept_sizes],
-            "kept_per_layer": [size / width for size, width in zip(plan.kept_sizes, widths, strict=True)],
-        }
+    widths = [len(s) for s in scores[RANDOM]]
+    layers, kept = _layer_shares(scores, config.top_percent, directory / PLAN_FILE)
     names = [name for name in scores if name != RANDOM or RANDOM in config.scorers]
     correlations = {a: {b: spearman(torch.cat(scores[a]), torch.cat(scores[b])) for b in names} for a in names}
-
     robustness = {}
     if extra_splits:
         slim = skeleton.load(directory, device=str(device)).classifier
