@@ -159,42 +159,34 @@ def _layer_shares(scores: dict, top_percent: float, plan_file: Path) -> tuple[di
     }
 
 
-def analyze(directory: str | Path, config: AnalyzeConfig, reporter: Reporter = SILENT) -> dict:
-    """Run the analyses of the module docstring on a compressed directory; returns the report."""
-    import skeleton
-
-    directory = Path(directory)
-    run, compress = _load_run(directory)
-    extra_sets = [Path(path) for path in config.data]
-    for path in extra_sets:
+def _extra_splits(paths: tuple[str, ...], workspace: Workspace, max_length: int) -> dict:
+    """Each ``--data`` file, read and encoded as the task's splits are (checked before any work)."""
+    for path in map(Path, paths):
         if not path.is_file():
             raise SkeletonError(f"--data {path}: no such file")
-    device = resolve_device(config.device)
-    reporter.message(f"loading {run.task} and {compress.model.model} (device {device})")
-    workspace = Workspace(compress.data, compress.model)
-    extra_splits = {
-        path.name: encode_split(
-            read_tsv(path, workspace.spec),
+    return {
+        Path(path).name: encode_split(
+            read_tsv(Path(path), workspace.spec),
             workspace.tokenizer,
             workspace.spec,
             workspace.use_template,
-            compress.model.max_length,
+            max_length,
         )
-        for path in extra_sets
+        for path in paths
     }
-    classifier = load_prompt_and_head(
-        workspace.load_backbone(), workspace.tokenizer, workspace.spec, directory / PROMPT_TUNED_DIR
-    ).to(device)
-    compress = CompressConfig(
-        data=compress.data,
-        model=compress.model,
-        tune=compress.tune,
+
+
+def _all_scores(config: AnalyzeConfig, run, directory: Path, classifier, workspace, device, reporter):
+    """({scorer: per-layer scores}, {scorer: seconds}) for the scorers asked for and the random baseline."""
+    settings = CompressConfig(
+        data=workspace.data_config,
+        model=workspace.model_config,
+        tune=TrainConfig(**run.config["tune"]),
         scorer_samples=config.samples,
         skill_prompts=config.skill_prompts,
     )
     cache = Path(config.skill_cache) if config.skill_cache else directory / "skill_prompts"
-    context = scoring_context(workspace, compress, cache, reporter)
-
+    context = scoring_context(workspace, settings, cache, reporter)
     reused = _reusable_scores(config, classifier)
     scores, seconds = {}, {}
     for name in dict.fromkeys((*config.scorers, RANDOM)):
@@ -206,7 +198,37 @@ def analyze(directory: str | Path, config: AnalyzeConfig, reporter: Reporter = S
         started = time.perf_counter()
         scores[name] = _scores(name, classifier, workspace, run, directory, context, device, config.seed).ffn
         seconds[name] = time.perf_counter() - started
-    total = sum(len(s) for s in scores[RANDOM])
+    return scores, seconds
+
+
+def _extra_accuracy(directory: Path, classifier, splits: dict, workspace: Workspace, device) -> dict:
+    """The prompt-tuned and the Skeleton model's metrics on each extra file."""
+    import skeleton
+
+    slim = skeleton.load(directory, device=str(device)).classifier
+    pad, f1 = workspace.pad_token_id, workspace.with_f1
+    return {
+        name: {
+            "rows": len(split),
+            "prompt_tuned": evaluate(classifier, split, device, 128, pad, f1),
+            "skeleton": evaluate(slim, split, device, 128, pad, f1),
+        }
+        for name, split in splits.items()
+    }
+
+
+def analyze(directory: str | Path, config: AnalyzeConfig, reporter: Reporter = SILENT) -> dict:
+    """Run the analyses of the module docstring on a compressed directory; returns the report."""
+    directory = Path(directory)
+    run, compress = _load_run(directory)
+    device = resolve_device(config.device)
+    reporter.message(f"loading {run.task} and {compress.model.model} (device {device})")
+    workspace = Workspace(compress.data, compress.model)
+    extra_splits = _extra_splits(config.data, workspace, compress.model.max_length)
+    classifier = load_prompt_and_head(
+        workspace.load_backbone(), workspace.tokenizer, workspace.spec, directory / PROMPT_TUNED_DIR
+    ).to(device)
+    scores, seconds = _all_scores(config, run, directory, classifier, workspace, device, reporter)
     batch_size, pad = 128, workspace.pad_token_id
 
     def accuracy(model, split) -> float:
@@ -216,39 +238,27 @@ def analyze(directory: str | Path, config: AnalyzeConfig, reporter: Reporter = S
     curves = _suppression_curves(
         classifier, scores, config, lambda: accuracy(classifier, workspace.validation), reporter
     )
-    curves = {
-        name: [{"percent": 0.0, "neurons": 0, "validation_accuracy": baseline}, *points]
-        for name, points in curves.items()
-    }
-    widths = [len(s) for s in scores[RANDOM]]
     layers, kept = _layer_shares(scores, config.top_percent, directory / PLAN_FILE)
     names = [name for name in scores if name != RANDOM or RANDOM in config.scorers]
-    correlations = {a: {b: spearman(torch.cat(scores[a]), torch.cat(scores[b])) for b in names} for a in names}
-    robustness = {}
-    if extra_splits:
-        slim = skeleton.load(directory, device=str(device)).classifier
-        for name, split in extra_splits.items():
-            robustness[name] = {
-                "rows": len(split),
-                "prompt_tuned": evaluate(classifier, split, device, batch_size, pad, workspace.with_f1),
-                "skeleton": evaluate(slim, split, device, batch_size, pad, workspace.with_f1),
-            }
-
+    robustness = _extra_accuracy(directory, classifier, extra_splits, workspace, device) if extra_splits else {}
     report = {
         "task": run.task,
         "model": run.model,
         "device": str(device),
-        "neurons": total,
-        "layer_widths": widths,
+        "neurons": sum(len(s) for s in scores[RANDOM]),
+        "layer_widths": [len(s) for s in scores[RANDOM]],
         "validation_rows": len(workspace.validation),
         "prompt_tuned_validation_accuracy": baseline,
         "run_scorer": run.config.get("scorer"),
         "scoring_seconds": seconds,
-        "suppression": curves,
+        "suppression": {
+            name: [{"percent": 0.0, "neurons": 0, "validation_accuracy": baseline}, *points]
+            for name, points in curves.items()
+        },
         "top_percent": config.top_percent,
         "top_neurons_per_layer": layers,
         "skeleton_kept": kept,
-        "spearman": correlations,
+        "spearman": {a: {b: spearman(torch.cat(scores[a]), torch.cat(scores[b])) for b in names} for a in names},
         "extra_data": robustness,
         "config": config.to_dict(),
         "versions": library_versions(),
