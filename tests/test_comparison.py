@@ -79,3 +79,21 @@ def test_bad_scorer_list_is_one_line_and_exit_2():
     result = runner.invoke(app, ["compare", "--scorers", "attribution,magic", "--quiet"])
     assert result.exit_code == 2 and "scorers must be among" in result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_compare_tunes_the_prompt_when_none_is_given_and_keeps_it(tmp_path, tiny_bert_dir, sst2_dir):
+    args = ["compare", *_common(tiny_bert_dir, sst2_dir), "--steps", "4", "--scorers", "random", "--no-condense"]
+    result = runner.invoke(app, [*args, "--round-to", "4", "--output", str(tmp_path / "cmp")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert report["prompt_tuning_seconds"] > 0 and (tmp_path / "cmp" / "prompt_tuned" / "prompt").is_dir()
+    assert "after_condensation" not in report["rows"][0]
+    # the kept prompt is the one every scorer pruned: its evaluation is the report's
+    workspace = Workspace(
+        DataConfig("sst2", str(sst2_dir), validation_rows="all", train_samples=96),
+        ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4),
+    )
+    kept = load_prompt_and_head(
+        workspace.load_backbone(), workspace.tokenizer, workspace.spec, tmp_path / "cmp" / "prompt_tuned"
+    )
+    assert workspace.evaluate_splits(kept, torch.device("cpu")) == report["prompt_tuned"]
