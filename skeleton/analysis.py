@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,19 +26,19 @@ import torch
 
 from skeleton.architectures import ffn_layers
 from skeleton.artifacts import atomic_directory, library_versions
-from skeleton.batching import encode_split, iterate_batches
-from skeleton.compression import scoring_context
+from skeleton.batching import encode_split
+from skeleton.compression import score_neurons, scoring_context
 from skeleton.config import AnalyzeConfig, CompressConfig, TrainConfig
 from skeleton.data import DataConfig, read_tsv
 from skeleton.device import resolve_device
 from skeleton.errors import SkeletonError
 from skeleton.evaluation import evaluate
 from skeleton.layout import PLAN_FILE, PROMPT_TUNED_DIR, REPORT_FILE, SCORES_FILE
-from skeleton.modeling import load_prompt_and_head, prompt_fingerprint
+from skeleton.modeling import prompt_fingerprint
 from skeleton.progress import SILENT, Reporter
 from skeleton.pruning import PruningPlan
 from skeleton.records import CompressReport
-from skeleton.scoring import NeuronScores, get_scorer
+from skeleton.scoring import NeuronScores
 from skeleton.workspace import ModelConfig, Workspace
 
 ANALYSIS_DIR = "analysis"
@@ -46,6 +47,7 @@ ANALYSIS_MD = "analysis.md"
 SUPPRESSION_PNG = "suppression.png"
 LAYERS_PNG = "layers.png"
 RANDOM = "random"
+EVAL_BATCH_SIZE = 128
 
 
 @contextmanager
@@ -93,24 +95,22 @@ def _load_run(directory: Path):
         data=DataConfig(**settings["data"]),
         model=ModelConfig(**settings["model"]),
         tune=TrainConfig(**settings["tune"]),
+        attribution_samples=int(settings.get("attribution_samples", CompressConfig.attribution_samples)),
     )
     return report, compress
 
 
-def _scores(name, classifier, workspace, run: CompressReport, directory, context, device, random_seed) -> NeuronScores:
+def _scores(name, classifier, workspace, run, directory, settings: CompressConfig, context, device, random_seed):
     """A scorer's scores of the prompt-tuned model: the run's own file for the run's scorer."""
-    settings = run.config
-    if name == settings.get("scorer") and (directory / SCORES_FILE).is_file():
+    if name == run.config.get("scorer") and (directory / SCORES_FILE).is_file():
         return NeuronScores.load(directory / SCORES_FILE)
-    samples = workspace.attribution_split(int(settings.get("attribution_samples", 20)), int(settings["tune"]["seed"]))
-    batches = iterate_batches(samples, 8, workspace.pad_token_id, shuffle=False)
-    seed = random_seed if name == RANDOM else int(settings["tune"]["seed"])
-    return get_scorer(name, seed).score(classifier, batches, device, ("ffn",), context)
+    seed = random_seed if name == RANDOM else None
+    return score_neurons(name, classifier, workspace, settings, device, context, seed=seed)
 
 
 def _reusable_scores(config: AnalyzeConfig, classifier) -> dict[str, tuple[list[torch.Tensor], float]]:
     """Scores a ``skeleton compare`` run saved for the same prompt-tuned model, with their wall times."""
-    from skeleton.comparison import COMPARE_JSON
+    from skeleton.comparison import COMPARE_JSON, scores_path
 
     if config.scores_from is None:
         return {}
@@ -121,9 +121,9 @@ def _reusable_scores(config: AnalyzeConfig, classifier) -> dict[str, tuple[list[
     if report.get("prompt_fingerprint") != prompt_fingerprint(classifier):
         raise SkeletonError(f"--scores-from {folder}: its scores are of another prompt-tuned model")
     return {
-        row["scorer"]: (NeuronScores.load(folder / f"scores_{row['scorer']}.safetensors").ffn, row["scoring_seconds"])
+        row["scorer"]: (NeuronScores.load(scores_path(folder, row["scorer"])).ffn, row["scoring_seconds"])
         for row in report["rows"]
-        if (folder / f"scores_{row['scorer']}.safetensors").is_file()
+        if scores_path(folder, row["scorer"]).is_file()
     }
 
 
@@ -176,15 +176,11 @@ def _extra_splits(paths: tuple[str, ...], workspace: Workspace, max_length: int)
     }
 
 
-def _all_scores(config: AnalyzeConfig, run, directory: Path, classifier, workspace, device, reporter):
+def _all_scores(
+    config: AnalyzeConfig, run, compress: CompressConfig, directory: Path, classifier, workspace, device, reporter
+):
     """({scorer: per-layer scores}, {scorer: seconds}) for the scorers asked for and the random baseline."""
-    settings = CompressConfig(
-        data=workspace.data_config,
-        model=workspace.model_config,
-        tune=TrainConfig(**run.config["tune"]),
-        scorer_samples=config.samples,
-        skill_prompts=config.skill_prompts,
-    )
+    settings = replace(compress, scorer_samples=config.samples, skill_prompts=config.skill_prompts)
     cache = Path(config.skill_cache) if config.skill_cache else directory / "skill_prompts"
     context = scoring_context(workspace, settings, cache, reporter)
     reused = _reusable_scores(config, classifier)
@@ -196,7 +192,7 @@ def _all_scores(config: AnalyzeConfig, run, directory: Path, classifier, workspa
             continue
         reporter.message(f"scoring with {name}")
         started = time.perf_counter()
-        scores[name] = _scores(name, classifier, workspace, run, directory, context, device, config.seed).ffn
+        scores[name] = _scores(name, classifier, workspace, run, directory, settings, context, device, config.seed).ffn
         seconds[name] = time.perf_counter() - started
     return scores, seconds
 
@@ -210,8 +206,8 @@ def _extra_accuracy(directory: Path, classifier, splits: dict, workspace: Worksp
     return {
         name: {
             "rows": len(split),
-            "prompt_tuned": evaluate(classifier, split, device, 128, pad, f1),
-            "skeleton": evaluate(slim, split, device, 128, pad, f1),
+            "prompt_tuned": evaluate(classifier, split, device, EVAL_BATCH_SIZE, pad, f1),
+            "skeleton": evaluate(slim, split, device, EVAL_BATCH_SIZE, pad, f1),
         }
         for name, split in splits.items()
     }
@@ -225,14 +221,11 @@ def analyze(directory: str | Path, config: AnalyzeConfig, reporter: Reporter = S
     reporter.message(f"loading {run.task} and {compress.model.model} (device {device})")
     workspace = Workspace(compress.data, compress.model)
     extra_splits = _extra_splits(config.data, workspace, compress.model.max_length)
-    classifier = load_prompt_and_head(
-        workspace.load_backbone(), workspace.tokenizer, workspace.spec, directory / PROMPT_TUNED_DIR
-    ).to(device)
-    scores, seconds = _all_scores(config, run, directory, classifier, workspace, device, reporter)
-    batch_size, pad = 128, workspace.pad_token_id
+    classifier = workspace.load_classifier(directory / PROMPT_TUNED_DIR).to(device)
+    scores, seconds = _all_scores(config, run, compress, directory, classifier, workspace, device, reporter)
 
     def accuracy(model, split) -> float:
-        return evaluate(model, split, device, batch_size, pad)["accuracy"]
+        return evaluate(model, split, device, EVAL_BATCH_SIZE, workspace.pad_token_id)["accuracy"]
 
     baseline = accuracy(classifier, workspace.validation)
     curves = _suppression_curves(

@@ -155,7 +155,6 @@ def build_unpruned(directory: Path, reporter: Reporter = SILENT) -> Path:
     from skeleton.artifacts import atomic_directory, save_classifier
     from skeleton.data import DataConfig
     from skeleton.export import ExportConfig, export_directory
-    from skeleton.modeling import load_prompt_and_head
     from skeleton.tuning import skeleton_meta
     from skeleton.workspace import ModelConfig, Workspace
 
@@ -174,9 +173,7 @@ def build_unpruned(directory: Path, reporter: Reporter = SILENT) -> Path:
     few_rows = {**config["data"], "train_samples": 2, "validation_samples": 1, "test_samples": 1}
     workspace = Workspace(DataConfig(**few_rows), ModelConfig(**config["model"]))
     with atomic_directory(target, overwrite=True) as work:
-        classifier = load_prompt_and_head(
-            workspace.load_backbone(), workspace.tokenizer, workspace.spec, directory / PROMPT_TUNED_DIR
-        )
+        classifier = workspace.load_classifier(directory / PROMPT_TUNED_DIR)
         save_classifier(classifier, workspace.tokenizer, work, None, skeleton_meta(workspace))
         TuneReport(config={"data": config["data"]}).save(work / REPORT_FILE)
         export_directory(work, ExportConfig(int8_bar=False), reporter=reporter)

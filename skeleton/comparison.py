@@ -15,19 +15,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from skeleton.artifacts import atomic_directory, library_versions
-from skeleton.batching import iterate_batches
-from skeleton.compression import Planner, scoring_context
+from skeleton.compression import Planner, score_neurons, scoring_context
 from skeleton.config import CompareConfig
 from skeleton.device import resolve_device
-from skeleton.modeling import load_prompt_and_head, prompt_fingerprint, save_prompt_and_head
+from skeleton.modeling import prompt_fingerprint, save_prompt_and_head
 from skeleton.progress import SILENT, Reporter
-from skeleton.scoring import get_scorer
 from skeleton.tuning import model_slug, train_on
 from skeleton.workspace import Workspace
 
 COMPARE_JSON = "compare.json"
 COMPARE_MD = "compare.md"
 COMPARE_PNG = "compare.png"
+
+
+def scores_path(folder: Path, scorer: str) -> Path:
+    """Where a compare run keeps a scorer's scores (``skeleton analyze --scores-from`` reads them)."""
+    return folder / f"scores_{scorer}.safetensors"
 
 
 @dataclass
@@ -41,10 +44,7 @@ def _prompt_tuned(workspace: Workspace, config: CompareConfig, device, work: Pat
     settings = config.compress
     if settings.prompt:
         reporter.message(f"reusing the tuned prompt in {settings.prompt}")
-        classifier = load_prompt_and_head(
-            workspace.load_backbone(), workspace.tokenizer, workspace.spec, Path(settings.prompt)
-        )
-        return classifier.to(device), None
+        return workspace.load_classifier(settings.prompt).to(device), None
     classifier = workspace.new_classifier(seed=settings.tune.seed).to(device)
     training = train_on(workspace, classifier, settings.tune, device, reporter, "prompt tuning")
     save_prompt_and_head(classifier, work / "prompt_tuned")
@@ -65,15 +65,13 @@ def compare(config: CompareConfig, reporter: Reporter = SILENT) -> CompareResult
         prompt_tuned = workspace.evaluate_splits(classifier, device, batch_size)
         cache = Path(config.skill_cache) if config.skill_cache else work / "skill_prompts"
         context = scoring_context(workspace, settings, cache, reporter)
-        samples = workspace.attribution_split(settings.attribution_samples, settings.tune.seed)
         rows = []
         for name in config.scorers:
             reporter.message(f"{name}: scoring, pruning to kept ratio {config.kept_ratio:.2f}")
             started = time.perf_counter()
-            batches = iterate_batches(samples, 8, workspace.pad_token_id, shuffle=False)
-            scores = get_scorer(name, settings.tune.seed).score(classifier, batches, device, ("ffn",), context)
+            scores = score_neurons(name, classifier, workspace, settings, device, context)
             scoring_seconds = time.perf_counter() - started
-            scores.save(work / f"scores_{name}.safetensors")
+            scores.save(scores_path(work, name))
             pruned, plan = Planner(scores, settings).prune(classifier, config.kept_ratio)
             row = {
                 "scorer": name,
@@ -135,12 +133,13 @@ def markdown(report: dict) -> str:
         "| " + " | ".join(columns) + " |",
         "|" + "---|" * len(columns),
     ]
-    blank = ["", ""] if condensed else []
+
+    def line(cells: list[str]) -> str:  # missing cells at the end are left empty
+        return "| " + " | ".join(cells + [""] * (len(columns) - len(cells))) + " |"
+
     for name, metrics in (("majority class", majority), ("prompt-tuned (unpruned)", tuned)):
         lines.append(
-            f"| {name} | 100% | {metrics['validation']['accuracy']:.2f} | {metrics['test']['accuracy']:.2f} | "
-            + " | ".join(blank + [""] + ([""] if condensed else []))
-            + " |"
+            line([name, "100%", f"{metrics['validation']['accuracy']:.2f}", f"{metrics['test']['accuracy']:.2f}"])
         )
     for row in report["rows"]:
         before = row["before_condensation"]
@@ -152,11 +151,13 @@ def markdown(report: dict) -> str:
         ]
         if condensed:
             after = row.get("after_condensation")
-            cells += [f"{after['validation']['accuracy']:.2f}", f"{after['test']['accuracy']:.2f}"] if after else blank
+            cells += (
+                [f"{after['validation']['accuracy']:.2f}", f"{after['test']['accuracy']:.2f}"] if after else ["", ""]
+            )
         cells.append(f"{row['scoring_seconds']:.1f}")
         if condensed:
             cells.append(f"{row.get('condensation_seconds', 0):.0f}")
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(line(cells))
     notes = [f"- {row['scorer']}: {_details_text(row['details'])}" for row in report["rows"] if row["details"]]
     if notes:
         lines += ["", "Scorer details:", *notes]

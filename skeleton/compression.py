@@ -118,14 +118,12 @@ def _prior(
     done = checkpoint.done("prior")
     if done is not None:
         reporter.message("resume: reusing the prompt-tuned model")
-        classifier = load_prompt_and_head(workspace.load_backbone(), workspace.tokenizer, workspace.spec, stage_dir)
+        classifier = workspace.load_classifier(stage_dir)
         return classifier.to(device), Prior.from_dict(done)
     started = time.perf_counter()
     if config.prompt:
         reporter.message(f"step 1/4: reusing the tuned prompt in {config.prompt}")
-        classifier = load_prompt_and_head(
-            workspace.load_backbone(), workspace.tokenizer, workspace.spec, Path(config.prompt)
-        )
+        classifier = workspace.load_classifier(config.prompt)
         classifier.to(device)
         training = None
     else:
@@ -147,15 +145,31 @@ def _scores(workspace, config, checkpoint, classifier, device, reporter) -> Neur
         return NeuronScores.load(path)
     reporter.message(f"step 2/4: scoring FFN neurons ({config.scorer}, {config.attribution_samples} samples)")
     started = time.perf_counter()
-    samples = workspace.attribution_split(config.attribution_samples, config.tune.seed)
-    batches = iterate_batches(samples, 8, workspace.pad_token_id, shuffle=False)
     # the head pass also scores the soft-prompt positions, which a shorter condensed prompt keeps
     targets = (*config.targets, "heads") if config.condensed_prompt_tokens else config.targets
     context = scoring_context(workspace, config, checkpoint.stages / "skill", reporter)
-    scores = get_scorer(config.scorer, config.tune.seed).score(classifier, batches, device, targets, context)
+    scores = score_neurons(config.scorer, classifier, workspace, config, device, context, targets)
     scores.save(path)
     checkpoint.finish("scores", {"seconds": time.perf_counter() - started, "num_samples": scores.num_samples})
     return scores
+
+
+def score_neurons(
+    name: str,
+    classifier: PromptedClassifier,
+    workspace: Workspace,
+    config: CompressConfig,
+    device,
+    context: ScoringContext,
+    targets: tuple[str, ...] = ("ffn",),
+    seed: int | None = None,
+) -> NeuronScores:
+    """Step 2's pass with scorer ``name``: the run's ``attribution_samples`` training instances, drawn
+    with its seed (which also seeds the scorer unless ``seed`` is given)."""
+    samples = workspace.attribution_split(config.attribution_samples, config.tune.seed)
+    batches = iterate_batches(samples, 8, workspace.pad_token_id, shuffle=False)
+    scorer = get_scorer(name, config.tune.seed if seed is None else seed)
+    return scorer.score(classifier, batches, device, targets, context)
 
 
 def scoring_context(workspace: Workspace, config: CompressConfig, cache: Path | None, reporter) -> ScoringContext:

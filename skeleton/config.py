@@ -462,7 +462,17 @@ class TritonConfig:
         return asdict(self)
 
 
-ALL_SCORERS = ("attribution", "activation", "gradient", "random", "skill", "lca")
+ALL_SCORERS = ("attribution", "activation", "gradient", "random", "skill", "lca")  # scoring.SCORERS' names
+
+
+def _known_scorers(scorers) -> tuple[str, ...]:
+    """``scorers`` as a tuple, at least one, each a registered scorer."""
+    from skeleton.scoring import SCORERS  # the registry; torch is only imported when a config is built
+
+    scorers = tuple(scorers)
+    if not scorers or any(name not in SCORERS for name in scorers):
+        raise ValueError(f"scorers must be among {', '.join(SCORERS)}, got {','.join(scorers) or 'none'}")
+    return scorers
 
 
 @dataclass
@@ -491,12 +501,7 @@ class CompareConfig:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
-        from skeleton.scoring import SCORERS
-
-        self.scorers = tuple(self.scorers)
-        unknown = [name for name in self.scorers if name not in SCORERS]
-        if unknown or not self.scorers:
-            raise ValueError(f"scorers must be among {', '.join(SCORERS)}, got {','.join(self.scorers) or 'none'}")
+        self.scorers = _known_scorers(self.scorers)
         if len(set(self.scorers)) != len(self.scorers):
             raise ValueError(f"scorers must not repeat, got {','.join(self.scorers)}")
         if not 0 < self.kept_ratio < 1:
@@ -541,14 +546,9 @@ class AnalyzeConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        from skeleton.scoring import SCORERS
-
-        self.scorers = tuple(self.scorers)
+        self.scorers = _known_scorers(self.scorers)
         self.data = tuple(str(path) for path in self.data)
         self.suppression_percents = tuple(float(p) for p in self.suppression_percents)
-        unknown = [name for name in self.scorers if name not in SCORERS]
-        if unknown or not self.scorers:
-            raise ValueError(f"scorers must be among {', '.join(SCORERS)}, got {','.join(self.scorers) or 'none'}")
         if not self.suppression_percents or not all(0 < p < 100 for p in self.suppression_percents):
             raise ValueError("suppression_percents must lie strictly between 0 and 100")
         if not 0 < self.top_percent < 100:

@@ -184,6 +184,10 @@ class PromptedClassifier(nn.Module):
         head = [p for p in self.head.parameters()] if self.head is not None else []
         return prompt, head
 
+    def mask_positions(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(batch,) the position of each row's first mask token among its text tokens (the MLM head reads it)."""
+        return (input_ids == self.mask_token_id).int().argmax(dim=1)
+
     def hidden_states(
         self,
         input_ids: torch.Tensor,
@@ -225,8 +229,7 @@ class PromptedClassifier(nn.Module):
         if self.head_config.kind == "cls":
             return self.head(hidden[:, num_prompt:], attention_mask)
         # mlm: the verbalizer reads the vocabulary logits at the (first) mask token
-        is_mask = (input_ids == self.mask_token_id).int()  # (batch, tokens)
-        position = is_mask.argmax(dim=1) + num_prompt  # (batch,)
+        position = self.mask_positions(input_ids) + num_prompt  # (batch,)
         # gather rather than advanced indexing: the ONNX exporter mistranslates the latter
         index = position.view(-1, 1, 1).expand(-1, 1, hidden.shape[-1])  # (batch, 1, hidden)
         logits = hidden.gather(1, index)  # (batch, 1, hidden)

@@ -32,7 +32,7 @@ from torch import nn
 from skeleton.architectures import embedding_layer, ffn_layers
 from skeleton.batching import Batch, EncodedSplit, iterate_batches, num_batches
 from skeleton.errors import SkeletonError
-from skeleton.modeling import PromptedClassifier, load_prompt_and_head, save_prompt_and_head
+from skeleton.modeling import MeanPoolHead, PromptedClassifier, save_prompt_and_head
 from skeleton.progress import SILENT, Reporter
 
 if TYPE_CHECKING:
@@ -354,21 +354,24 @@ def forward_activations(
             bar.advance()
 
 
+def ffn_widths(classifier: PromptedClassifier) -> list[int]:
+    """Each layer's number of FFN neurons (pruned layers included)."""
+    return [layer.ffn_out.in_features for layer in ffn_layers(classifier.backbone)]
+
+
 def split_by_layer(values: torch.Tensor, classifier: PromptedClassifier) -> list[torch.Tensor]:
     """(total neurons,) -> per layer (intermediate,), by each layer's FFN width."""
-    widths = [layer.ffn_out.in_features for layer in ffn_layers(classifier.backbone)]
-    return [v.float().cpu() for v in torch.split(values, widths)]
+    return [v.float().cpu() for v in torch.split(values, ffn_widths(classifier))]
 
 
 class Scorer(abc.ABC):
     """Scores every FFN neuron of a prompted classifier on a few labelled instances.
 
-    Scorers with ``needs_context`` learn from the task's splits as well (:class:`ScoringContext`).
+    Scorers that learn from the task's splits as well read them from a :class:`ScoringContext`.
     """
 
     name: str = ""
     needs_gradients: bool = True
-    needs_context: bool = False
 
     def __init__(self, seed: int = 42):
         self.seed = seed
@@ -473,7 +476,6 @@ class TaskDataScorer(Scorer):
     """
 
     needs_gradients = False
-    needs_context = True
 
     def score(self, classifier, batches, device, targets=("ffn",), context=None) -> NeuronScores:
         if context is None:
@@ -552,9 +554,7 @@ class SkillScorer(TaskDataScorer):
             folder = context.cache / f"skill-prompt-seed{train.seed}-{key}"
             if (folder / "prompt").is_dir():
                 context.reporter.message(f"skill: reusing the prompt tuned from seed {train.seed} in {folder}")
-                return load_prompt_and_head(workspace.load_backbone(), workspace.tokenizer, workspace.spec, folder).to(
-                    device
-                )
+                return workspace.load_classifier(folder).to(device)
         other = workspace.new_classifier(seed=train.seed).to(device)
         description = f"skill: tuning prompt {index + 1}/{context.skill_prompts} (seed {train.seed})"
         train_on(workspace, other, train, device, context.reporter, description)
@@ -591,17 +591,13 @@ class LCAScorer(TaskDataScorer):
     @staticmethod
     def features(classifier, split: EncodedSplit, device, pad_token_id: int, bar=None) -> np.ndarray:
         """(rows, total neurons) activations at the classification position, in the split's order."""
-        rows = np.zeros(
-            (len(split), sum(layer.ffn_out.in_features for layer in ffn_layers(classifier.backbone))), np.float32
-        )
+        rows = np.zeros((len(split), sum(ffn_widths(classifier))), np.float32)
         for activations, batch, prompt in forward_activations(classifier, split, device, pad_token_id, bar=bar):
             text = activations[:, prompt:]  # (batch, tokens, neurons)
             if classifier.head_config.kind == "cls":  # the mean-pooling head: mean over text tokens
-                mask = batch.attention_mask.unsqueeze(-1).to(text.dtype)  # (batch, tokens, 1)
-                pooled = (text * mask).sum(1) / mask.sum(1).clamp(min=1)
+                pooled = MeanPoolHead.pool(text, batch.attention_mask)
             else:  # the MLM head reads the mask token
-                position = (batch.input_ids == classifier.mask_token_id).int().argmax(1)  # (batch,)
-                pooled = text[torch.arange(len(position)), position]
+                pooled = text[torch.arange(len(text)), classifier.mask_positions(batch.input_ids)]
             rows[batch.indices] = pooled.cpu().numpy()
         return rows
 

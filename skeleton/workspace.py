@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
@@ -17,6 +19,7 @@ from skeleton.modeling import (
     build_classifier,
     load_backbone,
     load_config,
+    load_prompt_and_head,
     load_tokenizer,
     resolve_head,
     resolve_model_path,
@@ -89,6 +92,10 @@ class Workspace:
 
     def load_backbone(self) -> nn.Module:
         return load_backbone(self.model_path, self.head)
+
+    def load_classifier(self, directory: str | Path):
+        """The pretrained backbone with the prompt and head saved in ``directory`` (by tune or compress)."""
+        return load_prompt_and_head(self.load_backbone(), self.tokenizer, self.spec, Path(directory))
 
     def new_classifier(self, backbone: nn.Module | None = None, seed: int = 42):
         """A fresh prompt and head on ``backbone`` (the pretrained one when ``None``)."""

@@ -75,6 +75,13 @@ def test_compare_config_checks(overrides, message):
         CompareConfig(**overrides)
 
 
+def test_the_default_scorer_list_is_the_registry():
+    from skeleton.config import ALL_SCORERS
+    from skeleton.scoring import SCORERS
+
+    assert ALL_SCORERS == tuple(SCORERS)  # config.py stays free of torch, so it names them again
+
+
 def test_bad_scorer_list_is_one_line_and_exit_2():
     result = runner.invoke(app, ["compare", "--scorers", "attribution,magic", "--quiet"])
     assert result.exit_code == 2 and "scorers must be among" in result.output
