@@ -31,6 +31,10 @@ def main() -> None:
     parser.add_argument("--share", type=float, default=0.3, help="share of eligible words given a typo")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if not args.source.is_file():
+        parser.error(f"no such file: {args.source}")
+    if not 0 <= args.share <= 1:
+        parser.error(f"--share must lie in [0, 1], got {args.share}")
     rng = random.Random(args.seed)
     lines = args.source.read_text(encoding="utf-8-sig").split("\n")
     header = lines[0].rstrip("\r").split("\t")
