@@ -29,8 +29,8 @@ def _sst2_dir(root):
 
 @pytest.fixture(scope="session")
 def workspace(tmp_path_factory):
-    from skeleton.data import DataConfig
-    from skeleton.workspace import ModelConfig, Workspace
+    from skeleton.core.data import DataConfig
+    from skeleton.core.workspace import ModelConfig, Workspace
 
     # four sentences repeated: a plain random hold-out (whole-row validation would leave no training row)
     folder = str(_sst2_dir(tmp_path_factory.mktemp("data")))
@@ -45,11 +45,12 @@ def classifier(workspace):
 @pytest.fixture(scope="session")
 def slim_dir(tmp_path_factory, workspace):
     """The default model with 30% of its FFN neurons (random ranking), saved and exported."""
-    from skeleton.artifacts import save_classifier
-    from skeleton.export import ExportConfig, export_directory
-    from skeleton.pruning import apply_pruning, make_plan
-    from skeleton.scoring import NeuronScores
-    from skeleton.tuning import skeleton_meta
+    from skeleton.core.config import ExportConfig
+    from skeleton.core.files import save_classifier
+    from skeleton.core.units import NeuronScores
+    from skeleton.deploy.export import export_directory
+    from skeleton.method.pruning import apply_pruning, make_plan
+    from skeleton.method.tuning import skeleton_meta
 
     classifier = workspace.new_classifier().eval()
     generator = torch.Generator().manual_seed(0)

@@ -20,9 +20,9 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
-from skeleton.config import DataConfig, ModelConfig
-from skeleton.tuning import pooled_features
-from skeleton.workspace import Workspace
+from skeleton.core.config import DataConfig, ModelConfig
+from skeleton.core.workspace import Workspace
+from skeleton.method.tuning import pooled_features
 
 C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
 

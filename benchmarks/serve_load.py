@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skeleton.bench import task_texts
+from skeleton.measure.bench import task_texts
 
 
 def make_requests(texts: list, count: int, seed: int) -> list[list]:
@@ -42,7 +42,7 @@ def make_requests(texts: list, count: int, seed: int) -> list[list]:
 
 def raw_throughput(directory: Path, texts: list, batch_sizes: tuple[int, ...], runtime: str) -> dict[int, float]:
     """Sentences per second of the model called directly (tokenizer included), per batch size."""
-    from skeleton.runtime import Predictor
+    from skeleton.deploy.predictor import Predictor
 
     predictor = Predictor(directory, runtime=runtime)
     predictor.logits(texts[:64], batch_size=32)  # warm-up
@@ -95,7 +95,7 @@ async def _load(url_for, requests: list[list], concurrency: int) -> dict:
 
 
 def run_server(models: dict[str, Path], options: list[str], requests: list[list], concurrency: int) -> dict:
-    from skeleton.server import ServerProcess
+    from skeleton.deploy.server import ServerProcess
 
     server = ServerProcess([f"{name}={path}" for name, path in models.items()], options)
     try:

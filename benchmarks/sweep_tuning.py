@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from skeleton.config import DataConfig, ModelConfig, TrainConfig, TuneConfig
+from skeleton.core.config import DataConfig, ModelConfig, TrainConfig, TuneConfig
 
 DEFAULT = TrainConfig()
 SST2 = {
@@ -57,7 +57,7 @@ SWEEPS = {"sst2": SST2, "mrpc": MRPC}
 def run(args: tuple[str, str, int]) -> dict:
     import torch
 
-    from skeleton.tuning import tune
+    from skeleton.method.tuning import tune
 
     task, name, data_dir, threads = args
     torch.set_num_threads(threads)

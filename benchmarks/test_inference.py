@@ -12,7 +12,7 @@ from benchmarks.conftest import SENTENCES
 
 @pytest.mark.parametrize("variant", ["fp32", "optimized", "int8"])
 def test_onnx_predict(benchmark, slim_dir, variant):
-    from skeleton.runtime import Predictor
+    from skeleton.deploy.predictor import Predictor
 
     predictor = Predictor(slim_dir, variant=variant)
     result = benchmark(predictor.predict, SENTENCES)

@@ -10,8 +10,8 @@ import torch
 
 
 def test_one_scoring_pass(benchmark, workspace, classifier):
-    from skeleton.batching import iterate_batches
-    from skeleton.scoring import get_scorer
+    from skeleton.core.batching import iterate_batches
+    from skeleton.method.scoring import get_scorer
 
     samples = workspace.attribution_split(20, seed=42)
     scorer = get_scorer("attribution")
@@ -24,10 +24,11 @@ def test_one_scoring_pass(benchmark, workspace, classifier):
 
 
 def test_one_search_trial(benchmark, workspace, classifier):
-    from skeleton.batching import iterate_batches
-    from skeleton.compression import CompressConfig, prune_classifier
-    from skeleton.evaluation import evaluate
-    from skeleton.scoring import get_scorer
+    from skeleton.compression import CompressConfig
+    from skeleton.core.batching import iterate_batches
+    from skeleton.core.evaluation import evaluate
+    from skeleton.method.planning import prune_classifier
+    from skeleton.method.scoring import get_scorer
 
     samples = workspace.attribution_split(20, seed=42)
     batches = iterate_batches(samples, 8, workspace.pad_token_id, False)

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,13 +17,18 @@ from rich.table import Table
 
 from cli.options import Option, options, with_options
 
-# the library's defaults are the command line's: one source, read here (skeleton.config is light)
-from skeleton.config import (
-    ALL_SCORERS,
+# the library's defaults are the command line's: one source, read here (skeleton.core.config is light)
+from skeleton.core.config import (
+    QUICK_BATCH_SIZES,
+    QUICK_LENGTHS,
+    RUNTIME_NAMES,
+    SCORERS,
     AnalyzeConfig,
+    BenchConfig,
     CompareConfig,
     CompressConfig,
     DataConfig,
+    ExportConfig,
     ModelConfig,
     SearchConfig,
     ServeConfig,
@@ -32,6 +37,11 @@ from skeleton.config import (
     TuneConfig,
     task_train_config,
 )
+from skeleton.core.errors import SkeletonError
+from skeleton.core.layout import MANIFEST_FILE, ONNX_DIR
+from skeleton.core.progress import Reporter
+from skeleton.core.records import BenchReport, CompressReport, ExportSummary
+from skeleton.core.tasks import TASKS
 
 app = typer.Typer(
     name="skeleton",
@@ -40,9 +50,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-if TYPE_CHECKING:
-    from skeleton.records import CompressReport, ExportSummary
-
 out = Console()
 err = Console(stderr=True)
 
@@ -52,7 +59,6 @@ def friendly_errors(command: Callable) -> Callable:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from skeleton.errors import SkeletonError
 
         try:
             return command(*args, **kwargs)
@@ -89,7 +95,7 @@ MODEL_OPTIONS = options(
     num_virtual_tokens="prompt_tokens",
     use_template="template",
 )
-# training settings default to the task's recipe (skeleton.tasks): None here means "not given"
+# training settings default to the task's recipe (skeleton.core.tasks): None here means "not given"
 TRAIN_OPTIONS = [
     Option(TrainConfig, name, recipe=True)
     for name in ("epochs", "steps", "head_init", "batch_size", "lr", "head_lr", "patience")
@@ -152,8 +158,7 @@ def _metrics_text(metrics: dict) -> str:
 @with_options(DATA_OPTIONS, MODEL_OPTIONS, TRAIN_OPTIONS, options(TuneConfig, OUTPUT_OPTIONS))
 def tune(given: dict, quiet: Quiet = False) -> None:
     """Prompt-tune a frozen model on a task (prior knowledge injection) and save the prompt."""
-    from skeleton.progress import Reporter
-    from skeleton.tuning import tune as run_tune
+    from skeleton.method.tuning import tune as run_tune
 
     data, model_config, train = _stage_configs(given)
     config = TuneConfig(data, model_config, train, **{name: given[name] for name in OUTPUT_OPTIONS})
@@ -193,7 +198,6 @@ def compress(
 ) -> None:
     """Run Skeleton end to end: tune, score, prune with a searched ratio, condense, save (and export)."""
     from skeleton.compression import compress as run_compress
-    from skeleton.progress import Reporter
 
     search = _build(SearchConfig, SEARCH_OPTIONS, given)
     # a margin given beside a target speed-up asks for the fastest model within it
@@ -245,16 +249,15 @@ def _names(text: str) -> tuple[str, ...]:
 )
 def compare(
     given: dict,
-    scorers: Annotated[str, typer.Option(help="Comma-separated scorers to compare.")] = ",".join(ALL_SCORERS),
+    scorers: Annotated[str, typer.Option(help="Comma-separated scorers to compare.")] = ",".join(SCORERS),
     ratio: Annotated[float, typer.Option(help="Kept ratio of FFN neurons, the same for every scorer.")] = (
         CompareConfig.kept_ratio
     ),
     quiet: Quiet = False,
 ) -> None:
     """Compare scorers on one prompt-tuned model at one kept ratio, before and after condensation."""
-    from skeleton.comparison import COMPARE_MD
-    from skeleton.comparison import compare as run_compare
-    from skeleton.progress import Reporter
+    from skeleton.measure.comparison import COMPARE_MD
+    from skeleton.measure.comparison import compare as run_compare
 
     extra = {name: given[name] for name in ("condense", "skill_cache", "output", "overwrite")}
     config = CompareConfig(
@@ -276,7 +279,7 @@ ANALYZE_OPTIONS = options(
 def analyze(
     given: dict,
     directory: Annotated[Path, typer.Argument(help="A directory written by 'skeleton compress'.")],
-    scorers: Annotated[str, typer.Option(help="Comma-separated scorers to analyse.")] = ",".join(ALL_SCORERS),
+    scorers: Annotated[str, typer.Option(help="Comma-separated scorers to analyse.")] = ",".join(SCORERS),
     percents: Annotated[str, typer.Option(help="Comma-separated shares of top neurons to zero, in percent.")] = (
         ",".join(f"{p:g}" for p in AnalyzeConfig.suppression_percents)
     ),
@@ -287,9 +290,8 @@ def analyze(
     quiet: Quiet = False,
 ) -> None:
     """Suppression curves, per-layer distributions and rank correlations of the scorers (DIR/analysis)."""
-    from skeleton.analysis import ANALYSIS_DIR, ANALYSIS_MD
-    from skeleton.analysis import analyze as run_analyze
-    from skeleton.progress import Reporter
+    from skeleton.core.layout import ANALYSIS_DIR, ANALYSIS_MD
+    from skeleton.measure.analysis import analyze as run_analyze
 
     try:
         shares = tuple(float(p) for p in percents.split(",") if p.strip())
@@ -301,7 +303,8 @@ def analyze(
     out.print(f"analysis saved to {directory / ANALYSIS_DIR} (JSON, Markdown, suppression.png, layers.png)")
 
 
-def print_compress_summary(report: CompressReport, output: str) -> None:
+def _results_table(report: CompressReport) -> Table:
+    """Majority class, prompt-tuned and Skeleton model: accuracy per split, FFN neurons and parameters kept."""
     table = Table(title=f"skeleton compress: {report.task}")
     for column in ("model", "validation", "test", "FFN neurons kept", "backbone params"):
         table.add_column(column, justify="right")
@@ -319,16 +322,15 @@ def print_compress_summary(report: CompressReport, output: str) -> None:
             f"{100 * kept:.1f}%",
             f"{count / 1e6:.2f}M",
         )
-    out.print(table)
+    return table
+
+
+def _trials_table(report: CompressReport) -> Table:
+    """One row per search trial: the search value, its validation accuracy and drop interval."""
+    kind = report.search.get("kind", "kept ratio")
     costs = report.cost_model
-    trials = Table(title="latency-fraction search" if costs else "kept-ratio search")
-    columns = [
-        "latency fraction" if costs else "kept ratio",
-        "validation acc",
-        "drop (interval)",
-        "accepted",
-        "seconds",
-    ]
+    trials = Table(title=f"search over the {kind}")
+    columns = [kind, "validation acc", "drop (interval)", "accepted", "seconds"]
     for column in columns + (["predicted speed-up", "heads kept"] if costs else []):
         trials.add_column(column, justify="right")
     for trial in report.search["trials"]:
@@ -342,7 +344,7 @@ def print_compress_summary(report: CompressReport, output: str) -> None:
                 "-" if heads is None else str(sum(heads)),
             ]
         trials.add_row(
-            f"{trial['kept_ratio']:.2f}",
+            f"{trial['value']:.2f}",
             f"{trial['validation_accuracy']:.2f}",
             "-"
             if interval is None
@@ -352,13 +354,18 @@ def print_compress_summary(report: CompressReport, output: str) -> None:
             f"{trial['seconds']:.0f}",
             *extra,
         )
-    out.print(trials)
+    return trials
+
+
+def print_compress_summary(report: CompressReport, output: str) -> None:
+    out.print(_results_table(report))
+    out.print(_trials_table(report))
+    costs = report.cost_model
     if costs:
         predicted = ", ".join(f"{v:.2f}x at {k}" for k, v in costs["predicted_speedup"].items())
-        heads = report.kept_heads
         out.print(
-            f"predicted speed-up against the unpruned model on onnxruntime int8: {predicted}; "
-            f"heads kept per layer {heads or 'all'}; prompt tokens {report.prompt_tokens['skeleton']} "
+            f"predicted speed-up against the prompt-tuned model on onnxruntime int8: {predicted}; "
+            f"heads kept per layer {report.kept_heads or 'all'}; prompt tokens {report.prompt_tokens['skeleton']} "
             "(measure with 'skeleton bench')"
         )
     for split, ci in report.accuracy_difference.items():
@@ -368,9 +375,12 @@ def print_compress_summary(report: CompressReport, output: str) -> None:
         )
     if report.weak_prior:
         err.print(f"[yellow]warning:[/yellow] {report.weak_prior} (--allow-weak-prior)", soft_wrap=True)
+    stages = ", ".join(
+        f"{name} {seconds / 60:.1f}" for name, seconds in report.timings_seconds.items() if name != "total"
+    )
     out.print(
         f"removed {100 * report.removed_fraction:.1f}% of FFN neurons in "
-        f"{report.timings_seconds['total'] / 60:.1f} min; saved to {output}"
+        f"{report.timings_seconds['total'] / 60:.1f} min ({stages} min); saved to {output}"
     )
 
 
@@ -400,9 +410,7 @@ def export(
     quiet: Quiet = False,
 ) -> None:
     """Export a compressed model and its prompt to one standalone ONNX graph per variant (DIR/onnx)."""
-    from skeleton.export import ExportConfig, export_directory
-    from skeleton.layout import MANIFEST_FILE, ONNX_DIR
-    from skeleton.progress import Reporter
+    from skeleton.deploy.export import export_directory
 
     triton_config = TritonConfig(**{name.removeprefix("triton_"): value for name, value in given.items()})
     if triton is None or not (directory / ONNX_DIR / MANIFEST_FILE).is_file():
@@ -410,7 +418,7 @@ def export(
         result = export_directory(directory, config, reporter=Reporter(enabled=not quiet, console=err))
         print_export_summary(result, directory)
     if triton is not None:
-        from skeleton.triton import export_triton
+        from skeleton.deploy.triton import export_triton
 
         export_triton(directory, triton, triton_config)
         out.print(f"Triton model repository: {triton} (start it with: tritonserver --model-repository {triton})")
@@ -489,8 +497,7 @@ def predict(
     """Classify texts with an exported model; prints label and score per text."""
     import json
 
-    from skeleton.errors import SkeletonError
-    from skeleton.runtime import Predictor
+    from skeleton.deploy.predictor import Predictor
 
     inputs = list(texts or [])
     if file is not None:
@@ -544,8 +551,8 @@ def serve(
     device: Device = "auto",
 ) -> None:
     """Serve exported models over HTTP with dynamic batching (docs at /docs, metrics at /metrics)."""
-    from skeleton.server import serve as run_server
-    from skeleton.serving import parse_model_arguments
+    from skeleton.deploy.server import serve as run_server
+    from skeleton.deploy.serving import parse_model_arguments
 
     config = ServeConfig(device=device, **given)
     named = parse_model_arguments(models)
@@ -554,7 +561,6 @@ def serve(
 
 
 def _numbers(text: str, option: str) -> tuple[int, ...]:
-    from skeleton.errors import SkeletonError
 
     try:
         return tuple(int(part) for part in text.split(",") if part.strip())
@@ -574,8 +580,7 @@ def bench(
     runtimes: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated runtimes (default: every one this machine offers): "
-            + ", ".join(("torch-fp32", "torch-bf16", "torch-fp16", "onnx-fp32", "onnx-optimized", "onnx-int8"))
+            help="Comma-separated runtimes (default: every one this machine offers): " + ", ".join(RUNTIME_NAMES)
         ),
     ] = None,
     threads: Annotated[int | None, typer.Option(help="Intra-op threads (default: one per core).")] = None,
@@ -587,9 +592,8 @@ def bench(
     output: Annotated[Path | None, typer.Option(help="Report folder (default: DIR/bench).")] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Time the Skeleton model against the unpruned model under every runtime; report in DIR/bench/."""
-    from skeleton.bench import QUICK_BATCH_SIZES, QUICK_LENGTHS, BenchConfig, run_bench
-    from skeleton.progress import Reporter
+    """Time the Skeleton model against the prompt-tuned model under every runtime; report in DIR/bench/."""
+    from skeleton.measure.bench import run_bench
 
     config = BenchConfig(
         batch_sizes=QUICK_BATCH_SIZES if quick else _numbers(batch_sizes, "--batch-sizes"),
@@ -606,35 +610,34 @@ def bench(
     print_bench_summary(report, output or directory / "bench")
 
 
-def print_bench_summary(report: dict, folder: Path) -> None:
-    from skeleton.bench_report import headline_range
-
-    table = Table(title="Skeleton (fastest shippable runtime) vs unpruned (fastest runtime): speed-up")
-    lengths = sorted({p["length"] for p in report["points"]})
+def print_bench_summary(report: BenchReport, folder: Path) -> None:
+    table = Table(title="Skeleton (fastest shippable runtime) vs prompt-tuned (fastest runtime): speed-up")
+    lengths = sorted({p["length"] for p in report.points})
     table.add_column("batch \\ tokens", justify="right")
     for length in lengths:
         table.add_column(str(length), justify="right")
-    for batch in sorted({p["batch"] for p in report["points"]}):
+    for batch in sorted({p["batch"] for p in report.points}):
         cells = []
         for length in lengths:
-            point = next(p for p in report["points"] if p["batch"] == batch and p["length"] == length)
+            point = next(p for p in report.points if p["batch"] == batch and p["length"] == length)
             head = point["headline"]
             cells.append(
-                "-" if head is None else f"{head['speedup']:.2f}x {head['skeleton_runtime']}/{head['unpruned_runtime']}"
+                "-"
+                if head is None
+                else f"{head['speedup']:.2f}x {head['skeleton_runtime']}/{head['prompt_tuned_runtime']}"
             )
         table.add_row(str(batch), *cells)
     out.print(table)
-    span = headline_range(report)
+    span = report.headline_range()
     if span:
         out.print(f"headline speed-up {span[0]:.2f}x to {span[1]:.2f}x over the grid")
-    out.print(f"report: {folder}/bench.md, bench.json and plots ({report['seconds'] / 60:.1f} min)")
+    out.print(f"report: {folder}/bench.md, bench.json and plots ({report.seconds / 60:.1f} min)")
 
 
 @app.command()
 @friendly_errors
 def tasks() -> None:
     """List the known tasks."""
-    from skeleton.tasks import TASKS
 
     table = Table(title="tasks")
     for column in ("task", "texts", "labels", "template", "recipe"):

@@ -2,54 +2,47 @@
 
 1. prior knowledge injection (prompt tuning, or a given tuned prompt),
 2. quantification (a scorer ranks every FFN neuron),
-3. localization (structured pruning, kept ratio found by binary search),
-4. knowledge condensation (the prompt re-tuned on the slim model),
+3. localization (structured pruning, the search value found by binary search: the kept ratio, or
+   with a latency table the latency fraction),
+4. knowledge condensation (the prompt re-tuned on the pruned backbone),
 
-then the slim model is saved (and exported to ONNX). Work happens in a hidden directory beside the
+then the Skeleton model is saved (and exported to ONNX). Work happens in a hidden directory beside the
 output, with a checkpoint after every stage, so ``--resume`` continues after the last finished one
 and a failure never leaves a half-written model under the output name.
 """
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
-import math
 import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import torch
-
-from skeleton.artifacts import atomic_directory, library_versions, save_classifier
-from skeleton.batching import iterate_batches
-from skeleton.config import CompressConfig as CompressConfig
-from skeleton.config import default_condense_config as default_condense_config
-from skeleton.device import resolve_device
-from skeleton.errors import SkeletonError
-from skeleton.layout import PROMPT_TUNED_DIR, REPORT_FILE, SCORES_FILE, STAGES_DIR, STATE_FILE
-from skeleton.modeling import PromptedClassifier, load_prompt_and_head, save_prompt_and_head, shorten_prompt
-from skeleton.progress import SILENT, Reporter
-from skeleton.pruning import (
-    PruningPlan,
-    apply_pruning,
+from skeleton.core.config import CompressConfig as CompressConfig
+from skeleton.core.config import ExportConfig
+from skeleton.core.config import default_condense_config as default_condense_config
+from skeleton.core.device import resolve_device
+from skeleton.core.errors import SkeletonError
+from skeleton.core.files import atomic_directory, library_versions, save_classifier
+from skeleton.core.layout import PROMPT_TUNED_DIR, REPORT_FILE, SCORES_FILE, STAGES_DIR, STATE_FILE
+from skeleton.core.modeling import PromptedClassifier, load_prompt_and_head, save_prompt_and_head
+from skeleton.core.progress import SILENT, Reporter
+from skeleton.core.records import CompressReport, write_json
+from skeleton.core.statistics import paired_bootstrap
+from skeleton.core.units import NeuronScores, PruningPlan
+from skeleton.core.workspace import Workspace
+from skeleton.deploy.export import export_directory
+from skeleton.measure.latency import CostModel, cost_model
+from skeleton.method.planning import Planner
+from skeleton.method.pruning import (
     count_ffn_parameters,
     count_parameters,
-    make_cost_plan,
-    make_plan,
 )
-from skeleton.records import CompressReport, write_json
-from skeleton.scoring import NeuronScores, ScoringContext, get_scorer
-from skeleton.search import SearchResult, Trial, binary_search
-from skeleton.statistics import paired_bootstrap
-from skeleton.tuning import evaluate, model_slug, skeleton_meta, train_on
-from skeleton.workspace import Workspace
-
-if TYPE_CHECKING:
-    from skeleton.latency import CostModel
+from skeleton.method.scoring import score_neurons, scoring_context
+from skeleton.method.search import KEPT_RATIO, LATENCY_FRACTION, SearchResult, Trial, binary_search
+from skeleton.method.tuning import evaluate, skeleton_meta, train_on
 
 
 class WeakPriorError(SkeletonError):
@@ -63,7 +56,7 @@ class CompressResult:
 
 
 @dataclass
-class Prior:
+class PromptTuned:
     """Step 1's result: the prompt-tuned model's metrics per split, its per-row predictions (for
     paired intervals, also after ``--resume``), how it was trained (``None``: a given prompt) and
     how long it took. Checkpointed as JSON."""
@@ -78,7 +71,7 @@ class Prior:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> Prior:
+    def from_dict(cls, data: dict) -> PromptTuned:
         return cls(**{k: data[k] for k in ("validation", "test", "predictions", "training", "seconds")})
 
 
@@ -110,16 +103,16 @@ class _Checkpoint:
         write_json(self.path, self.state)
 
 
-def _prior(
+def _prompt_tuned(
     workspace: Workspace, config: CompressConfig, checkpoint: _Checkpoint, device, reporter: Reporter
-) -> tuple[PromptedClassifier, Prior]:
+) -> tuple[PromptedClassifier, PromptTuned]:
     """Step 1: the prompt-tuned classifier on the unpruned backbone, and its metrics."""
-    stage_dir = checkpoint.stages / "prior"
-    done = checkpoint.done("prior")
+    stage_dir = checkpoint.stages / "prompt_tuned"
+    done = checkpoint.done("prompt_tuned")
     if done is not None:
         reporter.message("resume: reusing the prompt-tuned model")
         classifier = workspace.load_classifier(stage_dir)
-        return classifier.to(device), Prior.from_dict(done)
+        return classifier.to(device), PromptTuned.from_dict(done)
     started = time.perf_counter()
     if config.prompt:
         reporter.message(f"step 1/4: reusing the tuned prompt in {config.prompt}")
@@ -132,9 +125,9 @@ def _prior(
         training = train_on(workspace, classifier, config.tune, device, reporter, "prompt tuning").to_dict()
     predictions = workspace.split_predictions(classifier, device, config.tune.eval_batch_size)
     metrics = workspace.split_metrics(predictions)
-    result = Prior(metrics["validation"], metrics["test"], predictions, training, time.perf_counter() - started)
+    result = PromptTuned(metrics["validation"], metrics["test"], predictions, training, time.perf_counter() - started)
     save_prompt_and_head(classifier, stage_dir)
-    checkpoint.finish("prior", result.to_dict())
+    checkpoint.finish("prompt_tuned", result.to_dict())
     return classifier, result
 
 
@@ -154,147 +147,9 @@ def _scores(workspace, config, checkpoint, classifier, device, reporter) -> Neur
     return scores
 
 
-def score_neurons(
-    name: str,
-    classifier: PromptedClassifier,
-    workspace: Workspace,
-    config: CompressConfig,
-    device,
-    context: ScoringContext,
-    targets: tuple[str, ...] = ("ffn",),
-    seed: int | None = None,
-) -> NeuronScores:
-    """Step 2's pass with scorer ``name``: the run's ``attribution_samples`` training instances, drawn
-    with its seed (which also seeds the scorer unless ``seed`` is given)."""
-    samples = workspace.attribution_split(config.attribution_samples, config.tune.seed)
-    batches = iterate_batches(samples, 8, workspace.pad_token_id, shuffle=False)
-    scorer = get_scorer(name, config.tune.seed if seed is None else seed)
-    return scorer.score(classifier, batches, device, targets, context)
-
-
-def scoring_context(workspace: Workspace, config: CompressConfig, cache: Path | None, reporter) -> ScoringContext:
-    """What the skill and LCA scorers read: the splits, and how extra skill prompts are tuned (as step 1)."""
-    return ScoringContext(workspace, config.tune, config.scorer_samples, config.skill_prompts, cache, reporter)
-
-
-class Planner:
-    """Turns a search value into a pruning plan and a pruned copy of the classifier.
-
-    Without a cost model the value is the kept fraction of FFN neurons (the paper); with one it is
-    the predicted latency of the slim model over the unpruned model's, and neurons and heads are
-    ranked together by score per unit of measured latency.
-    """
-
-    HEAD_WEIGHTS = (1.0, 4.0, 16.0, 64.0, math.inf)  # inf: heads stay, only neurons go
-
-    def __init__(self, scores: NeuronScores, config: CompressConfig, costs: CostModel | None = None):
-        self.scores = scores
-        self.config = config
-        self.costs = costs
-        self.head_weight = 1.0
-        self.prune_layers = "layers" in config.targets
-        self.prompt_positions = None
-        tokens = config.condensed_prompt_tokens
-        if tokens is not None and scores.prompt is not None and tokens < len(scores.prompt):
-            top = torch.argsort(scores.prompt, descending=True, stable=True)[:tokens]
-            self.prompt_positions = sorted(int(i) for i in top)  # warm start: the highest-scoring positions
-
-    def plan(self, value: float, backbone_config, **overrides) -> PruningPlan:
-        settings = {"round_to": self.config.round_to, "bias_compensation": self.config.bias_compensation}
-        settings.update(overrides)
-        shape = {"hidden_size": backbone_config.hidden_size, "model_type": backbone_config.model_type}
-        if self.costs is None:
-            return make_plan(self.scores, value, prune_outputs="ffn-out" in self.config.targets, **shape, **settings)
-        weight = settings.pop("head_weight", self.head_weight)
-        prune_layers = settings.pop("prune_layers", self.prune_layers)
-        prune_heads = "heads" in self.config.targets and math.isfinite(weight)
-        weight = weight if math.isfinite(weight) else 1.0
-        return make_cost_plan(
-            self.scores,
-            value,
-            self.costs,
-            prune_heads=prune_heads,
-            head_weight=weight,
-            prune_layers=prune_layers,
-            **shape,
-            **settings,
-        )
-
-    def prune(self, classifier: PromptedClassifier, value: float, shorten: bool = True, **overrides):
-        """A copy of ``classifier`` pruned by the plan for ``value`` (prompt shortened when asked)."""
-        pruned = copy.deepcopy(classifier)
-        plan = self.plan(value, pruned.backbone.config, **overrides)
-        apply_pruning(pruned.backbone, plan, self.scores)
-        if shorten and self.prompt_positions is not None:
-            pruned = shorten_prompt(pruned, self.prompt_positions)
-        return pruned, plan
-
-    def candidates(self) -> list[dict]:
-        """The exchange rates a calibration tries: head weights (with heads) x whole layers on/off."""
-        weights = self.HEAD_WEIGHTS if "heads" in self.config.targets else (1.0,)
-        layers = (False, True) if "layers" in self.config.targets else (False,)
-        return [{"head_weight": w, "prune_layers": on} for w in weights for on in layers]
-
-    def calibrate(self, classifier: PromptedClassifier, value: float, accuracy) -> list[dict]:
-        """Choose how heads and whole layers rank against neurons, on validation.
-
-        First-order attribution underrates what removing a whole head or layer costs. At the latency
-        fraction ``value``, each candidate of :meth:`candidates` gives a plan (a higher head weight
-        keeps more heads and removes more neurons); each is judged by ``accuracy`` (bias-adjusted
-        validation accuracy before condensation, full prompt: see
-        :func:`~skeleton.evaluation.bias_adjusted_accuracy`) and the best one is kept for the search.
-        """
-        results, seen = [], {}
-        for candidate in self.candidates():
-            pruned, plan = self.prune(classifier, value, shorten=False, **candidate)
-            key = (tuple(plan.heads_per_layer([0] * len(plan.keep_indices))), tuple(plan.kept_sizes))
-            score = seen[key] if key in seen else accuracy(pruned)
-            seen[key] = score
-            weight = candidate["head_weight"]
-            results.append(
-                {
-                    # JSON has no infinity: null stands for "heads stay"
-                    "head_weight": weight if math.isfinite(weight) else None,
-                    "prune_layers": candidate["prune_layers"],
-                    "kept_heads": plan.kept_heads,
-                    "kept_layers": plan.kept_layers,
-                    "bias_adjusted_validation_accuracy": score,
-                }
-            )
-            del pruned
-        self.use(results)
-        return results
-
-    def use(self, calibration: list[dict]) -> dict:
-        """Adopt the best candidate of a calibration; returns its row."""
-        best = max(calibration, key=lambda r: r["bias_adjusted_validation_accuracy"])
-        self.head_weight = math.inf if best["head_weight"] is None else best["head_weight"]
-        self.prune_layers = bool(best.get("prune_layers", False))
-        return best
-
-    def describe(self, plan: PruningPlan) -> dict:
-        """What a trial records of its plan: kept neurons and heads, predicted speed-ups."""
-        details = {"kept_fraction": plan.kept_fraction}
-        if plan.kept_heads is not None:
-            details["kept_heads"] = plan.kept_heads
-        if plan.kept_layers is not None:
-            details["kept_layers"] = plan.kept_layers
-        if self.costs is not None:
-            details["predicted_speedup"] = self.costs.speedups(
-                plan.heads_per_layer(self.costs.num_heads), plan.kept_sizes
-            )
-        return details
-
-
-def prune_classifier(classifier: PromptedClassifier, scores: NeuronScores, kept_ratio: float, config: CompressConfig):
-    """A copy of ``classifier`` whose backbone keeps ``kept_ratio`` of the FFN neurons (prompt and head copied)."""
-    return Planner(scores, config).prune(classifier, kept_ratio)
-
-
 def _cost_model(config: CompressConfig, classifier: PromptedClassifier, reporter: Reporter) -> CostModel | None:
     if not config.uses_costs:
         return None
-    from skeleton.latency import cost_model
 
     prompt = classifier.num_virtual_tokens
     shortened = config.condensed_prompt_tokens or prompt
@@ -304,35 +159,36 @@ def _cost_model(config: CompressConfig, classifier: PromptedClassifier, reporter
 def _search(config: CompressConfig, run_trial, baseline: float, record, previous, baseline_correct) -> SearchResult:
     """The paper's binary search over the search config's grid (with a target speed-up alone, the
     grid is the target's latency fraction only, so it is the one trial)."""
-    search = binary_search(run_trial, baseline, config.search, record, previous, baseline_correct)
-    target = config.search.target_fraction
-    if target is not None and search.kept_ratio >= 1.0:
+    kind = LATENCY_FRACTION if config.uses_costs else KEPT_RATIO
+    search = binary_search(run_trial, baseline, config.search, record, previous, baseline_correct, kind)
+    target = config.search.target_latency_fraction
+    if target is not None and search.value >= 1.0:
         # nothing at or beyond the target speed-up stayed within the margin: the target model is
         # the answer, and its trial says it missed the margin
-        search.kept_ratio = target
+        search.value = target
     return search
 
 
 class Condensation:
     """Step 4, knowledge condensation, and the search trials built on it: prune a copy of the
     prompt-tuned classifier, re-tune its prompt (and head) warm-started from step 1's, remember
-    every condensed model so that the chosen ratio is not condensed twice. With fast search, trials
-    only judge the pruned model and the chosen ratio alone is condensed.
+    every condensed model so that the chosen value is not condensed twice. With fast search, trials
+    only judge the pruned model and the chosen value alone is condensed.
     """
 
     def __init__(self, workspace: Workspace, planner: Planner, classifier, config: CompressConfig, checkpoint, device):
         self.workspace, self.planner, self.classifier = workspace, planner, classifier
         self.config, self.checkpoint, self.device = config, checkpoint, device
-        self.condensed: dict[float, tuple[PromptedClassifier, PruningPlan]] = {}  # ratio -> (model, plan)
+        self.condensed: dict[float, tuple[PromptedClassifier, PruningPlan]] = {}  # search value -> (model, plan)
 
-    def condense(self, pruned: PromptedClassifier, ratio: float, reporter: Reporter):
-        description = f"condensing at kept ratio {ratio:.2f}"
+    def condense(self, pruned: PromptedClassifier, value: float, reporter: Reporter):
+        description = f"condensing at {self.planner.kind} {value:.2f}"
         return train_on(self.workspace, pruned, self.config.condense, self.device, reporter, description)
 
-    def trial(self, ratio: float, reporter: Reporter) -> tuple[float, float, dict]:
+    def trial(self, value: float, reporter: Reporter) -> tuple[float, float, dict]:
         """One search trial: (validation accuracy, seconds, details)."""
         started = time.perf_counter()
-        pruned, plan = self.planner.prune(self.classifier, ratio)
+        pruned, plan = self.planner.prune(self.classifier, value)
         details = self.planner.describe(plan)
         if self.config.fast_search:
             batch_size = self.config.condense.eval_batch_size
@@ -341,34 +197,34 @@ class Condensation:
             accuracy = 100.0 * float(self.workspace.correct("validation", predictions).mean())
             details["before_condensation"] = accuracy
         else:
-            result = self.condense(pruned, ratio, reporter)
+            result = self.condense(pruned, value, reporter)
             accuracy, predictions = result.best_validation_accuracy, result.validation_predictions
             details["before_condensation"] = result.history[0]["validation_accuracy"]
-            save_prompt_and_head(pruned, self.checkpoint.stages / f"trial-{ratio:.2f}")
-            self.condensed[round(ratio, 6)] = (pruned, plan)
+            save_prompt_and_head(pruned, self.checkpoint.stages / f"trial-{value:.2f}")
+            self.condensed[round(value, 6)] = (pruned, plan)
         details["correct"] = self.workspace.correct("validation", predictions)
         return accuracy, time.perf_counter() - started, details
 
-    def final(self, ratio: float, reporter: Reporter) -> tuple[PromptedClassifier, PruningPlan | None]:
-        """The condensed model at the chosen ratio (the whole prompt-tuned model at ratio 1)."""
-        if ratio >= 1.0:
-            reporter.message("no kept ratio on the grid stayed within the margin: the model is kept whole")
+    def skeleton_model(self, value: float, reporter: Reporter) -> tuple[PromptedClassifier, PruningPlan | None]:
+        """The condensed model at the chosen value (the whole prompt-tuned model at 1.0)."""
+        if value >= 1.0:
+            reporter.message(f"no {self.planner.kind} on the grid stayed within the margin: the model is kept whole")
             return self.classifier, None
-        reporter.message(f"step 4/4: knowledge condensation at kept ratio {ratio:.2f}")
-        if round(ratio, 6) in self.condensed:
-            return self.condensed[round(ratio, 6)]
-        final, plan = self.planner.prune(self.classifier, ratio)
-        trial_dir = self.checkpoint.stages / f"trial-{ratio:.2f}"
+        reporter.message(f"step 4/4: knowledge condensation at {self.planner.kind} {value:.2f}")
+        if round(value, 6) in self.condensed:
+            return self.condensed[round(value, 6)]
+        skeleton_model, plan = self.planner.prune(self.classifier, value)
+        trial_dir = self.checkpoint.stages / f"trial-{value:.2f}"
         if not self.config.fast_search and (trial_dir / "prompt").is_dir():  # resumed: reuse the condensed prompt
             spec, tokenizer = self.workspace.spec, self.workspace.tokenizer
-            return load_prompt_and_head(final.backbone, tokenizer, spec, trial_dir).to(self.device), plan
-        self.condense(final, ratio, reporter)
-        return final, plan
+            return load_prompt_and_head(skeleton_model.backbone, tokenizer, spec, trial_dir).to(self.device), plan
+        self.condense(skeleton_model, value, reporter)
+        return skeleton_model, plan
 
 
-def _guard(workspace: Workspace, prior: Prior, config: CompressConfig, reporter: Reporter) -> str | None:
+def _guard(workspace: Workspace, tuned: PromptTuned, config: CompressConfig, reporter: Reporter) -> str | None:
     """After step 1: stop unless the prompt-tuned model beats the majority class (or the user allows it)."""
-    weak_prior = workspace.prior_problem(prior.validation["accuracy"], config.min_gain)
+    weak_prior = workspace.prior_problem(tuned.validation["accuracy"], config.min_gain)
     if weak_prior and not config.allow_weak_prior:
         raise WeakPriorError(
             f"{weak_prior}. Try more steps (--steps), a probe-started head (--head-init probe), a longer "
@@ -380,24 +236,24 @@ def _guard(workspace: Workspace, prior: Prior, config: CompressConfig, reporter:
     return weak_prior
 
 
-def _run_search(condensation: Condensation, prior: Prior, checkpoint, reporter: Reporter, with_costs: bool):
-    """Step 3: the search over the kept ratio (or latency fraction), each trial checkpointed."""
+def _run_search(condensation: Condensation, tuned: PromptTuned, checkpoint, reporter: Reporter, with_costs: bool):
+    """Step 3: the search over the kept ratio (or the latency fraction), each trial checkpointed."""
     config, workspace = condensation.config, condensation.workspace
-    baseline = prior.validation["accuracy"]
+    baseline = tuned.validation["accuracy"]
+    variable = LATENCY_FRACTION if with_costs else KEPT_RATIO
 
     def record(trial: Trial) -> None:
         reporter.message(
-            f"  trial kept ratio {trial.kept_ratio:.2f}: validation {trial.validation_accuracy:.2f} "
+            f"  trial {variable} {trial.value:.2f}: validation {trial.validation_accuracy:.2f} "
             f"({'accepted' if trial.accepted else 'rejected'}, "
             f"threshold {baseline - config.search.margin:.2f}, {trial.seconds:.0f}s)"
         )
         finished = (checkpoint.done("trials") or {"trials": []})["trials"] + [asdict(trial)]
         checkpoint.finish("trials", {"trials": finished})
 
-    variable = "predicted latency fraction" if with_costs else "kept ratio"
     reporter.message(f"step 3/4: search over the {variable} (margin {config.search.margin} points)")
     previous = [Trial(**t) for t in (checkpoint.done("trials") or {"trials": []})["trials"]]
-    baseline_correct = workspace.correct("validation", prior.predictions["validation"])
+    baseline_correct = workspace.correct("validation", tuned.predictions["validation"])
     run_trial = functools.partial(condensation.trial, reporter=reporter)
     return _search(config, run_trial, baseline, record, previous, baseline_correct)
 
@@ -407,18 +263,14 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
     started = time.perf_counter()
     config = config.resolved()
     device = resolve_device(config.device)
-    reporter.message(f"loading {config.data.task} and {config.model.model} (device {device})")
-    workspace = Workspace(config.data, config.model)
-    reporter.message(workspace.data.describe())
-    output = Path(
-        config.output or Path("exported_models") / f"{workspace.spec.name}-{model_slug(workspace.model_path)}"
-    )
+    workspace = Workspace.open(config.data, config.model, device, reporter)
+    output = Path(config.output or workspace.default_output())
     with atomic_directory(output, overwrite=config.overwrite, resume=config.resume) as work:
         checkpoint = _Checkpoint(work, config, config.resume)
-        classifier, prior = _prior(workspace, config, checkpoint, device, reporter)
-        weak_prior = _guard(workspace, prior, config, reporter)
+        classifier, tuned = _prompt_tuned(workspace, config, checkpoint, device, reporter)
+        weak_prior = _guard(workspace, tuned, config, reporter)
         scores = _scores(workspace, config, checkpoint, classifier, device, reporter)
-        timings = {"prior": prior.seconds, "scoring": checkpoint.done("scores")["seconds"]}
+        timings = {"prompt_tuning": tuned.seconds, "scoring": checkpoint.done("scores")["seconds"]}
         clock = time.perf_counter()
         costs = _cost_model(config, classifier, reporter)
         timings["latency_table"] = time.perf_counter() - clock
@@ -426,17 +278,17 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
         calibration = _calibrate(planner, classifier, config, checkpoint, workspace, device, reporter)
         condensation = Condensation(workspace, planner, classifier, config, checkpoint, device)
         clock = time.perf_counter()
-        search = _run_search(condensation, prior, checkpoint, reporter, costs is not None)
+        search = _run_search(condensation, tuned, checkpoint, reporter, costs is not None)
         timings["search"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        final, plan = condensation.final(search.kept_ratio, reporter)
+        skeleton_model, plan = condensation.skeleton_model(search.value, reporter)
         timings["condensation"] = time.perf_counter() - clock
-        outcome = _Outcome(prior, final, plan, search, calibration, costs, weak_prior, timings)
+        outcome = _Outcome(tuned, skeleton_model, plan, search, calibration, costs, weak_prior, timings)
         report = _finish(work, outcome, condensation, scores, started, reporter)
-        # the prompt-tuned (unpruned) prompt and head stay, for comparisons and re-runs with --prompt
+        # the prompt-tuned prompt and head stay, for comparisons and re-runs with --prompt
         (work / STATE_FILE).unlink(missing_ok=True)
         shutil.rmtree(work / PROMPT_TUNED_DIR, ignore_errors=True)
-        shutil.move(str(checkpoint.stages / "prior"), str(work / PROMPT_TUNED_DIR))
+        shutil.move(str(checkpoint.stages / "prompt_tuned"), str(work / PROMPT_TUNED_DIR))
         shutil.rmtree(work / STAGES_DIR, ignore_errors=True)
     return CompressResult(str(output), report)
 
@@ -445,8 +297,8 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
 class _Outcome:
     """What the stages produced, for the report."""
 
-    prior: Prior
-    final: PromptedClassifier
+    tuned: PromptTuned
+    skeleton_model: PromptedClassifier
     plan: PruningPlan | None
     search: SearchResult
     calibration: dict | None
@@ -458,30 +310,30 @@ class _Outcome:
 def _finish(
     work: Path, outcome: _Outcome, condensation: Condensation, scores, started: float, reporter
 ) -> CompressReport:
-    """Evaluate the final model, save it with its scores and report (and export it when asked)."""
+    """Evaluate the Skeleton model, save it with its scores and report (and export it when asked)."""
     workspace, config, device = condensation.workspace, condensation.config, condensation.device
-    final, plan, prior = outcome.final, outcome.plan, outcome.prior
-    final_predictions = workspace.split_predictions(final, device, config.condense.eval_batch_size)
+    skeleton_model, plan, tuned = outcome.skeleton_model, outcome.plan, outcome.tuned
+    skeleton_predictions = workspace.split_predictions(skeleton_model, device, config.condense.eval_batch_size)
     differences = {
         split: paired_bootstrap(
-            workspace.correct(split, final_predictions[split]),
-            workspace.correct(split, prior.predictions[split]),
+            workspace.correct(split, skeleton_predictions[split]),
+            workspace.correct(split, tuned.predictions[split]),
         )
         for split in ("validation", "test")
     }
-    ratio = outcome.search.kept_ratio
+    value = outcome.search.value
     classifier, planner = condensation.classifier, condensation.planner
-    ablations = _ablations(classifier, planner, ratio, config, workspace, device) if plan is not None else {}
-    save_classifier(final, workspace.tokenizer, work, plan, skeleton_meta(workspace))
+    ablations = _ablations(classifier, planner, value, config, workspace, device) if plan is not None else {}
+    save_classifier(skeleton_model, workspace.tokenizer, work, plan, skeleton_meta(workspace))
     scores.save(work / SCORES_FILE)
     outcome.timings["total"] = time.perf_counter() - started
-    report = _report(outcome, condensation, workspace.split_metrics(final_predictions), differences, ablations)
+    report = _report(outcome, condensation, workspace.split_metrics(skeleton_predictions), differences, ablations)
     report.save(work / REPORT_FILE)
     if config.export:
-        from skeleton.export import ExportConfig, export_directory
-
         reporter.message("exporting to ONNX")
         report.export = export_directory(work, ExportConfig(), workspace=workspace, reporter=reporter)
+        report.timings_seconds["export"] = report.export.seconds
+        report.timings_seconds["total"] = time.perf_counter() - started
         report.save(work / REPORT_FILE)
     return report
 
@@ -490,7 +342,7 @@ def _report(
     outcome: _Outcome, condensation: Condensation, metrics: dict, differences: dict, ablations: dict
 ) -> CompressReport:
     workspace, config, classifier = condensation.workspace, condensation.config, condensation.classifier
-    final, plan, prior = outcome.final, outcome.plan, outcome.prior
+    skeleton_model, plan, tuned = outcome.skeleton_model, outcome.plan, outcome.tuned
     kept = plan.kept_fraction if plan else 1.0
     return CompressReport(
         task=workspace.spec.name,
@@ -501,30 +353,30 @@ def _report(
         seed=config.tune.seed,
         majority_class=workspace.majority_metrics(),
         weak_prior=outcome.weak_prior,
-        prompt_tuned={"validation": prior.validation, "test": prior.test},
+        prompt_tuned={"validation": tuned.validation, "test": tuned.test},
         skeleton=metrics,
         accuracy_difference=differences,
-        kept_ratio=outcome.search.kept_ratio,
+        search_value=outcome.search.value,
         kept_fraction=kept,
         removed_fraction=1.0 - kept,
         kept_sizes=plan.kept_sizes if plan else None,
         targets=list(config.targets),
         kept_heads=plan.kept_heads if plan else None,
         kept_layers=plan.kept_layers if plan else None,
-        prompt_tokens={"prompt_tuned": classifier.num_virtual_tokens, "skeleton": final.num_virtual_tokens},
+        prompt_tokens={"prompt_tuned": classifier.num_virtual_tokens, "skeleton": skeleton_model.num_virtual_tokens},
         template_tokens=workspace.template_tokens(),
-        cost_model=_cost_summary(outcome.costs, plan, final),
+        cost_model=_cost_summary(outcome.costs, plan, skeleton_model),
         head_weight_calibration=outcome.calibration,
         parameters={
             "backbone_before": count_parameters(classifier.backbone),
-            "backbone_after": count_parameters(final.backbone),
+            "backbone_after": count_parameters(skeleton_model.backbone),
             "ffn_before": count_ffn_parameters(classifier.backbone),
-            "ffn_after": count_ffn_parameters(final.backbone),
+            "ffn_after": count_ffn_parameters(skeleton_model.backbone),
         },
         search=outcome.search.to_dict(),
         ablations=ablations,
         timings_seconds=outcome.timings,
-        prior_training=prior.training,
+        prompt_tuning=tuned.training,
         config=config.to_dict(),
         versions=library_versions(),
     )
@@ -537,7 +389,7 @@ def _calibrate(planner: Planner, classifier, config: CompressConfig, checkpoint,
         return None
     done = checkpoint.done("calibration")
     if done is None:
-        value = config.search.target_fraction or 0.5
+        value = config.search.target_latency_fraction or 0.5
         reporter.message(f"calibrating heads and layers against neurons on validation at latency fraction {value:.2f}")
 
         def accuracy(pruned):
@@ -555,8 +407,8 @@ def _calibrate(planner: Planner, classifier, config: CompressConfig, checkpoint,
     return done
 
 
-def _cost_summary(costs: CostModel | None, plan: PruningPlan | None, final: PromptedClassifier) -> dict | None:
-    """The latency table behind the search and what it predicts for the final model."""
+def _cost_summary(costs: CostModel | None, plan: PruningPlan | None, skeleton_model: PromptedClassifier) -> dict | None:
+    """The latency table behind the search and what it predicts for the Skeleton model."""
     if costs is None:
         return None
     heads = plan.heads_per_layer(costs.num_heads) if plan else costs.num_heads
@@ -567,13 +419,13 @@ def _cost_summary(costs: CostModel | None, plan: PruningPlan | None, final: Prom
         "predicted_latency_fraction": costs.fraction(heads, widths),
         "reference_ms": costs.reference_ms(),
         "unit_costs": dict(zip(("head", "neuron"), costs.unit_costs(), strict=True)),
-        "prompt_tokens": final.num_virtual_tokens,
+        "prompt_tokens": skeleton_model.num_virtual_tokens,
         "table": {"key": table.key, "seconds_to_measure": table.seconds, "heads": table.heads, "widths": table.widths},
     }
 
 
-def _ablations(classifier, planner: Planner, ratio, config: CompressConfig, workspace: Workspace, device) -> dict:
-    """At the chosen ratio, before condensation: plain removal (the paper) vs bias compensation, and
+def _ablations(classifier, planner: Planner, value, config: CompressConfig, workspace: Workspace, device) -> dict:
+    """At the chosen search value, before condensation: plain removal (the paper) vs bias compensation, and
     per-layer widths rounded vs not, so the report shows what each option is worth here.
     """
     result = {}
@@ -581,7 +433,7 @@ def _ablations(classifier, planner: Planner, ratio, config: CompressConfig, work
         ("plain_removal", {"bias_compensation": False}),
         ("bias_compensation", {"bias_compensation": True}),
     ):
-        pruned, plan = planner.prune(classifier, ratio, **overrides)
+        pruned, plan = planner.prune(classifier, value, **overrides)
         result[name] = {
             "validation_accuracy_before_condensation": evaluate(
                 pruned, workspace.validation, device, config.condense.eval_batch_size, workspace.pad_token_id
@@ -589,8 +441,8 @@ def _ablations(classifier, planner: Planner, ratio, config: CompressConfig, work
             "kept_sizes": plan.kept_sizes,
         }
         del pruned
-    result["unrounded_kept_sizes"] = planner.plan(ratio, classifier.backbone.config, round_to=1).kept_sizes
+    result["unrounded_kept_sizes"] = planner.plan(value, classifier.backbone.config, round_to=1).kept_sizes
     return result
 
 
-__all__ = ["CompressConfig", "CompressResult", "WeakPriorError", "compress", "prune_classifier"]
+__all__ = ["CompressConfig", "CompressResult", "WeakPriorError", "compress"]

@@ -20,7 +20,7 @@ from transformers import (
     XLMRobertaConfig,
 )
 
-from skeleton.architectures import ARCHITECTURES
+from skeleton.core.architectures import ARCHITECTURES
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

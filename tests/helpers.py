@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from skeleton.batching import EncodedSplit
-from skeleton.modeling import build_classifier
-from skeleton.tasks import get_task
+from skeleton.core.batching import EncodedSplit
+from skeleton.core.modeling import build_classifier
+from skeleton.core.tasks import get_task
 from tests.conftest import synthetic_rows, tiny_model
 
 
@@ -30,7 +30,7 @@ def tiny_classifier(
 def encoded_rows(tokenizer, count: int = 8, seed: int = 5, template: bool = False) -> EncodedSplit:
     from datasets import Dataset
 
-    from skeleton.batching import encode_split
+    from skeleton.core.batching import encode_split
 
     rows = synthetic_rows(count, seed)
     dataset = Dataset.from_dict({"text": [r[0] for r in rows], "label": [r[1] for r in rows]})
@@ -39,7 +39,7 @@ def encoded_rows(tokenizer, count: int = 8, seed: int = 5, template: bool = Fals
 
 def tiny_compress_config(output, tiny_bert_dir, sst2_dir, **overrides):
     """A quick compress run of the tiny BERT on the synthetic SST-2 rows, no export; ``overrides`` win."""
-    from skeleton.config import CompressConfig, DataConfig, ModelConfig, SearchConfig, TrainConfig
+    from skeleton.core.config import CompressConfig, DataConfig, ModelConfig, SearchConfig, TrainConfig
 
     values = dict(
         data=DataConfig("sst2", str(sst2_dir)),

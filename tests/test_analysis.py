@@ -6,13 +6,14 @@ from typer.testing import CliRunner
 
 import skeleton
 from cli.main import app
-from skeleton.analysis import spearman, suppressed, top_masks
-from skeleton.architectures import ffn_layers
 from skeleton.compression import compress
-from skeleton.config import AnalyzeConfig
-from skeleton.data import DataConfig
-from skeleton.search import SearchConfig
-from skeleton.tuning import TrainConfig
+from skeleton.core.architectures import ffn_layers
+from skeleton.core.config import AnalyzeConfig
+from skeleton.core.data import DataConfig
+from skeleton.core.records import AnalysisReport
+from skeleton.measure.analysis import spearman, suppressed, top_masks
+from skeleton.method.search import SearchConfig
+from skeleton.method.tuning import TrainConfig
 from tests.conftest import synthetic_rows
 from tests.helpers import random_inputs, tiny_classifier, tiny_cli_options, tiny_compress_config
 
@@ -75,30 +76,30 @@ def test_analyze_a_compressed_directory(tmp_path, tiny_bert_dir, sst2_dir):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     folder = tmp_path / "run" / "analysis"
-    report = json.loads((folder / "analysis.json").read_text())
+    report = AnalysisReport.load(folder / "analysis.json")
     for name in ("analysis.md", "suppression.png", "layers.png"):
         assert (folder / name).stat().st_size > 0
-    assert set(report["suppression"]) == {"attribution", "skill", "lca", "random"}
-    for points in report["suppression"].values():
+    assert set(report.suppression) == {"attribution", "skill", "lca", "random"}
+    for points in report.suppression.values():
         assert [p["neurons"] for p in points] == [0, 6, 26]  # 5% and 20% of 128 neurons, rounded
-        assert points[0]["validation_accuracy"] == report["prompt_tuned_validation_accuracy"]
-    for shares in report["top_neurons_per_layer"].values():
+        assert points[0]["validation_accuracy"] == report.prompt_tuned_validation_accuracy
+    for shares in report.top_neurons_per_layer.values():
         assert sum(shares) == pytest.approx(1.0)
     assert (
-        report["skeleton_kept"]["kept_sizes"]
+        report.skeleton_kept["kept_sizes"]
         == json.loads((tmp_path / "run" / "pruning_plan.json").read_text())["kept_sizes"]
     )
     for name in ("attribution", "skill", "lca"):
-        assert report["spearman"][name][name] == pytest.approx(1.0)
-    assert "random" not in report["spearman"]  # the baseline curve is not one of the scorers asked for
+        assert report.spearman[name][name] == pytest.approx(1.0)
+    assert "random" not in report.spearman  # the baseline curve is not one of the scorers asked for
     # the extra file's accuracy by hand, from the slim model's own predictions
     model = skeleton.load(tmp_path / "run", device="cpu")
     predicted = [model.spec.label_names.index(label) for label, _ in model.predict([text for text, _ in rows])]
     by_hand = 100 * sum(p == label for p, (_, label) in zip(predicted, rows, strict=True)) / len(rows)
-    assert report["extra_data"]["shifted.tsv"]["skeleton"]["accuracy"] == pytest.approx(by_hand)
-    assert report["extra_data"]["shifted.tsv"]["rows"] == 30
+    assert report.extra_data["shifted.tsv"]["skeleton"]["accuracy"] == pytest.approx(by_hand)
+    assert report.extra_data["shifted.tsv"]["rows"] == 30
     # the run's own scorer is read from its scores file, not recomputed
-    assert report["run_scorer"] == "attribution"
+    assert report.run_scorer == "attribution"
 
     # scores a 'skeleton compare' run saved for the same prompt-tuned model are reused as they are
     common = [*tiny_cli_options(tiny_bert_dir, sst2_dir), "--train-samples", "120", "--round-to", "4", "--no-condense"]
@@ -110,10 +111,10 @@ def test_analyze_a_compressed_directory(tmp_path, tiny_bert_dir, sst2_dir):
     assert compared.exit_code == 0, compared.output
     again = runner.invoke(app, [*args, "--scores-from", str(tmp_path / "cmp")])
     assert again.exit_code == 0, again.output
-    reused = json.loads((folder / "analysis.json").read_text())
-    assert reused["suppression"]["lca"] == report["suppression"]["lca"]
+    reused = AnalysisReport.load(folder / "analysis.json")
+    assert reused.suppression["lca"] == report.suppression["lca"]
     assert (
-        reused["scoring_seconds"]["lca"]
+        reused.scoring_seconds["lca"]
         == json.loads((tmp_path / "cmp" / "compare.json").read_text())["rows"][0]["scoring_seconds"]
     )
     other = json.loads((tmp_path / "cmp" / "compare.json").read_text())

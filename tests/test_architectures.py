@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from skeleton.architectures import (
+from skeleton.core.architectures import (
     ARCHITECTURES,
     MLM_HEADS,
     ffn_layers,
@@ -9,7 +9,7 @@ from skeleton.architectures import (
     max_input_tokens,
     mlm_head_modules,
 )
-from skeleton.errors import SkeletonError
+from skeleton.core.errors import SkeletonError
 from tests.conftest import ARCHITECTURE_NAMES, TINY_CONFIGS, tiny_model
 
 

@@ -1,8 +1,8 @@
 import datasets
 import torch
 
-from skeleton.batching import EncodedSplit, collate, encode_split, iterate_batches
-from skeleton.tasks import get_task
+from skeleton.core.batching import EncodedSplit, collate, encode_split, iterate_batches
+from skeleton.core.tasks import get_task
 
 
 def _split(lengths):

@@ -2,12 +2,14 @@ import json
 
 import pytest
 
-from skeleton.bench import BenchConfig, ModelShape, run_bench
 from skeleton.compression import compress
-from skeleton.errors import SkeletonError
-from skeleton.export import ExportConfig, export_directory
-from skeleton.search import SearchConfig
-from skeleton.workspace import ModelConfig
+from skeleton.core.config import BenchConfig, ExportConfig
+from skeleton.core.errors import SkeletonError
+from skeleton.core.workspace import ModelConfig
+from skeleton.deploy.export import export_directory
+from skeleton.deploy.predictor import Predictor
+from skeleton.measure.bench import ModelShape, run_bench
+from skeleton.method.search import SearchConfig
 from tests.helpers import tiny_compress_config
 
 QUICK_EXPORT = ExportConfig(int8_kinds=("dynamic",), latency_shapes=((1, 8),), latency_repeats=2)
@@ -53,33 +55,33 @@ def test_bench_times_both_models_and_writes_its_report(compressed_dir, monkeypat
     folder = compressed_dir / "bench"
     for name in ("bench.json", "bench.md", "speedup_vs_batch.png", "speedup_vs_length.png", "latency.png"):
         assert (folder / name).is_file(), name
-    assert json.loads((folder / "bench.json").read_text())["points"] == json.loads(json.dumps(report["points"]))
-    keys = {f"{c['model']}/{c['runtime']}" for c in report["contenders"]}
-    for model in ("skeleton", "unpruned"):
+    assert json.loads((folder / "bench.json").read_text())["points"] == json.loads(json.dumps(report.points))
+    keys = {f"{c['model']}/{c['runtime']}" for c in report.contenders}
+    for model in ("skeleton", "prompt_tuned"):
         assert {f"{model}/{r}" for r in ("torch-fp32", "onnx-fp32", "onnx-optimized", "onnx-int8")} <= keys
-    assert len(report["points"]) == 4
-    for point in report["points"]:
+    assert len(report.points) == 4
+    for point in report.points:
         assert set(point["latency"]) == keys
         latency = {k: v["median_ms"] for k, v in point["latency"].items()}
         head = point["headline"]
         shippable = [
-            f"skeleton/{c['runtime']}" for c in report["contenders"] if c["model"] == "skeleton" and c["shippable"]
+            f"skeleton/{c['runtime']}" for c in report.contenders if c["model"] == "skeleton" and c["shippable"]
         ]
-        # the headline pits the fastest shippable Skeleton runtime against the fastest unpruned runtime
+        # the headline pits the fastest shippable Skeleton runtime against the fastest prompt-tuned runtime
         assert head["skeleton_ms"] == min(latency[k] for k in shippable)
-        assert head["unpruned_ms"] == min(v for k, v in latency.items() if k.startswith("unpruned/"))
-        assert head["speedup"] == pytest.approx(head["unpruned_ms"] / head["skeleton_ms"])
-        assert point["ideal_speedup"] == pytest.approx(point["macs"]["unpruned"] / point["macs"]["skeleton"])
+        assert head["prompt_tuned_ms"] == min(v for k, v in latency.items() if k.startswith("prompt_tuned/"))
+        assert head["speedup"] == pytest.approx(head["prompt_tuned_ms"] / head["skeleton_ms"])
+        assert point["ideal_speedup"] == pytest.approx(point["macs"]["prompt_tuned"] / point["macs"]["skeleton"])
         assert point["ideal_speedup"] > 1.0  # half the FFN neurons are gone
         for runtime, speedup in point["speedup"].items():
-            assert speedup == pytest.approx(latency[f"unpruned/{runtime}"] / latency[f"skeleton/{runtime}"])
+            assert speedup == pytest.approx(latency[f"prompt_tuned/{runtime}"] / latency[f"skeleton/{runtime}"])
     # PyTorch is timed but `skeleton predict` does not offer it, so it never makes the headline
-    assert not any(c["shippable"] for c in report["contenders"] if c["runtime"].startswith("torch"))
-    assert report["machine"]["threads"] >= 1 and report["versions"]["onnxruntime"]
+    assert not any(c["shippable"] for c in report.contenders if c["runtime"].startswith("torch"))
+    assert report.machine["threads"] >= 1 and report.versions["onnxruntime"]
     assert "Headline" in (folder / "bench.md").read_text()
 
-    # the unpruned baseline is cached: a second run does not export it again
-    import skeleton.export as export_module
+    # the prompt-tuned model is cached: a second run does not export it again
+    import skeleton.deploy.export as export_module
 
     monkeypatch.setattr(export_module, "export_directory", lambda *a, **k: pytest.fail("baseline rebuilt"))
     run_bench(compressed_dir, BenchConfig(batch_sizes=(1,), lengths=(8,), runtimes=("onnx-fp32",), repeats=2))
@@ -95,8 +97,17 @@ def test_bench_times_real_sentences_end_to_end(compressed_dir, sst2_dir):
         data=str(sst2_dir / "dev.tsv"),
     )
     report = run_bench(compressed_dir, config)
-    (row,) = report["end_to_end"]
-    assert row["batch"] == 4 and row["padded_tokens"] > 0 and row["headline"]["speedup"] > 0
+    (row,) = report.end_to_end
+    assert row["batch"] == 4 and 0 < row["padded_tokens"] <= Predictor(compressed_dir).max_input_tokens
+    # every contender timed on the same sentences; the headline pits the fastest shippable Skeleton
+    # runtime against the prompt-tuned model's fastest runtime, and its speed-up is their ratio
+    assert set(row["latency"]) == {f"{c['model']}/{c['runtime']}" for c in report.contenders}
+    median = {key: timing["median_ms"] for key, timing in row["latency"].items()}
+    shippable = [f"skeleton/{c['runtime']}" for c in report.contenders if c["model"] == "skeleton" and c["shippable"]]
+    head = row["headline"]
+    assert head["skeleton"] == min(shippable, key=median.get)
+    assert head["prompt_tuned"] == min((k for k in median if k.startswith("prompt_tuned/")), key=median.get)
+    assert head["speedup"] == pytest.approx(median[head["prompt_tuned"]] / median[head["skeleton"]])
 
 
 def test_bench_refuses_bad_input(tmp_path, compressed_dir):
@@ -115,7 +126,7 @@ def test_an_unshipped_slim_int8_is_built_for_the_comparison_but_never_the_headli
     baseline's, flagged as not shippable, so the headline only uses what `skeleton predict` offers."""
     import shutil
 
-    from skeleton.runtime import read_manifest
+    from skeleton.deploy.manifest import read_manifest
 
     directory = tmp_path / "no-int8"
     shutil.copytree(compressed_dir, directory, ignore=shutil.ignore_patterns("onnx", "bench"))
@@ -126,8 +137,8 @@ def test_an_unshipped_slim_int8_is_built_for_the_comparison_but_never_the_headli
     report = run_bench(
         directory, BenchConfig(batch_sizes=(1,), lengths=(8,), runtimes=("onnx-fp32", "onnx-int8"), repeats=2)
     )
-    slim_int8 = next(c for c in report["contenders"] if c["model"] == "skeleton" and c["runtime"] == "onnx-int8")
+    slim_int8 = next(c for c in report.contenders if c["model"] == "skeleton" and c["runtime"] == "onnx-int8")
     assert not slim_int8["shippable"] and "not shipped" in slim_int8["note"]
     assert (directory / "bench" / "slim-int8-unshipped" / "onnx" / "model_int8.onnx").is_file()
-    (point,) = report["points"]
+    (point,) = report.points
     assert point["headline"]["skeleton_runtime"] == "onnx-fp32" and "onnx-int8" in point["speedup"]

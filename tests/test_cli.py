@@ -68,7 +68,7 @@ def test_tune_and_compress_run_and_print_summaries(tmp_path, tiny_bert_dir, sst2
         tmp_path / "slim",
     )
     assert result.exit_code == 0, result.output
-    assert "kept-ratio search" in result.output and "removed" in result.output
+    assert "search over the kept ratio" in result.output and "removed" in result.output
     report = json.loads((tmp_path / "slim" / "report.json").read_text())
     assert len(report["search"]["trials"]) <= 2
     # an existing output is not overwritten without --overwrite
@@ -98,7 +98,7 @@ def test_export_and_predict_commands(tmp_path, tokenizer_dir, sst2_dir):
     rows = [json.loads(line) for line in result.output.strip().splitlines()]
     assert [row["text"] for row in rows] == ["a superb film", "the movie was great", "awful plot"]
     # the command prints what the library predicts, label and probability
-    from skeleton.runtime import Predictor
+    from skeleton.deploy.predictor import Predictor
 
     expected = Predictor(directory, variant="fp32").predict(["a superb film", "the movie was great", "awful plot"])
     assert [row["label"] for row in rows] == [label for label, _ in expected]
@@ -119,7 +119,7 @@ def test_export_and_predict_commands(tmp_path, tokenizer_dir, sst2_dir):
     ("command", "module", "function", "config_class"),
     [
         ("compress", "skeleton.compression", "compress", "CompressConfig"),
-        ("tune", "skeleton.tuning", "tune", "TuneConfig"),
+        ("tune", "skeleton.method.tuning", "tune", "TuneConfig"),
     ],
 )
 @pytest.mark.parametrize("task", ["sst2", "mrpc"])
@@ -128,8 +128,8 @@ def test_cli_defaults_are_the_library_defaults(monkeypatch, command, module, fun
     task recipe included."""
     import importlib
 
-    import skeleton.config
-    from skeleton.errors import SkeletonError
+    import skeleton.core.config
+    from skeleton.core.errors import SkeletonError
 
     captured = []
 
@@ -140,14 +140,14 @@ def test_cli_defaults_are_the_library_defaults(monkeypatch, command, module, fun
     monkeypatch.setattr(importlib.import_module(module), function, capture)
     result = _run(command, "--task", task, "--quiet")
     assert result.exit_code == 2 and "captured" in result.output
-    library = getattr(skeleton.config, config_class)(data=skeleton.config.DataConfig(task))
+    library = getattr(skeleton.core.config, config_class)(data=skeleton.core.config.DataConfig(task))
     assert [c.resolved() for c in captured] == [library.resolved()]
 
 
 def test_an_option_given_wins_over_the_task_recipe():
     from cli.main import train_config
-    from skeleton.config import TrainConfig
-    from skeleton.tasks import TASKS
+    from skeleton.core.config import TrainConfig
+    from skeleton.core.tasks import TASKS
 
     recipe = train_config("mrpc", "tune", {})
     assert recipe == TrainConfig(**TASKS["mrpc"].tune) and recipe.steps is not None

@@ -1,16 +1,15 @@
-import json
-
 import pytest
 import torch
 from typer.testing import CliRunner
 
 from cli.main import app
-from skeleton.compression import Planner
-from skeleton.config import CompareConfig, CompressConfig
-from skeleton.data import DataConfig
-from skeleton.modeling import load_prompt_and_head
-from skeleton.scoring import NeuronScores
-from skeleton.workspace import ModelConfig, Workspace
+from skeleton.core.config import CompareConfig, CompressConfig
+from skeleton.core.data import DataConfig
+from skeleton.core.modeling import load_prompt_and_head
+from skeleton.core.records import CompareReport
+from skeleton.core.units import NeuronScores
+from skeleton.core.workspace import ModelConfig, Workspace
+from skeleton.method.planning import Planner
 from tests.helpers import tiny_cli_options
 
 runner = CliRunner()
@@ -30,14 +29,14 @@ def test_compare_writes_one_row_per_scorer_that_a_rerun_of_its_pruning_reproduce
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     out = tmp_path / "cmp"
-    report = json.loads((out / "compare.json").read_text())
-    assert [row["scorer"] for row in report["rows"]] == ["attribution", "random", "skill", "lca"]
+    report = CompareReport.load(out / "compare.json")
+    assert [row["scorer"] for row in report.rows] == ["attribution", "random", "skill", "lca"]
     assert (out / "compare.png").stat().st_size > 0
     assert not (tmp_path / ".cmp.partial").exists()
     markdown = (out / "compare.md").read_text()
     for name in ("attribution", "random", "skill", "lca", "prompt-tuned", "majority class"):
         assert f"| {name}" in markdown
-    assert report["rows"][2]["details"]["prompts"] == 2  # the run's prompt and one from seed 43
+    assert report.rows[2]["details"]["prompts"] == 2  # the run's prompt and one from seed 43
     assert (out / "skill_prompts" / "skill-prompt-seed43-steps3" / "prompt").is_dir()
 
     # each row's "before condensation" figure is what pruning the same model with its saved scores gives
@@ -50,8 +49,8 @@ def test_compare_writes_one_row_per_scorer_that_a_rerun_of_its_pruning_reproduce
     classifier = load_prompt_and_head(
         workspace.load_backbone(), workspace.tokenizer, workspace.spec, tmp_path / "prompt"
     )
-    assert report["prompt_tuned"] == workspace.evaluate_splits(classifier, torch.device("cpu"))
-    for row in report["rows"]:
+    assert report.prompt_tuned == workspace.evaluate_splits(classifier, torch.device("cpu"))
+    for row in report.rows:
         scores = NeuronScores.load(out / f"scores_{row['scorer']}.safetensors")
         pruned, plan = Planner(scores, config).prune(classifier, 0.5)
         assert plan.kept_fraction == pytest.approx(row["kept_fraction"])
@@ -76,10 +75,10 @@ def test_compare_config_checks(overrides, message):
 
 
 def test_the_default_scorer_list_is_the_registry():
-    from skeleton.config import ALL_SCORERS
-    from skeleton.scoring import SCORERS
+    from skeleton.core.config import SCORERS
+    from skeleton.method.scoring import REGISTRY
 
-    assert ALL_SCORERS == tuple(SCORERS)  # config.py stays free of torch, so it names them again
+    assert SCORERS == tuple(REGISTRY)  # config.py stays free of torch, so it names them again
 
 
 def test_bad_scorer_list_is_one_line_and_exit_2():
@@ -92,9 +91,10 @@ def test_compare_tunes_the_prompt_when_none_is_given_and_keeps_it(tmp_path, tiny
     args = ["compare", *_common(tiny_bert_dir, sst2_dir), "--steps", "4", "--scorers", "random", "--no-condense"]
     result = runner.invoke(app, [*args, "--round-to", "4", "--output", str(tmp_path / "cmp")])
     assert result.exit_code == 0, result.output
-    report = json.loads((tmp_path / "cmp" / "compare.json").read_text())
-    assert report["prompt_tuning_seconds"] > 0 and (tmp_path / "cmp" / "prompt_tuned" / "prompt").is_dir()
-    assert "after_condensation" not in report["rows"][0]
+    report = CompareReport.load(tmp_path / "cmp" / "compare.json")
+    # tuned now (a given prompt has no tuning time) and kept beside the report
+    assert report.prompt_tuning_seconds is not None and (tmp_path / "cmp" / "prompt_tuned" / "prompt").is_dir()
+    assert "after_condensation" not in report.rows[0]
     # the kept prompt is the one every scorer pruned: its evaluation is the report's
     workspace = Workspace(
         DataConfig("sst2", str(sst2_dir), validation_rows="all", train_samples=96),
@@ -103,4 +103,4 @@ def test_compare_tunes_the_prompt_when_none_is_given_and_keeps_it(tmp_path, tiny
     kept = load_prompt_and_head(
         workspace.load_backbone(), workspace.tokenizer, workspace.spec, tmp_path / "cmp" / "prompt_tuned"
     )
-    assert workspace.evaluate_splits(kept, torch.device("cpu")) == report["prompt_tuned"]
+    assert workspace.evaluate_splits(kept, torch.device("cpu")) == report.prompt_tuned

@@ -4,14 +4,14 @@ import pytest
 import torch
 
 import skeleton
-from skeleton.architectures import ffn_layers
-from skeleton.artifacts import partial_path
 from skeleton.compression import CompressConfig, compress
-from skeleton.data import DataConfig
-from skeleton.errors import SkeletonError
-from skeleton.search import SearchConfig
-from skeleton.tuning import TrainConfig, TuneConfig, tune
-from skeleton.workspace import ModelConfig
+from skeleton.core.architectures import ffn_layers
+from skeleton.core.data import DataConfig
+from skeleton.core.errors import SkeletonError
+from skeleton.core.files import partial_path
+from skeleton.core.workspace import ModelConfig
+from skeleton.method.search import SearchConfig
+from skeleton.method.tuning import TrainConfig, TuneConfig, tune
 from tests.helpers import tiny_compress_config
 
 
@@ -28,7 +28,7 @@ def test_compress_end_to_end_and_reload(tmp_path, tiny_bert_dir, sst2_dir):
     assert 1 <= len(report["search"]["trials"]) <= 5
     plan = json.loads((out / "pruning_plan.json").read_text())
     assert report["kept_fraction"] == pytest.approx(plan["kept_fraction"])
-    assert report["kept_ratio"] == pytest.approx(0.15)
+    assert report["search_value"] == pytest.approx(0.15)
     # each layer's FFN: first linear (32 -> k, with bias) and second (k -> 32, with bias)
     assert report["parameters"]["ffn_after"] == sum(32 * k + k + k * 32 + 32 for k in plan["kept_sizes"])
     assert report["parameters"]["ffn_before"] == 2 * (32 * 64 + 64 + 64 * 32 + 32)
@@ -55,8 +55,8 @@ def test_compress_end_to_end_and_reload(tmp_path, tiny_bert_dir, sst2_dir):
     assert [label for label, _ in predictions] == [loaded.spec.label_names[i] for i in probabilities.argmax(-1)]
     assert [p for _, p in predictions] == pytest.approx(probabilities.max(-1).values.tolist(), abs=1e-6)
     # the reloaded slim model scores the test split exactly as the report says
-    from skeleton.tuning import evaluate
-    from skeleton.workspace import Workspace
+    from skeleton.core.workspace import Workspace
+    from skeleton.method.tuning import evaluate
 
     workspace = Workspace(
         DataConfig("sst2", str(sst2_dir)), ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4)
@@ -71,7 +71,7 @@ def test_same_seed_gives_same_plan(tmp_path, tiny_bert_dir, sst2_dir):
     plan_a = json.loads((tmp_path / "a" / "out" / "pruning_plan.json").read_text())
     plan_b = json.loads((tmp_path / "b" / "out" / "pruning_plan.json").read_text())
     assert plan_a["keep_indices"] == plan_b["keep_indices"]
-    assert first.report.kept_ratio == second.report.kept_ratio
+    assert first.report.search_value == second.report.search_value
 
 
 def test_reuses_a_tuned_prompt_and_prunes_outputs(tmp_path, tiny_bert_dir, sst2_dir):
@@ -94,10 +94,10 @@ def test_reuses_a_tuned_prompt_and_prunes_outputs(tmp_path, tiny_bert_dir, sst2_
             search=SearchConfig(margin=100.0, max_trials=2),
         )
     )
-    assert result.report.prior_training is None
+    assert result.report.prompt_tuning is None
     assert result.report.prompt_tuned["test"] == tuned.test
     # margin 100 accepts everything: two trials walk down the grid
-    assert [t["kept_ratio"] for t in result.report.search["trials"]] == [0.5, 0.25]
+    assert [t["value"] for t in result.report.search["trials"]] == [0.5, 0.25]
     loaded = skeleton.load(tmp_path / "out", device="cpu")
     assert loaded.plan.out_keep_indices is not None
     assert len(loaded.predict(["nice film"])) == 1
@@ -117,14 +117,14 @@ def test_failure_leaves_no_output_and_resume_continues(tmp_path, tiny_bert_dir, 
         compress(config)
     assert not (tmp_path / "out").exists()
     state = json.loads((partial_path(tmp_path / "out") / "state.json").read_text())
-    assert set(state["done"]) == {"prior", "scores"}
+    assert set(state["done"]) == {"prompt_tuned", "scores"}
 
     monkeypatch.setattr(module, "binary_search", original)
     monkeypatch.setattr(module, "train_on", _forbid_prior_training(module.train_on))
     config.resume = True
     result = compress(config)
     assert (tmp_path / "out" / "report.json").is_file()
-    assert result.report.prompt_tuned["validation"] == state["done"]["prior"]["validation"]
+    assert result.report.prompt_tuned["validation"] == state["done"]["prompt_tuned"]["validation"]
 
 
 def _forbid_prior_training(train_on):
@@ -160,7 +160,7 @@ def test_load_refuses_other_directories(tmp_path):
 @pytest.mark.slow
 def test_default_model_compresses_and_exports_a_real_slice(tmp_path):
     """The whole job on the packaged model and 300 real SST-2 sentences: shapes, files, parity."""
-    from skeleton.runtime import Predictor
+    from skeleton.deploy.predictor import Predictor
     from tests.conftest import SHARED_DATA
 
     if not (SHARED_DATA / "sst2").is_dir():
@@ -201,7 +201,7 @@ def write_unlearnable_mrpc(directory):
 
 
 def test_majority_class_figures_worked_by_hand(tmp_path, tiny_bert_dir):
-    from skeleton.workspace import Workspace
+    from skeleton.core.workspace import Workspace
 
     data = write_unlearnable_mrpc(tmp_path / "mrpc")
     workspace = Workspace(DataConfig("mrpc", str(data)), ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4))
@@ -230,19 +230,19 @@ def test_an_unlearnable_task_stops_after_step_one_and_loses_nothing(tmp_path, ti
     assert "has not learned the task" in result.output and "--allow-weak-prior" in result.output
     assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
     assert not out.exists()
-    assert (partial_path(out) / "stages" / "prior" / "prompt" / "adapter_config.json").is_file()
+    assert (partial_path(out) / "stages" / "prompt_tuned" / "prompt" / "adapter_config.json").is_file()
 
     resumed = CliRunner().invoke(app, [*args, "--resume", "--allow-weak-prior"])
     assert resumed.exit_code == 0, resumed.output
     report = json.loads((out / "report.json").read_text())
     assert "has not learned the task" in report["weak_prior"]
-    assert report["prior_training"] is not None  # the prompt tuned in the first run, reused
+    assert report["prompt_tuning"] is not None  # the prompt tuned in the first run, reused
     assert report["majority_class"]["test"]["accuracy"] == pytest.approx(70.0)
     assert "majority" in resumed.output  # the summary table's first row (rich may wrap the name)
 
 
 def test_compress_with_heads_and_a_target_speedup(tmp_path, tiny_bert_dir, sst2_dir, monkeypatch):
-    import skeleton.latency as latency
+    import skeleton.measure.latency as latency
 
     monkeypatch.setenv("SKELETON_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(latency, "default_grid", lambda full, points: sorted({1, full // 2, full}))
@@ -258,7 +258,7 @@ def test_compress_with_heads_and_a_target_speedup(tmp_path, tiny_bert_dir, sst2_
     report = compress(config).report
     out = tmp_path / "out"
     # one trial, at the target's latency fraction
-    assert [t["kept_ratio"] for t in report.search["trials"]] == [pytest.approx(1 / 1.2)]
+    assert [t["value"] for t in report.search["trials"]] == [pytest.approx(1 / 1.2)]
     costs = report.cost_model
     assert set(costs["predicted_speedup"]) == {"1x8", "4x16"}
     assert costs["predicted_latency_fraction"] <= 1 / 1.2 + 1e-6 or report.kept_heads == [1, 1]
@@ -276,8 +276,8 @@ def test_compress_with_heads_and_a_target_speedup(tmp_path, tiny_bert_dir, sst2_
     assert [layer.num_heads for layer in ffn_layers(loaded.classifier.backbone)] == [
         plan["kept_heads"][i] for i in kept_layers
     ]
-    from skeleton.tuning import evaluate
-    from skeleton.workspace import Workspace
+    from skeleton.core.workspace import Workspace
+    from skeleton.method.tuning import evaluate
 
     workspace = Workspace(
         DataConfig("sst2", str(sst2_dir)), ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4)
@@ -288,7 +288,7 @@ def test_compress_with_heads_and_a_target_speedup(tmp_path, tiny_bert_dir, sst2_
 
 @pytest.mark.parametrize("scorer", ["skill", "lca"])
 def test_compress_with_the_companion_papers_scorers(tmp_path, tiny_bert_dir, sst2_dir, scorer):
-    from skeleton.scoring import NeuronScores
+    from skeleton.core.units import NeuronScores
 
     config = _config(
         tmp_path,
@@ -302,7 +302,7 @@ def test_compress_with_the_companion_papers_scorers(tmp_path, tiny_bert_dir, sst
         allow_weak_prior=True,
     )
     result = compress(config)
-    assert result.report.config["scorer"] == scorer and result.report.kept_ratio == pytest.approx(0.5)
+    assert result.report.config["scorer"] == scorer and result.report.search_value == pytest.approx(0.5)
     scores = NeuronScores.load(tmp_path / "out" / "neuron_scores.safetensors")
     assert scores.scorer == scorer and [len(s) for s in scores.ffn] == [64, 64]
     if scorer == "lca":  # weight-mass ranks: every neuron once, 128 first

@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from skeleton.data import DataConfig, load_task_data, read_tsv
-from skeleton.errors import SkeletonError
-from skeleton.tasks import TASKS, get_task
+from skeleton.core.data import DataConfig, load_task_data, read_tsv
+from skeleton.core.errors import SkeletonError
+from skeleton.core.tasks import TASKS, get_task
 
 
 def test_split_sizes_follow_the_paper(sst2_dir):

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from skeleton.device import resolve_device
-from skeleton.errors import SkeletonError
+from skeleton.core.device import resolve_device
+from skeleton.core.errors import SkeletonError
 
 
 def test_auto_picks_cuda_only_when_present(monkeypatch):

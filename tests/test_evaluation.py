@@ -1,6 +1,6 @@
 import torch
 
-from skeleton.evaluation import bias_adjusted_accuracy
+from skeleton.core.evaluation import bias_adjusted_accuracy
 
 
 def test_bias_adjusted_accuracy_undoes_a_shift_of_the_logits_by_hand():

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from skeleton.latency import CostModel, LatencyTable, measure_table
+from skeleton.measure.latency import CostModel, LatencyTable, measure_table
 from tests.conftest import tiny_config
 
 
@@ -54,7 +54,6 @@ def test_a_table_is_measured_once_and_read_from_the_cache(tmp_path, monkeypatch)
     table = measure_table(config, [(2, 12)], **grid)
     assert set(table.layer_ms) == {"2x12"} and len(table.layer_ms["2x12"]) == 2
     assert all(v > 0 for row in table.layer_ms["2x12"] for v in row)
-    assert table.seconds > 0
     cached = list((tmp_path / "latency").glob("*.json"))
     assert len(cached) == 1 and json.loads(cached[0].read_text())["key"]["hidden_size"] == 32
     again = measure_table(config, [(2, 12)], **grid)

@@ -3,7 +3,7 @@ recovered by the probe."""
 
 import numpy as np
 
-from skeleton.lca import grid_search, lca_scores, weight_mass_ranking
+from skeleton.method.lca import grid_search, lca_scores, weight_mass_ranking
 
 
 def test_weight_mass_ranking_by_hand():

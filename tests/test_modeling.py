@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from skeleton.errors import SkeletonError
-from skeleton.modeling import shorten_prompt
+from skeleton.core.errors import SkeletonError
+from skeleton.core.modeling import shorten_prompt
 from tests.helpers import random_inputs, tiny_classifier
 
 

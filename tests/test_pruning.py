@@ -1,17 +1,16 @@
 import pytest
 import torch
 
-from skeleton.architectures import ffn_layers
-from skeleton.pruning import (
+from skeleton.core.architectures import ffn_layers
+from skeleton.core.units import NeuronScores, PruningPlan
+from skeleton.method.pruning import (
     PaddedLinear,
-    PruningPlan,
     _layer_counts,
     apply_pruning,
     full_plan,
     make_cost_plan,
     make_plan,
 )
-from skeleton.scoring import NeuronScores
 from tests.conftest import ARCHITECTURE_NAMES, tiny_model
 from tests.helpers import random_inputs
 
@@ -215,7 +214,7 @@ def test_cost_plan_ranks_heads_and_neurons_by_score_per_cost():
     plan = make_cost_plan(scores, target, costs, hidden_size=32, model_type="bert")
     assert plan.head_keep_indices == [[2, 3], [0, 1, 2, 3]]
     assert plan.kept_sizes == [64, 64]
-    assert plan.cost_fraction == pytest.approx(target)
+    assert plan.latency_fraction == pytest.approx(target)
     # a little further: neurons (worth 10) go next, not the strong heads (worth 50); 8 neurons = 0.008
     plan = make_cost_plan(scores, (full - 0.04 - 0.008) / full, costs, hidden_size=32, model_type="bert")
     assert plan.kept_heads == [2, 4]
@@ -223,19 +222,19 @@ def test_cost_plan_ranks_heads_and_neurons_by_score_per_cost():
     # an unreachable target removes everything allowed: one head and round_to neurons per layer
     plan = make_cost_plan(scores, 0.05, costs, hidden_size=32, model_type="bert", round_to=8)
     assert plan.kept_heads == [1, 1] and plan.kept_sizes == [8, 8]
-    assert plan.cost_fraction == pytest.approx(costs.fraction([1, 1], [8, 8]))
+    assert plan.latency_fraction == pytest.approx(costs.fraction([1, 1], [8, 8]))
 
 
 def test_cost_plan_without_heads_keeps_every_head():
     scores = NeuronScores("attribution", ffn=[torch.rand(64), torch.rand(64)], mean_activation=[torch.zeros(64)] * 2)
     plan = make_cost_plan(scores, 0.8, _LinearCosts(), hidden_size=32, model_type="bert", prune_heads=False)
     assert plan.head_keep_indices is None
-    assert plan.cost_fraction <= 0.8
+    assert plan.latency_fraction <= 0.8
 
 
 @pytest.mark.parametrize("model_type", ARCHITECTURE_NAMES)
 def test_keeping_every_layer_is_the_identity_and_removing_one_skips_it(model_type):
-    from skeleton.architectures import get_architecture
+    from skeleton.core.architectures import get_architecture
 
     model = tiny_model(model_type)
     inputs = random_inputs()

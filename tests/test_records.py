@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from skeleton.errors import SkeletonError
-from skeleton.records import CompressReport, ExportSummary, Manifest, ModelMeta, TuneReport, load_report
+from skeleton.core.errors import SkeletonError
+from skeleton.core.records import CompressReport, ExportSummary, Manifest, ModelMeta, TuneReport, load_report
 
 
 def _manifest() -> Manifest:
@@ -38,7 +38,7 @@ def test_the_export_section_nests_inside_a_report_and_comes_back_typed(tmp_path)
         model="m",
         prompt_tuned={"validation": {"accuracy": 80.0}},
         skeleton={"validation": {"accuracy": 79.5}},
-        kept_ratio=0.5,
+        search_value=0.5,
         kept_fraction=0.5,
         config={"data": {}},
         export=summary,
@@ -47,6 +47,13 @@ def test_the_export_section_nests_inside_a_report_and_comes_back_typed(tmp_path)
     loaded = load_report(tmp_path / "report.json")
     assert isinstance(loaded, CompressReport) and isinstance(loaded.export, ExportSummary)
     assert loaded == report and loaded.export.default_variant == "fp32"
+
+
+def test_a_report_written_before_the_search_value_was_named_loads(tmp_path):
+    """report.json files of earlier runs call the search value kept_ratio: it is read as search_value."""
+    old = {"task": "sst2", "model": "m", "prompt_tuned": {}, "skeleton": {}, "kept_ratio": 0.45, "kept_fraction": 0.5}
+    (tmp_path / "report.json").write_text(json.dumps({**old, "config": {}}))
+    assert load_report(tmp_path / "report.json").search_value == 0.45
 
 
 def test_a_tune_report_is_told_apart_by_its_kind(tmp_path):

@@ -1,7 +1,8 @@
 import pytest
 
-from skeleton.errors import SkeletonError
-from skeleton.runtime import onnx_providers, resolve_onnx_dir
+from skeleton.core.errors import SkeletonError
+from skeleton.deploy.manifest import resolve_onnx_dir
+from skeleton.deploy.runtimes import onnx_providers
 
 
 def test_providers_follow_the_device():

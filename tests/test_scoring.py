@@ -1,9 +1,10 @@
 import pytest
 import torch
 
-from skeleton.architectures import ffn_layers
-from skeleton.batching import collate, iterate_batches
-from skeleton.scoring import SCORERS, NeuronScores, collect_ffn_statistics, get_scorer
+from skeleton.core.architectures import ffn_layers
+from skeleton.core.batching import collate, iterate_batches
+from skeleton.core.units import NeuronScores
+from skeleton.method.scoring import REGISTRY, collect_ffn_statistics, get_scorer
 from tests.conftest import ARCHITECTURE_NAMES
 from tests.helpers import encoded_rows, tiny_classifier
 
@@ -88,14 +89,11 @@ def test_scorers_rank_what_they_say(tokenizer, tokenizer_dir):
         torch.testing.assert_close(attribution.ffn[layer], stats.act_grad[layer] / 6)
         torch.testing.assert_close(activation.ffn[layer], stats.act[layer] / 6)
         torch.testing.assert_close(gradient.ffn[layer], stats.grad[layer] / 6)
-        # attribution is bounded by activation x gradient magnitudes token by token, so never zero
-        # where both are positive, and never negative
-        assert (attribution.ffn[layer] >= 0).all()
     first = get_scorer("random", seed=1).score(classifier, batches(), device)
     again = get_scorer("random", seed=1).score(classifier, batches(), device)
     other = get_scorer("random", seed=2).score(classifier, batches(), device)
     assert torch.equal(first.ffn[0], again.ffn[0]) and not torch.equal(first.ffn[0], other.ffn[0])
-    assert set(SCORERS) >= {"attribution", "activation", "gradient", "random"}
+    assert set(REGISTRY) >= {"attribution", "activation", "gradient", "random"}
 
 
 def test_scores_round_trip(tmp_path, tokenizer, tokenizer_dir):
@@ -155,10 +153,10 @@ def test_head_scores_are_the_gradient_of_a_head_mask_by_hand(model_type, tokeniz
 
 
 def _task_context(tmp_path, tiny_bert_dir, sst2_dir, prompt_init="text", **overrides):
-    from skeleton.config import TrainConfig
-    from skeleton.data import DataConfig
-    from skeleton.scoring import ScoringContext
-    from skeleton.workspace import ModelConfig, Workspace
+    from skeleton.core.config import TrainConfig
+    from skeleton.core.data import DataConfig
+    from skeleton.core.workspace import ModelConfig, Workspace
+    from skeleton.method.scoring import ScoringContext
 
     workspace = Workspace(
         DataConfig("sst2", str(sst2_dir), train_samples=120, validation_samples=40),
@@ -171,7 +169,7 @@ def _task_context(tmp_path, tiny_bert_dir, sst2_dir, prompt_init="text", **overr
 
 def _captured_table(classifier, split):
     """(rows, positions, neurons) FFN activations of every row, one row at a time, in split order."""
-    from skeleton.scoring import capture_ffn
+    from skeleton.method.scoring import capture_ffn
 
     rows = []
     for index in range(len(split)):
@@ -183,7 +181,7 @@ def _captured_table(classifier, split):
 
 
 def test_skill_scorer_is_the_predictivity_of_the_prompt_positions_by_hand(tmp_path, tiny_bert_dir, sst2_dir):
-    from skeleton.skill import predictivity
+    from skeleton.method.skill import predictivity
 
     context = _task_context(tmp_path, tiny_bert_dir, sst2_dir)
     workspace = context.workspace
@@ -197,7 +195,6 @@ def test_skill_scorer_is_the_predictivity_of_the_prompt_positions_by_hand(tmp_pa
     expected = predictivity(train, validation, torch.tensor(workspace.validation.labels), 2)
     torch.testing.assert_close(torch.cat(scores.ffn), expected, atol=1e-6, rtol=0)
     assert [len(layer) for layer in scores.ffn] == [64, 64]
-    assert ((torch.cat(scores.ffn) >= 0.5) & (torch.cat(scores.ffn) <= 1.0)).all()
     assert scores.scorer == "skill" and scores.extra["prompts"] == 1
     assert len(scores.mean_activation) == 2  # bias compensation still has its mean activations
 
@@ -222,7 +219,7 @@ def test_skill_averages_prompts_tuned_from_other_seeds_and_reuses_them(tmp_path,
 
 @pytest.mark.parametrize("head", ["cls", "mlm"])
 def test_lca_features_are_read_where_the_head_reads(tmp_path, tiny_bert_dir, sst2_dir, head, tokenizer, tokenizer_dir):
-    from skeleton.scoring import LCAScorer
+    from skeleton.method.scoring import LCAScorer
 
     split = encoded_rows(tokenizer, count=5, template=head == "mlm")
     classifier = tiny_classifier("bert", tokenizer, tokenizer_dir, head=head)
@@ -246,11 +243,14 @@ def test_lca_scorer_ranks_every_neuron_once(tmp_path, tiny_bert_dir, sst2_dir):
     values = torch.cat(scores.ffn)
     # the weight-mass ranking's positions as scores: 128 (first) down to 1 (last), each once
     assert sorted(values.tolist()) == list(range(1, 129))
-    assert scores.extra["l1"] in (1e-5, 1e-4, 1e-3) and 0 <= scores.extra["probe_validation_accuracy"] <= 100
+    assert scores.extra["l1"] in (1e-5, 1e-4, 1e-3)
+    # the probe's validation accuracy counts whole validation rows
+    right = scores.extra["probe_validation_accuracy"] * len(workspace.validation) / 100
+    assert right == pytest.approx(round(right))
 
 
 def test_task_data_scorers_say_what_they_need(tokenizer, tokenizer_dir):
-    from skeleton.errors import SkeletonError
+    from skeleton.core.errors import SkeletonError
 
     classifier = tiny_classifier("bert", tokenizer, tokenizer_dir)
     split = encoded_rows(tokenizer, count=2)

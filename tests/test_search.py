@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from skeleton.search import SearchConfig, Trial, binary_search
+from skeleton.method.search import SearchConfig, Trial, binary_search
 
 
 def test_grid_is_in_005_steps():
@@ -19,7 +19,7 @@ def test_finds_the_smallest_ratio_within_the_margin(cliff):
         return (90.0 if ratio >= cliff - 1e-9 else 60.0), 0.0, {}
 
     result = binary_search(evaluate, baseline_accuracy=90.5, config=SearchConfig(margin=1.0))
-    assert result.kept_ratio == pytest.approx(cliff)
+    assert result.value == pytest.approx(cliff)
     assert len(calls) <= 5 and len(result.trials) == len(calls)
     assert len(set(calls)) == len(calls)
 
@@ -28,13 +28,13 @@ def test_smooth_curve_respects_the_margin():
     # accuracy falls linearly as neurons go: 80 at ratio 1.0, 70 at ratio 0.0
     result = binary_search(lambda r: (70 + 10 * r, 0.0, {}), 80.0, SearchConfig(margin=2.0))
     # 70 + 10r >= 78 <=> r >= 0.8
-    assert result.kept_ratio == pytest.approx(0.8)
+    assert result.value == pytest.approx(0.8)
     assert all(t.accepted == (t.validation_accuracy >= 78.0) for t in result.trials)
 
 
 def test_trial_budget_is_a_hard_limit():
     result = binary_search(lambda r: (0.0, 0.0, {}), 50.0, SearchConfig(max_trials=2))
-    assert len(result.trials) == 2 and result.kept_ratio == 1.0
+    assert len(result.trials) == 2 and result.value == 1.0
 
 
 def test_resume_reuses_finished_trials():
@@ -47,7 +47,7 @@ def test_resume_reuses_finished_trials():
     done = [Trial(0.5, 90.0, True), Trial(0.25, 0.0, False)]
     result = binary_search(evaluate, 90.0, SearchConfig(), done=done)
     assert 0.5 not in calls and 0.25 not in calls
-    assert result.kept_ratio == pytest.approx(0.3)
+    assert result.value == pytest.approx(0.3)
 
 
 def test_config_checks_fields():
@@ -75,7 +75,7 @@ def test_confidence_rejects_a_drop_within_the_margin_but_not_surely_so():
     sure = binary_search(
         evaluate, 90.0, SearchConfig(margin=1.0, max_trials=1, confidence=0.9), baseline_correct=baseline
     )
-    assert not sure.trials[0].accepted and sure.kept_ratio == 1.0
+    assert not sure.trials[0].accepted and sure.value == 1.0
     with pytest.raises(ValueError, match="confidence"):
         binary_search(evaluate, 90.0, SearchConfig(confidence=0.9))
     with pytest.raises(ValueError, match="confidence must lie"):
@@ -95,17 +95,17 @@ def test_a_target_speedup_bounds_the_grid_by_its_latency_fraction():
 
 def test_with_a_margin_the_target_search_returns_the_fastest_model_within_it():
     from skeleton.compression import _search
-    from skeleton.config import CompressConfig
+    from skeleton.core.config import CompressConfig
 
     def evaluate(fraction):  # accuracy falls by 3 points per 0.1 of latency removed below 0.5
         return 90.0 - max(0.0, 0.5 - fraction) * 30, 0.0, {}
 
     within = CompressConfig(search=SearchConfig(margin=2.0, target_speedup=2.0, within_margin=True))
     result = _search(within, evaluate, 90.0, lambda t: None, [], None)
-    assert result.kept_ratio == pytest.approx(0.45)  # 0.45 loses 1.5 points, 0.40 loses 2.5
+    assert result.value == pytest.approx(0.45)  # 0.45 loses 1.5 points, 0.40 loses 2.5
     # nothing 4x faster is within half a point: the target model is the answer, marked rejected
     strict = CompressConfig(search=SearchConfig(margin=0.5, target_speedup=4.0, within_margin=True))
-    assert _search(strict, evaluate, 90.0, lambda t: None, [], None).kept_ratio == pytest.approx(0.25)
+    assert _search(strict, evaluate, 90.0, lambda t: None, [], None).value == pytest.approx(0.25)
     alone = CompressConfig(search=SearchConfig(margin=2.0, target_speedup=2.0))
     result = _search(alone, evaluate, 90.0, lambda t: None, [], None)
-    assert result.kept_ratio == 0.5 and len(result.trials) == 1 and result.trials[0].accepted
+    assert result.value == 0.5 and len(result.trials) == 1 and result.trials[0].accepted

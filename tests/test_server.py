@@ -11,10 +11,11 @@ import httpx
 import numpy as np
 import pytest
 
-from skeleton.export import ExportConfig, export_directory
-from skeleton.runtime import Predictor
-from skeleton.server import ServerProcess
-from skeleton.serving import parse_model_arguments
+from skeleton.core.config import ExportConfig
+from skeleton.deploy.export import export_directory
+from skeleton.deploy.predictor import Predictor
+from skeleton.deploy.server import ServerProcess
+from skeleton.deploy.serving import parse_model_arguments
 from tests.conftest import synthetic_rows
 
 TEXTS = ["a superb film", "the movie was great", "awful plot", "dull and boring", "great"]
@@ -37,10 +38,10 @@ CLEAN_EXITS = (0, -signal.SIGTERM)
 
 def _pair_model(root: Path, tokenizer_dir, tiny_bert_dir) -> Path:
     """An MRPC-shaped (pair task) model on the tiny backbone, untrained: serving only needs it to run."""
-    from skeleton.artifacts import save_classifier
-    from skeleton.data import DataConfig
-    from skeleton.tuning import skeleton_meta
-    from skeleton.workspace import ModelConfig, Workspace
+    from skeleton.core.data import DataConfig
+    from skeleton.core.files import save_classifier
+    from skeleton.core.workspace import ModelConfig, Workspace
+    from skeleton.method.tuning import skeleton_meta
 
     data = root / "mrpc-data"
     data.mkdir()
@@ -244,4 +245,16 @@ def test_the_torch_runtime_serves_the_same_predictions(models):
     onnx = Predictor(models["sentiment"]).logits(TEXTS)
     torch_fp32 = Predictor(models["sentiment"], runtime="torch-fp32").logits(TEXTS)
     assert np.abs(onnx - torch_fp32).max() < 1e-4
-    assert json.dumps(Predictor(models["sentiment"], runtime="torch-fp32").predict(TEXTS[:1]))
+    # and over HTTP: a server started with --runtime torch-fp32 answers with the ONNX graph's logits
+    running = Server([f"sentiment={models['sentiment']}"], "--runtime", "torch-fp32")
+    try:
+        described = httpx.get(f"{running.url}/v1/models", timeout=30).json()
+        served = running.post("/v1/models/sentiment/predict", json={"inputs": TEXTS, "raw_scores": True})
+    finally:
+        assert running.stop() in CLEAN_EXITS
+    assert "torch-fp32" in json.dumps(described)
+    assert served.status_code == 200, served.text
+    labels = Predictor(models["sentiment"]).label_names
+    for rows, expected in zip(served.json(), onnx, strict=True):
+        logits = dict(zip(labels, expected.tolist(), strict=True))
+        assert {r["label"]: r["score"] for r in rows} == pytest.approx(logits, abs=1e-4)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from skeleton.skill import Predictivity, across_prompts, predictivity
+from skeleton.method.skill import Predictivity, across_prompts, predictivity
 
 
 def _activations(labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

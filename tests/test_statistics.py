@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from skeleton.statistics import paired_bootstrap
+from skeleton.core.statistics import paired_bootstrap
 
 
 def test_identical_models_differ_by_exactly_zero():

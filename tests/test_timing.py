@@ -1,6 +1,6 @@
 import pytest
 
-from skeleton.timing import Timing, time_alternating
+from skeleton.core.timing import Timing, time_alternating
 
 
 def test_percentiles_of_known_samples():

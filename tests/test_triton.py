@@ -15,10 +15,11 @@ from tritonclient.grpc import model_config_pb2
 from typer.testing import CliRunner
 
 from cli.main import app
-from skeleton.config import TritonConfig
-from skeleton.export import export_directory
-from skeleton.runtime import OnnxRuntime, Predictor
-from skeleton.triton import export_triton
+from skeleton.core.config import TritonConfig
+from skeleton.deploy.export import export_directory
+from skeleton.deploy.predictor import Predictor
+from skeleton.deploy.runtimes import OnnxRuntime
+from skeleton.deploy.triton import export_triton
 from tests.test_server import FP32_ONLY, TEXTS, _pair_model
 
 

@@ -1,0 +1,670 @@
+"""Every stage's settings, in one light module: the library's defaults, which the CLI reads
+(``<Stage>Config`` for tune, compress, export, bench, serve, Triton, compare and analyze).
+
+Nothing here imports torch, transformers or datasets, so ``skeleton --help`` stays quick and the
+command line's option defaults are these dataclasses' defaults: the CLI and the library run the same
+experiment. Cross-field checks in ``__post_init__`` raise a ``ValueError`` naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+
+from skeleton.core.layout import VARIANT_FILES
+from skeleton.core.tasks import get_task
+
+VALIDATION_ROWS = ("all", "whole")
+SCORERS = ("attribution", "activation", "gradient", "random", "skill", "lca")  # the scorer registry's names, in order
+TARGETS = ("ffn", "ffn-out", "heads", "layers")  # what the search may remove
+INT8_KINDS = ("dynamic", "dynamic-fused", "static")  # the quantisation methods that compete for the int8 graph
+TORCH_RUNTIMES = ("torch-fp32", "torch-bf16", "torch-fp16")
+ONNX_RUNTIMES = ("onnx-fp32", "onnx-optimized", "onnx-int8")
+RUNTIME_NAMES = TORCH_RUNTIMES + ONNX_RUNTIMES
+QUICK_BATCH_SIZES = (1, 32)
+QUICK_LENGTHS = (16, 128)
+
+
+def _at_least_one(config, *names: str) -> None:
+    """Each named field is at least 1 (an optional one may be ``None``)."""
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+
+
+@dataclass
+class DataConfig:
+    """Where the data comes from and how much of it is used.
+
+    Attributes:
+        task: task name from the registry.
+        data_dir: a local directory of GLUE-style TSV files, either the task's own folder or a root
+            holding ``<task>/``; ``None`` falls back to ``$SKELETON_DATA_DIR``, then to the hub.
+        train_samples: subsample the (post hold-out) training split to this many rows.
+        validation_samples: subsample the held-out validation split to this many rows.
+        test_samples: subsample the test split (quick runs only; reports then say so).
+        validation_fraction: the share of train held out as validation (0.1 in the paper).
+        validation_rows: which held-out rows may be validation rows: ``all``, or ``whole``: only rows
+            no other training row contains, and every training row a validation row contains leaves
+            training (SST-2's train split holds its sentences and every phrase cut from them: its
+            validation would otherwise be 43% short phrases, and their sentences' phrases would be
+            trained on). ``None``: the task's own setting (``whole`` for sst2, else ``all``).
+        validation_min_words: validation rows need at least this many words in every text field.
+        validation_file: a TSV of the task's columns to validate on instead of a hold-out (the whole
+            train split then trains, less any row the validation rows contain).
+        seed: seeds the hold-out and the subsampling.
+    """
+
+    task: str = "sst2"
+    data_dir: str | None = None
+    train_samples: int | None = 20000
+    validation_samples: int | None = 2000
+    test_samples: int | None = None
+    validation_fraction: float = 0.1
+    validation_rows: str | None = None
+    validation_min_words: int = 0
+    validation_file: str | None = None
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.validation_rows not in (None, *VALIDATION_ROWS):
+            raise ValueError(
+                f"validation_rows must be one of {', '.join(VALIDATION_ROWS)}, got {self.validation_rows!r}"
+            )
+        if self.validation_min_words < 0:
+            raise ValueError(f"validation_min_words must be non-negative, got {self.validation_min_words}")
+        for name in ("train_samples", "validation_samples", "test_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be a positive number of rows, got {value}")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must lie in (0, 1), got {self.validation_fraction}")
+
+
+@dataclass
+class ModelConfig:
+    """Which backbone, head and prompt.
+
+    Attributes:
+        model: a hub id, a local path, or ``default`` (the packaged all-MiniLM-L6-v2).
+        head: ``cls`` (mean-pooled linear head, trained with the prompt), ``mlm`` (the paper's
+            verbalizer at the mask token) or ``auto`` (mlm when the checkpoint has an MLM head).
+        num_virtual_tokens: soft prompt length.
+        prompt_init: ``text`` (from the task's instruction words) or ``random``.
+        max_length: longest text in tokens (template included); longer texts are truncated.
+        use_template: wrap texts in the task's instruction template (always for ``mlm``, which reads
+            the template's mask token; for ``cls`` it measured 2 points better on SST-2).
+    """
+
+    model: str = "default"
+    head: str = "auto"
+    num_virtual_tokens: int = 20
+    prompt_init: str = "text"
+    max_length: int = 128
+    use_template: bool = True
+
+    def __post_init__(self) -> None:
+        _at_least_one(self, "num_virtual_tokens")
+        if self.prompt_init not in ("text", "random"):
+            raise ValueError(f"prompt_init must be text or random, got {self.prompt_init!r}")
+        if self.max_length < 8:
+            raise ValueError(f"max_length must be at least 8, got {self.max_length}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+HEAD_INITS = ("random", "probe")
+
+
+@dataclass
+class TrainConfig:
+    """How the soft prompt (and the cls head) are trained; the backbone stays frozen.
+
+    Attributes:
+        epochs: passes over the training split (early stopping may end sooner).
+        steps: the budget in optimiser steps instead (overrides ``epochs``), so a small data set
+            gets as many updates as a large one; early stopping still ends it sooner.
+        batch_size: training batch size.
+        lr: AdamW learning rate of the soft prompt.
+        head_lr: AdamW learning rate of the cls head.
+        weight_decay: AdamW weight decay of the head (never of the prompt).
+        warmup_ratio: share of steps with linear warm-up; then linear decay to zero.
+        evals_per_epoch: validation passes per epoch, for early stopping and best-state selection.
+        patience: stop after this many validation passes without a better accuracy.
+        eval_batch_size: batch size of evaluation passes.
+        seed: seeds shuffling and dropout.
+        max_samples: train on a seeded subset of at most this many training rows (``None``: all).
+        backbone_dropout: keep the frozen backbone's dropout active while training the prompt.
+        head_init: ``random``, or ``probe``: start the cls head from a logistic-regression probe fitted
+            on the pooled features of the prompted model (its L2 strength chosen on validation), so
+            training begins at least at the probe's accuracy (LP-FT, Kumar et al. 2022).
+    """
+
+    epochs: float = 1.0
+    steps: int | None = None
+    batch_size: int = 32
+    lr: float = 3e-2
+    head_lr: float = 1e-2
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    evals_per_epoch: int = 2
+    patience: int = 3
+    eval_batch_size: int = 128
+    seed: int = 42
+    max_samples: int | None = None
+    backbone_dropout: bool = False
+    head_init: str = "random"
+
+    def __post_init__(self) -> None:
+        if self.epochs <= 0:
+            raise ValueError(f"epochs must be positive, got {self.epochs}")
+        if self.head_init not in HEAD_INITS:
+            raise ValueError(f"head_init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
+        _at_least_one(self, "steps", "batch_size", "evals_per_epoch", "patience", "eval_batch_size", "max_samples")
+        if self.lr <= 0 or self.head_lr <= 0:
+            raise ValueError("lr and head_lr must be positive")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must lie in [0, 1), got {self.warmup_ratio}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SearchConfig:
+    """Settings of the kept-ratio search.
+
+    Attributes:
+        margin: accepted accuracy drop on the validation split, in points.
+        step: grid step of kept ratios.
+        max_trials: most ratios tried.
+        min_ratio: the smallest kept ratio on the grid.
+        confidence: when set (e.g. 0.9), a ratio is accepted only when the upper end of the paired
+            bootstrap interval of its accuracy drop, at this level, stays within ``margin``;
+            ``None`` accepts on the observed drop alone (the paper's rule). Either way every trial
+            reports its interval.
+        target_speedup: prune until the predicted speed-up against the prompt-tuned model's fastest
+            CPU runtime reaches this at every cost shape (a latency table makes the prediction);
+            the grid then runs over predicted latency fractions instead of kept neuron ratios.
+        within_margin: with ``target_speedup``, search the latency fractions at or below its own
+            for the fastest model within ``margin`` (without it, the target model is the answer,
+            and the report says how much accuracy it keeps).
+    """
+
+    margin: float = 1.0
+    step: float = 0.05
+    max_trials: int = 5
+    min_ratio: float = 0.05
+    confidence: float | None = None
+    target_speedup: float | None = None
+    within_margin: bool = False
+
+    def __post_init__(self) -> None:
+        if self.margin < 0:
+            raise ValueError(f"margin must be non-negative, got {self.margin}")
+        if not 0 < self.step < 1:
+            raise ValueError(f"step must lie in (0, 1), got {self.step}")
+        _at_least_one(self, "max_trials")
+        if not 0 < self.min_ratio < 1:
+            raise ValueError(f"min_ratio must lie in (0, 1), got {self.min_ratio}")
+        if self.confidence is not None and not 0 < self.confidence < 1:
+            raise ValueError(f"confidence must lie in (0, 1), got {self.confidence}")
+        if self.target_speedup is not None and self.target_speedup <= 1.0:
+            raise ValueError(f"target_speedup must exceed 1, got {self.target_speedup}")
+        if self.within_margin and self.target_speedup is None:
+            raise ValueError("within_margin needs target_speedup")
+
+    @property
+    def target_latency_fraction(self) -> float | None:
+        """The predicted latency fraction ``target_speedup`` asks for."""
+        return None if self.target_speedup is None else round(1.0 / self.target_speedup, 6)
+
+    def grid(self) -> list[float]:
+        """Candidate kept ratios (or latency fractions) below 1.0, ascending. With a target speed-up:
+        its latency fraction alone, or with ``within_margin`` the fractions below it and it as the
+        largest."""
+        if self.target_latency_fraction is not None and not self.within_margin:
+            return [self.target_latency_fraction]
+        count = int(math.floor((1.0 - self.min_ratio) / self.step + 1e-9))
+        ratios = [round(self.min_ratio + i * self.step, 6) for i in range(count + 1)]
+        if self.target_latency_fraction is not None:
+            return [r for r in ratios if r < self.target_latency_fraction - 1e-9] + [self.target_latency_fraction]
+        return [r for r in ratios if r < 1.0 - 1e-9]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def default_condense_config() -> TrainConfig:
+    """Knowledge condensation: one epoch per search trial, warm-started from the tuned prompt.
+
+    Chosen on validation (SST-2, default model): at kept ratio 0.50 one epoch reaches 87.20 against a
+    quarter epoch's 85.90, at 0.25 85.35 against 85.25 (benchmarks/results/condensation_sweep_sst2_minilm.json).
+    """
+    return TrainConfig(epochs=1.0, evals_per_epoch=2, patience=2)
+
+
+def task_train_config(task: str, stage: str = "tune") -> TrainConfig:
+    """The settings of ``stage`` (``tune`` or ``condense``) for ``task``: the defaults with the task's recipe."""
+    base = TrainConfig() if stage == "tune" else default_condense_config()
+    return replace(base, **getattr(get_task(task), stage))
+
+
+@dataclass
+class TuneConfig:
+    """``skeleton tune``: prompt-tune a frozen model on a task and save the prompt.
+
+    Attributes:
+        data, model, train: the stage settings; ``train=None`` takes the task's recipe
+            (``task_train_config``).
+        output: where to save; ``None`` = ``exported_models/<task>-<model>-prompt``.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda``...
+        overwrite: replace an existing output directory.
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig | None = None
+    output: str | None = None
+    device: str = "auto"
+    overwrite: bool = False
+
+    def resolved(self) -> TuneConfig:
+        """This config with the task's recipe wherever a setting is ``None``."""
+        return replace(self, train=self.train or task_train_config(self.data.task, "tune"))
+
+
+@dataclass
+class CompressConfig:
+    """Settings of ``skeleton compress``.
+
+    Attributes:
+        data, model: the task and backbone (as for ``skeleton tune``).
+        tune: prompt tuning of the prompt-tuned model (prior knowledge injection); ``None``: the task's recipe.
+        condense: prompt re-tuning on each pruned model (knowledge condensation); ``None``: the task's.
+        search: margin, grid step and trial budget of the kept-ratio search.
+        scorer: which scorer ranks neurons (``attribution``, ``activation``, ``gradient``, ``random``;
+            ``skill`` for skill-neuron predictivity, ``lca`` for the NeuroX elastic-net probe).
+        attribution_samples: training instances the scorer averages over (20 in the paper).
+        scorer_samples: training instances the skill baselines and the LCA probe are drawn from.
+        skill_prompts: prompts the skill predictivity is averaged over (the run's own, then prompts
+            tuned as step 1 with the next seeds).
+        targets: ``("ffn",)`` prunes FFN neurons; with ``heads`` attention heads and with ``layers``
+            whole layers go too, ranked with the neurons by score per unit of measured latency
+            (exchange rates calibrated on validation); ``("ffn", "ffn-out")`` also prunes the second
+            FFN's output dims, zero-padded back to the hidden size.
+        condensed_prompt_tokens: shorten the soft prompt to this many tokens for condensation,
+            warm-started from its highest-scoring positions (``None`` keeps its length).
+        cost_shapes: (batch, input tokens) shapes the latency table predicts speed-ups at.
+        bias_compensation: fold removed neurons' mean contribution into the second FFN bias.
+        round_to: keep each layer's FFN width a multiple of this (1 = no rounding).
+        fast_search: judge search trials without condensing; condense only the chosen ratio
+            (``None``: the task's default, on for tasks whose full search would not fit 15 minutes).
+        prompt: a directory from ``skeleton tune`` to reuse instead of step 1.
+        output: output directory; ``None`` = ``exported_models/<task>-<model>``.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda``...
+        min_gain: after step 1, the prompt-tuned model must beat the majority class on validation by
+            this many points, or compress stops (a model that has not learned the task cannot be
+            localised; the tuned prompt is kept for ``--resume``).
+        allow_weak_prior: go on anyway; the report then marks the result ``weak_prior``.
+        resume: continue after the last finished stage of an interrupted run with the same output.
+        overwrite: replace an existing output directory.
+        export: also export to ONNX (``skeleton export``) at the end.
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tune: TrainConfig | None = None
+    condense: TrainConfig | None = None
+    search: SearchConfig = field(default_factory=SearchConfig)
+    scorer: str = "attribution"
+    attribution_samples: int = 20
+    scorer_samples: int = 2000
+    skill_prompts: int = 3
+    targets: tuple[str, ...] = ("ffn",)
+    bias_compensation: bool = True
+    round_to: int = 8
+    condensed_prompt_tokens: int | None = None
+    cost_shapes: tuple[tuple[int, int], ...] = ((1, 64), (32, 128))
+    fast_search: bool | None = None
+    prompt: str | None = None
+    min_gain: float = 2.0
+    allow_weak_prior: bool = False
+    output: str | None = None
+    device: str = "auto"
+    resume: bool = False
+    overwrite: bool = False
+    export: bool = True
+
+    def __post_init__(self) -> None:
+        self.targets = tuple(self.targets)
+        unknown = [t for t in self.targets if t not in TARGETS]
+        if unknown or "ffn" not in self.targets:
+            raise ValueError(
+                f"targets must include ffn and be among {', '.join(TARGETS)}, got {','.join(self.targets)}"
+            )
+        if self.scorer not in SCORERS:
+            raise ValueError(f"unknown scorer {self.scorer!r}; choose one of {', '.join(SCORERS)}")
+        _at_least_one(self, "attribution_samples", "scorer_samples", "skill_prompts", "round_to")
+        if self.condensed_prompt_tokens is not None and not 1 <= self.condensed_prompt_tokens <= (
+            self.model.num_virtual_tokens
+        ):
+            raise ValueError(
+                f"condensed_prompt_tokens must lie in 1..{self.model.num_virtual_tokens} (the prompt's length), "
+                f"got {self.condensed_prompt_tokens}"
+            )
+        self.cost_shapes = tuple(tuple(int(v) for v in shape) for shape in self.cost_shapes)
+        if not self.cost_shapes or any(len(s) != 2 or min(s) < 1 for s in self.cost_shapes):
+            raise ValueError("cost_shapes must be (batch, tokens) pairs of positive numbers")
+        if "ffn-out" in self.targets and self.uses_costs:
+            raise ValueError("targets ffn-out cannot be combined with heads, layers or a target speed-up")
+
+    @property
+    def uses_costs(self) -> bool:
+        """Whether units are ranked by score per measured latency (heads, or a speed-up target)."""
+        return bool({"heads", "layers"} & set(self.targets)) or self.search.target_speedup is not None
+
+    def resolved(self) -> CompressConfig:
+        """This config with the task's recipe wherever a setting is ``None``."""
+        return replace(
+            self,
+            tune=self.tune or task_train_config(self.data.task, "tune"),
+            condense=self.condense or task_train_config(self.data.task, "condense"),
+            fast_search=get_task(self.data.task).fast_search if self.fast_search is None else self.fast_search,
+        )
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["targets"] = list(self.targets)
+        data["cost_shapes"] = [list(shape) for shape in self.cost_shapes]
+        return data
+
+
+@dataclass
+class ServeConfig:
+    """How ``skeleton serve`` batches, limits and runs requests.
+
+    Attributes:
+        host: the address to listen on (loopback by default: put a proxy in front to expose it).
+        port: the TCP port.
+        runtime: how each model runs: 'onnx' (the manifest's default variant), 'onnx-<variant>', or
+            PyTorch 'torch-fp32' / 'torch-bf16' (autocast, fast on CPUs with AMX or AVX512-BF16) /
+            'torch-fp16' (CUDA).
+        device: 'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'.
+        max_batch_tokens: at most this many tokens in one model call, counted after padding.
+        max_batch_size: at most this many inputs in one model call.
+        max_wait_ms: how long a batch waits for more requests before it runs.
+        max_queue: inputs waiting per model beyond which requests get 429 with Retry-After.
+        max_client_batch: inputs one request may carry (more: 413).
+        max_input_chars: characters one input may have (more: 413).
+        threads: onnxruntime intra-op threads per model (default: one per core).
+        spinning: let onnxruntime's idle threads spin between batches. Default: on with one model
+            (384 against 333 sentences/s under load on SST-2 training sentences), off with several,
+            whose idle sessions' spinning threads would take the cores from the busy one (339 against
+            263 with two models).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    runtime: str = "onnx"
+    device: str = "auto"
+    max_batch_tokens: int = 8192
+    max_batch_size: int = 32
+    max_wait_ms: float = 2.0
+    max_queue: int = 512
+    max_client_batch: int = 64
+    max_input_chars: int = 20_000
+    threads: int | None = None
+    spinning: bool | None = None
+
+    def __post_init__(self) -> None:
+        _at_least_one(
+            self, "max_batch_tokens", "max_batch_size", "max_queue", "max_client_batch", "max_input_chars", "threads"
+        )
+        if self.max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms must not be negative, got {self.max_wait_ms}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must lie in [0, 65535], got {self.port}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TritonConfig:
+    """How the Triton repository serves the model.
+
+    Attributes:
+        name: the model name clients call (default: the model directory's name).
+        variant: the ONNX variant to serve (default: the manifest's default variant).
+        max_batch_size: the largest batch Triton's dynamic batcher builds.
+        preferred_batch_sizes: batch sizes the batcher aims for.
+        max_queue_delay_us: how long a request may wait for a batch to fill, in microseconds.
+        instances: model instances (each runs batches in parallel).
+        kind: where instances run: KIND_AUTO (GPU when present), KIND_CPU or KIND_GPU.
+        pad_to_multiple_of: the tokenizer pads each request to a multiple of this many tokens, so
+            requests of similar length have equal shapes and can share a batch.
+    """
+
+    name: str | None = None
+    variant: str | None = None
+    max_batch_size: int = 64
+    preferred_batch_sizes: tuple[int, ...] = (8, 16, 32)
+    max_queue_delay_us: int = 2000
+    instances: int = 1
+    kind: str = "KIND_AUTO"
+    pad_to_multiple_of: int = 16
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("KIND_AUTO", "KIND_CPU", "KIND_GPU"):
+            raise ValueError(f"kind must be KIND_AUTO, KIND_CPU or KIND_GPU, got {self.kind}")
+        _at_least_one(self, "max_batch_size", "instances", "pad_to_multiple_of")
+        if any(size > self.max_batch_size or size < 1 for size in self.preferred_batch_sizes):
+            raise ValueError("preferred_batch_sizes must lie in [1, max_batch_size]")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _known_scorers(scorers) -> tuple[str, ...]:
+    """``scorers`` as a tuple, at least one, each a registered scorer."""
+    scorers = tuple(scorers)
+    if not scorers or any(name not in SCORERS for name in scorers):
+        raise ValueError(f"scorers must be among {', '.join(SCORERS)}, got {','.join(scorers) or 'none'}")
+    return scorers
+
+
+@dataclass
+class CompareConfig:
+    """Settings of ``skeleton compare``: several scorers on one prompt-tuned model, pruned to the same
+    kept ratio, judged before and after knowledge condensation.
+
+    Attributes:
+        compress: the task, model, training and pruning settings (as for ``skeleton compress``; its
+            ``prompt`` reuses a tuned prompt, its own ``scorer`` is not used).
+        scorers: the scorers to compare.
+        kept_ratio: the share of FFN neurons every scorer keeps.
+        condense: re-tune the prompt on each pruned model (the "after condensation" columns).
+        skill_cache: where the skill scorer's extra prompts are kept, so that another compare or
+            ``skeleton analyze`` reuses them (default: the output's ``skill_prompts/``).
+        output: the report's directory (default: ``exported_models/<task>-<model>-compare``).
+        overwrite: replace an existing output directory.
+    """
+
+    compress: CompressConfig = field(default_factory=CompressConfig)
+    scorers: tuple[str, ...] = SCORERS
+    kept_ratio: float = 0.5
+    condense: bool = True
+    skill_cache: str | None = None
+    output: str | None = None
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        self.scorers = _known_scorers(self.scorers)
+        if len(set(self.scorers)) != len(self.scorers):
+            raise ValueError(f"scorers must not repeat, got {','.join(self.scorers)}")
+        if not 0 < self.kept_ratio < 1:
+            raise ValueError(f"kept_ratio must lie strictly between 0 and 1, got {self.kept_ratio}")
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["compress"] = self.compress.to_dict()
+        data["scorers"] = list(self.scorers)
+        return data
+
+
+@dataclass
+class AnalyzeConfig:
+    """Settings of ``skeleton analyze`` on a compressed directory.
+
+    Attributes:
+        scorers: the scorers whose rankings are analysed (the run's own scores are reused for its scorer).
+        suppression_percents: the shares of neurons zeroed for the suppression curves, in percent.
+        top_percent: the share of neurons counted as a scorer's "top" in the per-layer distribution.
+        data: extra labelled TSV files (the task's columns) to evaluate both models on, e.g. shifted
+            or adversarial sets.
+        samples: training instances the skill baselines and the LCA probe are drawn from.
+        skill_prompts: prompts the skill predictivity is averaged over (the run's own, then prompts
+            tuned with the run's settings and the next seeds).
+        skill_cache: where the skill scorer's extra prompts are kept (default: ``DIR/skill_prompts``).
+        scores_from: a ``skeleton compare`` output on the same prompt-tuned model whose saved scores
+            are reused instead of scoring again (checked by the prompt's fingerprint).
+        seed: seeds the random neurons of the suppression baseline.
+        device: 'auto' (CUDA when present), 'cpu', 'cuda'...
+    """
+
+    scorers: tuple[str, ...] = SCORERS
+    suppression_percents: tuple[float, ...] = (1, 2, 3, 5, 7, 10, 15)
+    top_percent: float = 5.0
+    data: tuple[str, ...] = ()
+    samples: int = 2000
+    skill_prompts: int = 3
+    skill_cache: str | None = None
+    scores_from: str | None = None
+    seed: int = 42
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.scorers = _known_scorers(self.scorers)
+        self.data = tuple(str(path) for path in self.data)
+        self.suppression_percents = tuple(float(p) for p in self.suppression_percents)
+        if not self.suppression_percents or not all(0 < p < 100 for p in self.suppression_percents):
+            raise ValueError("suppression_percents must lie strictly between 0 and 100")
+        if not 0 < self.top_percent < 100:
+            raise ValueError(f"top_percent must lie strictly between 0 and 100, got {self.top_percent}")
+        _at_least_one(self, "samples", "skill_prompts")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ExportConfig:
+    """Settings of ``skeleton export``.
+
+    Attributes:
+        variants: which graphs to write (``fp32`` always comes first; the others derive from it).
+        opset: ONNX opset.
+        parity_samples: validation sentences the onnxruntime/PyTorch logit parity check runs on.
+        fp32_tolerance: largest accepted |logit difference| of fp32 (and optimized) graphs.
+        int8_kinds: which quantisation methods compete for ``int8`` (see :mod:`skeleton.deploy.quantization`).
+        int8_max_drop: an int8 graph ships only if its validation accuracy is at most this many
+            points below the fp32 graph's.
+        int8_min_agreement: ... and its argmax equals the fp32 graph's on at least this share of
+            the validation split.
+        int8_bar: with ``False`` the fastest int8 candidate is written even when it fails the bar
+            (benchmarks of what a user would get from a quantiser); the manifest says so.
+        calibration_samples: training sentences the static quantiser calibrates on.
+        latency_shapes: (batch, tokens) shapes the variants are timed at, to pick the fastest.
+        latency_repeats: alternated rounds per shape.
+        threads: onnxruntime intra-op threads while timing (default: one per core).
+    """
+
+    variants: tuple[str, ...] = ("fp32", "optimized", "int8")
+    opset: int = 17
+    parity_samples: int = 64
+    fp32_tolerance: float = 1e-4
+    int8_kinds: tuple[str, ...] = INT8_KINDS
+    int8_max_drop: float = 0.5
+    int8_min_agreement: float = 0.97
+    int8_bar: bool = True
+    calibration_samples: int = 128
+    latency_shapes: tuple[tuple[int, int], ...] = ((1, 64), (32, 128))
+    latency_repeats: int = 10
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        self.variants = tuple(self.variants)
+        self.int8_kinds = tuple(self.int8_kinds)
+        self.latency_shapes = tuple(tuple(shape) for shape in self.latency_shapes)
+        unknown = [v for v in self.variants if v not in VARIANT_FILES]
+        if unknown or "fp32" not in self.variants:
+            raise ValueError(
+                f"variants must include fp32 and be among {', '.join(VARIANT_FILES)}, got {','.join(self.variants)}"
+            )
+        bad_kinds = [k for k in self.int8_kinds if k not in INT8_KINDS]
+        if bad_kinds or not self.int8_kinds:
+            raise ValueError(f"int8_kinds must be among {', '.join(INT8_KINDS)}, got {','.join(self.int8_kinds)}")
+        if self.parity_samples < 1:
+            raise ValueError(f"parity_samples must be at least 1, got {self.parity_samples}")
+        if not 0.0 <= self.int8_min_agreement <= 1.0:
+            raise ValueError(f"int8_min_agreement must lie in [0, 1], got {self.int8_min_agreement}")
+        if self.int8_max_drop < 0:
+            raise ValueError(f"int8_max_drop must be non-negative, got {self.int8_max_drop}")
+        if not self.latency_shapes or any(b < 1 or n < 1 for b, n in self.latency_shapes):
+            raise ValueError("latency_shapes must be (batch, tokens) pairs of positive numbers")
+        if self.latency_repeats < 1:
+            raise ValueError(f"latency_repeats must be at least 1, got {self.latency_repeats}")
+
+
+@dataclass
+class BenchConfig:
+    """Settings of ``skeleton bench``.
+
+    Attributes:
+        batch_sizes: sequences per call.
+        lengths: input tokens per sequence (the soft prompt's tokens come on top, inside the model).
+        runtimes: which runtimes to time; ``None`` = every one this machine offers.
+        threads: intra-op threads of PyTorch and onnxruntime (default: one per core).
+        repeats: alternated rounds per grid point.
+        warmup: untimed calls of each contender per grid point.
+        max_seconds: stop a grid point's rounds after this long (at least ``min_repeats`` rounds run).
+        min_repeats: rounds every grid point gets.
+        data: a task file (TSV) whose real sentences are also timed end to end, tokenizer included.
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        output: where the report goes; ``None`` = ``DIR/bench``.
+    """
+
+    batch_sizes: tuple[int, ...] = (1, 8, 32, 64)
+    lengths: tuple[int, ...] = (16, 32, 64, 128, 256)
+    runtimes: tuple[str, ...] | None = None
+    threads: int | None = None
+    repeats: int = 10
+    warmup: int = 2
+    max_seconds: float = 20.0
+    min_repeats: int = 5
+    data: str | None = None
+    device: str = "auto"
+    output: str | None = None
+
+    def __post_init__(self) -> None:
+        self.batch_sizes = tuple(self.batch_sizes)
+        self.lengths = tuple(self.lengths)
+        if not self.batch_sizes or min(self.batch_sizes) < 1:
+            raise ValueError(f"batch_sizes must be positive numbers, got {self.batch_sizes}")
+        if not self.lengths or min(self.lengths) < 1:
+            raise ValueError(f"lengths must be positive numbers, got {self.lengths}")
+        if self.runtimes is not None:
+            self.runtimes = tuple(self.runtimes)
+            unknown = [r for r in self.runtimes if r not in RUNTIME_NAMES]
+            if unknown or not self.runtimes:
+                raise ValueError(f"runtimes must be among {', '.join(RUNTIME_NAMES)}, got {','.join(self.runtimes)}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be at least 1, got {self.threads}")
+        if self.repeats < 1 or self.min_repeats < 1 or self.warmup < 0:
+            raise ValueError("repeats and min_repeats must be at least 1, warmup at least 0")
+
+    def to_dict(self) -> dict:
+        return asdict(self)

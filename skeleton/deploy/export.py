@@ -1,0 +1,589 @@
+"""``skeleton export``: the slim model plus its prompt as one standalone ONNX graph.
+
+The soft prompt is baked into the graph as a constant prepended to the word embeddings (the
+attention mask extended to match), and the task template, when the model uses one, is baked into
+the exported tokenizer's post-processor, so serving needs neither peft nor PyTorch, and optimum's
+``ORTModelForSequenceClassification`` in a ``pipeline`` sees exactly what the model was trained on.
+
+Variants: ``fp32``; ``optimized`` (onnxruntime's transformer fusions); ``int8``, the fastest of the
+quantisation candidates in :mod:`skeleton.deploy.quantization` that keeps the float graph's accuracy.
+
+Every choice is made on the validation split, recreated from the run's data settings: the float
+graphs' parity with PyTorch (a graph above tolerance fails the export), whether an int8 candidate
+ships (validation accuracy within ``int8_max_drop`` points of fp32 and argmax agreement with fp32 of
+at least ``int8_min_agreement``), and the default variant (the fastest shipped one, timed in one
+process with calls alternating). Test accuracy is measured and reported, never used to choose.
+Tracing and the checks run on the CPU whatever device trained the model; the graph runs on any
+onnxruntime provider.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from skeleton.core.architectures import (
+    classification_architectures,
+    ffn_layers,
+    get_architecture,
+    ort_model_type,
+)
+from skeleton.core.architectures import max_input_tokens as family_max_input_tokens
+from skeleton.core.batching import fill_template
+from skeleton.core.config import ExportConfig
+from skeleton.core.data import DataConfig, load_task_data, split_texts
+from skeleton.core.errors import SkeletonError
+from skeleton.core.files import library_versions
+from skeleton.core.layout import CONFIG_FILE, MANIFEST_FILE, META_FILE, MODEL_FILE, ONNX_DIR, REPORT_FILE, VARIANT_FILES
+from skeleton.core.logits import batched_logits
+from skeleton.core.progress import SILENT, Reporter
+from skeleton.core.records import ExportSummary, Manifest, load_report
+from skeleton.core.statistics import paired_bootstrap
+from skeleton.core.tasks import TaskSpec
+from skeleton.core.timing import time_alternating
+from skeleton.deploy.artifacts import CompressedModel, load
+from skeleton.deploy.manifest import sha256_file
+from skeleton.deploy.quantization import Int8Bar, cpu_flags, has_vnni, int8_methods, quantize, quiet_logging
+from skeleton.deploy.runtimes import OnnxRuntime, synthetic_batch, tokenize
+
+FUSED_OPS = (
+    "Attention",
+    "MultiHeadAttention",
+    "SkipLayerNormalization",
+    "EmbedLayerNormalization",
+    "BiasGelu",
+    "FastGelu",
+    "Gelu",
+    "LayerNormalization",
+    "SkipSimplifiedLayerNormalization",
+    "QAttention",
+    "DynamicQuantizeMatMul",
+    "MatMulInteger",
+    "MatMulIntegerToFloat",
+    "QLinearMatMul",
+    "QuantizeLinear",
+)
+
+
+class OnnxClassifier(nn.Module):
+    """What goes into the graph: the prompted classifier with its prompt as a constant."""
+
+    def __init__(self, model: CompressedModel, with_token_types: bool):
+        super().__init__()
+        self.classifier = model.classifier
+        self.register_buffer("prompt", model.classifier.prompt_embeddings().detach().clone())
+        self.with_token_types = with_token_types
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        return self.classifier(
+            input_ids, attention_mask, token_type_ids if self.with_token_types else None, prompt=self.prompt
+        )
+
+
+def max_input_tokens(model: CompressedModel) -> int:
+    """The longest tokenized input (special tokens and template included) the graph accepts."""
+    return family_max_input_tokens(model.classifier.backbone.config, model.classifier.num_virtual_tokens)
+
+
+def template_tokenizer(tokenizer, spec: TaskSpec, max_tokens: int, use_template: bool = True):
+    """A copy of ``tokenizer`` whose post-processor wraps texts in the task template, so that
+    plain ``tokenizer(text)`` (or ``tokenizer(text1, text2)``) yields the ids the model was trained on.
+
+    Training tokenized the filled template as one string. With WordPiece the pieces tokenize alike
+    on their own; with byte-level BPE a word's token carries the space before it, so a text placed
+    after a space is tokenized with a prefix space. The result is checked against training's ids.
+    """
+    from tokenizers.processors import TemplateProcessing
+
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.model_max_length = max_tokens
+    if not use_template:
+        return tokenizer
+    if not tokenizer.is_fast:
+        raise SkeletonError("exporting a templated model needs a fast tokenizer (tokenizer.json)")
+    original = copy.deepcopy(tokenizer)
+    sequence, prefix_space = _template_sequence(tokenizer, spec)
+    if prefix_space:
+        _add_prefix_space(tokenizer)
+    names: dict[int, str] = {}
+    named = [s if isinstance(s, str) else names.setdefault(s, f"<skeleton_template_{s}>") for s in sequence]
+    special = [(token_name, token_id) for token_id, token_name in names.items()]
+    tokenizer.backend_tokenizer.post_processor = TemplateProcessing(
+        single=[s for s in named if s != "$B:0"], pair=named if spec.is_pair else None, special_tokens=special
+    )
+    _check_template(original, tokenizer, spec)
+    return tokenizer
+
+
+def _template_sequence(tokenizer, spec: TaskSpec) -> tuple[list[int | str], bool]:
+    """The template as token ids around ``$A`` (and ``$B:0``), and whether the texts follow a space
+    that the tokenizer folds into a word's token (byte-level BPE)."""
+    template = spec.template.replace("<mask>", tokenizer.mask_token or "")
+    wrapped = tokenizer.build_inputs_with_special_tokens([-1])
+    cut = wrapped.index(-1)
+    spaced = (
+        tokenizer(" a", add_special_tokens=False)["input_ids"] != tokenizer("a", add_special_tokens=False)["input_ids"]
+    )
+    sequence: list[int | str] = list(wrapped[:cut])
+    rest, follows_space = template, set()
+    for index, text_field in enumerate(spec.text_fields):
+        before, rest = rest.split("{" + text_field + "}", 1)
+        follows_space.add(spaced and before[-1:].isspace())
+        piece = before.rstrip() if spaced else before
+        sequence += tokenizer(piece, add_special_tokens=False)["input_ids"] if piece.strip() else []
+        sequence.append("$A" if index == 0 else "$B:0")
+    sequence += tokenizer(rest, add_special_tokens=False)["input_ids"] if rest.strip() else []
+    sequence += wrapped[cut + 1 :]
+    if len(follows_space) > 1:
+        raise SkeletonError(f"the {spec.name} template puts a space before one text and not the other")
+    return sequence, follows_space == {True}
+
+
+def _add_prefix_space(tokenizer) -> None:
+    """Tokenize every text as if a space came before it, and keep it so when saved and reloaded."""
+    pre_tokenizer = tokenizer.backend_tokenizer.pre_tokenizer
+    if not hasattr(pre_tokenizer, "add_prefix_space"):
+        raise SkeletonError(f"cannot bake the template into {type(tokenizer).__name__}: train with --no-template")
+    pre_tokenizer.add_prefix_space = True
+    tokenizer.backend_tokenizer.pre_tokenizer = pre_tokenizer
+    tokenizer.add_prefix_space = True
+    tokenizer.init_kwargs["add_prefix_space"] = True
+
+
+def _check_template(original, exported, spec: TaskSpec) -> None:
+    """The exported tokenizer must give training's ids (skeleton.core.batching) on sample texts."""
+
+    texts = ["a plain sentence, with a comma", "Another one."]
+    row = dict(zip(spec.text_fields, texts, strict=False))
+    trained = original(fill_template(spec, row, original.mask_token or ""))["input_ids"]
+    if exported(*texts[: len(spec.text_fields)])["input_ids"] != trained:
+        raise SkeletonError(
+            f"the {spec.name} template cannot be baked into {type(original).__name__} so that it gives "
+            "training's tokens: train with --no-template to export this model"
+        )
+
+
+def _count_ops(path: Path) -> dict[str, int]:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    counts = Counter(node.op_type for node in graph.node)
+    return {op: counts[op] for op in FUSED_OPS if counts.get(op)}
+
+
+@dataclass
+class ExportData:
+    """The sentences an export judges and reports on.
+
+    Attributes:
+        validation: texts that every choice is made on (parity, int8, default variant).
+        validation_labels: their labels, ``None`` for synthetic sentences.
+        test, test_labels: reported only; ``None`` when no data is reachable.
+        calibration: training texts for static int8 calibration.
+        source: where the sentences came from, for the manifest.
+    """
+
+    validation: list
+    validation_labels: list[int] | None
+    test: list | None = None
+    test_labels: list[int] | None = None
+    calibration: list = field(default_factory=list)
+    source: str = "validation split"
+
+
+def _texts_and_labels(split, spec) -> tuple[list, list[int]]:
+
+    return split_texts(split, spec), list(split["label"])
+
+
+def _task_data(directory: Path, workspace):
+    """The run's data: the caller's workspace, else the data the report names, else None."""
+    if workspace is not None:
+        return workspace.data
+    report_path = directory / REPORT_FILE
+    if not report_path.is_file():
+        return None
+    data_config = load_report(report_path).config.get("data")
+    if not data_config:
+        return None
+
+    try:
+        return load_task_data(DataConfig(**data_config))
+    except (SkeletonError, TypeError, ValueError):
+        return None
+
+
+def export_data(directory: Path, workspace, model: CompressedModel, config: ExportConfig) -> ExportData:
+    """Validation, test and calibration sentences recreated from the run's seed and data settings;
+    synthetic sentences of vocabulary words when no data is reachable (parity still runs)."""
+    data = _task_data(directory, workspace)
+    if data is None:
+        rng = np.random.default_rng(0)
+        vocabulary = [t for t in model.tokenizer.get_vocab() if t.isalpha()]
+        texts = [" ".join(rng.choice(vocabulary, 12)) for _ in range(max(config.parity_samples, 256))]
+        if model.spec.is_pair:
+            texts = [(t, t[::-1]) for t in texts]
+        return ExportData(texts, None, calibration=texts[: config.calibration_samples], source="synthetic")
+    validation, validation_labels = _texts_and_labels(data.validation, model.spec)
+    test, test_labels = _texts_and_labels(data.test, model.spec)
+    train = data.train.shuffle(seed=0).select(range(min(config.calibration_samples, len(data.train))))
+    calibration, _ = _texts_and_labels(train, model.spec)
+    return ExportData(validation, validation_labels, test, test_labels, calibration)
+
+
+def _accuracy(logits: np.ndarray, labels: list[int] | None) -> float | None:
+    if labels is None:
+        return None
+    return float(100.0 * (logits.argmax(-1) == np.array(labels)).mean())
+
+
+class _Judge:
+    """Runs graphs on the export's sentences and measures what the bar and the report need."""
+
+    def __init__(self, model: CompressedModel, tokenizer, data: ExportData, reference: np.ndarray, threads: int | None):
+        self.tokenizer = tokenizer
+        self.data = data
+        self.reference = reference  # PyTorch logits of the first parity sentences
+        self.num_labels = model.spec.num_labels
+        self.vocab_size = model.classifier.backbone.config.vocab_size
+        self.threads = threads
+
+    def encode(self, texts: list) -> dict[str, np.ndarray]:
+        return tokenize(self.tokenizer, texts, self.tokenizer.model_max_length)
+
+    def runtime(self, variant: str, path: Path) -> OnnxRuntime:
+        try:
+            return OnnxRuntime(path, threads=self.threads, spinning=False)
+        except Exception as error:  # onnxruntime rejects the graph: say which variant
+            raise SkeletonError(
+                f"onnxruntime cannot load the {variant} graph: {str(error).splitlines()[0][:300]}"
+            ) from error
+
+    def measure(self, variant: str, path: Path) -> tuple[dict, np.ndarray]:
+        """Size, fused ops, parity with PyTorch, validation (and test) accuracy; and the validation logits."""
+        runtime = self.runtime(variant, path)
+        logits = batched_logits(runtime, self.encode, self.data.validation, self.num_labels)
+        parity = logits[: len(self.reference)]
+        info = {
+            "file": path.name,
+            "bytes": path.stat().st_size,
+            "fused_ops": _count_ops(path),
+            "max_abs_diff": float(np.abs(parity - self.reference).max()),
+            "validation_accuracy": _accuracy(logits, self.data.validation_labels),
+        }
+        if self.data.test is not None:
+            test_logits = batched_logits(runtime, self.encode, self.data.test, self.num_labels)
+            info["test_accuracy"] = _accuracy(test_logits, self.data.test_labels)
+        return info, logits
+
+
+def _trace(model: CompressedModel, tokenizer, with_token_types: bool, target: Path, opset: int) -> list[str]:
+    """Trace the prompted classifier (prompt as a constant) to ``target``; returns the input names."""
+    wrapper = OnnxClassifier(model, with_token_types).eval()
+    sample = tokenize(tokenizer, ["a short sentence", "another one, a little longer"])
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if with_token_types else [])
+    if model.spec.is_pair:
+        sample = tokenize(tokenizer, [("a short sentence", "and its pair"), ("another", "one more")])
+    args = tuple(torch.from_numpy(sample[n]).long() for n in names)
+    dynamic = {n: {0: "batch", 1: "sequence"} for n in names}
+    dynamic["logits"] = {0: "batch"}
+    with torch.no_grad():
+        torch.onnx.export(
+            wrapper,
+            args,
+            str(target),
+            input_names=names,
+            output_names=["logits"],
+            dynamic_axes=dynamic,
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    return names
+
+
+def _uses_token_types(model: CompressedModel, tokenizer) -> bool:
+    config = model.classifier.backbone.config
+    return (
+        "token_type_ids" in tokenizer("a").keys()
+        and getattr(config, "type_vocab_size", 0) > 0
+        and get_architecture(config.model_type).uses_token_type_ids
+    )
+
+
+def _latencies(paths: dict[str, Path], vocab_size: int, config: ExportConfig) -> dict:
+    """name -> {"BxT": median ms}: every graph timed at every shape, calls alternating."""
+    runtimes = {name: OnnxRuntime(path, threads=config.threads, spinning=False) for name, path in paths.items()}
+    result: dict[str, dict[str, float]] = {name: {} for name in paths}
+    for batch, tokens in config.latency_shapes:
+        encoded = synthetic_batch(batch, tokens, vocab_size)
+        calls = {name: (lambda r=runtime, e=encoded: r.run(e)) for name, runtime in runtimes.items()}
+        timings = time_alternating(calls, repeats=config.latency_repeats, warmup=2, max_seconds=30.0)
+        for name, timing in timings.items():
+            result[name][f"{batch}x{tokens}"] = round(timing.median_ms, 3)
+    return result
+
+
+def _speed_score(latency_ms: dict[str, float]) -> float:
+    """Geometric mean latency over the timed shapes: lower is faster."""
+    return math.exp(sum(math.log(v) for v in latency_ms.values()) / len(latency_ms))
+
+
+def export_directory(
+    directory: str | Path,
+    config: ExportConfig | None = None,
+    workspace=None,
+    reporter: Reporter = SILENT,
+) -> ExportSummary:
+    """Export the model in ``directory`` to ``directory/onnx``, verify it, and return what was written.
+
+    Returns:
+        The summary (also merged into ``report.json`` under ``export``): per variant its file, size,
+        parity, validation and test accuracy, latency and fused-op counts; the int8 candidates; the
+        default variant.
+    """
+    config = config or ExportConfig()
+    directory = Path(directory)
+    for needed in (META_FILE, MODEL_FILE, CONFIG_FILE):
+        if not (directory / needed).is_file():
+            raise SkeletonError(f"{directory} is not a compressed model directory: {needed} is missing")
+    started = time.perf_counter()
+    model = load(directory, device="cpu", attn_implementation="eager")
+    tokenizer = template_tokenizer(
+        model.tokenizer, model.spec, max_input_tokens(model), model.classifier.head_config.use_template
+    )
+    data = export_data(directory, workspace, model, config)
+    final = directory / ONNX_DIR
+    work = directory / f".{ONNX_DIR}.partial"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    try:
+        manifest = _export_into(work, model, tokenizer, data, config, reporter)
+        if final.exists():
+            shutil.rmtree(final)
+        work.rename(final)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    # the directory is relative to the model directory, which a compress run renames at the end
+    result = ExportSummary.of(manifest, ONNX_DIR, time.perf_counter() - started)
+    report_path = directory / REPORT_FILE
+    if report_path.is_file():
+        report = load_report(report_path)
+        report.export = result
+        report.save(report_path)
+    return result
+
+
+def _export_into(work: Path, model: CompressedModel, tokenizer, data: ExportData, config, reporter) -> Manifest:
+    """Write every variant and the manifest into ``work``; returns the manifest."""
+    reporter.message("export: tracing the fp32 graph")
+    with_token_types = _uses_token_types(model, tokenizer)
+    names = _trace(model, tokenizer, with_token_types, work / VARIANT_FILES["fp32"], config.opset)
+    # PyTorch reference logits through the training-time encoding (template filled as text), so the
+    # check also proves that the exported tokenizer reproduces it
+    reference = model.logits(data.validation[: config.parity_samples], 32)
+    tokenizer.save_pretrained(str(work))
+    _write_config(model, work)
+    judge = _Judge(model, tokenizer, data, reference, config.threads)
+    variants, fp32_logits = _float_variants(work, model, judge, config, reporter)
+    candidates: list[dict] = []
+    rejected: dict[str, dict] = {}
+    if "int8" in config.variants:
+        int8, candidates, problem = _int8_variant(work, judge, variants["fp32"], fp32_logits, config, reporter)
+        if int8 is not None:
+            variants["int8"] = int8
+        else:
+            rejected["int8"] = {"reason": problem}
+            reporter.message(f"export: int8 not shipped: {problem}")
+    latency = _latencies({n: work / v["file"] for n, v in variants.items()}, judge.vocab_size, config)
+    for name, info in variants.items():
+        info["latency_ms"] = latency[name]
+    shippable = [n for n, v in variants.items() if v.get("passes_bar", True)]
+    default = min(shippable, key=lambda n: _speed_score(variants[n]["latency_ms"]))
+    manifest = Manifest(
+        task=model.spec.name,
+        label_names=list(model.spec.label_names),
+        inputs=names,
+        opset=config.opset,
+        num_virtual_tokens=model.classifier.num_virtual_tokens,
+        max_input_tokens=max_input_tokens(model),
+        template_in_tokenizer=bool(model.classifier.head_config.use_template),
+        variants=variants,
+        rejected_variants=rejected,
+        int8_candidates=candidates,
+        int8_bar={"max_accuracy_drop": config.int8_max_drop, "min_agreement": config.int8_min_agreement},
+        default_variant=default,
+        judged_on=data.source,
+        cpu={"int8_instructions": _cpu_int8_instructions(), "vnni": has_vnni()},
+        versions=library_versions(),
+    )
+    manifest.files = {p.name: sha256_file(p) for p in sorted(work.iterdir()) if p.is_file()}
+    manifest.save(work / MANIFEST_FILE)
+    return manifest
+
+
+def _float_variants(work: Path, model, judge: _Judge, config: ExportConfig, reporter) -> tuple[dict, np.ndarray]:
+    """fp32 and (when asked for) the fused graph, each checked against PyTorch; fp32's validation logits."""
+    variants: dict[str, dict] = {}
+    fp32_logits = None
+    for variant in ("fp32", "optimized"):
+        if variant not in config.variants:
+            continue
+        path = work / VARIANT_FILES[variant]
+        if variant == "optimized":
+            family = ort_model_type(model.classifier.backbone.config)
+            optimize_graph(work / VARIANT_FILES["fp32"], path, family, _head_size(model))
+        info, logits = judge.measure(variant, path)
+        if info["max_abs_diff"] > config.fp32_tolerance:
+            difference = info["max_abs_diff"]
+            raise SkeletonError(
+                f"{variant} graph differs from PyTorch by {difference:.2e} (tolerance {config.fp32_tolerance:.0e})"
+            )
+        if variant == "fp32":
+            fp32_logits = logits
+        info["argmax_agreement_fp32"] = float((logits.argmax(-1) == fp32_logits.argmax(-1)).mean())
+        variants[variant] = info
+        reporter.message(f"export: {variant}: {_summary(info)}")
+    return variants, fp32_logits
+
+
+def _summary(info: dict) -> str:
+    parts = [f"{info['bytes'] / 1e6:.1f} MB"]
+    if "max_abs_diff" in info:
+        parts.append(f"max |diff| {info['max_abs_diff']:.2e}")
+    for key in ("validation_accuracy", "test_accuracy"):
+        if info.get(key) is not None:
+            parts.append(f"{key.replace('_accuracy', '')} {info[key]:.2f}")
+    if "argmax_agreement_fp32" in info:
+        parts.append(f"agreement {100 * info['argmax_agreement_fp32']:.1f}%")
+    return ", ".join(parts)
+
+
+def _int8_variant(work: Path, judge: _Judge, fp32: dict, fp32_logits: np.ndarray, config, reporter):
+    """Build every int8 candidate, judge it on validation, time them all, keep the fastest that passes.
+
+    Returns:
+        (the shipped variant's info or None, every candidate's info, why none shipped or None).
+    """
+    scratch = work / ".int8"
+    scratch.mkdir()
+    fused = work / VARIANT_FILES["optimized"] if "optimized" in config.variants else None
+    calibration = [judge.encode(judge.data.calibration[s : s + 16]) for s in range(0, len(judge.data.calibration), 16)]
+    candidates = []
+    for index, method in enumerate(int8_methods(config.int8_kinds)):
+        if method.kind == "dynamic-fused" and fused is None:
+            continue
+        path = scratch / f"candidate-{index}.onnx"
+        try:
+            quantize(method, work / VARIANT_FILES["fp32"], fused, path, calibration)
+            info, logits = judge.measure("int8", path)
+        except Exception as error:  # a method the quantiser or onnxruntime cannot do for this graph
+            candidates.append({"method": method.to_dict(), "error": str(error).splitlines()[0][:300]})
+            continue
+        info.pop("max_abs_diff")  # int8 is judged against fp32 on validation, not by logit parity
+        info["method"] = method.to_dict()
+        info["argmax_agreement_fp32"] = float((logits.argmax(-1) == fp32_logits.argmax(-1)).mean())
+        drop = None
+        labels = judge.data.validation_labels
+        if labels is not None:
+            drop = fp32["validation_accuracy"] - info["validation_accuracy"]
+            # int8 minus fp32 accuracy, with a 95% paired bootstrap interval over the same sentences
+            info["validation_difference_vs_fp32"] = paired_bootstrap(
+                logits.argmax(-1) == np.asarray(labels), fp32_logits.argmax(-1) == np.asarray(labels)
+            )
+        bar = Int8Bar(config.int8_max_drop, config.int8_min_agreement)
+        info["problem"] = bar.problem(drop, info["argmax_agreement_fp32"])
+        info["path"] = path
+        candidates.append(info)
+        reporter.message(
+            f"export: int8 {method.name}: {_summary(info)}" + (f" ({info['problem']})" if info["problem"] else "")
+        )
+    built = [c for c in candidates if "path" in c]
+    if built:
+        paths = {str(i): c["path"] for i, c in enumerate(built)}
+        latency = _latencies(paths, judge.vocab_size, config)
+        for i, candidate in enumerate(built):
+            candidate["latency_ms"] = latency[str(i)]
+    # with the bar, the fastest that passes; without it (a benchmark's baseline), the fastest of all
+    pool = [c for c in built if c["problem"] is None] if config.int8_bar else built
+    chosen = min(pool, key=lambda c: _speed_score(c["latency_ms"])) if pool else None
+    if chosen is not None:
+        chosen["path"].replace(work / VARIANT_FILES["int8"])
+    shutil.rmtree(scratch)
+    for candidate in candidates:
+        candidate.pop("path", None)
+    if chosen is None:
+        problems = "; ".join(f"{c['method']['name']}: {c.get('problem') or c.get('error')}" for c in candidates)
+        return None, candidates, f"no int8 candidate passed the bar ({problems})"
+    shipped = {k: v for k, v in chosen.items() if k != "problem"}
+    shipped.update(file=VARIANT_FILES["int8"], passes_bar=chosen["problem"] is None)
+    return shipped, candidates, None
+
+
+def _cpu_int8_instructions() -> list[str]:
+    """The int8 dot-product extensions this CPU has (without VNNI, reduce_range avoids AVX2 overflow)."""
+    return sorted(cpu_flags() & {"avx2", "avx512_vnni", "avx_vnni", "amx_int8", "avx512bw"})
+
+
+def optimize_graph(source: Path, target: Path, model_type: str, head_size: int | None = None) -> dict[str, int]:
+    """onnxruntime's offline transformer fusions of ``source`` into ``target``.
+
+    The fusion is told neither the head count nor the hidden size (0, 0): it then reads each
+    layer's own from the graph, which is what a model with per-layer head counts needs (given
+    one count, it would fuse every layer with it). ``model_type`` picks the fusion patterns
+    (``architectures.ort_model_type``). With ``head_size``, every fused attention node's head count
+    is checked against the width of its weights.
+
+    Returns:
+        per fused Attention node, its head count.
+    """
+    from onnx import numpy_helper
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    with quiet_logging():  # it warns that per-layer widths differ from the input's, which is the point
+        optimized = optimize_model(str(source), model_type=model_type, num_heads=0, hidden_size=0, opt_level=1)
+    graph = optimized.model.graph
+    weights = {init.name: init for init in graph.initializer}
+    heads = {}
+    for node in graph.node:
+        if node.op_type != "Attention":
+            continue
+        count = next(a.i for a in node.attribute if a.name == "num_heads")
+        heads[node.name] = count
+        weight = weights.get(node.input[1])
+        if head_size and weight is not None:
+            width = numpy_helper.to_array(weight).shape[1] // 3  # (hidden, 3 x heads x head size)
+            if width != count * head_size:
+                raise SkeletonError(
+                    f"fused attention {node.name} has {count} heads but {width // head_size} in its weights"
+                )
+    optimized.save_model_to_file(str(target))
+    return heads
+
+
+def _head_size(model: CompressedModel) -> int:
+
+    return ffn_layers(model.classifier.backbone)[0].head_size
+
+
+def _write_config(model: CompressedModel, directory: Path) -> None:
+    """config.json with labels, for optimum's ORTModelForSequenceClassification and pipelines."""
+    config = copy.deepcopy(model.classifier.backbone.config)
+    config.id2label = dict(enumerate(model.spec.label_names))
+    config.label2id = {name: index for index, name in enumerate(model.spec.label_names)}
+    config.architectures = classification_architectures(config)
+    config.skeleton_task = model.spec.name
+    config.save_pretrained(str(directory))
+
+
+__all__ = ["export_directory", "ONNX_DIR", "MANIFEST_FILE", "VARIANT_FILES"]

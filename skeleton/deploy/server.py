@@ -1,0 +1,193 @@
+"""``skeleton serve``: the HTTP routes over :class:`~skeleton.deploy.serving.ModelServer`.
+
+Routes (OpenAPI docs at /docs):
+- POST /v1/models/{name}/predict and, with one model loaded, POST /predict: {"inputs": text |
+  [text, ...] | [[text1, text2], ...] (pair tasks), "raw_scores": false, "truncate": true} ->
+  per input, every label with its score, highest first (text-embeddings-inference's /predict shape).
+- GET /v1/models, GET /health (liveness), GET /ready (every model loaded and warmed up),
+  GET /metrics (Prometheus text format).
+Errors are JSON {"error": message, "error_type": kind} with the status that says why.
+"""
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict
+
+from skeleton.core.config import ServeConfig
+from skeleton.deploy.serving import ModelServer, RequestError
+
+# no "from __future__ import annotations" here: FastAPI reads the route annotations at run time
+
+
+class PredictRequest(BaseModel):
+    """A prediction request, as text-embeddings-inference's /predict takes it."""
+
+    model_config = ConfigDict(strict=True)
+
+    inputs: str | list[str] | list[list[str]]
+    raw_scores: bool = False
+    truncate: bool = True
+
+
+class LabelScore(BaseModel):
+    label: str
+    score: float
+
+
+Scores = list[LabelScore] | list[list[LabelScore]]
+
+
+def _error(status: int, message: str, kind: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "error_type": kind}, status_code=status, headers=headers)
+
+
+def create_app(server: ModelServer) -> FastAPI:
+    """The FastAPI app serving ``server``'s models (batchers start with the app, stop with it)."""
+
+    @asynccontextmanager
+    async def lifespan(app):
+        await server.start()
+        yield
+        await server.stop()
+
+    app = FastAPI(
+        title="Skeleton",
+        summary="Text classification with slim (task-neuron pruned) models",
+        lifespan=lifespan,
+    )
+    _error_handlers(app, server)
+    _prediction_routes(app, server)
+    _service_routes(app, server)
+    return app
+
+
+def _error_handlers(app: FastAPI, server: ModelServer) -> None:
+    """Every refusal as JSON with its status, counted per model in the metrics."""
+
+    def count(request: Request, status: int) -> None:
+        name = request.path_params.get("name")
+        if name is None and len(server.models) == 1:
+            name = next(iter(server.models))
+        if name in server.models:
+            server.metrics.requests.labels(name, str(status)).inc()
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors()[:3]
+        )
+        count(request, 422)
+        return _error(422, problems or "invalid request", "validation")
+
+    @app.exception_handler(RequestError)
+    async def refused(request: Request, exc: RequestError):
+        count(request, exc.status)
+        return _error(exc.status, str(exc), exc.kind, exc.headers)
+
+
+def _prediction_routes(app: FastAPI, server: ModelServer) -> None:
+    async def predict(name: str | None, body: PredictRequest):
+        model = server.model(name)
+        result = await model.predict(body.inputs, raw_scores=body.raw_scores, truncate=body.truncate)
+        server.metrics.requests.labels(model.name, "200").inc()
+        return result
+
+    @app.post("/v1/models/{name}/predict", response_model=Scores, summary="Classify with the named model")
+    async def predict_named(name: str, body: PredictRequest):
+        return await predict(name, body)
+
+    @app.post("/predict", response_model=Scores, summary="Classify (when one model is served)")
+    async def predict_only(body: PredictRequest):
+        return await predict(None, body)
+
+
+def _service_routes(app: FastAPI, server: ModelServer) -> None:
+    @app.get("/v1/models", summary="The served models")
+    async def models():
+        return {"models": [m.describe() for m in server.models.values()]}
+
+    @app.get("/health", summary="Liveness")
+    async def health():
+        return {"status": "ok"}
+
+    @app.get("/ready", summary="Every model loaded and answering")
+    async def ready():
+        if not server.ready:
+            return _error(503, "models are warming up", "unavailable", {"Retry-After": "1"})
+        return {"status": "ready", "models": list(server.models)}
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    async def metrics():
+        body, content_type = server.metrics.text()
+        return Response(body, media_type=content_type)
+
+
+def serve(models: dict[str, Path], config: ServeConfig | None = None) -> None:
+    """Load every model (a bad directory fails here, before listening), then serve until SIGTERM or
+    Ctrl-C: the listener closes, requests in flight finish, then the process exits."""
+    import uvicorn
+
+    config = config or ServeConfig()
+    server = ModelServer(models, config)
+    app = create_app(server)
+    uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=False)
+
+
+class ServerProcess:
+    """``skeleton serve MODELS OPTIONS`` as a child process on a free loopback port, returned once
+    ``/ready`` answers: for integration tests and load benchmarks that talk to a real server.
+
+    Args:
+        models: the command's model arguments (``DIR`` or ``NAME=DIR``).
+        options: more command-line options, e.g. ``["--max-batch-size", "1"]``.
+        timeout: seconds to wait for ``/ready``.
+    """
+
+    def __init__(self, models: list[str], options: list[str] | tuple[str, ...] = (), timeout: float = 180):
+        import socket
+        import subprocess
+        import sys
+        import tempfile
+        import time
+
+        import httpx
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.TemporaryFile(mode="w+")
+        command = [sys.executable, "-m", "cli.main", "serve", *models, "--port", str(self.port), *options]
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"skeleton serve exited with {self.process.returncode}: {self.output()}")
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"skeleton serve was not ready after {timeout:.0f} s: {self.output()}")
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self, timeout: float = 120) -> int:
+        """SIGTERM, then wait for the drain; the exit code (``-SIGTERM`` after a clean shutdown:
+        uvicorn re-raises the signal it caught)."""
+        import signal
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+
+__all__ = ["ServerProcess", "create_app", "serve"]

@@ -1,0 +1,430 @@
+"""``skeleton bench``: how much faster the Skeleton model is than the prompt-tuned model, run every way.
+
+The baseline is the prompt-tuned model of the same run, rebuilt from ``DIR/prompt_tuned``
+on the original backbone and exported by the same code (its int8 graph is written even when it fails
+the accuracy bar: a user quantising with optimum would run it anyway). Both models are timed under
+every runtime this machine offers: PyTorch fp32, PyTorch bf16 autocast (CPUs with native bf16) or
+fp16 (CUDA), and onnxruntime fp32, optimized and int8. At each (batch, length) point every
+model/runtime pair is warmed up, then their calls alternate in one process (:mod:`skeleton.core.timing`).
+
+The headline at each point is the Skeleton model on its fastest *shippable* runtime (an exported
+graph that passed the export's checks, as ``skeleton predict`` offers it) against the prompt-tuned model
+on its fastest runtime of all. Beside it: the analytic multiply-accumulate count of both models,
+the ideal speed-up it implies, and achieved/ideal per runtime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from skeleton.core.architectures import (
+    hidden_size,
+    intermediate_size,
+    num_heads,
+    num_layers,
+    pretrained_config,
+    pretrained_tokenizer,
+)
+from skeleton.core.config import ONNX_RUNTIMES, RUNTIME_NAMES, TORCH_RUNTIMES, BenchConfig, ExportConfig
+from skeleton.core.data import DataConfig, read_tsv, split_texts
+from skeleton.core.device import resolve_device
+from skeleton.core.errors import SkeletonError
+from skeleton.core.files import atomic_directory, library_versions, save_classifier
+from skeleton.core.layout import (
+    BENCH_DIR,
+    HEAD_CONFIG_FILE,
+    MANIFEST_FILE,
+    META_FILE,
+    MODEL_FILE,
+    ONNX_DIR,
+    PROMPT_TUNED_DIR,
+    REPORT_FILE,
+    UNSHIPPED_INT8_DIR,
+)
+from skeleton.core.progress import SILENT, Reporter
+from skeleton.core.records import BenchReport, CompressReport, Manifest, ModelMeta, TuneReport, load_report
+from skeleton.core.tasks import get_task
+from skeleton.core.timing import time_alternating
+from skeleton.core.workspace import ModelConfig, Workspace
+from skeleton.deploy.artifacts import TorchRuntime
+from skeleton.deploy.export import export_directory
+from skeleton.deploy.manifest import read_manifest, sha256_file
+from skeleton.deploy.quantization import cpu_flags, cpu_name
+from skeleton.deploy.runtimes import OnnxRuntime, Runtime, onnx_providers, synthetic_batch, tokenize
+from skeleton.measure.bench_report import write_report
+from skeleton.method.tuning import skeleton_meta
+
+
+def native_half_precision(device: str) -> str | None:
+    """The PyTorch half-precision runtime worth timing here: torch-fp16 on CUDA, torch-bf16 on CPUs
+    with native bf16 arithmetic (AVX512-BF16 or AMX), else None (emulated bf16 is slower than fp32)."""
+    if device.startswith("cuda"):
+        return "torch-fp16"
+    if {"avx512_bf16", "amx_bf16"} & cpu_flags():
+        return "torch-bf16"
+    return None
+
+
+@dataclass
+class Contender:
+    """One model under one runtime."""
+
+    model: str  # "skeleton" or "prompt_tuned"
+    runtime: str
+    engine: Runtime
+    shippable: bool
+    note: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}/{self.runtime}"
+
+
+def _fingerprint(directory: Path) -> str:
+    """Identifies the prompt-tuned model and the code versions a cached baseline was built from."""
+    digest = hashlib.sha256()
+    for path in sorted((directory / PROMPT_TUNED_DIR).rglob("*")):
+        if path.is_file():
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    digest.update(json.dumps(library_versions(), sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _report(directory: Path) -> CompressReport | TuneReport:
+    path = directory / REPORT_FILE
+    if not path.is_file():
+        raise SkeletonError(f"{directory} has no {REPORT_FILE}: bench needs a directory written by 'skeleton compress'")
+    return load_report(path)
+
+
+def build_prompt_tuned(directory: Path, reporter: Reporter = SILENT) -> Path:
+    """The prompt-tuned model of a compress run, saved and exported like the slim one.
+
+    Cached in ``DIR/bench/prompt_tuned`` and rebuilt when the prompt or the library versions change.
+    """
+
+    if not (directory / PROMPT_TUNED_DIR).is_dir():
+        raise SkeletonError(
+            f"{directory} has no {PROMPT_TUNED_DIR}/: bench needs a directory written by 'skeleton compress'"
+        )
+    target = directory / BENCH_DIR / PROMPT_TUNED_DIR
+    fingerprint = _fingerprint(directory)
+    stamp = target / "fingerprint.txt"
+    if stamp.is_file() and stamp.read_text() == fingerprint and (target / ONNX_DIR).is_dir():
+        return target
+    reporter.message("bench: rebuilding and exporting the prompt-tuned model (cached for later runs)")
+    config = _report(directory).config
+    # the backbone, tokenizer and task only: a few rows stand in for the data, which the export reloads
+    few_rows = {**config["data"], "train_samples": 2, "validation_samples": 1, "test_samples": 1}
+    workspace = Workspace(DataConfig(**few_rows), ModelConfig(**config["model"]))
+    with atomic_directory(target, overwrite=True) as work:
+        classifier = workspace.load_classifier(directory / PROMPT_TUNED_DIR)
+        save_classifier(classifier, workspace.tokenizer, work, None, skeleton_meta(workspace))
+        TuneReport(config={"data": config["data"]}).save(work / REPORT_FILE)
+        export_directory(work, ExportConfig(int8_bar=False), reporter=reporter)
+        (work / "fingerprint.txt").write_text(fingerprint)
+    return target
+
+
+def _slim_int8_dir(directory: Path, reporter: Reporter) -> Path:
+    """When the Skeleton model's export shipped no int8 graph, one built the same way as the
+    baseline's (the fastest candidate, bar or not), so int8 is compared on both sides; not shippable."""
+
+    target = directory / BENCH_DIR / UNSHIPPED_INT8_DIR
+    manifest = target / ONNX_DIR / MANIFEST_FILE
+    if manifest.is_file() and Manifest.load(manifest).source_sha == _slim_sha(directory):
+        return target
+    reporter.message("bench: building the Skeleton model's int8 graph that its export did not ship")
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for path in directory.iterdir():
+        if path.is_file():
+            shutil.copy2(path, target / path.name)
+        elif path.name == "prompt":
+            shutil.copytree(path, target / path.name)
+    export_directory(target, ExportConfig(variants=("fp32", "optimized", "int8"), int8_bar=False), reporter=reporter)
+    written = Manifest.load(manifest)
+    written.source_sha = _slim_sha(directory)
+    written.save(manifest)
+    return target
+
+
+def _slim_sha(directory: Path) -> str:
+
+    return sha256_file(directory / MODEL_FILE)
+
+
+def _onnx_contenders(model: str, directory: Path, config: BenchConfig, wanted: set[str]) -> dict[str, Contender]:
+
+    onnx_dir = directory / ONNX_DIR
+    manifest = read_manifest(onnx_dir)
+    providers = onnx_providers(config.device)
+    found = {}
+    for variant, info in manifest.variants.items():
+        name = f"onnx-{variant}"
+        if name not in wanted:
+            continue
+        engine = OnnxRuntime(onnx_dir / info["file"], providers, threads=config.threads, spinning=False)
+        shippable = model == "skeleton" and info.get("passes_bar", True)
+        note = "" if info.get("passes_bar", True) else "fails the export's int8 accuracy bar"
+        found[name] = Contender(model, name, engine, shippable, note)
+    return found
+
+
+def contenders(directory: Path, baseline: Path, config: BenchConfig, reporter: Reporter = SILENT) -> list[Contender]:
+    """Every model/runtime pair to time: both models under each runtime both can run."""
+
+    device = str(resolve_device(config.device))
+    half = native_half_precision(device)
+    offered = ("torch-fp32", *((half,) if half else ()), *ONNX_RUNTIMES)
+    wanted = set(config.runtimes or offered)
+    result: list[Contender] = []
+    for model, model_dir in (("skeleton", directory), ("prompt_tuned", baseline)):
+        for name in (n for n in TORCH_RUNTIMES if n in wanted):
+            engine = TorchRuntime(model_dir, device=device, precision=name.split("-")[1])
+            # `skeleton predict` runs exported graphs only, so PyTorch is not a shippable Skeleton runtime
+            result.append(Contender(model, name, engine, shippable=False))
+        onnx = _onnx_contenders(model, model_dir, config, wanted)
+        if model == "skeleton" and "onnx-int8" in wanted and "onnx-int8" not in onnx:
+            extra = _onnx_contenders(model, _slim_int8_dir(directory, reporter), config, {"onnx-int8"})
+            for contender in extra.values():
+                contender.shippable = False
+                contender.note = "not shipped: the export's int8 accuracy bar rejected it"
+            onnx.update(extra)
+        result.extend(onnx.values())
+    return result
+
+
+@dataclass
+class ModelShape:
+    """What the multiply-accumulate count of a (pruned) encoder depends on."""
+
+    hidden_size: int
+    head_dim: int
+    heads: list[int]
+    ffn_sizes: list[int]
+    ffn_out_sizes: list[int] | None
+    num_virtual_tokens: int
+    num_labels: int
+    head_kind: str
+    vocab_size: int
+
+    @classmethod
+    def of(cls, directory: Path) -> ModelShape:
+        """Read from a model directory's config.json, skeleton.json and head_config.json."""
+
+        config = pretrained_config(str(directory))  # the family's names for sizes live in architectures
+        meta = ModelMeta.load(directory / META_FILE)
+        head = json.loads((directory / HEAD_CONFIG_FILE).read_text())
+        hidden, heads, layers = hidden_size(config), num_heads(config), num_layers(config)
+        return cls(
+            hidden_size=hidden,
+            head_dim=hidden // heads,
+            heads=getattr(config, "skeleton_heads", None) or [heads] * layers,
+            ffn_sizes=getattr(config, "skeleton_ffn_sizes", None) or [intermediate_size(config)] * layers,
+            ffn_out_sizes=getattr(config, "skeleton_ffn_out_sizes", None),
+            num_virtual_tokens=meta.num_virtual_tokens,
+            num_labels=head["num_labels"],
+            head_kind=head["kind"],
+            vocab_size=config.vocab_size,
+        )
+
+    def macs(self, batch: int, tokens: int) -> int:
+        """Multiply-accumulates of one call on (batch, tokens) inputs, the soft prompt included."""
+        length = tokens + self.num_virtual_tokens
+        hidden = self.hidden_size
+        total = 0
+        for index, (heads, ffn) in enumerate(zip(self.heads, self.ffn_sizes, strict=True)):
+            width = heads * self.head_dim
+            total += length * hidden * width * 4  # Q, K, V and the output projection
+            total += 2 * heads * length * length * self.head_dim  # scores and the weighted sum
+            out = hidden if self.ffn_out_sizes is None else self.ffn_out_sizes[index]
+            total += length * (hidden * ffn + ffn * out)
+        head = hidden * self.num_labels if self.head_kind == "cls" else hidden * hidden + hidden * self.vocab_size
+        return batch * (total + head)
+
+
+def _summary_of(timing, batch: int) -> dict:
+    return {**timing.to_dict(), "sequences_per_second": 1000.0 * batch / timing.median_ms}
+
+
+def _headline_pair(contenders_: list[Contender], latency: dict) -> tuple[Contender | None, Contender]:
+    """(the fastest shippable Skeleton contender or None, the fastest prompt-tuned contender of all)."""
+    shippable = [c for c in contenders_ if c.model == "skeleton" and c.shippable]
+    prompt_tuned = [c for c in contenders_ if c.model == "prompt_tuned"]
+    best_slim = min(shippable, key=lambda c: latency[c.key]["median_ms"]) if shippable else None
+    return best_slim, min(prompt_tuned, key=lambda c: latency[c.key]["median_ms"])
+
+
+def _point(contenders_: list[Contender], shapes: dict[str, ModelShape], batch: int, length: int, config) -> dict:
+    """Time every contender at one (batch, length) and derive speed-ups."""
+    encoded = synthetic_batch(batch, length, shapes["skeleton"].vocab_size)
+    calls = {c.key: (lambda c=c: c.engine.run(encoded)) for c in contenders_}
+    timings = time_alternating(calls, config.repeats, config.warmup, config.max_seconds, config.min_repeats)
+    latency = {key: _summary_of(timing, batch) for key, timing in timings.items()}
+    macs = {model: shape.macs(batch, length) for model, shape in shapes.items()}
+    ideal = macs["prompt_tuned"] / macs["skeleton"]
+    runtimes = sorted({c.runtime for c in contenders_}, key=RUNTIME_NAMES.index)
+    speedup = {
+        r: latency[f"prompt_tuned/{r}"]["median_ms"] / latency[f"skeleton/{r}"]["median_ms"]
+        for r in runtimes
+        if f"prompt_tuned/{r}" in latency and f"skeleton/{r}" in latency
+    }
+    best_slim, best_base = _headline_pair(contenders_, latency)
+    headline = None
+    if best_slim is not None:
+        slim_ms, base_ms = latency[best_slim.key]["median_ms"], latency[best_base.key]["median_ms"]
+        headline = {
+            "skeleton_runtime": best_slim.runtime,
+            "skeleton_ms": slim_ms,
+            "prompt_tuned_runtime": best_base.runtime,
+            "prompt_tuned_ms": base_ms,
+            "speedup": base_ms / slim_ms,
+        }
+    return {
+        "batch": batch,
+        "length": length,
+        "tokens_with_prompt": length + shapes["skeleton"].num_virtual_tokens,
+        "macs": macs,
+        "ideal_speedup": ideal,
+        "latency": latency,
+        "speedup": speedup,
+        "achieved_over_ideal": {r: s / ideal for r, s in speedup.items()},
+        "headline": headline,
+    }
+
+
+def task_texts(path: Path, directory: Path) -> list:
+    """The texts (or pairs) of a labelled TSV of the model's task, as users send them."""
+
+    if not path.is_file():
+        raise SkeletonError(f"data file not found: {path}")
+    spec = get_task(ModelMeta.load(directory / META_FILE).task)
+    return split_texts(read_tsv(path, spec), spec)
+
+
+def _encoder_for(contender: Contender, onnx_tokenizer, max_tokens: int):
+    """texts -> what the contender's run takes: the exported tokenizer (template inside) for ONNX,
+    the training-time encoding for PyTorch."""
+    if isinstance(contender.engine, TorchRuntime):
+        model = contender.engine.model
+        return model.encode_arrays
+    return lambda texts: tokenize(onnx_tokenizer, texts, max_tokens)
+
+
+def _end_to_end(contenders_: list[Contender], directory: Path, config: BenchConfig, reporter: Reporter) -> list[dict]:
+    """Real sentences of ``config.data`` at each batch size, tokenizer with its template included."""
+
+    texts = task_texts(Path(config.data), directory)
+    onnx_dir = directory / ONNX_DIR
+    tokenizer = pretrained_tokenizer(str(onnx_dir))
+    max_tokens = int(read_manifest(onnx_dir, verify=False).max_input_tokens)
+    rng = np.random.default_rng(0)
+    rows = []
+    encoders = {c.key: _encoder_for(c, tokenizer, max_tokens) for c in contenders_}
+    with reporter.bar("bench: real sentences", len(config.batch_sizes)) as bar:
+        for batch in config.batch_sizes:
+            chunk = [texts[i] for i in rng.choice(len(texts), size=min(batch, len(texts)), replace=False)]
+            calls = {c.key: (lambda c=c, t=chunk: c.engine.run(encoders[c.key](t))) for c in contenders_}
+            timings = time_alternating(calls, config.repeats, config.warmup, config.max_seconds, config.min_repeats)
+            tokens = tokenize(tokenizer, chunk, max_tokens)["input_ids"].shape[1]
+            latency = {key: _summary_of(timing, len(chunk)) for key, timing in timings.items()}
+            slim, base = _headline_pair(contenders_, latency)
+            best_slim, best_base = (None if slim is None else slim.key), base.key
+            rows.append(
+                {
+                    "batch": len(chunk),
+                    "padded_tokens": int(tokens),
+                    "latency": latency,
+                    "headline": None
+                    if best_slim is None
+                    else {
+                        "skeleton": best_slim,
+                        "prompt_tuned": best_base,
+                        "speedup": latency[best_base]["median_ms"] / latency[best_slim]["median_ms"],
+                    },
+                }
+            )
+            bar.advance(1)
+    return rows
+
+
+def machine_description(threads: int) -> dict:
+    flags = cpu_flags()
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "fma")
+    return {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "cpu_flags": sorted(f for f in wanted if f in flags),
+        "platform": platform.platform(),
+    }
+
+
+def _predicted(directory: Path) -> dict[str, float]:
+    """The speed-ups the compress run's latency table predicted ("1x64" -> x), if it used one."""
+    path = directory / REPORT_FILE
+    report = load_report(path) if path.is_file() else None
+    costs = report.cost_model if isinstance(report, CompressReport) else None
+    return dict(costs["predicted_speedup"]) if costs else {}
+
+
+def run_bench(directory: str | Path, config: BenchConfig | None = None, reporter: Reporter = SILENT) -> BenchReport:
+    """Time the Skeleton model in ``directory`` against its prompt-tuned model; write ``DIR/bench/``.
+
+    Returns:
+        The report (also ``DIR/bench/bench.json``, with ``bench.md`` and PNG plots beside it).
+    """
+    import torch
+
+    config = config or BenchConfig()
+    directory = Path(directory)
+    if not (directory / ONNX_DIR).is_dir():
+        raise SkeletonError(f"{directory} has no {ONNX_DIR}/: run 'skeleton export {directory}' first")
+    if config.data and not Path(config.data).is_file():
+        raise SkeletonError(f"data file not found: {config.data}")
+    threads = config.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    config.threads = threads
+    started = time.perf_counter()
+    baseline = build_prompt_tuned(directory, reporter)
+    max_tokens = int(read_manifest(directory / ONNX_DIR, verify=False).max_input_tokens)
+    if max(config.lengths) > max_tokens:
+        raise SkeletonError(f"length {max(config.lengths)} exceeds the model's {max_tokens} input tokens")
+    pairs = contenders(directory, baseline, config, reporter)
+    shapes = {"skeleton": ModelShape.of(directory), "prompt_tuned": ModelShape.of(baseline)}
+    points = []
+    grid = [(b, n) for b in config.batch_sizes for n in config.lengths]
+    with reporter.bar("bench: synthetic grid", len(grid)) as bar:
+        for batch, length in grid:
+            points.append(_point(pairs, shapes, batch, length, config))
+            headline = points[-1]["headline"]
+            bar.advance(1, point=f"{batch}x{length}", speedup=headline["speedup"] if headline else float("nan"))
+    report = BenchReport(
+        directory=str(directory),
+        task=ModelMeta.load(directory / META_FILE).task,
+        config=config.to_dict(),
+        machine=machine_description(threads),
+        versions=library_versions(),
+        contenders=[{"model": c.model, "runtime": c.runtime, "shippable": c.shippable, "note": c.note} for c in pairs],
+        shapes={model: asdict(shape) for model, shape in shapes.items()},
+        points=points,
+        end_to_end=_end_to_end(pairs, directory, config, reporter) if config.data else [],
+        predicted_speedup=_predicted(directory),
+        seconds=time.perf_counter() - started,
+    )
+    write_report(Path(config.output) if config.output else directory / BENCH_DIR, report.to_dict())
+    return report
+
+
+__all__ = ["ModelShape", "build_prompt_tuned", "run_bench"]

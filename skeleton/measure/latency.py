@@ -1,0 +1,348 @@
+"""A per-layer latency table: what one encoder layer costs on this machine against its kept heads and
+FFN width, on the runtime a user runs these models fastest with on a CPU (onnxruntime int8, fused
+attention), as Kwon et al. (2022) cost heads and neurons before choosing which to remove.
+
+The table is measured once per machine and backbone shape and cached. One-layer models of the
+backbone's family are built with random weights at a grid of (heads, FFN width), exported, fused
+and quantised exactly like a shipped model, and timed side by side in one process (calls
+alternating, spinning off) at every (batch, tokens) shape, the soft prompt's tokens included. A
+two-layer model gives the cost outside the layers (embeddings, input processing), so
+
+    latency(model) = outside + sum over layers of layer(heads, width)
+
+with ``layer`` interpolated bilinearly on the grid. Ratios of two such predictions are the
+predicted speed-ups the search aims at; ``skeleton bench`` measures the real ones.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from skeleton.core.architectures import ffn_layers, from_config, intermediate_size, num_heads, ort_model_type
+from skeleton.core.errors import SkeletonError
+from skeleton.core.progress import SILENT, Reporter
+from skeleton.core.timing import time_alternating
+from skeleton.deploy.export import optimize_graph
+from skeleton.deploy.quantization import Int8Method, cpu_name, has_vnni, quantize
+from skeleton.deploy.runtimes import OnnxRuntime, synthetic_batch
+from skeleton.method.pruning import apply_pruning, full_plan
+
+TABLE_FORMAT = "skeleton-latency/1"
+
+
+def shape_key(batch: int, tokens: int) -> str:
+    return f"{batch}x{tokens}"
+
+
+def cache_dir() -> Path:
+    """Where tables are kept: ``$SKELETON_CACHE/latency`` or ``~/.cache/skeleton/latency``."""
+    root = os.environ.get("SKELETON_CACHE") or Path.home() / ".cache" / "skeleton"
+    return Path(root) / "latency"
+
+
+def _interpolate(grid: list[int], value: float) -> tuple[int, int, float]:
+    """(lower index, upper index, weight of upper) of ``value`` on an ascending grid, extrapolating
+    linearly past either end."""
+    if len(grid) == 1:
+        return 0, 0, 0.0
+    upper = int(np.searchsorted(grid, value))
+    upper = min(max(upper, 1), len(grid) - 1)
+    lower = upper - 1
+    return lower, upper, (value - grid[lower]) / (grid[upper] - grid[lower])
+
+
+@dataclass
+class LatencyTable:
+    """Measured per-layer latency against kept heads and FFN width.
+
+    Attributes:
+        key: what the table was measured for (CPU, threads, runtime, backbone shape, versions).
+        shapes: (batch, tokens) pairs, tokens counting the soft prompt.
+        heads: ascending grid of kept heads.
+        widths: ascending grid of kept FFN widths.
+        layer_ms: per shape key, [heads][widths] median milliseconds of one layer.
+        outside_ms: per shape key, milliseconds outside the layers.
+        seconds: how long measuring took.
+    """
+
+    key: dict
+    shapes: list[list[int]]
+    heads: list[int]
+    widths: list[int]
+    layer_ms: dict[str, list[list[float]]]
+    outside_ms: dict[str, float]
+    seconds: float = 0.0
+
+    def layer(self, shape: str, heads: int, width: int) -> float:
+        """Milliseconds of one layer keeping ``heads`` heads and ``width`` FFN neurons (bilinear)."""
+        table = self.layer_ms[shape]
+        h0, h1, wh = _interpolate(self.heads, heads)
+        f0, f1, wf = _interpolate(self.widths, width)
+        low = table[h0][f0] * (1 - wf) + table[h0][f1] * wf
+        high = table[h1][f0] * (1 - wf) + table[h1][f1] * wf
+        return max(0.0, low * (1 - wh) + high * wh)
+
+    def model(self, shape: str, heads: list[int], widths: list[int]) -> float:
+        """Predicted milliseconds of a whole model with these per-layer heads and widths (a layer with
+        0 heads is a removed layer and costs nothing)."""
+        layers = zip(heads, widths, strict=True)
+        return self.outside_ms[shape] + sum(self.layer(shape, h, w) for h, w in layers if h > 0)
+
+    def slopes(self, shape: str) -> tuple[float, float]:
+        """(milliseconds per head, per FFN neuron) of one layer: a least-squares plane through the grid."""
+        rows = [(1.0, h, w) for h in self.heads for w in self.widths]
+        values = [v for row in self.layer_ms[shape] for v in row]
+        solution, *_ = np.linalg.lstsq(np.asarray(rows), np.asarray(values), rcond=None)
+        return float(max(solution[1], 1e-9)), float(max(solution[2], 1e-9))
+
+    def to_dict(self) -> dict:
+        return {"format": TABLE_FORMAT, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LatencyTable:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class CostModel:
+    """Predicted latency of a slim model against the prompt-tuned model, at every shape of a table.
+
+    Attributes:
+        table: the measured latency table.
+        input_shapes: (batch, input tokens) pairs the prediction is for.
+        reference_prompt_tokens: soft-prompt length of the prompt-tuned model.
+        prompt_tokens: soft-prompt length of the slim model (shorter after condensation).
+        num_heads, widths: the unpruned per-layer heads and FFN widths.
+    """
+
+    table: LatencyTable
+    input_shapes: list[tuple[int, int]]
+    reference_prompt_tokens: int
+    prompt_tokens: int
+    num_heads: list[int]
+    widths: list[int]
+
+    def _key(self, batch: int, tokens: int, prompt: int) -> str:
+        return shape_key(batch, tokens + prompt)
+
+    def reference_ms(self) -> dict[str, float]:
+        prompt = self.reference_prompt_tokens
+        return {
+            shape_key(b, t): self.table.model(self._key(b, t, prompt), self.num_heads, self.widths)
+            for b, t in self.input_shapes
+        }
+
+    def speedups(self, heads: list[int], widths: list[int]) -> dict[str, float]:
+        """Predicted speed-up per input shape (``"1x64"``: prompt-tuned ms / Skeleton ms)."""
+        reference = self.reference_ms()
+        return {
+            shape_key(b, t): reference[shape_key(b, t)]
+            / self.table.model(self._key(b, t, self.prompt_tokens), heads, widths)
+            for b, t in self.input_shapes
+        }
+
+    def fraction(self, heads: list[int], widths: list[int]) -> float:
+        """Predicted latency over the prompt-tuned model's, at the shape where it is largest (the target
+        must hold at every shape)."""
+        return max(1.0 / s for s in self.speedups(heads, widths).values())
+
+    def layer_shares(self) -> list[float]:
+        """Each whole unpruned layer as a share of the prompt-tuned model's latency, averaged over shapes."""
+        reference = self.reference_ms()
+        shares = []
+        for heads, width in zip(self.num_heads, self.widths, strict=True):
+            per_shape = [
+                self.table.layer(self._key(b, t, self.prompt_tokens), heads, width) / reference[shape_key(b, t)]
+                for b, t in self.input_shapes
+            ]
+            shares.append(float(np.mean(per_shape)))
+        return shares
+
+    def unit_costs(self) -> tuple[float, float]:
+        """(one head, one FFN neuron) as a share of the prompt-tuned model's latency, averaged over shapes:
+        the common currency in which heads and neurons are ranked."""
+        reference = self.reference_ms()
+        per_head, per_neuron = [], []
+        for b, t in self.input_shapes:
+            head_ms, neuron_ms = self.table.slopes(self._key(b, t, self.prompt_tokens))
+            per_head.append(head_ms / reference[shape_key(b, t)])
+            per_neuron.append(neuron_ms / reference[shape_key(b, t)])
+        return float(np.mean(per_head)), float(np.mean(per_neuron))
+
+
+def default_grid(full: int, points: tuple[float, ...]) -> list[int]:
+    return sorted({max(1, int(round(full * p))) for p in points})
+
+
+class _HiddenStates(nn.Module):
+    """A bare encoder whose last hidden state is exported under the name ``logits`` (what
+    :class:`~skeleton.deploy.runtimes.OnnxRuntime` fetches)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask)[0]
+
+
+def _layer_model(config, layers: int, heads: int, width: int) -> nn.Module:
+
+    config = copy.deepcopy(config)
+    config.num_hidden_layers = layers
+    config.vocab_size = 1024  # the embedding lookup costs the same whatever the vocabulary size
+    torch.manual_seed(0)
+    model = from_config(config, attn_implementation="eager").eval()
+    plan = full_plan(model)
+    plan.head_keep_indices = [list(range(heads))] * layers
+    plan.keep_indices = [list(range(width))] * layers
+    return apply_pruning(model, plan)
+
+
+def build_int8_graph(model: nn.Module, directory: Path, name: str) -> Path:
+    """Export ``model`` (a bare encoder) and quantise its fused graph the way a shipped model's int8
+    graph is made: per-channel dynamic int8 on the fused graph, 7-bit weights without VNNI."""
+
+    fp32, fused, int8 = (directory / f"{name}-{kind}.onnx" for kind in ("fp32", "fused", "int8"))
+    ids = torch.ones(2, 8, dtype=torch.long)
+    with torch.no_grad():
+        torch.onnx.export(
+            _HiddenStates(model),
+            (ids, torch.ones_like(ids)),
+            str(fp32),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["logits"],
+            dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    optimize_graph(fp32, fused, ort_model_type(model.config))
+    quantize(Int8Method("dynamic-fused", per_channel=True, reduce_range=not has_vnni()), fp32, fused, int8)
+    return int8
+
+
+def table_key(config, shapes: list[tuple[int, int]], heads: list[int], widths: list[int], threads: int | None) -> dict:
+    import onnxruntime
+
+    return {
+        "format": TABLE_FORMAT,
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "runtime": "onnxruntime int8 (dynamic, fused attention, per-channel)",
+        "onnxruntime": onnxruntime.__version__,
+        "model_type": config.model_type,
+        "hidden_size": config.hidden_size,
+        "num_heads": num_heads(config),
+        "shapes": [list(s) for s in shapes],
+        "heads": heads,
+        "widths": widths,
+    }
+
+
+def _measure_layers(config, shapes, heads: list[int], widths: list[int], threads, repeats: int, reporter: Reporter):
+    """Per shape: one layer's int8 latency at every (heads, width) of the grid, and the time spent
+    outside the layers (embeddings, pooling): twice the one-layer graph's time less the two-layer graph's."""
+
+    full_heads, full_width = num_heads(config), intermediate_size(config)
+    grid = [(h, w) for h in heads for w in widths]
+    reporter.message(f"latency table: measuring {len(grid) + 1} one-layer int8 graphs at {len(shapes)} shapes (once)")
+    with tempfile.TemporaryDirectory() as scratch:
+        graphs = {}
+        for h, w in grid:
+            graphs[(1, h, w)] = build_int8_graph(_layer_model(config, 1, h, w), Path(scratch), f"1-{h}-{w}")
+        graphs[(2, full_heads, full_width)] = build_int8_graph(
+            _layer_model(config, 2, full_heads, full_width), Path(scratch), "2-full"
+        )
+        runtimes = {name: OnnxRuntime(p, threads=threads, spinning=False) for name, p in graphs.items()}
+        layer_ms, outside_ms = {}, {}
+        for batch, tokens in shapes:
+            encoded = synthetic_batch(batch, tokens, 1024, with_token_types=False)
+            calls = {name: (lambda r=runtime, e=encoded: r.run(e)) for name, runtime in runtimes.items()}
+            medians = {n: t.median_ms for n, t in time_alternating(calls, repeats=repeats, warmup=1).items()}
+            one, two = medians[(1, full_heads, full_width)], medians[(2, full_heads, full_width)]
+            outside = max(0.0, 2 * one - two)
+            outside_ms[shape_key(batch, tokens)] = outside
+            layer_ms[shape_key(batch, tokens)] = [[medians[(1, h, w)] - outside for w in widths] for h in heads]
+        del runtimes
+    return layer_ms, outside_ms
+
+
+def measure_table(
+    config,
+    shapes: list[tuple[int, int]],
+    heads: list[int] | None = None,
+    widths: list[int] | None = None,
+    threads: int | None = None,
+    repeats: int = 7,
+    reporter: Reporter = SILENT,
+    use_cache: bool = True,
+) -> LatencyTable:
+    """The latency table of ``config``'s layer shape at ``shapes``, from the cache or measured now.
+
+    Args:
+        config: the (unpruned) backbone's Hugging Face config.
+        shapes: (batch, total tokens) pairs, soft prompt included.
+        heads, widths: grids of kept heads and FFN widths (default: 5 and 6 points up to the full size).
+        threads: onnxruntime intra-op threads (default: one per core).
+        repeats: alternated rounds per shape.
+    """
+    full_heads = num_heads(config)
+    full_width = intermediate_size(config)
+    heads = heads or default_grid(full_heads, (1 / full_heads, 0.25, 0.5, 0.75, 1.0))
+    widths = widths or default_grid(full_width, (1 / 16, 1 / 8, 0.25, 0.5, 0.75, 1.0))
+    shapes = sorted({(int(b), int(t)) for b, t in shapes})
+    key = table_key(config, shapes, heads, widths, threads)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = cache_dir() / f"{digest}.json"
+    if use_cache and path.is_file():
+        table = LatencyTable.from_dict(json.loads(path.read_text()))
+        if table.key == key:
+            return table
+    started = time.perf_counter()
+    layer_ms, outside_ms = _measure_layers(config, shapes, heads, widths, threads, repeats, reporter)
+    table = LatencyTable(key, [list(s) for s in shapes], heads, widths, layer_ms, outside_ms)
+    table.seconds = time.perf_counter() - started
+    if use_cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(table.to_dict(), indent=1))
+        temporary.replace(path)
+    return table
+
+
+def cost_model(
+    backbone: nn.Module,
+    input_shapes: list[tuple[int, int]],
+    reference_prompt_tokens: int,
+    prompt_tokens: int,
+    threads: int | None = None,
+    reporter: Reporter = SILENT,
+    **grid,
+) -> CostModel:
+    """The cost model of an unpruned ``backbone`` for slim models with ``prompt_tokens`` soft tokens."""
+    layers = ffn_layers(backbone)
+    if any(layer.num_heads != num_heads(backbone.config) for layer in layers):
+        raise SkeletonError("the cost model needs the unpruned backbone")
+    token_counts = {reference_prompt_tokens, prompt_tokens}
+    shapes = [(b, t + p) for b, t in input_shapes for p in token_counts]
+    table = measure_table(backbone.config, shapes, threads=threads, reporter=reporter, **grid)
+    return CostModel(
+        table,
+        [tuple(s) for s in input_shapes],
+        reference_prompt_tokens,
+        prompt_tokens,
+        [layer.num_heads for layer in layers],
+        [layer.ffn_in.out_features for layer in layers],
+    )

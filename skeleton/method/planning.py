@@ -1,0 +1,136 @@
+"""From a search value to a pruning plan: :class:`Planner` ranks the scored units (FFN neurons, and
+with a latency table heads and whole layers, by score per unit of measured latency) and prunes a
+copy of the prompt-tuned classifier to the plan for one search value.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+
+from skeleton.core.config import CompressConfig
+from skeleton.core.modeling import PromptedClassifier, shorten_prompt
+from skeleton.core.units import NeuronScores, PruningPlan
+from skeleton.method.pruning import Costs, apply_pruning, make_cost_plan, make_plan
+from skeleton.method.search import KEPT_RATIO, LATENCY_FRACTION
+
+
+class Planner:
+    """Turns a search value into a pruning plan and a pruned copy of the classifier.
+
+    Without a cost model the value is the kept fraction of FFN neurons (the paper); with one it is
+    the predicted latency of the slim model over the prompt-tuned model's, and neurons and heads are
+    ranked together by score per unit of measured latency.
+    """
+
+    HEAD_WEIGHTS = (1.0, 4.0, 16.0, 64.0, math.inf)  # inf: heads stay, only neurons go
+
+    def __init__(self, scores: NeuronScores, config: CompressConfig, costs: Costs | None = None):
+        self.scores = scores
+        self.config = config
+        self.costs = costs
+        self.head_weight = 1.0
+        self.prune_layers = "layers" in config.targets
+        self.prompt_positions = None
+        tokens = config.condensed_prompt_tokens
+        if tokens is not None and scores.prompt is not None and tokens < len(scores.prompt):
+            top = torch.argsort(scores.prompt, descending=True, stable=True)[:tokens]
+            self.prompt_positions = sorted(int(i) for i in top)  # warm start: the highest-scoring positions
+
+    @property
+    def kind(self) -> str:
+        """What this planner's search values are: kept ratios, or latency fractions with a cost model."""
+        return KEPT_RATIO if self.costs is None else LATENCY_FRACTION
+
+    def plan(self, value: float, backbone_config, **overrides) -> PruningPlan:
+        settings = {"round_to": self.config.round_to, "bias_compensation": self.config.bias_compensation}
+        settings.update(overrides)
+        shape = {"hidden_size": backbone_config.hidden_size, "model_type": backbone_config.model_type}
+        if self.costs is None:
+            return make_plan(self.scores, value, prune_outputs="ffn-out" in self.config.targets, **shape, **settings)
+        weight = settings.pop("head_weight", self.head_weight)
+        prune_layers = settings.pop("prune_layers", self.prune_layers)
+        prune_heads = "heads" in self.config.targets and math.isfinite(weight)
+        weight = weight if math.isfinite(weight) else 1.0
+        return make_cost_plan(
+            self.scores,
+            value,
+            self.costs,
+            prune_heads=prune_heads,
+            head_weight=weight,
+            prune_layers=prune_layers,
+            **shape,
+            **settings,
+        )
+
+    def prune(self, classifier: PromptedClassifier, value: float, shorten: bool = True, **overrides):
+        """A copy of ``classifier`` pruned by the plan for ``value`` (prompt shortened when asked)."""
+        pruned = copy.deepcopy(classifier)
+        plan = self.plan(value, pruned.backbone.config, **overrides)
+        apply_pruning(pruned.backbone, plan, self.scores)
+        if shorten and self.prompt_positions is not None:
+            pruned = shorten_prompt(pruned, self.prompt_positions)
+        return pruned, plan
+
+    def candidates(self) -> list[dict]:
+        """The exchange rates a calibration tries: head weights (with heads) x whole layers on/off."""
+        weights = self.HEAD_WEIGHTS if "heads" in self.config.targets else (1.0,)
+        layers = (False, True) if "layers" in self.config.targets else (False,)
+        return [{"head_weight": w, "prune_layers": on} for w in weights for on in layers]
+
+    def calibrate(self, classifier: PromptedClassifier, value: float, accuracy) -> list[dict]:
+        """Choose how heads and whole layers rank against neurons, on validation.
+
+        First-order attribution underrates what removing a whole head or layer costs. At the latency
+        fraction ``value``, each candidate of :meth:`candidates` gives a plan (a higher head weight
+        keeps more heads and removes more neurons); each is judged by ``accuracy`` (bias-adjusted
+        validation accuracy before condensation, full prompt: see
+        :func:`~skeleton.core.evaluation.bias_adjusted_accuracy`) and the best one is kept for the search.
+        """
+        results, seen = [], {}
+        for candidate in self.candidates():
+            pruned, plan = self.prune(classifier, value, shorten=False, **candidate)
+            key = (tuple(plan.heads_per_layer([0] * len(plan.keep_indices))), tuple(plan.kept_sizes))
+            score = seen[key] if key in seen else accuracy(pruned)
+            seen[key] = score
+            weight = candidate["head_weight"]
+            results.append(
+                {
+                    # JSON has no infinity: null stands for "heads stay"
+                    "head_weight": weight if math.isfinite(weight) else None,
+                    "prune_layers": candidate["prune_layers"],
+                    "kept_heads": plan.kept_heads,
+                    "kept_layers": plan.kept_layers,
+                    "bias_adjusted_validation_accuracy": score,
+                }
+            )
+            del pruned
+        self.use(results)
+        return results
+
+    def use(self, calibration: list[dict]) -> dict:
+        """Adopt the best candidate of a calibration; returns its row."""
+        best = max(calibration, key=lambda r: r["bias_adjusted_validation_accuracy"])
+        self.head_weight = math.inf if best["head_weight"] is None else best["head_weight"]
+        self.prune_layers = bool(best.get("prune_layers", False))
+        return best
+
+    def describe(self, plan: PruningPlan) -> dict:
+        """What a trial records of its plan: kept neurons and heads, predicted speed-ups."""
+        details = {"kept_fraction": plan.kept_fraction}
+        if plan.kept_heads is not None:
+            details["kept_heads"] = plan.kept_heads
+        if plan.kept_layers is not None:
+            details["kept_layers"] = plan.kept_layers
+        if self.costs is not None:
+            details["predicted_speedup"] = self.costs.speedups(
+                plan.heads_per_layer(self.costs.num_heads), plan.kept_sizes
+            )
+        return details
+
+
+def prune_classifier(classifier: PromptedClassifier, scores: NeuronScores, kept_ratio: float, config: CompressConfig):
+    """A copy of ``classifier`` whose backbone keeps ``kept_ratio`` of the FFN neurons (prompt and head copied)."""
+    return Planner(scores, config).prune(classifier, kept_ratio)

@@ -1,0 +1,117 @@
+"""The paper's localization search: a binary search over one search value.
+
+The search value is of one of two kinds: the **kept ratio** (the share of FFN neurons kept, the
+paper's search) or, with a latency table, the **latency fraction** (the Skeleton model's predicted
+latency over the prompt-tuned model's). Either way a smaller value removes more. The grid runs in
+``step`` units (0.05: 0.05, 0.10, ... 0.95; keeping everything, 1.0, is the known-good upper end).
+A value is accepted when its validation accuracy is within ``margin`` points of the prompt-tuned
+model's (with ``confidence``, when the upper end of the paired bootstrap interval of the drop is).
+Accuracy falls as the value falls, so binary search finds the smallest accepted value in at most
+ceil(log2(grid)) = 5 trials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from skeleton.core.config import SearchConfig as SearchConfig
+from skeleton.core.statistics import paired_bootstrap
+
+KEPT_RATIO = "kept ratio"
+LATENCY_FRACTION = "latency fraction"
+
+
+@dataclass
+class Trial:
+    """One search value tried: the validation accuracy it reached and whether it was accepted."""
+
+    value: float
+    validation_accuracy: float
+    accepted: bool
+    seconds: float = 0.0
+    details: dict = field(default_factory=dict)
+
+
+@dataclass
+class SearchResult:
+    """The smallest accepted search value (1.0 if none was), its kind, and every trial in the order run."""
+
+    value: float
+    threshold: float
+    trials: list[Trial]
+    kind: str = KEPT_RATIO
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "value": self.value,
+            "threshold": self.threshold,
+            "trials": [asdict(t) for t in self.trials],
+        }
+
+
+def binary_search(
+    evaluate: Callable[[float], tuple[float, float, dict]],
+    baseline_accuracy: float,
+    config: SearchConfig,
+    on_trial: Callable[[Trial], None] | None = None,
+    done: list[Trial] | None = None,
+    baseline_correct: Sequence[bool] | None = None,
+    kind: str = KEPT_RATIO,
+) -> SearchResult:
+    """Find the smallest search value whose validation accuracy stays within the margin.
+
+    Args:
+        evaluate: search value -> (validation accuracy, seconds, details) of the pruned (and condensed)
+            model; ``details["correct"]``, per validation row whether it was right, is turned into a
+            paired interval against ``baseline_correct`` and not stored.
+        baseline_accuracy: the prompt-tuned model's validation accuracy.
+        config: margin, grid step, trial budget and confidence.
+        on_trial: called after each trial (for progress, checkpoints).
+        done: trials already run (``--resume``); their values are not evaluated again.
+        baseline_correct: per validation row, whether the prompt-tuned model was right (needed
+            with ``config.confidence``).
+        kind: what the values are, :data:`KEPT_RATIO` or :data:`LATENCY_FRACTION` (for the record).
+
+    Returns:
+        The accepted value and the trials.
+    """
+    if config.confidence is not None and baseline_correct is None:
+        raise ValueError("a search with confidence needs the baseline's per-row correctness")
+    threshold = baseline_accuracy - config.margin
+    grid = config.grid()
+    known = {round(t.value, 6): t for t in (done or [])}
+    trials: list[Trial] = []
+    low, high = 0, len(grid)  # grid[high] stands for 1.0, accepted by definition
+    while low < high and len(trials) < config.max_trials:
+        middle = (low + high) // 2
+        value = grid[middle]
+        trial = known.get(round(value, 6))
+        if trial is None:
+            accuracy, seconds, details = evaluate(value)
+            accepted = accuracy >= threshold
+            correct = details.pop("correct", None)
+            if correct is not None and baseline_correct is not None:
+                interval = drop_interval(correct, baseline_correct, config.confidence or 0.95)
+                details["drop_interval"] = interval
+                if config.confidence is not None:
+                    accepted = interval["high"] <= config.margin
+            trial = Trial(value, accuracy, accepted, seconds, details)
+            if on_trial is not None:
+                on_trial(trial)
+        trials.append(trial)
+        if trial.accepted:
+            high = middle
+        else:
+            low = middle + 1
+    accepted = [t.value for t in trials if t.accepted]
+    return SearchResult(min(accepted) if accepted else 1.0, threshold, trials, kind)
+
+
+def drop_interval(correct: Sequence[bool], baseline_correct: Sequence[bool], level: float) -> dict[str, float]:
+    """Paired bootstrap interval of the accuracy drop (baseline minus candidate), in points."""
+    ci = paired_bootstrap(np.asarray(baseline_correct), np.asarray(correct), level)
+    return {"drop": ci["difference"], "low": ci["low"], "high": ci["high"], "level": level}

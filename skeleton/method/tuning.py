@@ -1,0 +1,343 @@
+"""Prompt tuning (the paper's prior knowledge injection, and its knowledge condensation)."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from skeleton.core.batching import EncodedSplit, iterate_batches, num_batches
+from skeleton.core.config import CompressConfig
+from skeleton.core.config import TrainConfig as TrainConfig
+from skeleton.core.config import TuneConfig as TuneConfig
+from skeleton.core.device import resolve_device
+from skeleton.core.evaluation import compute_metrics, predict_logits
+from skeleton.core.evaluation import evaluate as evaluate
+from skeleton.core.files import atomic_directory, library_versions, save_classifier
+from skeleton.core.layout import REPORT_FILE
+from skeleton.core.modeling import PromptedClassifier
+from skeleton.core.progress import SILENT, Reporter
+from skeleton.core.records import ModelMeta, TuneReport
+from skeleton.core.workspace import Workspace
+
+
+@dataclass
+class TrainResult:
+    """What one training run did: the best validation accuracy, its history, and its cost.
+
+    ``validation_predictions`` (argmax per validation row, of the restored best state) feed paired
+    confidence intervals; they are left out of ``to_dict``.
+    """
+
+    best_validation_accuracy: float
+    steps: int
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+    validation_predictions: list[int] | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data.pop("validation_predictions")
+        return data
+
+
+def _validate(classifier, validation: EncodedSplit, device, config: TrainConfig, pad_token_id: int):
+    """(accuracy, argmax per row) on the validation split."""
+    predictions = predict_logits(classifier, validation, device, config.eval_batch_size, pad_token_id).argmax(-1)
+    accuracy = compute_metrics(predictions, torch.tensor(validation.labels), with_f1=False)["accuracy"]
+    return accuracy, predictions.tolist()
+
+
+def _trainable_state(classifier: PromptedClassifier) -> dict[str, torch.Tensor]:
+    prompt, head = classifier.trainable_parameters()
+    return {str(i): p.detach().clone() for i, p in enumerate(prompt + head)}
+
+
+def _restore_state(classifier: PromptedClassifier, state: dict[str, torch.Tensor]) -> None:
+    prompt, head = classifier.trainable_parameters()
+    with torch.no_grad():
+        for i, p in enumerate(prompt + head):
+            p.copy_(state[str(i)])
+
+
+def _train_mode(classifier: PromptedClassifier, backbone_dropout: bool) -> None:
+    classifier.train()
+    if not backbone_dropout:
+        classifier.backbone.eval()
+
+
+def _optimizer(classifier: PromptedClassifier, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over the prompt (no weight decay) and the head."""
+    prompt_params, head_params = classifier.trainable_parameters()
+    groups = [{"params": prompt_params, "lr": config.lr, "weight_decay": 0.0}]
+    if head_params:
+        groups.append({"params": head_params, "lr": config.head_lr, "weight_decay": config.weight_decay})
+    return torch.optim.AdamW(groups)
+
+
+def _linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup: int):
+    """Linear warm-up over ``warmup`` steps (reaching the full rate at the last one), then linear decay to 0.
+
+    transformers' ``get_linear_schedule_with_warmup`` decays the same way but gives the first step a
+    learning rate of 0 (its warm-up is ours one step later); every measured result in the README was
+    trained with this one, so it stays.
+    """
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+@dataclass
+class _Progress:
+    """Running training figures since the last validation, and the best validated state so far."""
+
+    best_accuracy: float
+    best_state: dict
+    best_predictions: list[int]
+    patience: int
+    evals_without_gain: int = 0
+    loss: float = 0.0
+    correct: int = 0
+    seen: int = 0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> dict:
+        self.loss += loss.item() * len(labels)
+        self.correct += (logits.argmax(-1) == labels).sum().item()
+        self.seen += len(labels)
+        return {"loss": self.loss / self.seen, "acc": 100.0 * self.correct / self.seen, "best": self.best_accuracy}
+
+    def validated(self, step: int, accuracy: float, predictions: list[int], classifier) -> tuple[dict, bool]:
+        """The history entry of a validation pass, and whether early stopping ends training."""
+        entry = {
+            "step": step,
+            "train_loss": self.loss / self.seen,
+            "train_accuracy": 100.0 * self.correct / self.seen,
+            "validation_accuracy": accuracy,
+        }
+        self.loss, self.correct, self.seen = 0.0, 0, 0
+        if accuracy > self.best_accuracy:
+            self.best_accuracy, self.best_state, self.evals_without_gain = accuracy, _trainable_state(classifier), 0
+            self.best_predictions = predictions
+            return entry, False
+        self.evals_without_gain += 1
+        return entry, self.evals_without_gain >= self.patience
+
+
+def train_prompt(
+    classifier: PromptedClassifier,
+    train: EncodedSplit,
+    validation: EncodedSplit,
+    config: TrainConfig,
+    device: torch.device,
+    pad_token_id: int = 0,
+    reporter: Reporter = SILENT,
+    description: str = "prompt tuning",
+) -> TrainResult:
+    """Train the soft prompt (and head) with AdamW, warm-up and linear decay, early stopping on
+    validation accuracy; the best state is restored at the end.
+    """
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    classifier.to(device)
+    if config.max_samples is not None and len(train) > config.max_samples:
+        generator = torch.Generator().manual_seed(config.seed)
+        train = train.select(torch.randperm(len(train), generator=generator)[: config.max_samples].tolist())
+    optimizer = _optimizer(classifier, config)
+    steps_per_epoch = num_batches(train, config.batch_size)
+    total_steps = config.steps or max(1, math.ceil(config.epochs * steps_per_epoch))
+    scheduler = _linear_schedule(optimizer, total_steps, int(config.warmup_ratio * total_steps))
+    eval_every = max(1, steps_per_epoch // config.evals_per_epoch)
+    history: list[dict] = []
+    if config.head_init == "probe" and classifier.head is not None:
+        history.append(fit_probe_head(classifier, train, validation, device, config, pad_token_id, reporter))
+    accuracy, predictions = _validate(classifier, validation, device, config, pad_token_id)
+    progress = _Progress(accuracy, _trainable_state(classifier), predictions, config.patience)
+    history.append({"step": 0, "validation_accuracy": accuracy})
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    step, epoch, stop = 0, 0, False
+    _train_mode(classifier, config.backbone_dropout)
+    with reporter.bar(description, total_steps) as bar:
+        while step < total_steps and not stop:
+            batches = iterate_batches(train, config.batch_size, pad_token_id, shuffle=True, seed=config.seed + epoch)
+            for batch in batches:
+                batch = batch.to(device)
+                logits = classifier(**batch.inputs())
+                loss = nn.functional.cross_entropy(logits.float(), batch.labels)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                bar.advance(1, **progress.add(loss, logits, batch.labels))
+                if step % eval_every == 0 or step == total_steps:
+                    accuracy, predictions = _validate(classifier, validation, device, config, pad_token_id)
+                    entry, stop = progress.validated(step, accuracy, predictions, classifier)
+                    history.append(entry)
+                    _train_mode(classifier, config.backbone_dropout)
+                if stop or step >= total_steps:
+                    break
+            epoch += 1
+    _restore_state(classifier, progress.best_state)
+    classifier.eval()
+    seconds = time.perf_counter() - started
+    return TrainResult(progress.best_accuracy, step, seconds, copy.deepcopy(history), progress.best_predictions)
+
+
+PROBE_ROWS = 4096  # training rows the probe is fitted on: enough for a linear map of a few hundred features
+PROBE_C = (0.01, 0.1, 1.0, 10.0)  # inverse L2 strengths tried, as scikit-learn's C
+
+
+@torch.no_grad()
+def pooled_features(
+    classifier: PromptedClassifier, split: EncodedSplit, device: torch.device, batch_size: int, pad_token_id: int
+) -> torch.Tensor:
+    """(rows, hidden) what the cls head reads: the prompted model's pooled text positions, in row order."""
+    classifier.eval()
+    features = torch.zeros(len(split), classifier.head.classifier.in_features)
+    for batch in iterate_batches(split, batch_size, pad_token_id, shuffle=False):
+        batch = batch.to(device)
+        hidden, _ = classifier.hidden_states(**batch.inputs())
+        num_prompt = hidden.shape[1] - batch.input_ids.shape[1]
+        features[batch.indices] = classifier.head.pool(hidden[:, num_prompt:], batch.attention_mask).float().cpu()
+    return features
+
+
+def fit_logistic(features: torch.Tensor, labels: torch.Tensor, num_labels: int, c: float) -> nn.Linear:
+    """Multinomial logistic regression with scikit-learn's objective (C x summed cross-entropy + half
+    the squared weight norm, bias unpenalised), solved with L-BFGS."""
+    torch.manual_seed(0)
+    linear = nn.Linear(features.shape[1], num_labels).double()
+    nn.init.zeros_(linear.weight)
+    nn.init.zeros_(linear.bias)
+    x, y = features.double(), labels
+    optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(linear(x), y, reduction="sum") * c + 0.5 * linear.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return linear.float()
+
+
+def fit_probe_head(
+    classifier: PromptedClassifier,
+    train: EncodedSplit,
+    validation: EncodedSplit,
+    device: torch.device,
+    config: TrainConfig,
+    pad_token_id: int,
+    reporter: Reporter = SILENT,
+) -> dict:
+    """Start the cls head from the best logistic-regression probe (by validation accuracy) on the
+    pooled features of at most ``PROBE_ROWS`` training rows; returns what was fitted, for the history."""
+    reporter.message(f"fitting the head as a linear probe on {min(len(train), PROBE_ROWS)} training rows")
+    if len(train) > PROBE_ROWS:
+        generator = torch.Generator().manual_seed(config.seed)
+        train = train.select(torch.randperm(len(train), generator=generator)[:PROBE_ROWS].tolist())
+    fit_x = pooled_features(classifier, train, device, config.eval_batch_size, pad_token_id)
+    val_x = pooled_features(classifier, validation, device, config.eval_batch_size, pad_token_id)
+    fit_y, val_y = torch.tensor(train.labels), torch.tensor(validation.labels)
+    best = None
+    for c in PROBE_C:
+        linear = fit_logistic(fit_x, fit_y, classifier.head_config.num_labels, c)
+        with torch.no_grad():
+            accuracy = 100.0 * (linear(val_x).argmax(-1) == val_y).float().mean().item()
+        if best is None or accuracy > best[0]:
+            best = (accuracy, c, linear)
+    accuracy, c, linear = best
+    with torch.no_grad():
+        classifier.head.classifier.weight.copy_(linear.weight)
+        classifier.head.classifier.bias.copy_(linear.bias)
+    return {"step": 0, "probe_c": c, "probe_validation_accuracy": accuracy}
+
+
+def train_on(
+    workspace: Workspace,
+    classifier: PromptedClassifier,
+    config: TrainConfig,
+    device: torch.device,
+    reporter: Reporter = SILENT,
+    description: str = "prompt tuning",
+) -> TrainResult:
+    """:func:`train_prompt` on a workspace's training and validation splits."""
+    return train_prompt(
+        classifier, workspace.train, workspace.validation, config, device, workspace.pad_token_id, reporter, description
+    )
+
+
+@dataclass
+class TuneResult:
+    """Metrics of the tuned model, the majority-class floor beside them, and a warning when the model
+    does not clear it (``weak_prior``)."""
+
+    output: str
+    validation: dict[str, float]
+    test: dict[str, float]
+    train: TrainResult
+    majority_class: dict[str, dict[str, float]] = field(default_factory=dict)
+    weak_prior: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "output": self.output,
+            "validation": self.validation,
+            "test": self.test,
+            "majority_class": self.majority_class,
+            "weak_prior": self.weak_prior,
+            "train": self.train.to_dict(),
+        }
+
+
+def tune(config: TuneConfig, reporter: Reporter = SILENT) -> TuneResult:
+    """Prompt-tune, evaluate on validation and test, save prompt + head + report to ``config.output``."""
+    config = config.resolved()
+    device = resolve_device(config.device)
+    workspace = Workspace.open(config.data, config.model, device, reporter)
+    output = Path(config.output or workspace.default_output("-prompt"))
+    with atomic_directory(output, overwrite=config.overwrite) as work:
+        classifier = workspace.new_classifier(seed=config.train.seed)
+        result = train_on(workspace, classifier, config.train, device, reporter)
+        metrics = workspace.evaluate_splits(classifier, device, config.train.eval_batch_size)
+        validation, test = metrics["validation"], metrics["test"]
+        majority = workspace.majority_metrics()
+        weak_prior = workspace.prior_problem(validation["accuracy"], CompressConfig.min_gain)
+        save_classifier(classifier, workspace.tokenizer, work, None, skeleton_meta(workspace))
+        report = TuneReport(
+            config={"data": asdict(config.data), "model": config.model.to_dict(), "train": config.train.to_dict()},
+            data=workspace.data.summary(),
+            device=str(device),
+            validation=validation,
+            test=test,
+            majority_class=majority,
+            weak_prior=weak_prior,
+            training=result.to_dict(),
+            versions=library_versions(),
+        )
+        report.save(work / REPORT_FILE)
+    return TuneResult(str(output), validation, test, result, majority, weak_prior)
+
+
+def skeleton_meta(workspace: Workspace) -> ModelMeta:
+    """``skeleton.json``: what :func:`skeleton.load` needs to turn texts into inputs."""
+    return ModelMeta(
+        task=workspace.spec.name,
+        base_model=workspace.model_path,
+        head=workspace.head,
+        use_template=workspace.use_template,
+        max_length=workspace.model_config.max_length,
+        num_virtual_tokens=workspace.model_config.num_virtual_tokens,
+        label_names=list(workspace.spec.label_names),
+    )
