@@ -236,11 +236,11 @@ def _guard(workspace: Workspace, tuned: PromptTuned, config: CompressConfig, rep
     return weak_prior
 
 
-def _run_search(condensation: Condensation, tuned: PromptTuned, checkpoint, reporter: Reporter, with_costs: bool):
+def _run_search(condensation: Condensation, tuned: PromptTuned, checkpoint, reporter: Reporter):
     """Step 3: the search over the kept ratio (or the latency fraction), each trial checkpointed."""
     config, workspace = condensation.config, condensation.workspace
     baseline = tuned.validation["accuracy"]
-    variable = LATENCY_FRACTION if with_costs else KEPT_RATIO
+    variable = condensation.planner.kind
 
     def record(trial: Trial) -> None:
         reporter.message(
@@ -259,7 +259,7 @@ def _run_search(condensation: Condensation, tuned: PromptTuned, checkpoint, repo
 
 
 def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressResult:
-    """Run the four steps and save the slim model, its prompt and a report; see the module docstring."""
+    """Run the four steps and save the Skeleton model, its prompt and a report; see the module docstring."""
     started = time.perf_counter()
     config = config.resolved()
     device = resolve_device(config.device)
@@ -278,7 +278,7 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
         calibration = _calibrate(planner, classifier, config, checkpoint, workspace, device, reporter)
         condensation = Condensation(workspace, planner, classifier, config, checkpoint, device)
         clock = time.perf_counter()
-        search = _run_search(condensation, tuned, checkpoint, reporter, costs is not None)
+        search = _run_search(condensation, tuned, checkpoint, reporter)
         timings["search"] = time.perf_counter() - clock
         clock = time.perf_counter()
         skeleton_model, plan = condensation.skeleton_model(search.value, reporter)

@@ -1,7 +1,7 @@
 """The units of a model the method ranks and removes, as the data types every layer shares.
 
 :class:`NeuronScores` is what a scorer says of every FFN neuron, attention head and prompt
-position (step 2); :class:`PruningPlan` is what a slim model keeps of each layer (step 3), saved
+position (step 2); :class:`PruningPlan` is what a Skeleton model keeps of each layer (step 3), saved
 beside its weights so that the slim shapes can always be rebuilt. They live apart from the heavy
 code that makes them, so that pruning, loading and the analyses read them without importing the
 scorers.

@@ -1,4 +1,4 @@
-"""A Skeleton model directory read back: :func:`load` rebuilds a working slim model from the directory
+"""A Skeleton model directory read back: :func:`load` rebuilds a working Skeleton model from the directory
 alone, and :class:`TorchRuntime` runs it as one of the runtimes (in fp32 or under autocast).
 """
 
@@ -28,7 +28,7 @@ from skeleton.method.pruning import apply_pruning
 
 @dataclass
 class CompressedModel:
-    """A slim model rebuilt from a directory, ready to classify texts.
+    """A Skeleton model rebuilt from a directory, ready to classify texts.
 
     Attributes:
         classifier: the prompted classifier on the slim backbone (eval mode).

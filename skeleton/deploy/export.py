@@ -1,4 +1,4 @@
-"""``skeleton export``: the slim model plus its prompt as one standalone ONNX graph.
+"""``skeleton export``: the Skeleton model plus its prompt as one standalone ONNX graph.
 
 The soft prompt is baked into the graph as a constant prepended to the word embeddings (the
 attention mask extended to match), and the task template, when the model uses one, is baked into

@@ -116,13 +116,13 @@ class LatencyTable:
 
 @dataclass
 class CostModel:
-    """Predicted latency of a slim model against the prompt-tuned model, at every shape of a table.
+    """Predicted latency of a Skeleton model against the prompt-tuned model, at every shape of a table.
 
     Attributes:
         table: the measured latency table.
         input_shapes: (batch, input tokens) pairs the prediction is for.
         reference_prompt_tokens: soft-prompt length of the prompt-tuned model.
-        prompt_tokens: soft-prompt length of the slim model (shorter after condensation).
+        prompt_tokens: soft-prompt length of the Skeleton model (shorter after condensation).
         num_heads, widths: the unpruned per-layer heads and FFN widths.
     """
 
@@ -331,7 +331,7 @@ def cost_model(
     reporter: Reporter = SILENT,
     **grid,
 ) -> CostModel:
-    """The cost model of an unpruned ``backbone`` for slim models with ``prompt_tokens`` soft tokens."""
+    """The cost model of an unpruned ``backbone`` for Skeleton models with ``prompt_tokens`` soft tokens."""
     layers = ffn_layers(backbone)
     if any(layer.num_heads != num_heads(backbone.config) for layer in layers):
         raise SkeletonError("the cost model needs the unpruned backbone")

@@ -21,7 +21,7 @@ class Planner:
     """Turns a search value into a pruning plan and a pruned copy of the classifier.
 
     Without a cost model the value is the kept fraction of FFN neurons (the paper); with one it is
-    the predicted latency of the slim model over the prompt-tuned model's, and neurons and heads are
+    the predicted latency of the Skeleton model over the prompt-tuned model's, and neurons and heads are
     ranked together by score per unit of measured latency.
     """
 

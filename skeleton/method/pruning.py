@@ -2,8 +2,8 @@
 attention heads beyond it.
 
 Removed neurons and heads are cut out of the weight matrices for real (smaller ``nn.Linear``
-layers), so the slim model does less arithmetic. ``PruningPlan`` records what each layer keeps and
-is saved beside the weights, so a slim model with per-layer FFN widths and head counts can always
+layers), so the Skeleton model does less arithmetic. ``PruningPlan`` records what each layer keeps and
+is saved beside the weights, so a Skeleton model with per-layer FFN widths and head counts can always
 be rebuilt.
 """
 
@@ -134,12 +134,12 @@ def make_cost_plan(
     head_weight: float = 1.0,
     prune_layers: bool = False,
 ) -> PruningPlan:
-    """Remove the units worth least per unit of latency until the slim model's predicted latency is
+    """Remove the units worth least per unit of latency until the Skeleton model's predicted latency is
     at most ``target_latency_fraction`` of the prompt-tuned model's.
 
     Every FFN neuron, (with ``prune_heads``) every attention head and (with ``prune_layers``) every
     whole layer is ranked together by score / cost, its cost being its measured share of the
-    unpruned model's latency (from the latency table), so a head that costs as much as 90 neurons
+    prompt-tuned model's latency (from the latency table), so a head that costs as much as 90 neurons
     must be worth as much as 90 of them to stay. A whole layer is scored by the sum of its units'
     scores and costs its whole share, the per-layer overhead (LayerNorms, residuals, softmax) too:
     it goes when its units are weak throughout. Units are removed from the bottom of the ranking;
