@@ -1,5 +1,7 @@
-"""The ``skeleton`` command line. It holds no logic: read options, build the config, call one
-library function, print a summary. Bad input ends with one line on stderr and exit code 2.
+"""The ``skeleton`` command line. Each command reads its options, builds its stage's config, calls
+one library function and prints a summary; the method itself lives in the library. What a command
+decides from its options alone (``--margin`` beside ``--target-speedup``, ``predict``'s text file)
+is decided here. Bad input ends with one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -59,7 +61,6 @@ def friendly_errors(command: Callable) -> Callable:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-
         try:
             return command(*args, **kwargs)
         except (SkeletonError, ValueError) as error:
@@ -561,7 +562,6 @@ def serve(
 
 
 def _numbers(text: str, option: str) -> tuple[int, ...]:
-
     try:
         return tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
@@ -638,7 +638,6 @@ def print_bench_summary(report: BenchReport, folder: Path) -> None:
 @friendly_errors
 def tasks() -> None:
     """List the known tasks."""
-
     table = Table(title="tasks")
     for column in ("task", "texts", "labels", "template", "recipe"):
         table.add_column(column, overflow="fold")

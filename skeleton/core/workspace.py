@@ -92,7 +92,6 @@ class Workspace:
     def template_tokens(self) -> dict:
         """What the template costs: the tokens it adds to every text (0 without a template), and
         their share of the mean validation input, special tokens included."""
-
         added = 0
         if self.use_template:
             empty = {f: "" for f in self.spec.text_fields}

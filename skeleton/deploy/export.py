@@ -161,7 +161,6 @@ def _add_prefix_space(tokenizer) -> None:
 
 def _check_template(original, exported, spec: TaskSpec) -> None:
     """The exported tokenizer must give training's ids (skeleton.core.batching) on sample texts."""
-
     texts = ["a plain sentence, with a comma", "Another one."]
     row = dict(zip(spec.text_fields, texts, strict=False))
     trained = original(fill_template(spec, row, original.mask_token or ""))["input_ids"]
@@ -201,7 +200,6 @@ class ExportData:
 
 
 def _texts_and_labels(split, spec) -> tuple[list, list[int]]:
-
     return split_texts(split, spec), list(split["label"])
 
 
@@ -572,7 +570,6 @@ def optimize_graph(source: Path, target: Path, model_type: str, head_size: int |
 
 
 def _head_size(model: CompressedModel) -> int:
-
     return ffn_layers(model.classifier.backbone)[0].head_size
 
 

@@ -112,7 +112,6 @@ def build_prompt_tuned(directory: Path, reporter: Reporter = SILENT) -> Path:
 
     Cached in ``DIR/bench/prompt_tuned`` and rebuilt when the prompt or the library versions change.
     """
-
     if not (directory / PROMPT_TUNED_DIR).is_dir():
         raise SkeletonError(
             f"{directory} has no {PROMPT_TUNED_DIR}/: bench needs a directory written by 'skeleton compress'"
@@ -139,7 +138,6 @@ def build_prompt_tuned(directory: Path, reporter: Reporter = SILENT) -> Path:
 def _slim_int8_dir(directory: Path, reporter: Reporter) -> Path:
     """When the Skeleton model's export shipped no int8 graph, one built the same way as the
     baseline's (the fastest candidate, bar or not), so int8 is compared on both sides; not shippable."""
-
     target = directory / BENCH_DIR / UNSHIPPED_INT8_DIR
     manifest = target / ONNX_DIR / MANIFEST_FILE
     if manifest.is_file() and Manifest.load(manifest).source_sha == _slim_sha(directory):
@@ -160,12 +158,10 @@ def _slim_int8_dir(directory: Path, reporter: Reporter) -> Path:
 
 
 def _slim_sha(directory: Path) -> str:
-
     return sha256_file(directory / MODEL_FILE)
 
 
 def _onnx_contenders(model: str, directory: Path, config: BenchConfig, wanted: set[str]) -> dict[str, Contender]:
-
     onnx_dir = directory / ONNX_DIR
     manifest = read_manifest(onnx_dir)
     providers = onnx_providers(config.device)
@@ -183,7 +179,6 @@ def _onnx_contenders(model: str, directory: Path, config: BenchConfig, wanted: s
 
 def contenders(directory: Path, baseline: Path, config: BenchConfig, reporter: Reporter = SILENT) -> list[Contender]:
     """Every model/runtime pair to time: both models under each runtime both can run."""
-
     device = str(resolve_device(config.device))
     half = native_half_precision(device)
     offered = ("torch-fp32", *((half,) if half else ()), *ONNX_RUNTIMES)
@@ -222,7 +217,6 @@ class ModelShape:
     @classmethod
     def of(cls, directory: Path) -> ModelShape:
         """Read from a model directory's config.json, skeleton.json and head_config.json."""
-
         config = pretrained_config(str(directory))  # the family's names for sizes live in architectures
         meta = ModelMeta.load(directory / META_FILE)
         head = json.loads((directory / HEAD_CONFIG_FILE).read_text())
@@ -306,7 +300,6 @@ def _point(contenders_: list[Contender], shapes: dict[str, ModelShape], batch: i
 
 def task_texts(path: Path, directory: Path) -> list:
     """The texts (or pairs) of a labelled TSV of the model's task, as users send them."""
-
     if not path.is_file():
         raise SkeletonError(f"data file not found: {path}")
     spec = get_task(ModelMeta.load(directory / META_FILE).task)
@@ -324,7 +317,6 @@ def _encoder_for(contender: Contender, onnx_tokenizer, max_tokens: int):
 
 def _end_to_end(contenders_: list[Contender], directory: Path, config: BenchConfig, reporter: Reporter) -> list[dict]:
     """Real sentences of ``config.data`` at each batch size, tokenizer with its template included."""
-
     texts = task_texts(Path(config.data), directory)
     onnx_dir = directory / ONNX_DIR
     tokenizer = pretrained_tokenizer(str(onnx_dir))

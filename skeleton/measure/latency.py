@@ -198,7 +198,6 @@ class _HiddenStates(nn.Module):
 
 
 def _layer_model(config, layers: int, heads: int, width: int) -> nn.Module:
-
     config = copy.deepcopy(config)
     config.num_hidden_layers = layers
     config.vocab_size = 1024  # the embedding lookup costs the same whatever the vocabulary size
@@ -213,7 +212,6 @@ def _layer_model(config, layers: int, heads: int, width: int) -> nn.Module:
 def build_int8_graph(model: nn.Module, directory: Path, name: str) -> Path:
     """Export ``model`` (a bare encoder) and quantise its fused graph the way a shipped model's int8
     graph is made: per-channel dynamic int8 on the fused graph, 7-bit weights without VNNI."""
-
     fp32, fused, int8 = (directory / f"{name}-{kind}.onnx" for kind in ("fp32", "fused", "int8"))
     ids = torch.ones(2, 8, dtype=torch.long)
     with torch.no_grad():
@@ -254,7 +252,6 @@ def table_key(config, shapes: list[tuple[int, int]], heads: list[int], widths: l
 def _measure_layers(config, shapes, heads: list[int], widths: list[int], threads, repeats: int, reporter: Reporter):
     """Per shape: one layer's int8 latency at every (heads, width) of the grid, and the time spent
     outside the layers (embeddings, pooling): twice the one-layer graph's time less the two-layer graph's."""
-
     full_heads, full_width = num_heads(config), intermediate_size(config)
     grid = [(h, w) for h in heads for w in widths]
     reporter.message(f"latency table: measuring {len(grid) + 1} one-layer int8 graphs at {len(shapes)} shapes (once)")

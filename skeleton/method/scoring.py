@@ -415,7 +415,6 @@ class SkillScorer(TaskDataScorer):
     name = "skill"
 
     def neuron_scores(self, classifier, device, context):
-
         workspace = context.workspace
         per_prompt = [self._predictivity(classifier, device, context, 1)]
         for index in range(1, context.skill_prompts):
@@ -433,7 +432,6 @@ class SkillScorer(TaskDataScorer):
         }
 
     def _predictivity(self, classifier, device, context: ScoringContext, number: int) -> torch.Tensor:
-
         workspace = context.workspace
         train, validation = context.training_sample(self.seed), workspace.validation
         accumulator = Predictivity(workspace.spec.num_labels)
@@ -451,7 +449,6 @@ class SkillScorer(TaskDataScorer):
 
     def _extra_prompt(self, classifier, device, context: ScoringContext, index: int) -> PromptedClassifier:
         """The prompt tuned from seed ``seed + index`` on the same backbone (reused from the cache)."""
-
         workspace = context.workspace
         train = replace(context.train, seed=context.train.seed + index)
         folder = None
@@ -478,7 +475,6 @@ class LCAScorer(TaskDataScorer):
     name = "lca"
 
     def neuron_scores(self, classifier, device, context):
-
         workspace = context.workspace
         train, validation = context.training_sample(self.seed), workspace.validation
         total = num_batches(train, 64) + num_batches(validation, 64)
