@@ -1,0 +1,225 @@
+"""Render the README's results section from the committed reports of the default run.
+
+    python benchmarks/readme_results.py            # rewrite the section between the README's markers
+    python benchmarks/readme_results.py --check    # exit 1 when the README differs from the reports
+
+The section is made from two files in ``benchmarks/results/default_sst2/``: ``report.json``, what
+``skeleton compress --task sst2 --data-dir ../shared/data/sst2`` wrote, and ``bench.json``, what
+``skeleton bench`` wrote for that model. Nothing in it is typed by hand, so it cannot drift from the
+reports; ``tests/test_readme.py`` holds the README to this rendering.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "default_sst2"
+README = ROOT / "README.md"
+START = "<!-- results: rendered by python benchmarks/readme_results.py from benchmarks/results/default_sst2 -->"
+END = "<!-- end of results -->"
+
+
+def interval_words(ci: dict) -> str:
+    """A paired bootstrap interval in points, with only the claim it supports."""
+    text = f"{ci['difference']:+.2f} ({ci['low']:+.2f} to {ci['high']:+.2f})"
+    if ci["low"] > 0:
+        return f"{text}, higher"
+    if ci["high"] < 0:
+        return f"{text}, lower"
+    return f"{text}, no difference shown"
+
+
+def _metrics(metrics: dict) -> str:
+    return f"{metrics['accuracy']:.2f}" + (f" / F1 {metrics['f1']:.2f}" if "f1" in metrics else "")
+
+
+def _splits(data: dict) -> str:
+    words = data["mean_words"]
+    return (
+        f"Training: {data['train']} rows (mean {words['train']:.1f} words); validation: {data['validation']} "
+        f"{data['validation_source']} (mean {words['validation']:.1f} words), with the "
+        f"{data.get('dropped_from_train', 0)} training rows they contain left out of training; test: the "
+        f"{data['test']} sentences of the GLUE dev split (mean {words['test']:.1f} words), reported only."
+    )
+
+
+def accuracy_table(report: dict) -> list[str]:
+    """Majority class, prompt-tuned and Skeleton model on both splits, with the paired intervals."""
+    params, data = report["parameters"], report["data"]
+    kept = sum(report["kept_sizes"] or [])
+    total = round(kept / report["kept_fraction"]) if kept else None
+    rows = [
+        ("majority class", report["majority_class"], "", ""),
+        ("prompt-tuned", report["prompt_tuned"], f"100% ({total})", f"{params['backbone_before'] / 1e6:.2f}M"),
+        (
+            "Skeleton",
+            report["skeleton"],
+            f"{100 * report['kept_fraction']:.1f}% ({kept})",
+            f"{params['backbone_after'] / 1e6:.2f}M",
+        ),
+    ]
+    lines = [
+        f"| | validation ({data['validation']} sentences) | test ({data['test']}, reported only) "
+        "| FFN neurons kept | backbone parameters |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| {name} | {_metrics(m['validation'])} | {_metrics(m['test'])} | {k} | {p} |" for name, m, k, p in rows]
+    differences = report["accuracy_difference"]
+    lines.append(
+        "| Skeleton minus prompt-tuned, points (95% paired bootstrap interval) "
+        f"| {interval_words(differences['validation'])} | {interval_words(differences['test'])} | | |"
+    )
+    return lines
+
+
+def search_lines(report: dict) -> list[str]:
+    """The search's trials and where the time went."""
+    search = report["search"]
+    kind = search.get("kind", "kept ratio")
+    trials = ", ".join(
+        f"{t['value']:.2f} {'accepted' if t['accepted'] else 'rejected'} ({t['validation_accuracy']:.2f})"
+        for t in search["trials"]
+    )
+    timings = report["timings_seconds"]
+    stages = ", ".join(
+        f"{name.replace('_', ' ')} {seconds / 60:.1f}" for name, seconds in timings.items() if name != "total"
+    )
+    kept = report["kept_sizes"] or []
+    full = round(sum(kept) / report["kept_fraction"] / len(kept)) if kept else None
+    return [
+        f"Search over the {kind} (margin {report['config']['search']['margin']} points below the prompt-tuned "
+        f"model's {report['prompt_tuned']['validation']['accuracy']:.2f}, validation accuracy after condensation): "
+        f"{trials}. FFN widths kept per layer: {', '.join(map(str, kept))} of {full}.",
+        "",
+        f"Wall time {timings['total'] / 60:.1f} min ({stages} min) on {report['device']}.",
+    ]
+
+
+def export_table(report: dict) -> list[str]:
+    """The exported graphs: size, accuracy, agreement with fp32, latency; the shipped one in bold."""
+    export = report["export"]
+    shapes = sorted({s for v in export["variants"].values() for s in v.get("latency_ms", {})})
+    lines = [
+        "| graph | MB | validation | test | agrees with fp32 | " + " | ".join(f"{s} ms" for s in shapes) + " |",
+        "|---|---|---|---|---|" + "---|" * len(shapes),
+    ]
+    for name, info in export["variants"].items():
+        label = f"**{name} (shipped)**" if name == export["default_variant"] else name
+        method = f": {info['method']['name']}" if "method" in info else ""
+        latency = " | ".join(f"{info['latency_ms'][s]:.1f}" for s in shapes)
+        lines.append(
+            f"| {label}{method} | {info['bytes'] / 1e6:.1f} | {info['validation_accuracy']:.2f} "
+            f"| {info['test_accuracy']:.2f} | {100 * info['argmax_agreement_fp32']:.1f}% | {latency} |"
+        )
+    return lines
+
+
+def _ms(timing: dict) -> str:
+    return f"{timing['median_ms']:.1f} ({timing['p10_ms']:.1f}-{timing['p90_ms']:.1f})"
+
+
+def bench_table(bench: dict) -> list[str]:
+    """Speed-up of the Skeleton model's fastest shippable runtime over the prompt-tuned model's
+    fastest runtime of all, batch x input tokens: the ratio of medians, then each side's median
+    with its p10-p90 spread (the runtimes named where they are not the same everywhere)."""
+    heads = [p["headline"] for p in bench["points"] if p["headline"]]
+    pairs = {(h["skeleton_runtime"], h["prompt_tuned_runtime"]) for h in heads}
+    lengths = sorted({p["length"] for p in bench["points"]})
+    lines = ["| batch \\ input tokens | " + " | ".join(map(str, lengths)) + " |", "|---" * (len(lengths) + 1) + "|"]
+    for batch in sorted({p["batch"] for p in bench["points"]}):
+        cells = []
+        for length in lengths:
+            point = next(p for p in bench["points"] if p["batch"] == batch and p["length"] == length)
+            head = point["headline"]
+            slim = point["latency"][f"skeleton/{head['skeleton_runtime']}"]
+            base = point["latency"][f"prompt_tuned/{head['prompt_tuned_runtime']}"]
+            names = "" if len(pairs) == 1 else f" {head['skeleton_runtime']} vs {head['prompt_tuned_runtime']}"
+            cells.append(f"**{head['speedup']:.2f}x**: {_ms(slim)} vs {_ms(base)} ms{names}")
+        lines.append(f"| {batch} | " + " | ".join(cells) + " |")
+    if len(pairs) == 1:
+        ((slim_runtime, base_runtime),) = pairs
+        lines += ["", f"At every point the fastest were {slim_runtime} (Skeleton) and {base_runtime} (prompt-tuned)."]
+    return lines
+
+
+def end_to_end_line(bench: dict) -> list[str]:
+    """The same headline on real sentences of the data file, tokenizer and template included."""
+    rows = [r for r in bench.get("end_to_end", []) if r["headline"]]
+    if not rows:
+        return []
+    speedups = ", ".join(f"{r['headline']['speedup']:.2f}x at batch {r['batch']}" for r in rows)
+    return [
+        "",
+        f"Real sentences of `{bench['config']['data']}` end to end (tokenizer and template included): {speedups}.",
+    ]
+
+
+def render(results: Path = RESULTS) -> str:
+    """The results section, markers included."""
+    report = json.loads((results / "report.json").read_text())
+    bench = json.loads((results / "bench.json").read_text())
+    machine = bench["machine"]
+    speedups = [p["headline"]["speedup"] for p in bench["points"] if p["headline"]]
+    runtimes = sorted({c["runtime"] for c in bench["contenders"]})
+    code = report["versions"].get("skeleton_commit", report["versions"].get("skeleton", "?"))
+    lines = [
+        START,
+        "",
+        f"`skeleton compress --task sst2 --data-dir ../shared/data/sst2` with every default (seed "
+        f"{report['seed']}, code {code}), on {machine['cpu']} with {machine['cores']} cores "
+        f"({', '.join(machine['cpu_flags'])}). {_splits(report['data'])} "
+        "Report: `benchmarks/results/default_sst2/report.json`.",
+        "",
+        *accuracy_table(report),
+        "",
+        *search_lines(report),
+        "",
+        f"The export (judged on the {report['export']['judged_on']}; latency: medians of alternated calls in one "
+        "process on random ids, batch x input tokens; the fastest graph that passes the int8 bar ships):",
+        "",
+        *export_table(report),
+        "",
+        "`skeleton bench` on that model (`benchmarks/results/default_sst2/bench.json`): speed-up of the Skeleton "
+        "model's fastest shippable runtime over the prompt-tuned model's fastest runtime of all, each the median "
+        f"of up to {bench['config']['repeats']} rounds of calls alternated in one process (runtimes timed: "
+        f"{', '.join(runtimes)}; OpenVINO is not a runtime here yet):",
+        "",
+        *bench_table(bench),
+        *end_to_end_line(bench),
+        "",
+        f"Headline over the grid: {min(speedups):.2f}x to {max(speedups):.2f}x.",
+        "",
+        END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _section(text: str) -> tuple[int, int]:
+    start, end = text.find(START), text.find(END)
+    if start < 0 or end < start:
+        raise SystemExit(f"{README} has no results markers ({START!r} ... {END!r})")
+    return start, end + len(END) + 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 when the README's section differs")
+    args = parser.parse_args()
+    text = README.read_text()
+    start, end = _section(text)
+    rendered = render()
+    if args.check:
+        if text[start:end] != rendered:
+            print("README.md's results section differs from the reports: run python benchmarks/readme_results.py")
+            return 1
+        return 0
+    README.write_text(text[:start] + rendered + text[end:])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
