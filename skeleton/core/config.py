@@ -18,7 +18,8 @@ VALIDATION_ROWS = ("all", "whole")
 SCORERS = ("attribution", "activation", "gradient", "random", "skill", "lca")  # the scorer registry's names, in order
 TARGETS = ("ffn", "ffn-out", "heads", "layers")  # what the search may remove
 INT8_KINDS = ("dynamic", "dynamic-fused", "static")  # the quantisation methods that compete for the int8 graph
-TORCH_RUNTIMES = ("torch-fp32", "torch-bf16", "torch-fp16")
+TORCH_PRECISIONS = ("fp32", "bf16", "fp16")  # the PyTorch runtime: fp32, or autocast to bf16 (CPU) / fp16 (CUDA)
+TORCH_RUNTIMES = tuple(f"torch-{precision}" for precision in TORCH_PRECISIONS)
 ONNX_RUNTIMES = ("onnx-fp32", "onnx-optimized", "onnx-int8")
 RUNTIME_NAMES = TORCH_RUNTIMES + ONNX_RUNTIMES
 QUICK_BATCH_SIZES = (1, 32)
@@ -174,14 +175,14 @@ class TrainConfig:
 
 @dataclass
 class SearchConfig:
-    """Settings of the kept-ratio search.
+    """Settings of the search over the search value (a kept ratio, or a latency fraction).
 
     Attributes:
         margin: accepted accuracy drop on the validation split, in points.
-        step: grid step of kept ratios.
-        max_trials: most ratios tried.
-        min_ratio: the smallest kept ratio on the grid.
-        confidence: when set (e.g. 0.9), a ratio is accepted only when the upper end of the paired
+        step: grid step of search values.
+        max_trials: most search values tried.
+        min_ratio: the smallest search value on the grid.
+        confidence: when set (e.g. 0.9), a search value is accepted only when the upper end of the paired
             bootstrap interval of its accuracy drop, at this level, stays within ``margin``;
             ``None`` accepts on the observed drop alone (the paper's rule). Either way every trial
             reports its interval.
@@ -282,9 +283,9 @@ class CompressConfig:
 
     Attributes:
         data, model: the task and backbone (as for ``skeleton tune``).
-        tune: prompt tuning of the prompt-tuned model (prior knowledge injection); ``None``: the task's recipe.
+        tune: step 1, prompt tuning on the frozen backbone (prior knowledge injection); ``None``: the task's recipe.
         condense: prompt re-tuning on each pruned model (knowledge condensation); ``None``: the task's.
-        search: margin, grid step and trial budget of the kept-ratio search.
+        search: margin, grid step and trial budget of the search.
         scorer: which scorer ranks neurons (``attribution``, ``activation``, ``gradient``, ``random``;
             ``skill`` for skill-neuron predictivity, ``lca`` for the NeuroX elastic-net probe).
         attribution_samples: training instances the scorer averages over (20 in the paper).
@@ -300,7 +301,7 @@ class CompressConfig:
         cost_shapes: (batch, input tokens) shapes the latency table predicts speed-ups at.
         bias_compensation: fold removed neurons' mean contribution into the second FFN bias.
         round_to: keep each layer's FFN width a multiple of this (1 = no rounding).
-        fast_search: judge search trials without condensing; condense only the chosen ratio
+        fast_search: judge search trials without condensing; condense only the chosen search value
             (``None``: the task's default, on for tasks whose full search would not fit 15 minutes).
         prompt: a directory from ``skeleton tune`` to reuse instead of step 1.
         output: output directory; ``None`` = ``exported_models/<task>-<model>``.

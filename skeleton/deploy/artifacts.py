@@ -14,6 +14,7 @@ from transformers import PreTrainedTokenizerBase
 
 from skeleton.core.architectures import from_config, pretrained_config, unexpected_load
 from skeleton.core.batching import Batch, collate, encode_split
+from skeleton.core.config import TORCH_PRECISIONS
 from skeleton.core.device import resolve_device
 from skeleton.core.errors import SkeletonError
 from skeleton.core.layout import CONFIG_FILE, HEAD_CONFIG_FILE, META_FILE, MODEL_FILE, PLAN_FILE
@@ -131,7 +132,7 @@ class TorchRuntime(Runtime):
     under autocast: ``bf16`` (CPUs with native bf16) or ``fp16`` (CUDA)."""
 
     name = "torch"
-    PRECISIONS = ("fp32", "bf16", "fp16")
+    PRECISIONS = TORCH_PRECISIONS
 
     def __init__(self, directory, device: str = "auto", precision: str = "fp32"):
         """``directory``: a model directory, or a model :func:`skeleton.load` already rebuilt."""

@@ -8,19 +8,18 @@ from pathlib import Path
 import numpy as np
 
 from skeleton.core.architectures import pretrained_tokenizer
+from skeleton.core.config import TORCH_RUNTIMES
 from skeleton.core.errors import SkeletonError
 from skeleton.core.logits import batched_logits, label_scores
 from skeleton.core.tasks import get_task
 from skeleton.deploy.manifest import read_manifest, resolve_onnx_dir
 from skeleton.deploy.runtimes import OnnxRuntime, onnx_providers, tokenize
 
-TORCH_PRECISIONS = ("fp32", "bf16", "fp16")  # skeleton.deploy.artifacts.TorchRuntime's, without importing torch
-
 
 def runtime_names(variants) -> list[str]:
     """The ``--runtime`` choices for a model exported with ``variants``: ``onnx`` (the manifest's
     default), ``onnx-<variant>``, and PyTorch in each precision."""
-    return ["onnx", *(f"onnx-{v}" for v in variants), *(f"torch-{p}" for p in TORCH_PRECISIONS)]
+    return ["onnx", *(f"onnx-{v}" for v in variants), *TORCH_RUNTIMES]
 
 
 class Predictor:

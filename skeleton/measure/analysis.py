@@ -259,9 +259,10 @@ def analyze(directory: str | Path, config: AnalyzeConfig, reporter: Reporter = S
     )
     with atomic_directory(directory / ANALYSIS_DIR, overwrite=True) as work:
         report.save(work / ANALYSIS_JSON)
-        (work / ANALYSIS_MD).write_text(markdown(report.to_dict()))
-        plot_suppression(report.to_dict(), work / SUPPRESSION_PNG)
-        plot_layers(report.to_dict(), work / LAYERS_PNG)
+        figures = report.to_dict()
+        (work / ANALYSIS_MD).write_text(markdown(figures))
+        plot_suppression(figures, work / SUPPRESSION_PNG)
+        plot_layers(figures, work / LAYERS_PNG)
     return report
 
 

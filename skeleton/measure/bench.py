@@ -108,7 +108,7 @@ def _report(directory: Path) -> CompressReport | TuneReport:
 
 
 def build_prompt_tuned(directory: Path, reporter: Reporter = SILENT) -> Path:
-    """The prompt-tuned model of a compress run, saved and exported like the slim one.
+    """The prompt-tuned model of a compress run, saved and exported like the Skeleton model.
 
     Cached in ``DIR/bench/prompt_tuned`` and rebuilt when the prompt or the library versions change.
     """

@@ -103,8 +103,9 @@ def compare(config: CompareConfig, reporter: Reporter = SILENT) -> CompareResult
             versions=library_versions(),
         )
         report.save(work / COMPARE_JSON)
-        (work / COMPARE_MD).write_text(markdown(report.to_dict()))
-        plot(report.to_dict(), work / COMPARE_PNG)
+        figures = report.to_dict()
+        (work / COMPARE_MD).write_text(markdown(figures))
+        plot(figures, work / COMPARE_PNG)
     return CompareResult(str(output), report)
 
 
