@@ -364,8 +364,9 @@ def print_compress_summary(report: CompressReport, output: str) -> None:
     costs = report.cost_model
     if costs:
         predicted = ", ".join(f"{v:.2f}x at {k}" for k, v in costs["predicted_speedup"].items())
+        runtime = costs["table"]["key"].get("runtime", "onnx-int8")
         out.print(
-            f"predicted speed-up against the prompt-tuned model on onnxruntime int8: {predicted}; "
+            f"predicted speed-up against the prompt-tuned model on {runtime}: {predicted}; "
             f"heads kept per layer {report.kept_heads or 'all'}; prompt tokens {report.prompt_tokens['skeleton']} "
             "(measure with 'skeleton bench')"
         )

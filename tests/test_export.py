@@ -75,13 +75,21 @@ def test_every_variant_matches_pytorch(tmp_path, model_type, head, tokenizer_dir
     one_flip = {"int8_min_agreement": 0.96, "int8_max_drop": 3.4}
     result = export_directory(directory, ExportConfig(**QUICK, **one_flip))
     variants = result.variants
-    assert set(variants) == {"fp32", "optimized", "int8"}, result.rejected_variants
-    for name in ("fp32", "optimized"):
+    expected = {"fp32", "optimized", "int8", "openvino-fp32", "openvino-int8"}
+    assert expected <= set(variants), result.rejected_variants
+    bf16 = "openvino-bf16" in variants or "native bf16" in result.rejected_variants["openvino-bf16"]["reason"]
+    assert bf16, result.rejected_variants
+    for name in ("fp32", "optimized", "openvino-fp32"):
         assert variants[name]["max_abs_diff"] <= 1e-4
         assert variants[name]["test_accuracy"] == pytest.approx(torch_accuracy)
-    int8 = variants["int8"]
-    assert int8["passes_bar"] and int8["argmax_agreement_fp32"] >= 0.96
-    assert int8["validation_accuracy"] >= variants["fp32"]["validation_accuracy"] - 3.4
+    for name in ("int8", "openvino-int8"):
+        int8 = variants[name]
+        assert int8["passes_bar"] and int8["argmax_agreement_fp32"] >= 0.96
+        assert int8["validation_accuracy"] >= variants["fp32"]["validation_accuracy"] - 3.4
+    assert variants["openvino-int8"]["file"] == "model_openvino_int8.xml"
+    assert {"runtime": "openvino-int8"}.items() <= variants["openvino-int8"].items()
+    nncf = [c for c in result.int8_candidates if c["method"]["kind"] == "nncf"]
+    assert len(nncf) == 3 and all("latency_ms" in c for c in nncf), nncf
     assert variants["optimized"]["fused_ops"].get("SkipLayerNormalization", 0) > 0
     assert result.judged_on == "validation split"
     # the default is the fastest shipped graph, by the latencies the manifest records
@@ -277,28 +285,52 @@ def _damaging(quantize):
     return damaged
 
 
+def _damaging_nncf(nncf_quantize):
+    """NNCF whose int8 weights come out shuffled in the saved IR."""
+    import openvino as ov
+
+    def damaged(method, source, target, calibration):
+        nncf_quantize(method, source, target, calibration)
+        model = ov.Core().read_model(str(target))
+        rng = np.random.default_rng(0)
+        for op in model.get_ops():
+            if op.get_type_name() == "Constant" and op.get_element_type() == ov.Type.i8 and op.data.ndim == 2:
+                shuffled = rng.permutation(op.data.reshape(-1)).reshape(op.data.shape)
+                op.output(0).replace(ov.opset13.constant(shuffled).output(0))
+        ov.save_model(model, str(target.with_name("damaged.xml")), compress_to_fp16=False)
+        for suffix in (".xml", ".bin"):
+            target.with_name("damaged" + suffix).replace(target.with_suffix(suffix))
+
+    return damaged
+
+
 def test_the_bar_rejects_a_damaged_int8_graph(tmp_path, tokenizer_dir, sst2_dir, monkeypatch):
     import skeleton.deploy.export as module
 
     directory, _ = make_compressed_dir(tmp_path, "bert", "cls", tokenizer_dir, sst2_dir)
     monkeypatch.setattr(module, "quantize", _damaging(module.quantize))
+    monkeypatch.setattr(module, "nncf_quantize", _damaging_nncf(module.nncf_quantize))
     result = export_directory(directory, ExportConfig(**QUICK))
-    assert "int8" not in result.variants and "no int8 candidate passed" in result.rejected_variants["int8"]["reason"]
-    assert all(c["problem"] for c in result.int8_candidates)
-    assert min(c["argmax_agreement_fp32"] for c in result.int8_candidates) < 0.97
+    for variant in ("int8", "openvino-int8"):
+        assert variant not in result.variants
+        assert f"no {variant} candidate passed" in result.rejected_variants[variant]["reason"]
+    assert len(result.int8_candidates) > 3 and all(c["problem"] for c in result.int8_candidates)
+    assert max(c["argmax_agreement_fp32"] for c in result.int8_candidates) < 0.97
     assert not (directory / "onnx" / "model_int8.onnx").exists()
-    assert Predictor(directory).variant in ("fp32", "optimized")
+    assert not (directory / "onnx" / "model_openvino_int8.xml").exists()
+    assert Predictor(directory).variant in ("fp32", "optimized", "openvino-fp32", "openvino-bf16")
     # benchmarks may still ask for the fastest candidate: it is written, flagged, and never the default
     result = export_directory(directory, ExportConfig(int8_bar=False, **QUICK))
-    assert result.variants["int8"]["passes_bar"] is False
-    assert result.default_variant != "int8"
+    for variant in ("int8", "openvino-int8"):
+        assert result.variants[variant]["passes_bar"] is False
+        assert result.default_variant != variant
 
 
 def test_every_int8_method_is_built_and_judged(tmp_path, tokenizer_dir, sst2_dir):
     """The default candidates (dynamic, dynamic on the fused graph, static): each one builds, is judged on
     validation and timed, and what ships is the fastest that passes."""
     directory, _ = make_compressed_dir(tmp_path, "bert", "cls", tokenizer_dir, sst2_dir)
-    config = ExportConfig(latency_shapes=((1, 16),), latency_repeats=3)
+    config = ExportConfig(variants=("fp32", "optimized", "int8"), latency_shapes=((1, 16),), latency_repeats=3)
     result = export_directory(directory, config)
     candidates = result.int8_candidates
     assert {c["method"]["kind"] for c in candidates} == {"dynamic", "dynamic-fused", "static"}

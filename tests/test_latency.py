@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from skeleton.measure.latency import CostModel, LatencyTable, measure_table
+from skeleton.core.errors import SkeletonError
+from skeleton.measure.latency import TABLE_RUNTIMES, CostModel, LatencyTable, measure_table
 from tests.conftest import tiny_config
 
 
@@ -54,9 +55,22 @@ def test_a_table_is_measured_once_and_read_from_the_cache(tmp_path, monkeypatch)
     table = measure_table(config, [(2, 12)], **grid)
     assert set(table.layer_ms) == {"2x12"} and len(table.layer_ms["2x12"]) == 2
     assert all(v > 0 for row in table.layer_ms["2x12"] for v in row)
-    cached = list((tmp_path / "latency").glob("*.json"))
+    cached = [p for p in (tmp_path / "latency").glob("*.json") if not p.name.startswith("runtime-")]
     assert len(cached) == 1 and json.loads(cached[0].read_text())["key"]["hidden_size"] == 32
+    # auto: the table is measured on the int8 runtime that ran the full layers faster, and says which
+    choice = json.loads(next((tmp_path / "latency").glob("runtime-*.json")).read_text())["runtime"]
+    assert table.key["runtime"] == choice and choice in TABLE_RUNTIMES
     again = measure_table(config, [(2, 12)], **grid)
     assert again.layer_ms == table.layer_ms and again.seconds == table.seconds  # not measured again
     other = measure_table(config, [(2, 16)], **grid)  # another shape is another table
     assert set(other.layer_ms) == {"2x16"}
+
+
+@pytest.mark.parametrize("runtime", TABLE_RUNTIMES)
+def test_a_table_on_each_int8_runtime(tmp_path, monkeypatch, runtime):
+    monkeypatch.setenv("SKELETON_CACHE", str(tmp_path))
+    table = measure_table(tiny_config("bert"), [(2, 12)], heads=[1, 4], widths=[16, 64], repeats=5, runtime=runtime)
+    assert table.key["runtime"] == runtime
+    assert all(v > 0 for row in table.layer_ms["2x12"] for v in row)
+    with pytest.raises(SkeletonError, match="latency table runs on"):
+        measure_table(tiny_config("bert"), [(2, 12)], runtime="torch-fp32")

@@ -232,7 +232,7 @@ def test_bad_serve_arguments_are_one_line_errors(tmp_path, models):
     runner = CliRunner()
     for args, message in (
         (["serve", str(tmp_path / "nowhere")], "directory not found"),
-        (["serve", str(models["sentiment"]), "--runtime", "onnx-int8"], "variant 'int8' was not exported"),
+        (["serve", str(models["sentiment"]), "--runtime", "onnx-int8"], "runtime 'onnx-int8' is not available"),
         (["serve", str(models["sentiment"]), "--runtime", "tpu"], "runtime 'tpu' is not available"),
         (["serve", str(models["sentiment"]), "--max-batch-size", "0"], "max_batch_size must be at least 1"),
     ):

@@ -21,7 +21,10 @@ INT8_KINDS = ("dynamic", "dynamic-fused", "static")  # the quantisation methods 
 TORCH_PRECISIONS = ("fp32", "bf16", "fp16")  # the PyTorch runtime: fp32, or autocast to bf16 (CPU) / fp16 (CUDA)
 TORCH_RUNTIMES = tuple(f"torch-{precision}" for precision in TORCH_PRECISIONS)
 ONNX_RUNTIMES = ("onnx-fp32", "onnx-optimized", "onnx-int8")
-RUNTIME_NAMES = TORCH_RUNTIMES + ONNX_RUNTIMES
+OPENVINO_PRECISIONS = ("fp32", "bf16", "int8")  # OpenVINO: f32 or bf16 inference precision, or an NNCF int8 graph
+OPENVINO_RUNTIMES = tuple(f"openvino-{precision}" for precision in OPENVINO_PRECISIONS)
+RUNTIME_NAMES = TORCH_RUNTIMES + ONNX_RUNTIMES + OPENVINO_RUNTIMES
+NNCF_METHODS = ("default", "no-smoothquant", "smoothquant-0.5")  # the NNCF int8 candidates (see deploy.openvino)
 QUICK_BATCH_SIZES = (1, 32)
 QUICK_LENGTHS = (16, 128)
 
@@ -566,7 +569,10 @@ class ExportConfig:
     """Settings of ``skeleton export``.
 
     Attributes:
-        variants: which graphs to write (``fp32`` always comes first; the others derive from it).
+        variants: which graphs to write (``fp32`` always comes first; the others derive from it):
+            onnxruntime's ``fp32``, ``optimized`` and ``int8``, and OpenVINO's ``openvino-fp32``,
+            ``openvino-bf16`` (CPUs with native bf16 only) and ``openvino-int8`` (NNCF).
+        nncf_methods: which NNCF quantisation settings compete for ``openvino-int8``.
         opset: ONNX opset.
         parity_samples: validation sentences the onnxruntime/PyTorch logit parity check runs on.
         fp32_tolerance: largest accepted |logit difference| of fp32 (and optimized) graphs.
@@ -583,11 +589,12 @@ class ExportConfig:
         threads: onnxruntime intra-op threads while timing (default: one per core).
     """
 
-    variants: tuple[str, ...] = ("fp32", "optimized", "int8")
+    variants: tuple[str, ...] = ("fp32", "optimized", "int8", *OPENVINO_RUNTIMES)
     opset: int = 17
     parity_samples: int = 64
     fp32_tolerance: float = 1e-4
     int8_kinds: tuple[str, ...] = INT8_KINDS
+    nncf_methods: tuple[str, ...] = NNCF_METHODS
     int8_max_drop: float = 0.5
     int8_min_agreement: float = 0.97
     int8_bar: bool = True
@@ -599,6 +606,10 @@ class ExportConfig:
     def __post_init__(self) -> None:
         self.variants = tuple(self.variants)
         self.int8_kinds = tuple(self.int8_kinds)
+        self.nncf_methods = tuple(self.nncf_methods)
+        bad_methods = [m for m in self.nncf_methods if m not in NNCF_METHODS]
+        if bad_methods:
+            raise ValueError(f"nncf_methods must be among {', '.join(NNCF_METHODS)}, got {','.join(bad_methods)}")
         self.latency_shapes = tuple(tuple(shape) for shape in self.latency_shapes)
         unknown = [v for v in self.variants if v not in VARIANT_FILES]
         if unknown or "fp32" not in self.variants:

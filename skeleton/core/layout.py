@@ -10,7 +10,7 @@ DIR/                      skeleton compress / skeleton tune
   head.safetensors, head_config.json
   report.json             every figure of the run
   prompt_tuned/           the prompt-tuned model's prompt and head (compress)
-  onnx/                   skeleton export: graphs, tokenizer, manifest.json
+  onnx/                   skeleton export: graphs (ONNX, OpenVINO IR), tokenizer, manifest.json
   bench/                  skeleton bench: report and plots (bench/prompt_tuned: the prompt-tuned model's graphs;
                           bench/slim-int8-unshipped: an int8 graph that failed the bar, timed for comparison)
   analysis/               skeleton analyze: analysis.json, analysis.md, suppression.png, layers.png
@@ -29,7 +29,15 @@ HEAD_CONFIG_FILE = "head_config.json"
 PROMPT_TUNED_DIR = "prompt_tuned"  # the prompt-tuned model's prompt and head, kept by compress
 ONNX_DIR = "onnx"
 MANIFEST_FILE = "manifest.json"
-VARIANT_FILES = {"fp32": "model.onnx", "optimized": "model_optimized.onnx", "int8": "model_int8.onnx"}
+VARIANT_FILES = {
+    "fp32": "model.onnx",
+    "optimized": "model_optimized.onnx",
+    "int8": "model_int8.onnx",
+    # OpenVINO compiles the fp32 ONNX graph itself; its int8 graph is OpenVINO IR (.xml + .bin)
+    "openvino-fp32": "model.onnx",
+    "openvino-bf16": "model.onnx",
+    "openvino-int8": "model_openvino_int8.xml",
+}
 BENCH_DIR = "bench"
 REPORT_JSON = "bench.json"  # in BENCH_DIR, with the Markdown report and the plots
 REPORT_MD = "bench.md"

@@ -1,20 +1,24 @@
-"""``skeleton export``: the Skeleton model plus its prompt as one standalone ONNX graph.
+"""``skeleton export``: the Skeleton model plus its prompt as one standalone ONNX graph, and every
+runtime's graphs of it.
 
 The soft prompt is baked into the graph as a constant prepended to the word embeddings (the
 attention mask extended to match), and the task template, when the model uses one, is baked into
 the exported tokenizer's post-processor, so serving needs neither peft nor PyTorch, and optimum's
 ``ORTModelForSequenceClassification`` in a ``pipeline`` sees exactly what the model was trained on.
 
-Variants: ``fp32``; ``optimized`` (onnxruntime's transformer fusions); ``int8``, the fastest of the
-quantisation candidates in :mod:`skeleton.deploy.quantization` that keeps the float graph's accuracy.
+Variants, each run by one runtime of :mod:`skeleton.deploy.runtimes`: onnxruntime's ``fp32``,
+``optimized`` (its transformer fusions) and ``int8`` (the fastest passing candidate of
+:mod:`skeleton.deploy.quantization`); OpenVINO's ``openvino-fp32``, ``openvino-bf16`` (CPUs with
+native bf16) and ``openvino-int8`` (the fastest passing NNCF candidate of :mod:`skeleton.deploy.openvino`).
 
 Every choice is made on the validation split, recreated from the run's data settings: the float
-graphs' parity with PyTorch (a graph above tolerance fails the export), whether an int8 candidate
-ships (validation accuracy within ``int8_max_drop`` points of fp32 and argmax agreement with fp32 of
-at least ``int8_min_agreement``), and the default variant (the fastest shipped one, timed in one
-process with calls alternating). Test accuracy is measured and reported, never used to choose.
-Tracing and the checks run on the CPU whatever device trained the model; the graph runs on any
-onnxruntime provider.
+graphs' parity with PyTorch (an onnxruntime graph above tolerance fails the export, an OpenVINO one is
+not shipped), whether a reduced-precision graph ships (validation accuracy within ``int8_max_drop``
+points of fp32 and argmax agreement with fp32 of at least ``int8_min_agreement``: the same bar for
+every int8 and bf16 candidate of every runtime), and the default variant (the fastest shipped graph
+over all runtimes, timed in one process with calls alternating). Test accuracy is measured and
+reported, never used to choose. Tracing and the checks run on the CPU whatever device trained the
+model; the ONNX graph runs on any onnxruntime provider.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from skeleton.core.architectures import (
 )
 from skeleton.core.architectures import max_input_tokens as family_max_input_tokens
 from skeleton.core.batching import fill_template
-from skeleton.core.config import ExportConfig
+from skeleton.core.config import OPENVINO_RUNTIMES, ExportConfig
 from skeleton.core.data import DataConfig, load_task_data, split_texts
 from skeleton.core.errors import SkeletonError
 from skeleton.core.files import library_versions
@@ -52,8 +56,17 @@ from skeleton.core.tasks import TaskSpec
 from skeleton.core.timing import time_alternating
 from skeleton.deploy.artifacts import CompressedModel, load
 from skeleton.deploy.manifest import sha256_file
+from skeleton.deploy.openvino import ir_files, nncf_quantize
 from skeleton.deploy.quantization import Int8Bar, cpu_flags, has_vnni, int8_methods, quantize, quiet_logging
-from skeleton.deploy.runtimes import OnnxRuntime, synthetic_batch, tokenize
+from skeleton.deploy.registry import open_graph
+from skeleton.deploy.runtimes import (
+    OpenVinoRuntime,
+    Runtime,
+    RuntimeOptions,
+    native_bf16,
+    synthetic_batch,
+    tokenize,
+)
 
 FUSED_OPS = (
     "Attention",
@@ -171,9 +184,20 @@ def _check_template(original, exported, spec: TaskSpec) -> None:
         )
 
 
+def runtime_of(variant: str) -> str:
+    """The runtime a variant of ``VARIANT_FILES`` runs under: OpenVINO's name themselves, the rest are onnxruntime's."""
+    return variant if variant in OPENVINO_RUNTIMES else f"onnx-{variant}"
+
+
+def _graph_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in (ir_files(path) if path.suffix == ".xml" else [path]))
+
+
 def _count_ops(path: Path) -> dict[str, int]:
     import onnx
 
+    if path.suffix != ".onnx":
+        return {}
     graph = onnx.load(str(path), load_external_data=False).graph
     counts = Counter(node.op_type for node in graph.node)
     return {op: counts[op] for op in FUSED_OPS if counts.get(op)}
@@ -258,12 +282,12 @@ class _Judge:
     def encode(self, texts: list) -> dict[str, np.ndarray]:
         return tokenize(self.tokenizer, texts, self.tokenizer.model_max_length)
 
-    def runtime(self, variant: str, path: Path) -> OnnxRuntime:
+    def runtime(self, variant: str, path: Path) -> Runtime:
         try:
-            return OnnxRuntime(path, threads=self.threads, spinning=False)
-        except Exception as error:  # onnxruntime rejects the graph: say which variant
+            return open_graph(runtime_of(variant), path, RuntimeOptions(threads=self.threads, spinning=False))
+        except Exception as error:  # the runtime rejects the graph: say which variant
             raise SkeletonError(
-                f"onnxruntime cannot load the {variant} graph: {str(error).splitlines()[0][:300]}"
+                f"{runtime_of(variant)} cannot load the {variant} graph: {str(error).splitlines()[0][:300]}"
             ) from error
 
     def measure(self, variant: str, path: Path) -> tuple[dict, np.ndarray]:
@@ -272,8 +296,9 @@ class _Judge:
         logits = batched_logits(runtime, self.encode, self.data.validation, self.num_labels)
         parity = logits[: len(self.reference)]
         info = {
+            "runtime": runtime_of(variant),
             "file": path.name,
-            "bytes": path.stat().st_size,
+            "bytes": _graph_bytes(path),
             "fused_ops": _count_ops(path),
             "max_abs_diff": float(np.abs(parity - self.reference).max()),
             "validation_accuracy": _accuracy(logits, self.data.validation_labels),
@@ -318,10 +343,11 @@ def _uses_token_types(model: CompressedModel, tokenizer) -> bool:
     )
 
 
-def _latencies(paths: dict[str, Path], vocab_size: int, config: ExportConfig) -> dict:
-    """name -> {"BxT": median ms}: every graph timed at every shape, calls alternating."""
-    runtimes = {name: OnnxRuntime(path, threads=config.threads, spinning=False) for name, path in paths.items()}
-    result: dict[str, dict[str, float]] = {name: {} for name in paths}
+def _latencies(graphs: dict[str, tuple[str, Path]], vocab_size: int, config: ExportConfig) -> dict:
+    """name -> {"BxT": median ms}: every (runtime name, graph) timed at every shape, calls alternating."""
+    options = RuntimeOptions(threads=config.threads, spinning=False)
+    runtimes = {name: open_graph(runtime, path, options) for name, (runtime, path) in graphs.items()}
+    result: dict[str, dict[str, float]] = {name: {} for name in graphs}
     for batch, tokens in config.latency_shapes:
         encoded = synthetic_batch(batch, tokens, vocab_size)
         calls = {name: (lambda r=runtime, e=encoded: r.run(e)) for name, runtime in runtimes.items()}
@@ -396,14 +422,18 @@ def _export_into(work: Path, model: CompressedModel, tokenizer, data: ExportData
     variants, fp32_logits = _float_variants(work, model, judge, config, reporter)
     candidates: list[dict] = []
     rejected: dict[str, dict] = {}
-    if "int8" in config.variants:
-        int8, candidates, problem = _int8_variant(work, judge, variants["fp32"], fp32_logits, config, reporter)
-        if int8 is not None:
-            variants["int8"] = int8
+    for variant in _reduced_variants(config, rejected):
+        shipped, tried, problem = _reduced_variant(
+            work, variant, judge, variants["fp32"], fp32_logits, config, reporter
+        )
+        candidates += tried
+        if shipped is not None:
+            variants[variant] = shipped
         else:
-            rejected["int8"] = {"reason": problem}
-            reporter.message(f"export: int8 not shipped: {problem}")
-    latency = _latencies({n: work / v["file"] for n, v in variants.items()}, judge.vocab_size, config)
+            rejected[variant] = {"reason": problem}
+            reporter.message(f"export: {variant} not shipped: {problem}")
+    graphs = {n: (v["runtime"], work / v["file"]) for n, v in variants.items()}
+    latency = _latencies(graphs, judge.vocab_size, config)
     for name, info in variants.items():
         info["latency_ms"] = latency[name]
     shippable = [n for n, v in variants.items() if v.get("passes_bar", True)]
@@ -422,7 +452,11 @@ def _export_into(work: Path, model: CompressedModel, tokenizer, data: ExportData
         int8_bar={"max_accuracy_drop": config.int8_max_drop, "min_agreement": config.int8_min_agreement},
         default_variant=default,
         judged_on=data.source,
-        cpu={"int8_instructions": _cpu_int8_instructions(), "vnni": has_vnni()},
+        cpu={
+            "int8_instructions": _cpu_int8_instructions(),
+            "vnni": has_vnni(),
+            "native_bf16": native_bf16(cpu_flags()),
+        },
         versions=library_versions(),
     )
     manifest.files = {p.name: sha256_file(p) for p in sorted(work.iterdir()) if p.is_file()}
@@ -430,12 +464,28 @@ def _export_into(work: Path, model: CompressedModel, tokenizer, data: ExportData
     return manifest
 
 
+def _reduced_variants(config: ExportConfig, rejected: dict[str, dict]) -> list[str]:
+    """The int8 and bf16 variants to build here; the ones this machine cannot build go to ``rejected``."""
+    wanted = [v for v in ("int8", "openvino-int8", "openvino-bf16") if v in config.variants]
+    built = []
+    for variant in wanted:
+        if variant.startswith("openvino") and not OpenVinoRuntime.available():
+            rejected[variant] = {"reason": "OpenVINO is not installed (pip install openvino nncf)"}
+        elif variant == "openvino-bf16" and not native_bf16(cpu_flags()):
+            rejected[variant] = {"reason": "this CPU has no native bf16 (AVX512-BF16 or AMX), where bf16 is emulated"}
+        else:
+            built.append(variant)
+    return built
+
+
 def _float_variants(work: Path, model, judge: _Judge, config: ExportConfig, reporter) -> tuple[dict, np.ndarray]:
-    """fp32 and (when asked for) the fused graph, each checked against PyTorch; fp32's validation logits."""
+    """fp32, the fused graph and OpenVINO's fp32 (when asked for), each checked against PyTorch; fp32's
+    validation logits. An onnxruntime graph off by more than the tolerance fails the export; an OpenVINO one
+    is left out."""
     variants: dict[str, dict] = {}
     fp32_logits = None
-    for variant in ("fp32", "optimized"):
-        if variant not in config.variants:
+    for variant in ("fp32", "optimized", "openvino-fp32"):
+        if variant not in config.variants or (variant == "openvino-fp32" and not OpenVinoRuntime.available()):
             continue
         path = work / VARIANT_FILES[variant]
         if variant == "optimized":
@@ -443,10 +493,12 @@ def _float_variants(work: Path, model, judge: _Judge, config: ExportConfig, repo
             optimize_graph(work / VARIANT_FILES["fp32"], path, family, _head_size(model))
         info, logits = judge.measure(variant, path)
         if info["max_abs_diff"] > config.fp32_tolerance:
-            difference = info["max_abs_diff"]
-            raise SkeletonError(
-                f"{variant} graph differs from PyTorch by {difference:.2e} (tolerance {config.fp32_tolerance:.0e})"
-            )
+            difference, tolerance = info["max_abs_diff"], config.fp32_tolerance
+            problem = f"{variant} graph differs from PyTorch by {difference:.2e} (tolerance {tolerance:.0e})"
+            if variant == "openvino-fp32":
+                reporter.message(f"export: {variant} not shipped: {problem}")
+                continue
+            raise SkeletonError(problem)
         if variant == "fp32":
             fp32_logits = logits
         info["argmax_agreement_fp32"] = float((logits.argmax(-1) == fp32_logits.argmax(-1)).mean())
@@ -467,65 +519,98 @@ def _summary(info: dict) -> str:
     return ", ".join(parts)
 
 
-def _int8_variant(work: Path, judge: _Judge, fp32: dict, fp32_logits: np.ndarray, config, reporter):
-    """Build every int8 candidate, judge it on validation, time them all, keep the fastest that passes.
+def _builders(variant: str, work: Path, judge: _Judge, config: ExportConfig) -> list[tuple[dict, str, object]]:
+    """(method, file suffix, build(target)) for every candidate of one reduced-precision variant."""
+    fp32 = work / VARIANT_FILES["fp32"]
+    calibration = [judge.encode(judge.data.calibration[s : s + 16]) for s in range(0, len(judge.data.calibration), 16)]
+    if variant == "int8":
+        fused = work / VARIANT_FILES["optimized"] if "optimized" in config.variants else None
+        return [
+            (m.to_dict(), ".onnx", lambda target, m=m: quantize(m, fp32, fused, target, calibration))
+            for m in int8_methods(config.int8_kinds)
+            if m.kind != "dynamic-fused" or fused is not None
+        ]
+    if variant == "openvino-int8":
+        return [
+            (
+                {"name": f"nncf/{m}", "kind": "nncf", "setting": m},
+                ".xml",
+                lambda t, m=m: nncf_quantize(m, fp32, t, calibration),
+            )
+            for m in config.nncf_methods
+        ]
+    # bf16: the fp32 graph under the bf16 inference-precision hint, one candidate
+    return [
+        ({"name": "openvino/bf16-hint", "kind": "precision-hint"}, ".onnx", lambda target: shutil.copy(fp32, target))
+    ]
+
+
+def _reduced_variant(work: Path, variant: str, judge: _Judge, fp32: dict, fp32_logits: np.ndarray, config, reporter):
+    """Build every candidate of an int8 or bf16 variant, judge each on validation against fp32, time them
+    all, keep the fastest that passes the bar.
 
     Returns:
         (the shipped variant's info or None, every candidate's info, why none shipped or None).
     """
-    scratch = work / ".int8"
+    scratch = work / f".{variant}"
     scratch.mkdir()
-    fused = work / VARIANT_FILES["optimized"] if "optimized" in config.variants else None
-    calibration = [judge.encode(judge.data.calibration[s : s + 16]) for s in range(0, len(judge.data.calibration), 16)]
     candidates = []
-    for index, method in enumerate(int8_methods(config.int8_kinds)):
-        if method.kind == "dynamic-fused" and fused is None:
-            continue
-        path = scratch / f"candidate-{index}.onnx"
+    for index, (method, suffix, build) in enumerate(_builders(variant, work, judge, config)):
+        path = scratch / f"candidate-{index}{suffix}"
         try:
-            quantize(method, work / VARIANT_FILES["fp32"], fused, path, calibration)
-            info, logits = judge.measure("int8", path)
-        except Exception as error:  # a method the quantiser or onnxruntime cannot do for this graph
-            candidates.append({"method": method.to_dict(), "error": str(error).splitlines()[0][:300]})
-            continue
-        info.pop("max_abs_diff")  # int8 is judged against fp32 on validation, not by logit parity
-        info["method"] = method.to_dict()
-        info["argmax_agreement_fp32"] = float((logits.argmax(-1) == fp32_logits.argmax(-1)).mean())
-        drop = None
-        labels = judge.data.validation_labels
-        if labels is not None:
-            drop = fp32["validation_accuracy"] - info["validation_accuracy"]
-            # int8 minus fp32 accuracy, with a 95% paired bootstrap interval over the same sentences
-            info["validation_difference_vs_fp32"] = paired_bootstrap(
-                logits.argmax(-1) == np.asarray(labels), fp32_logits.argmax(-1) == np.asarray(labels)
+            build(path)
+            info, logits = judge.measure(variant, path)
+        except Exception as error:  # a method the quantiser or runtime cannot do for this graph
+            candidates.append(
+                {"runtime": runtime_of(variant), "method": method, "error": str(error).splitlines()[0][:300]}
             )
-        bar = Int8Bar(config.int8_max_drop, config.int8_min_agreement)
-        info["problem"] = bar.problem(drop, info["argmax_agreement_fp32"])
+            continue
+        info.pop("max_abs_diff")  # judged against fp32 on validation, not by logit parity
+        info["method"] = method
+        _judge_against_fp32(info, logits, fp32, fp32_logits, judge.data.validation_labels, config)
         info["path"] = path
         candidates.append(info)
-        reporter.message(
-            f"export: int8 {method.name}: {_summary(info)}" + (f" ({info['problem']})" if info["problem"] else "")
-        )
+        problem = f" ({info['problem']})" if info["problem"] else ""
+        reporter.message(f"export: {variant} {method['name']}: {_summary(info)}{problem}")
     built = [c for c in candidates if "path" in c]
     if built:
-        paths = {str(i): c["path"] for i, c in enumerate(built)}
-        latency = _latencies(paths, judge.vocab_size, config)
+        latency = _latencies({str(i): (c["runtime"], c["path"]) for i, c in enumerate(built)}, judge.vocab_size, config)
         for i, candidate in enumerate(built):
             candidate["latency_ms"] = latency[str(i)]
     # with the bar, the fastest that passes; without it (a benchmark's baseline), the fastest of all
     pool = [c for c in built if c["problem"] is None] if config.int8_bar else built
     chosen = min(pool, key=lambda c: _speed_score(c["latency_ms"])) if pool else None
-    if chosen is not None:
-        chosen["path"].replace(work / VARIANT_FILES["int8"])
+    target = work / VARIANT_FILES[variant]
+    if chosen is not None and not target.exists():  # bf16 runs the fp32 file itself
+        for source, destination in zip(_graph_files(chosen["path"]), _graph_files(target), strict=True):
+            source.replace(destination)
     shutil.rmtree(scratch)
     for candidate in candidates:
         candidate.pop("path", None)
     if chosen is None:
         problems = "; ".join(f"{c['method']['name']}: {c.get('problem') or c.get('error')}" for c in candidates)
-        return None, candidates, f"no int8 candidate passed the bar ({problems})"
+        return None, candidates, f"no {variant} candidate passed the bar ({problems})"
     shipped = {k: v for k, v in chosen.items() if k != "problem"}
-    shipped.update(file=VARIANT_FILES["int8"], passes_bar=chosen["problem"] is None)
+    shipped.update(file=target.name, passes_bar=chosen["problem"] is None)
     return shipped, candidates, None
+
+
+def _graph_files(path: Path) -> list[Path]:
+    return ir_files(path) if path.suffix == ".xml" else [path]
+
+
+def _judge_against_fp32(info: dict, logits, fp32: dict, fp32_logits, labels, config: ExportConfig) -> None:
+    """Agreement with fp32, the accuracy difference with its interval, and the bar's verdict (``problem``)."""
+    info["argmax_agreement_fp32"] = float((logits.argmax(-1) == fp32_logits.argmax(-1)).mean())
+    drop = None
+    if labels is not None:
+        drop = fp32["validation_accuracy"] - info["validation_accuracy"]
+        # candidate minus fp32 accuracy, with a 95% paired bootstrap interval over the same sentences
+        info["validation_difference_vs_fp32"] = paired_bootstrap(
+            logits.argmax(-1) == np.asarray(labels), fp32_logits.argmax(-1) == np.asarray(labels)
+        )
+    bar = Int8Bar(config.int8_max_drop, config.int8_min_agreement)
+    info["problem"] = bar.problem(drop, info["argmax_agreement_fp32"])
 
 
 def _cpu_int8_instructions() -> list[str]:

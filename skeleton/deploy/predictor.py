@@ -1,5 +1,9 @@
 """``Predictor``: classify texts with an exported model, its exported tokenizer (template included)
-and one runtime; behind ``skeleton predict`` and the server."""
+and one runtime of the registry; behind ``skeleton predict``, the server and the Python API.
+
+With a graph runtime (onnx-*, openvino-*) nothing here imports torch or transformers: the tokenizer is
+read with the ``tokenizers`` library and the runtime loads only its own library.
+"""
 
 from __future__ import annotations
 
@@ -7,36 +11,36 @@ from pathlib import Path
 
 import numpy as np
 
-from skeleton.core.architectures import pretrained_tokenizer
-from skeleton.core.config import TORCH_RUNTIMES
 from skeleton.core.errors import SkeletonError
 from skeleton.core.logits import batched_logits, label_scores
 from skeleton.core.tasks import get_task
 from skeleton.deploy.manifest import read_manifest, resolve_onnx_dir
-from skeleton.deploy.runtimes import OnnxRuntime, onnx_providers, tokenize
-
-
-def runtime_names(variants) -> list[str]:
-    """The ``--runtime`` choices for a model exported with ``variants``: ``onnx`` (the manifest's
-    default), ``onnx-<variant>``, and PyTorch in each precision."""
-    return ["onnx", *(f"onnx-{v}" for v in variants), *TORCH_RUNTIMES]
+from skeleton.deploy.registry import default_runtime, open_runtime, runtime_names
+from skeleton.deploy.runtimes import (
+    RuntimeOptions,
+    family_of,
+    info_runtime,
+    tokenize,
+)
+from skeleton.deploy.tokenizer import ExportedTokenizer
 
 
 class Predictor:
     """Classify texts with an exported model: its tokenizer (template included) + one runtime.
 
     The tokenizer is always the exported one, whichever runtime runs the ids: the export checked that
-    it reproduces the training-time encoding, so PyTorch and every ONNX variant see the same inputs.
+    it reproduces the training-time encoding, so PyTorch and every graph see the same inputs.
 
     Args:
         directory: a compressed model directory or its ``onnx/`` directory.
-        variant: ``fp32``, ``optimized`` or ``int8``; ``None`` = the manifest's default (best) variant.
+        variant: a manifest variant (``fp32``, ``optimized``, ``int8``, ``openvino-int8``...); ``None`` =
+            the manifest's default (the fastest graph that passed the export's bar).
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         verify: check every file against the manifest's sha256 first.
-        runtime: ``onnx`` (the default variant), ``onnx-<variant>``, or ``torch-fp32`` / ``torch-bf16``
-            (autocast; fast on CPUs with AMX or AVX512-BF16) / ``torch-fp16`` (CUDA); PyTorch needs the
-            compressed model directory, not only its ``onnx/``.
-        threads: onnxruntime intra-op threads (default: one per core).
+        runtime: a runtime name of :func:`skeleton.deploy.runtimes.runtime_names` (``onnx-int8``,
+            ``openvino-int8``, ``torch-fp32``...), ``onnx`` for the default onnxruntime graph, or ``None``
+            for the manifest's default; PyTorch needs the compressed model directory, not only ``onnx/``.
+        threads: intra-op threads (default: one per core).
         spinning: let onnxruntime's idle threads spin (off when other work shares the cores).
     """
 
@@ -52,34 +56,42 @@ class Predictor:
     ):
         self.onnx_dir = resolve_onnx_dir(directory)
         self.manifest = read_manifest(self.onnx_dir, verify=verify)
-        variants = self.manifest.variants
-        if runtime is not None and variant is not None and runtime != f"onnx-{variant}":
-            raise SkeletonError(f"--variant {variant} and --runtime {runtime} disagree: give one of them")
-        runtime = runtime or (f"onnx-{variant}" if variant else "onnx")
-        if runtime.startswith("onnx-") and runtime.removeprefix("onnx-") not in variants:
-            raise SkeletonError(
-                f"variant {runtime.removeprefix('onnx-')!r} was not exported; available: {', '.join(variants)}"
-            )
-        if runtime not in runtime_names(variants):
-            raise SkeletonError(
-                f"runtime {runtime!r} is not available for {self.onnx_dir}; choose one of "
-                f"{', '.join(runtime_names(variants))}"
-            )
-        if runtime.startswith("torch-"):
-            from skeleton.deploy.artifacts import TorchRuntime  # torch loads only for a PyTorch runtime
-
-            self.variant = None
-            self.runtime = TorchRuntime(self.onnx_dir.parent, device=device, precision=runtime.removeprefix("torch-"))
-        else:
-            self.variant = runtime.removeprefix("onnx-") if runtime != "onnx" else self.manifest.default_variant
-            path = self.onnx_dir / variants[self.variant]["file"]
-            self.runtime = OnnxRuntime(path, onnx_providers(device), threads=threads, spinning=spinning)
-            runtime = f"onnx-{self.variant}"
-        self.runtime_name = runtime
-        self.tokenizer = pretrained_tokenizer(str(self.onnx_dir))
+        name = self._runtime_name(variant, runtime)
+        self.runtime = open_runtime(name, self.onnx_dir, self.manifest, RuntimeOptions(device, threads, spinning))
+        self.runtime_name = name
+        self.variant = next((v for v, i in self.manifest.variants.items() if info_runtime(v, i) == name), None)
+        self.tokenizer = ExportedTokenizer(self.onnx_dir)
         self.label_names = self.manifest.label_names
         self.max_input_tokens = int(self.manifest.max_input_tokens)
         self.is_pair = get_task(self.manifest.task).is_pair
+
+    def _runtime_name(self, variant: str | None, runtime: str | None) -> str:
+        """The runtime name asked for by ``--variant`` or ``--runtime`` (one of them), else the default."""
+        variants = self.manifest.variants
+        if variant is not None and variant not in variants:
+            rejected = self.manifest.rejected_variants.get(variant)
+            why = f" ({rejected['reason']})" if rejected else ""
+            raise SkeletonError(f"variant {variant!r} was not exported{why}; available: {', '.join(variants)}")
+        by_variant = info_runtime(variant, variants[variant]) if variant else None
+        if runtime == "onnx":  # the fastest onnxruntime graph that passed, for users who want onnxruntime
+            shipped = [v for v, i in variants.items() if family_of(info_runtime(v, i)) == "onnx"]
+            runtime = info_runtime(self._fastest(shipped), variants[self._fastest(shipped)])
+        if runtime is not None and by_variant is not None and runtime != by_variant:
+            raise SkeletonError(f"--variant {variant} and --runtime {runtime} disagree: give one of them")
+        name = runtime or by_variant or default_runtime(self.manifest)
+        if name not in runtime_names(self.manifest):
+            raise SkeletonError(
+                f"runtime {name!r} is not available for {self.onnx_dir}; choose one of "
+                f"{', '.join(runtime_names(self.manifest))}"
+            )
+        return name
+
+    def _fastest(self, variants: list[str]) -> str:
+        """The default variant when it is among ``variants``, else the first that passed the bar."""
+        if self.manifest.default_variant in variants:
+            return self.manifest.default_variant
+        passing = [v for v in variants if self.manifest.variants[v].get("passes_bar", True)]
+        return (passing or variants)[0]
 
     def encode(self, texts: list) -> dict[str, np.ndarray]:
         """Tokenize (template included); inputs longer than ``max_input_tokens`` are truncated."""

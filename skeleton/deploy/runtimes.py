@@ -1,16 +1,30 @@
-"""The runtimes that run an exported graph: a runtime is a small class with one verb, ``run``
-(token ids in, logits out). This module holds the interface and the onnxruntime runtime, and
-imports numpy alone (onnxruntime when a session is made); the PyTorch runtime stands beside the
-model loader in :mod:`skeleton.deploy.artifacts`.
+"""The runtimes that run a model: each is one class with one verb, ``run`` (token ids in, logits out),
+registered once in :mod:`skeleton.deploy.registry` under its family (the part of a runtime name
+before the dash).
+
+- ``onnx-<variant>``: an exported ONNX graph (fp32, optimized, int8) in onnxruntime;
+- ``openvino-<precision>``: the exported graphs compiled by OpenVINO (fp32, bf16 by the inference
+  precision hint, int8 from NNCF post-training quantisation);
+- ``torch-<precision>``: the PyTorch model rebuilt from the model directory (fp32, bf16 or fp16
+  autocast), which lives beside the loader in :mod:`skeleton.deploy.artifacts`.
+
+Predict, serve, bench, export and the CLI read the registry: adding a runtime is one class here, its
+line in the registry and its test. This module imports numpy alone; a runtime's library loads when one
+is opened, so an ONNX or OpenVINO prediction never loads torch.
 """
 
 from __future__ import annotations
 
 import abc
+import importlib.util
+import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
+from skeleton.core.config import OPENVINO_PRECISIONS
 from skeleton.core.errors import SkeletonError
 
 
@@ -49,20 +63,88 @@ def onnx_providers(device: str = "auto") -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How a runtime is opened.
+
+    Attributes:
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        threads: intra-op threads (the library's default: one per core).
+        spinning: let onnxruntime's idle threads spin; off when several runtimes are timed side by side
+            or other work shares the cores.
+    """
+
+    device: str = "auto"
+    threads: int | None = None
+    spinning: bool = True
+
+
 class Runtime(abc.ABC):
-    """Turns a batch of token ids into logits."""
+    """Turns a batch of token ids into logits.
+
+    A registered runtime family also says which runtime names it offers for an exported model
+    (``names``) and opens one of them (``open``).
+    """
 
     name = ""
+    family: ClassVar[str] = ""
+    needs: ClassVar[str] = ""  # the Python package the family runs on
 
     @abc.abstractmethod
     def run(self, encoded: dict[str, np.ndarray]) -> np.ndarray:
         """encoded: input_ids / attention_mask (/ token_type_ids), each (batch, tokens) -> logits (batch, labels)."""
+
+    @classmethod
+    def names(cls, manifest) -> list[str]:
+        """The runtime names of this family for an exported model: its graphs in the manifest."""
+        return [
+            info_runtime(variant, info)
+            for variant, info in manifest.variants.items()
+            if family_of(info_runtime(variant, info)) == cls.family
+        ]
+
+    @classmethod
+    def open(cls, name: str, onnx_dir: Path, manifest, options: RuntimeOptions) -> Runtime:
+        """The runtime ``name`` for the exported model in ``onnx_dir``."""
+        variant, info = variant_of(manifest, name)
+        return cls.from_graph(onnx_dir / info["file"], name.split("-", 1)[1], options)
+
+    @classmethod
+    def from_graph(cls, path: Path, precision: str, options: RuntimeOptions) -> Runtime:
+        """This family's runtime of one graph file (``precision``: the part of the name after the dash)."""
+        raise NotImplementedError
+
+    @classmethod
+    def available(cls) -> bool:
+        """Whether this machine has the family's library."""
+        return importlib.util.find_spec(cls.needs) is not None
+
+
+def info_runtime(variant: str, info: dict) -> str:
+    """The runtime name a manifest variant runs under (manifests before OpenVINO name none: onnxruntime)."""
+    return info.get("runtime") or f"onnx-{variant}"
+
+
+def family_of(name: str) -> str:
+    """``onnx-int8`` -> ``onnx``: the one place a runtime name is split."""
+    return name.split("-", 1)[0]
+
+
+def variant_of(manifest, name: str) -> tuple[str, dict]:
+    """The manifest variant (key, info) that the runtime ``name`` runs."""
+    for variant, info in manifest.variants.items():
+        if info_runtime(variant, info) == name:
+            return variant, info
+    graphs = ", ".join(info_runtime(v, i) for v, i in manifest.variants.items())
+    raise SkeletonError(f"runtime {name!r} is not among this export's graphs: {graphs}")
 
 
 class OnnxRuntime(Runtime):
     """One exported ONNX graph in an onnxruntime session."""
 
     name = "onnx"
+    family = "onnx"
+    needs = "onnxruntime"
 
     def __init__(
         self,
@@ -90,9 +172,65 @@ class OnnxRuntime(Runtime):
         self.session = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
         self.input_names = {i.name for i in self.session.get_inputs()}
 
+    @classmethod
+    def from_graph(cls, path, precision, options):
+        runtime = cls(path, onnx_providers(options.device), threads=options.threads, spinning=options.spinning)
+        runtime.name = f"onnx-{precision}"
+        return runtime
+
     def run(self, encoded):
         feeds = {k: np.asarray(v, dtype=np.int64) for k, v in encoded.items() if k in self.input_names}
         return self.session.run(["logits"], feeds)[0]
+
+
+def native_bf16(flags: set[str]) -> bool:
+    """bf16 arithmetic in hardware (AVX512-BF16 or AMX): where a bf16 runtime can beat fp32."""
+    return bool({"avx512_bf16", "amx_bf16"} & flags)
+
+
+class OpenVinoRuntime(Runtime):
+    """One exported graph (ONNX, or OpenVINO IR ``.xml`` beside its ``.bin``) compiled by OpenVINO for
+    the CPU, dynamic shapes kept, with the latency hint a user serving requests would set.
+
+    ``precision``: ``fp32`` (inference precision f32), ``bf16`` (the bf16 inference-precision hint;
+    worth it on CPUs with native bf16), ``int8`` (an NNCF-quantised graph; the CPU plugin picks the
+    precision of what stays float).
+    """
+
+    name = "openvino"
+    family = "openvino"
+    needs = "openvino"
+    PRECISIONS = OPENVINO_PRECISIONS
+
+    def __init__(self, path: Path, precision: str = "fp32", threads: int | None = None):
+        import openvino as ov
+
+        if precision not in self.PRECISIONS:
+            raise SkeletonError(f"unknown OpenVINO precision {precision!r}; choose one of {', '.join(self.PRECISIONS)}")
+        config: dict = {"PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        if precision in ("fp32", "bf16"):
+            config["INFERENCE_PRECISION_HINT"] = "f32" if precision == "fp32" else "bf16"
+        core = ov.Core()
+        self.path = Path(path)
+        self.compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.input_names = {name for port in self.compiled.inputs for name in port.get_names()}
+        self.name = f"openvino-{precision}"
+        self._lock = threading.Lock()  # one infer request: calls from several threads take turns
+
+    @classmethod
+    def from_graph(cls, path, precision, options):
+        if options.device.startswith("cuda"):
+            raise SkeletonError("OpenVINO runs on the CPU here; on CUDA use an onnx or torch runtime")
+        return cls(path, precision, threads=options.threads)
+
+    def run(self, encoded):
+        feeds = {k: np.asarray(v, dtype=np.int64) for k, v in encoded.items() if k in self.input_names}
+        with self._lock:
+            result = self.request.infer(feeds)
+            return np.array(result[self.compiled.output(0)], dtype=np.float32)
 
 
 def synthetic_batch(

@@ -34,7 +34,14 @@ from skeleton.core.architectures import (
     pretrained_config,
     pretrained_tokenizer,
 )
-from skeleton.core.config import ONNX_RUNTIMES, RUNTIME_NAMES, TORCH_RUNTIMES, BenchConfig, ExportConfig
+from skeleton.core.config import (
+    ONNX_RUNTIMES,
+    OPENVINO_RUNTIMES,
+    RUNTIME_NAMES,
+    TORCH_RUNTIMES,
+    BenchConfig,
+    ExportConfig,
+)
 from skeleton.core.data import DataConfig, read_tsv, split_texts
 from skeleton.core.device import resolve_device
 from skeleton.core.errors import SkeletonError
@@ -56,12 +63,32 @@ from skeleton.core.tasks import get_task
 from skeleton.core.timing import time_alternating
 from skeleton.core.workspace import ModelConfig, Workspace
 from skeleton.deploy.artifacts import TorchRuntime
-from skeleton.deploy.export import export_directory
+from skeleton.deploy.export import export_directory, runtime_of
 from skeleton.deploy.manifest import read_manifest, sha256_file
 from skeleton.deploy.quantization import cpu_flags, cpu_name
-from skeleton.deploy.runtimes import OnnxRuntime, Runtime, onnx_providers, synthetic_batch, tokenize
+from skeleton.deploy.registry import open_runtime
+from skeleton.deploy.runtimes import (
+    OpenVinoRuntime,
+    Runtime,
+    RuntimeOptions,
+    info_runtime,
+    native_bf16,
+    synthetic_batch,
+    tokenize,
+)
 from skeleton.measure.bench_report import write_report
 from skeleton.method.tuning import skeleton_meta
+
+
+def offered_runtimes(device: str) -> tuple[str, ...]:
+    """Every runtime worth timing on this machine: PyTorch fp32 and its native half precision,
+    onnxruntime's graphs, and OpenVINO's (on the CPU, when installed; bf16 where the CPU has it natively)."""
+    half = native_half_precision(device)
+    openvino: tuple[str, ...] = ()
+    if OpenVinoRuntime.available() and not device.startswith("cuda"):
+        bf16 = native_bf16(cpu_flags())
+        openvino = tuple(r for r in OPENVINO_RUNTIMES if r != "openvino-bf16" or bf16)
+    return ("torch-fp32", *((half,) if half else ()), *ONNX_RUNTIMES, *openvino)
 
 
 def native_half_precision(device: str) -> str | None:
@@ -135,14 +162,17 @@ def build_prompt_tuned(directory: Path, reporter: Reporter = SILENT) -> Path:
     return target
 
 
-def _slim_int8_dir(directory: Path, reporter: Reporter) -> Path:
-    """When the Skeleton model's export shipped no int8 graph, one built the same way as the
-    baseline's (the fastest candidate, bar or not), so int8 is compared on both sides; not shippable."""
+def _slim_unshipped_dir(directory: Path, variants: list[str], reporter: Reporter) -> Path:
+    """When the Skeleton model's export shipped no graph of some reduced-precision ``variants`` (int8,
+    bf16), those built the same way as the baseline's (the fastest candidate, bar or not), so each runtime
+    is compared on both sides; not shippable."""
     target = directory / BENCH_DIR / UNSHIPPED_INT8_DIR
     manifest = target / ONNX_DIR / MANIFEST_FILE
-    if manifest.is_file() and Manifest.load(manifest).source_sha == _slim_sha(directory):
-        return target
-    reporter.message("bench: building the Skeleton model's int8 graph that its export did not ship")
+    if manifest.is_file():
+        written = Manifest.load(manifest)
+        if written.source_sha == _slim_sha(directory) and set(variants) <= set(written.variants):
+            return target
+    reporter.message(f"bench: building the Skeleton model's {', '.join(variants)} graphs that its export did not ship")
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     for path in directory.iterdir():
@@ -150,7 +180,7 @@ def _slim_int8_dir(directory: Path, reporter: Reporter) -> Path:
             shutil.copy2(path, target / path.name)
         elif path.name == "prompt":
             shutil.copytree(path, target / path.name)
-    export_directory(target, ExportConfig(variants=("fp32", "optimized", "int8"), int8_bar=False), reporter=reporter)
+    export_directory(target, ExportConfig(variants=("fp32", "optimized", *variants), int8_bar=False), reporter=reporter)
     written = Manifest.load(manifest)
     written.source_sha = _slim_sha(directory)
     written.save(manifest)
@@ -161,18 +191,19 @@ def _slim_sha(directory: Path) -> str:
     return sha256_file(directory / MODEL_FILE)
 
 
-def _onnx_contenders(model: str, directory: Path, config: BenchConfig, wanted: set[str]) -> dict[str, Contender]:
+def _graph_contenders(model: str, directory: Path, config: BenchConfig, wanted: set[str]) -> dict[str, Contender]:
+    """The exported graphs of one model under their runtimes (onnx-*, openvino-*), as wanted."""
     onnx_dir = directory / ONNX_DIR
     manifest = read_manifest(onnx_dir)
-    providers = onnx_providers(config.device)
+    options = RuntimeOptions(config.device, config.threads, spinning=False)
     found = {}
     for variant, info in manifest.variants.items():
-        name = f"onnx-{variant}"
+        name = info_runtime(variant, info)
         if name not in wanted:
             continue
-        engine = OnnxRuntime(onnx_dir / info["file"], providers, threads=config.threads, spinning=False)
+        engine = open_runtime(name, onnx_dir, manifest, options)
         shippable = model == "skeleton" and info.get("passes_bar", True)
-        note = "" if info.get("passes_bar", True) else "fails the export's int8 accuracy bar"
+        note = "" if info.get("passes_bar", True) else "fails the export's accuracy bar"
         found[name] = Contender(model, name, engine, shippable, note)
     return found
 
@@ -180,23 +211,23 @@ def _onnx_contenders(model: str, directory: Path, config: BenchConfig, wanted: s
 def contenders(directory: Path, baseline: Path, config: BenchConfig, reporter: Reporter = SILENT) -> list[Contender]:
     """Every model/runtime pair to time: both models under each runtime both can run."""
     device = str(resolve_device(config.device))
-    half = native_half_precision(device)
-    offered = ("torch-fp32", *((half,) if half else ()), *ONNX_RUNTIMES)
-    wanted = set(config.runtimes or offered)
+    wanted = set(config.runtimes or offered_runtimes(device))
     result: list[Contender] = []
     for model, model_dir in (("skeleton", directory), ("prompt_tuned", baseline)):
         for name in (n for n in TORCH_RUNTIMES if n in wanted):
             engine = TorchRuntime(model_dir, device=device, precision=name.split("-")[1])
             # `skeleton predict` runs exported graphs only, so PyTorch is not a shippable Skeleton runtime
             result.append(Contender(model, name, engine, shippable=False))
-        onnx = _onnx_contenders(model, model_dir, config, wanted)
-        if model == "skeleton" and "onnx-int8" in wanted and "onnx-int8" not in onnx:
-            extra = _onnx_contenders(model, _slim_int8_dir(directory, reporter), config, {"onnx-int8"})
+        graphs = _graph_contenders(model, model_dir, config, wanted)
+        missing = [v for v in ("int8", "openvino-int8", "openvino-bf16") if runtime_of(v) in wanted - set(graphs)]
+        if model == "skeleton" and missing:
+            unshipped = _slim_unshipped_dir(directory, missing, reporter)
+            extra = _graph_contenders(model, unshipped, config, {runtime_of(v) for v in missing})
             for contender in extra.values():
                 contender.shippable = False
-                contender.note = "not shipped: the export's int8 accuracy bar rejected it"
-            onnx.update(extra)
-        result.extend(onnx.values())
+                contender.note = "not shipped: the export's accuracy bar rejected it"
+            graphs.update(extra)
+        result.extend(graphs.values())
     return result
 
 

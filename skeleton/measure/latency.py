@@ -1,11 +1,15 @@
 """A per-layer latency table: what one encoder layer costs on this machine against its kept heads and
-FFN width, on the runtime a user runs these models fastest with on a CPU (onnxruntime int8, fused
-attention), as Kwon et al. (2022) cost heads and neurons before choosing which to remove.
+FFN width, on the runtime the model will ship on (an int8 graph: onnxruntime's or OpenVINO's, whichever
+runs the backbone's layers faster here), as Kwon et al. (2022) cost heads and neurons before choosing
+which to remove.
 
-The table is measured once per machine and backbone shape and cached. One-layer models of the
-backbone's family are built with random weights at a grid of (heads, FFN width), exported, fused
-and quantised exactly like a shipped model, and timed side by side in one process (calls
-alternating, spinning off) at every (batch, tokens) shape, the soft prompt's tokens included. A
+The table is measured once per machine, runtime and backbone shape and cached. ``auto`` picks the
+runtime first: a two-layer model of the full shape, made int8 both ways, is timed on both with calls
+alternating, and the faster one is the table's. One-layer models of the backbone's family are built
+with random weights at a grid of (heads, FFN width), exported and quantised exactly like a shipped
+model on that runtime (onnxruntime: per-channel dynamic int8 on the fused graph; OpenVINO: NNCF with the
+transformer preset), and timed side by side in one process (calls alternating, spinning off) at every
+(batch, tokens) shape, the soft prompt's tokens included. A
 two-layer model gives the cost outside the layers (embeddings, input processing), so
 
     latency(model) = outside + sum over layers of layer(heads, width)
@@ -34,11 +38,14 @@ from skeleton.core.errors import SkeletonError
 from skeleton.core.progress import SILENT, Reporter
 from skeleton.core.timing import time_alternating
 from skeleton.deploy.export import optimize_graph
+from skeleton.deploy.openvino import nncf_quantize
 from skeleton.deploy.quantization import Int8Method, cpu_name, has_vnni, quantize
-from skeleton.deploy.runtimes import OnnxRuntime, synthetic_batch
+from skeleton.deploy.registry import open_graph
+from skeleton.deploy.runtimes import OpenVinoRuntime, RuntimeOptions, synthetic_batch
 from skeleton.method.pruning import apply_pruning, full_plan
 
-TABLE_FORMAT = "skeleton-latency/1"
+TABLE_FORMAT = "skeleton-latency/2"
+TABLE_RUNTIMES = ("onnx-int8", "openvino-int8")  # the int8 runtimes a table can be measured on
 
 
 def shape_key(batch: int, tokens: int) -> str:
@@ -209,9 +216,10 @@ def _layer_model(config, layers: int, heads: int, width: int) -> nn.Module:
     return apply_pruning(model, plan)
 
 
-def build_int8_graph(model: nn.Module, directory: Path, name: str) -> Path:
-    """Export ``model`` (a bare encoder) and quantise its fused graph the way a shipped model's int8
-    graph is made: per-channel dynamic int8 on the fused graph, 7-bit weights without VNNI."""
+def build_int8_graph(model: nn.Module, directory: Path, name: str, runtime: str = "onnx-int8") -> Path:
+    """Export ``model`` (a bare encoder) and quantise it the way a shipped model's int8 graph is made on
+    ``runtime``: onnxruntime's per-channel dynamic int8 on the fused graph (7-bit weights without VNNI),
+    or NNCF's transformer preset for OpenVINO (calibrated on random token ids)."""
     fp32, fused, int8 = (directory / f"{name}-{kind}.onnx" for kind in ("fp32", "fused", "int8"))
     ids = torch.ones(2, 8, dtype=torch.long)
     with torch.no_grad():
@@ -225,21 +233,49 @@ def build_int8_graph(model: nn.Module, directory: Path, name: str) -> Path:
             opset_version=17,
             dynamo=False,
         )
+    if runtime == "openvino-int8":
+        target = directory / f"{name}-int8.xml"
+        calibration = [synthetic_batch(4, 32, 1024, with_token_types=False, seed=s) for s in range(4)]
+        nncf_quantize("default", fp32, target, calibration)
+        return target
     optimize_graph(fp32, fused, ort_model_type(model.config))
     quantize(Int8Method("dynamic-fused", per_channel=True, reduce_range=not has_vnni()), fp32, fused, int8)
     return int8
 
 
-def table_key(config, shapes: list[tuple[int, int]], heads: list[int], widths: list[int], threads: int | None) -> dict:
+def table_runtime(config, shapes: list[tuple[int, int]], threads: int | None, repeats: int = 7) -> str:
+    """The int8 runtime that runs the full backbone's layers faster here (geometric mean over ``shapes``):
+    the runtime the export will most likely ship, so the table is measured on it."""
+    if not OpenVinoRuntime.available():
+        return "onnx-int8"
+    with tempfile.TemporaryDirectory() as scratch:
+        full = _layer_model(config, 2, num_heads(config), intermediate_size(config))
+        options = RuntimeOptions(threads=threads, spinning=False)
+        runtimes = {r: open_graph(r, build_int8_graph(full, Path(scratch), r, r), options) for r in TABLE_RUNTIMES}
+        logs = {r: 0.0 for r in TABLE_RUNTIMES}
+        for batch, tokens in shapes:
+            encoded = synthetic_batch(batch, tokens, 1024, with_token_types=False)
+            calls = {name: (lambda r=runtime, e=encoded: r.run(e)) for name, runtime in runtimes.items()}
+            for name, timing in time_alternating(calls, repeats=repeats, warmup=1).items():
+                logs[name] += float(np.log(timing.median_ms))
+    return min(logs, key=logs.get)
+
+
+def table_key(config, shapes, heads: list[int], widths: list[int], threads: int | None, runtime: str) -> dict:
     import onnxruntime
 
+    version = onnxruntime.__version__
+    if runtime == "openvino-int8":
+        import openvino
+
+        version = openvino.__version__
     return {
         "format": TABLE_FORMAT,
         "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "threads": threads,
-        "runtime": "onnxruntime int8 (dynamic, fused attention, per-channel)",
-        "onnxruntime": onnxruntime.__version__,
+        "runtime": runtime,
+        "runtime_version": version,
         "model_type": config.model_type,
         "hidden_size": config.hidden_size,
         "num_heads": num_heads(config),
@@ -249,20 +285,23 @@ def table_key(config, shapes: list[tuple[int, int]], heads: list[int], widths: l
     }
 
 
-def _measure_layers(config, shapes, heads: list[int], widths: list[int], threads, repeats: int, reporter: Reporter):
+def _measure_layers(config, shapes, heads: list[int], widths: list[int], threads, repeats: int, runtime: str, reporter):
     """Per shape: one layer's int8 latency at every (heads, width) of the grid, and the time spent
     outside the layers (embeddings, pooling): twice the one-layer graph's time less the two-layer graph's."""
     full_heads, full_width = num_heads(config), intermediate_size(config)
     grid = [(h, w) for h in heads for w in widths]
-    reporter.message(f"latency table: measuring {len(grid) + 1} one-layer int8 graphs at {len(shapes)} shapes (once)")
+    reporter.message(
+        f"latency table: measuring {len(grid) + 1} one-layer {runtime} graphs at {len(shapes)} shapes (once)"
+    )
     with tempfile.TemporaryDirectory() as scratch:
         graphs = {}
         for h, w in grid:
-            graphs[(1, h, w)] = build_int8_graph(_layer_model(config, 1, h, w), Path(scratch), f"1-{h}-{w}")
+            graphs[(1, h, w)] = build_int8_graph(_layer_model(config, 1, h, w), Path(scratch), f"1-{h}-{w}", runtime)
         graphs[(2, full_heads, full_width)] = build_int8_graph(
-            _layer_model(config, 2, full_heads, full_width), Path(scratch), "2-full"
+            _layer_model(config, 2, full_heads, full_width), Path(scratch), "2-full", runtime
         )
-        runtimes = {name: OnnxRuntime(p, threads=threads, spinning=False) for name, p in graphs.items()}
+        options = RuntimeOptions(threads=threads, spinning=False)
+        runtimes = {name: open_graph(runtime, p, options) for name, p in graphs.items()}
         layer_ms, outside_ms = {}, {}
         for batch, tokens in shapes:
             encoded = synthetic_batch(batch, tokens, 1024, with_token_types=False)
@@ -285,6 +324,7 @@ def measure_table(
     repeats: int = 7,
     reporter: Reporter = SILENT,
     use_cache: bool = True,
+    runtime: str = "auto",
 ) -> LatencyTable:
     """The latency table of ``config``'s layer shape at ``shapes``, from the cache or measured now.
 
@@ -294,13 +334,18 @@ def measure_table(
         heads, widths: grids of kept heads and FFN widths (default: 5 and 6 points up to the full size).
         threads: onnxruntime intra-op threads (default: one per core).
         repeats: alternated rounds per shape.
+        runtime: ``onnx-int8``, ``openvino-int8`` or ``auto`` (the faster of the two here, see ``table_runtime``).
     """
+    if runtime not in (*TABLE_RUNTIMES, "auto"):
+        raise SkeletonError(f"a latency table runs on {', '.join(TABLE_RUNTIMES)} or auto, not {runtime!r}")
     full_heads = num_heads(config)
     full_width = intermediate_size(config)
     heads = heads or default_grid(full_heads, (1 / full_heads, 0.25, 0.5, 0.75, 1.0))
     widths = widths or default_grid(full_width, (1 / 16, 1 / 8, 0.25, 0.5, 0.75, 1.0))
     shapes = sorted({(int(b), int(t)) for b, t in shapes})
-    key = table_key(config, shapes, heads, widths, threads)
+    if runtime == "auto":
+        runtime = _cached_choice(config, shapes, threads, use_cache)
+    key = table_key(config, shapes, heads, widths, threads, runtime)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir() / f"{digest}.json"
     if use_cache and path.is_file():
@@ -308,7 +353,7 @@ def measure_table(
         if table.key == key:
             return table
     started = time.perf_counter()
-    layer_ms, outside_ms = _measure_layers(config, shapes, heads, widths, threads, repeats, reporter)
+    layer_ms, outside_ms = _measure_layers(config, shapes, heads, widths, threads, repeats, runtime, reporter)
     table = LatencyTable(key, [list(s) for s in shapes], heads, widths, layer_ms, outside_ms)
     table.seconds = time.perf_counter() - started
     if use_cache:
@@ -317,6 +362,24 @@ def measure_table(
         temporary.write_text(json.dumps(table.to_dict(), indent=1))
         temporary.replace(path)
     return table
+
+
+def _cached_choice(config, shapes, threads, use_cache: bool) -> str:
+    """``table_runtime``, remembered per machine, thread count, backbone shape and library versions."""
+    key = table_key(config, shapes, [], [], threads, "auto")
+    if OpenVinoRuntime.available():
+        import openvino
+
+        key["openvino"] = openvino.__version__
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = cache_dir() / f"runtime-{digest}.json"
+    if use_cache and path.is_file():
+        return json.loads(path.read_text())["runtime"]
+    runtime = table_runtime(config, shapes, threads)
+    if use_cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"key": key, "runtime": runtime}))
+    return runtime
 
 
 def cost_model(
