@@ -486,11 +486,16 @@ def predict(
         Path | None, typer.Option(help="Read texts from a file, one per line (pairs tab-separated).")
     ] = None,
     variant: Annotated[
-        str | None, typer.Option(help="fp32, optimized or int8 (default: the best exported one).")
+        str | None,
+        typer.Option(help="An exported variant: fp32, optimized, int8, openvino-fp32, openvino-bf16, openvino-int8."),
     ] = None,
     runtime: Annotated[
         str | None,
-        typer.Option(help="onnx (default variant), onnx-<variant>, torch-fp32, torch-bf16 or torch-fp16 (CUDA)."),
+        typer.Option(
+            help="Default: the manifest's (the fastest graph that passed the export's bar). Or one of "
+            + ", ".join(RUNTIME_NAMES)
+            + "; onnx = the fastest onnxruntime graph."
+        ),
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Texts per model call.")] = 32,
     device: Device = "auto",
@@ -538,6 +543,9 @@ SERVE_OPTIONS = options(
         "max_input_chars",
         "threads",
         "spinning",
+        "api_key",
+        "no_auth",
+        "drain_seconds",
     ],
 )
 
@@ -553,12 +561,17 @@ def serve(
     device: Device = "auto",
 ) -> None:
     """Serve exported models over HTTP with dynamic batching (docs at /docs, metrics at /metrics)."""
+    import os
+
     from skeleton.deploy.server import serve as run_server
     from skeleton.deploy.serving import parse_model_arguments
 
+    given["api_key"] = given.get("api_key") or os.environ.get("SKELETON_API_KEY") or None
     config = ServeConfig(device=device, **given)
     named = parse_model_arguments(models)
-    err.print(f"serving {', '.join(named)} on http://{config.host}:{config.port} ({config.runtime}); Ctrl-C stops")
+    runtime = config.runtime or "each model's default runtime"
+    key = "API key required" if config.api_key else "no API key"
+    err.print(f"serving {', '.join(named)} on http://{config.host}:{config.port} ({runtime}; {key}); Ctrl-C stops")
     run_server(named, config)
 
 

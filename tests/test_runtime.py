@@ -28,3 +28,52 @@ def test_directories_without_an_export_are_named(tmp_path):
     (tmp_path / "onnx" / "manifest.json").write_text("{}")
     assert resolve_onnx_dir(tmp_path) == tmp_path / "onnx"
     assert resolve_onnx_dir(tmp_path / "onnx") == tmp_path / "onnx"
+
+
+@pytest.mark.parametrize("task", ["sst2", "mrpc"])
+def test_the_exported_tokenizer_reads_without_transformers_and_gives_the_same_ids(tmp_path, tokenizer_dir, task):
+    """ExportedTokenizer (tokenizers alone) against the Hugging Face tokenizer of the same export:
+    ids, masks and token types, padded and truncated, single texts and pairs."""
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from skeleton.core.tasks import get_task
+    from skeleton.deploy.export import template_tokenizer
+    from skeleton.deploy.runtimes import tokenize
+    from skeleton.deploy.tokenizer import ExportedTokenizer
+
+    spec = get_task(task)
+    template_tokenizer(AutoTokenizer.from_pretrained(str(tokenizer_dir)), spec, 24).save_pretrained(str(tmp_path))
+    hugging_face, exported = AutoTokenizer.from_pretrained(str(tmp_path)), ExportedTokenizer(tmp_path)
+    texts = ["a good film", "the plot was dull and boring and long and slow and bad and tired and old", "great"]
+    inputs = list(zip(texts, reversed(texts), strict=True)) if spec.is_pair else texts
+    for limit in (None, 12):
+        expected, got = tokenize(hugging_face, inputs, limit), tokenize(exported, inputs, limit)
+        assert set(got) >= {"input_ids", "attention_mask"}
+        for key in got:
+            assert np.array_equal(got[key], expected[key]), (key, limit)
+    assert exported.pad_token_id == hugging_face.pad_token_id and exported.model_max_length == 24
+
+
+def test_a_graph_prediction_loads_no_torch(tmp_path, tokenizer_dir, sst2_dir):
+    """`skeleton predict` on an ONNX or OpenVINO graph starts without torch or transformers."""
+    import subprocess
+    import sys
+
+    from skeleton.core.config import ExportConfig
+    from skeleton.deploy.export import export_directory
+    from tests.test_export import make_compressed_dir
+
+    directory, _ = make_compressed_dir(tmp_path, "bert", "cls", tokenizer_dir, sst2_dir)
+    export_directory(directory, ExportConfig(variants=("fp32", "openvino-fp32"), latency_shapes=((1, 8),)))
+    for runtime in ("onnx-fp32", "openvino-fp32"):
+        script = (
+            "import sys\n"
+            "from skeleton.deploy.predictor import Predictor\n"
+            f"print(Predictor({str(directory)!r}, runtime={runtime!r}).predict(['a good film'])[0][0])\n"
+            "heavy = sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules)\n"
+            "assert not heavy, heavy\n"
+        )
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert result.stdout.strip() in ("positive", "negative")

@@ -25,8 +25,8 @@ FP32_ONLY = ExportConfig(variants=("fp32",), latency_shapes=((1, 8),), latency_r
 class Server(ServerProcess):
     """The served models on the CPU, with a client for the tests."""
 
-    def __init__(self, models: list[str], *options: str):
-        super().__init__(models, [*options, "--device", "cpu"], timeout=120)
+    def __init__(self, models: list[str], *options: str, api_key: str | None = None):
+        super().__init__(models, [*options, "--device", "cpu"], timeout=120, api_key=api_key)
 
     def post(self, path: str, **kwargs) -> httpx.Response:
         return httpx.post(f"{self.url}{path}", timeout=30, **kwargs)
@@ -258,3 +258,108 @@ def test_the_torch_runtime_serves_the_same_predictions(models):
     for rows, expected in zip(served.json(), onnx, strict=True):
         logits = dict(zip(labels, expected.tolist(), strict=True))
         assert {r["label"]: r["score"] for r in rows} == pytest.approx(logits, abs=1e-4)
+
+
+@pytest.fixture(scope="module")
+def every_graph(tmp_path_factory, tokenizer_dir, sst2_dir):
+    """A model exported with every graph runtime (int8 written whether or not it passes, so each runs)."""
+    from tests.test_export import make_compressed_dir
+
+    directory, _ = make_compressed_dir(tmp_path_factory.mktemp("graphs"), "bert", "cls", tokenizer_dir, sst2_dir)
+    variants = ("fp32", "int8", "openvino-fp32", "openvino-int8")
+    export_directory(directory, ExportConfig(variants=variants, int8_bar=False, latency_shapes=((1, 8),)))
+    return directory
+
+
+def _served_runtimes(directory) -> list[str]:
+    from skeleton.deploy.manifest import read_manifest
+    from skeleton.deploy.registry import runtime_names
+
+    # fp16 autocast needs CUDA; every other registered runtime runs on this CPU
+    return [name for name in runtime_names(read_manifest(directory / "onnx")) if name != "torch-fp16"]
+
+
+def test_every_registered_runtime_serves_what_predict_gives(every_graph):
+    names = _served_runtimes(every_graph)
+    assert {"onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-int8", "torch-fp32"} <= set(names), names
+    reference = Predictor(every_graph, runtime="onnx-fp32").logits(TEXTS)
+    for name in names:
+        predictor = Predictor(every_graph, runtime=name)
+        assert predictor.runtime_name == name
+        logits = predictor.logits(TEXTS)
+        if name in ("onnx-fp32", "openvino-fp32", "torch-fp32"):
+            assert np.abs(logits - reference).max() < 1e-4, name
+        running = Server([f"sentiment={every_graph}"], "--runtime", name)
+        try:
+            described = httpx.get(f"{running.url}/v1/models", timeout=30).json()
+            served = running.post("/predict", json={"inputs": TEXTS, "raw_scores": True})
+        finally:
+            assert running.stop() in CLEAN_EXITS
+        assert described["models"][0]["runtime"] == name
+        for rows, expected in zip(served.json(), logits, strict=True):
+            logit = dict(zip(predictor.label_names, expected.tolist(), strict=True))
+            assert {r["label"]: r["score"] for r in rows} == pytest.approx(logit, abs=1e-4), name
+
+
+def test_an_api_key_guards_every_route_but_health(models):
+    running = Server([str(models["sentiment"])], api_key="s3cret")  # the server reads SKELETON_API_KEY
+    try:
+        health = httpx.get(f"{running.url}/health", timeout=30)
+        without = running.post("/predict", json={"inputs": TEXTS})
+        wrong = running.post("/predict", json={"inputs": TEXTS}, headers={"Authorization": "Bearer nope"})
+        right = running.post("/predict", json={"inputs": TEXTS}, headers={"Authorization": "Bearer s3cret"})
+        others = [httpx.get(f"{running.url}{path}", timeout=30) for path in ("/v1/models", "/metrics", "/docs")]
+    finally:
+        assert running.stop() in CLEAN_EXITS
+    assert health.status_code == 200
+    assert without.status_code == wrong.status_code == 401 and without.json()["error_type"] == "unauthorized"
+    assert without.headers["www-authenticate"] == "Bearer"
+    assert [r.status_code for r in others] == [401, 401, 401]
+    # with the key nothing else changes: the same answer as without a key
+    expected = [label for label, _ in Predictor(models["sentiment"]).predict(TEXTS)]
+    assert right.status_code == 200 and [rows[0]["label"] for rows in right.json()] == expected
+
+
+def test_serving_beyond_loopback_needs_a_key_or_no_auth(models):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    result = CliRunner().invoke(app, ["serve", str(models["sentiment"]), "--host", "0.0.0.0"], env={})
+    assert result.exit_code == 2 and "give --api-key" in result.output and "Traceback" not in result.output
+
+
+def test_sigterm_under_load_answers_every_accepted_request(models):
+    """32 clients send 600 requests, each on a new connection; SIGTERM after 1 s. Every request the server
+    accepted is answered; the rest are refused at connect time (the listener closed), none reset or dropped."""
+    running = Server([str(models["sentiment"])])
+    outcomes: list[str] = []
+
+    async def client(remaining: list[int]):
+        while remaining:
+            remaining.pop()
+            try:
+                async with httpx.AsyncClient(timeout=60) as http:  # a new connection per request
+                    response = await http.post(f"{running.url}/predict", json={"inputs": TEXTS[:2]})
+                outcomes.append(str(response.status_code))
+            except httpx.ConnectError:
+                outcomes.append("refused")
+            except httpx.TransportError as error:  # reset, or closed with the request unanswered
+                outcomes.append(f"lost: {type(error).__name__}")
+
+    async def load():
+        remaining = list(range(600))
+        tasks = [asyncio.create_task(client(remaining)) for _ in range(32)]
+        await asyncio.sleep(1.0)
+        running.process.send_signal(signal.SIGTERM)
+        await asyncio.gather(*tasks)
+
+    try:
+        asyncio.run(load())
+        assert running.process.wait(timeout=60) in CLEAN_EXITS
+    finally:
+        running.stop()
+    lost = [o for o in outcomes if o.startswith("lost")]
+    assert not lost, (len(lost), lost[:3])
+    assert set(outcomes) <= {"200", "refused"}, set(outcomes)
+    assert outcomes.count("200") > 0 and outcomes.count("refused") > 0

@@ -29,6 +29,18 @@ QUICK_BATCH_SIZES = (1, 32)
 QUICK_LENGTHS = (16, 128)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only listens on this machine (localhost or a loopback address)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _at_least_one(config, *names: str) -> None:
     """Each named field is at least 1 (an optional one may be ``None``)."""
     for name in names:
@@ -393,9 +405,10 @@ class ServeConfig:
     Attributes:
         host: the address to listen on (loopback by default: put a proxy in front to expose it).
         port: the TCP port.
-        runtime: how each model runs: 'onnx' (the manifest's default variant), 'onnx-<variant>', or
-            PyTorch 'torch-fp32' / 'torch-bf16' (autocast, fast on CPUs with AMX or AVX512-BF16) /
-            'torch-fp16' (CUDA).
+        runtime: how each model runs: ``None`` = the manifest's default (the fastest graph that passed the
+            export's bar, whichever runtime), 'onnx' (the fastest onnxruntime graph), a graph runtime
+            ('onnx-int8', 'openvino-int8', ...) or PyTorch 'torch-fp32' / 'torch-bf16' (autocast, fast on
+            CPUs with AMX or AVX512-BF16) / 'torch-fp16' (CUDA).
         device: 'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'.
         max_batch_tokens: at most this many tokens in one model call, counted after padding.
         max_batch_size: at most this many inputs in one model call.
@@ -408,11 +421,17 @@ class ServeConfig:
             (384 against 333 sentences/s under load on SST-2 training sentences), off with several,
             whose idle sessions' spinning threads would take the cores from the busy one (339 against
             263 with two models).
+        api_key: when set, every route but /health needs ``Authorization: Bearer <key>`` (401 otherwise);
+            the CLI also reads it from ``SKELETON_API_KEY``.
+        no_auth: serve beyond loopback without a key (behind a proxy that authenticates).
+        drain_seconds: on SIGTERM, at most this long to answer what was accepted: the listener closes at
+            once, /ready turns 503, requests on open connections are still answered (with
+            ``Connection: close``), and idle connections are closed once quiet.
     """
 
     host: str = "127.0.0.1"
     port: int = 8000
-    runtime: str = "onnx"
+    runtime: str | None = None
     device: str = "auto"
     max_batch_tokens: int = 8192
     max_batch_size: int = 32
@@ -422,11 +441,21 @@ class ServeConfig:
     max_input_chars: int = 20_000
     threads: int | None = None
     spinning: bool | None = None
+    api_key: str | None = None
+    no_auth: bool = False
+    drain_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         _at_least_one(
             self, "max_batch_tokens", "max_batch_size", "max_queue", "max_client_batch", "max_input_chars", "threads"
         )
+        if not self.api_key and not self.no_auth and not is_loopback(self.host):
+            raise ValueError(
+                f"serving on {self.host} lets anyone who reaches it call every route: give --api-key "
+                "(or SKELETON_API_KEY), or --no-auth when a proxy in front authenticates"
+            )
+        if self.drain_seconds < 0:
+            raise ValueError(f"drain_seconds must not be negative, got {self.drain_seconds}")
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must not be negative, got {self.max_wait_ms}")
         if not 0 <= self.port <= 65535:

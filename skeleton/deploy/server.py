@@ -7,8 +7,16 @@ Routes (OpenAPI docs at /docs):
 - GET /v1/models, GET /health (liveness), GET /ready (every model loaded and warmed up),
   GET /metrics (Prometheus text format).
 Errors are JSON {"error": message, "error_type": kind} with the status that says why.
+
+With an API key, every route but /health needs ``Authorization: Bearer <key>`` (401 otherwise, the key
+compared in constant time). On SIGTERM the server drains: the listener closes (new connections are
+refused, never reset), /ready turns 503, every request on an open connection is still answered (with
+``Connection: close``), and the remaining idle connections close once quiet or after ``drain_seconds``.
 """
 
+import asyncio
+import hmac
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -60,6 +68,7 @@ def create_app(server: ModelServer) -> FastAPI:
         lifespan=lifespan,
     )
     _error_handlers(app, server)
+    _guards(app, server)
     _prediction_routes(app, server)
     _service_routes(app, server)
     return app
@@ -89,6 +98,23 @@ def _error_handlers(app: FastAPI, server: ModelServer) -> None:
         return _error(exc.status, str(exc), exc.kind, exc.headers)
 
 
+def _guards(app: FastAPI, server: ModelServer) -> None:
+    """The API key on every route but /health, and ``Connection: close`` on every answer while draining."""
+    key = (server.config.api_key or "").encode()
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        if key and request.url.path != "/health":
+            given = request.headers.get("authorization", "")
+            scheme, _, token = given.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key):
+                return _error(401, "missing or wrong API key", "unauthorized", {"WWW-Authenticate": "Bearer"})
+        response = await call_next(request)
+        if server.draining:
+            response.headers["Connection"] = "close"
+        return response
+
+
 def _prediction_routes(app: FastAPI, server: ModelServer) -> None:
     async def predict(name: str | None, body: PredictRequest):
         model = server.model(name)
@@ -116,6 +142,8 @@ def _service_routes(app: FastAPI, server: ModelServer) -> None:
 
     @app.get("/ready", summary="Every model loaded and answering")
     async def ready():
+        if server.draining:
+            return _error(503, "shutting down", "unavailable")
         if not server.ready:
             return _error(503, "models are warming up", "unavailable", {"Retry-After": "1"})
         return {"status": "ready", "models": list(server.models)}
@@ -126,15 +154,68 @@ def _service_routes(app: FastAPI, server: ModelServer) -> None:
         return Response(body, media_type=content_type)
 
 
+def _draining_server(server: ModelServer, settings):
+    """A uvicorn server that drains before it shuts down (see the module's docstring)."""
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        async def shutdown(self, sockets=None):
+            server.draining = True
+            await _stop_listening(self.servers)  # refuse new connections; the accepted ones stay open
+            deadline = time.monotonic() + server.config.drain_seconds
+            quiet_since = time.monotonic()
+            while self.server_state.connections and time.monotonic() < deadline:
+                busy = any(not _idle(c) for c in self.server_state.connections) or server.busy
+                if busy:
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since > 1.0:  # every open connection idle for a second
+                    break
+                await asyncio.sleep(0.02)
+            await super().shutdown(sockets)
+
+    return DrainingServer(settings)
+
+
+async def _stop_listening(listeners) -> None:
+    """Close the listening sockets without resetting the connections waiting in their accept queue: those
+    the kernel already completed (their clients may have sent a request) are taken in and served first.
+
+    asyncio has no public call for this; where its server lacks the attributes used, the listener
+    just closes (and queued connections are reset by the kernel, as with a plain close)."""
+    loop = asyncio.get_running_loop()
+    waiting = []
+    for listener in listeners:
+        factory = getattr(listener, "_protocol_factory", None)
+        for wrapped in listener.sockets if factory else ():
+            raw = getattr(wrapped, "_sock", None)
+            while raw is not None:
+                try:
+                    connection, _ = raw.accept()
+                except (BlockingIOError, InterruptedError, OSError):
+                    break
+                connection.setblocking(False)
+                waiting.append((factory, connection))
+        listener.close()
+    for factory, connection in waiting:
+        await loop.connect_accepted_socket(factory, connection)
+
+
+def _idle(connection) -> bool:
+    """A uvicorn connection with no request in progress (h11 and httptools protocols alike)."""
+    cycle = getattr(connection, "cycle", None)
+    return cycle is None or cycle.response_complete
+
+
 def serve(models: dict[str, Path], config: ServeConfig | None = None) -> None:
     """Load every model (a bad directory fails here, before listening), then serve until SIGTERM or
-    Ctrl-C: the listener closes, requests in flight finish, then the process exits."""
+    Ctrl-C, draining first: every request accepted is answered."""
     import uvicorn
 
     config = config or ServeConfig()
     server = ModelServer(models, config)
     app = create_app(server)
-    uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=False)
+    settings = uvicorn.Config(app, host=config.host, port=config.port, log_level="warning", access_log=False)
+    _draining_server(server, settings).run()
 
 
 class ServerProcess:
@@ -145,9 +226,18 @@ class ServerProcess:
         models: the command's model arguments (``DIR`` or ``NAME=DIR``).
         options: more command-line options, e.g. ``["--max-batch-size", "1"]``.
         timeout: seconds to wait for ``/ready``.
+        api_key: handed to the server in ``SKELETON_API_KEY`` (not on its command line) and sent with the
+            readiness checks.
     """
 
-    def __init__(self, models: list[str], options: list[str] | tuple[str, ...] = (), timeout: float = 180):
+    def __init__(
+        self,
+        models: list[str],
+        options: list[str] | tuple[str, ...] = (),
+        timeout: float = 180,
+        api_key: str | None = None,
+    ):
+        import os
         import socket
         import subprocess
         import sys
@@ -162,13 +252,15 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.TemporaryFile(mode="w+")
         command = [sys.executable, "-m", "cli.main", "serve", *models, "--port", str(self.port), *options]
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, text=True)
+        env = {**os.environ, **({"SKELETON_API_KEY": api_key} if api_key else {})}
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, text=True, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"skeleton serve exited with {self.process.returncode}: {self.output()}")
             try:
-                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/ready", timeout=1, headers=self.headers).status_code == 200:
                     return
             except httpx.TransportError:
                 pass

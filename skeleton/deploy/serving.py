@@ -373,6 +373,12 @@ class ModelServer:
             name: ServedModel(name, directory, self.config, self.pool, self.metrics, spinning)
             for name, directory in models.items()
         }
+        self.draining = False  # set on SIGTERM: answer what was accepted, take nothing new
+
+    @property
+    def busy(self) -> bool:
+        """Inputs waiting in a queue or running."""
+        return any(model.pending for model in self.models.values())
 
     def model(self, name: str | None) -> ServedModel:
         if name is None:
