@@ -12,7 +12,9 @@ from skeleton.measure.bench import ModelShape, run_bench
 from skeleton.method.search import SearchConfig
 from tests.helpers import tiny_compress_config
 
-QUICK_EXPORT = ExportConfig(int8_kinds=("dynamic",), latency_shapes=((1, 8),), latency_repeats=2)
+QUICK_EXPORT = ExportConfig(
+    int8_kinds=("dynamic",), nncf_methods=("default",), latency_shapes=((1, 8),), latency_repeats=2
+)
 
 
 def test_multiply_accumulates_worked_by_hand():
@@ -58,7 +60,8 @@ def test_bench_times_both_models_and_writes_its_report(compressed_dir, monkeypat
     assert json.loads((folder / "bench.json").read_text())["points"] == json.loads(json.dumps(report.points))
     keys = {f"{c['model']}/{c['runtime']}" for c in report.contenders}
     for model in ("skeleton", "prompt_tuned"):
-        assert {f"{model}/{r}" for r in ("torch-fp32", "onnx-fp32", "onnx-optimized", "onnx-int8")} <= keys
+        graphs = ("onnx-fp32", "onnx-optimized", "onnx-int8", "openvino-fp32", "openvino-int8")
+        assert {f"{model}/{r}" for r in ("torch-fp32", *graphs)} <= keys  # OpenVINO on both sides too
     assert len(report.points) == 4
     for point in report.points:
         assert set(point["latency"]) == keys

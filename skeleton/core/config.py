@@ -471,7 +471,8 @@ class TritonConfig:
 
     Attributes:
         name: the model name clients call (default: the model directory's name).
-        variant: the ONNX variant to serve (default: the manifest's default variant).
+        variant: the ONNX variant to serve (default: the manifest's default when it is an onnxruntime graph, else
+            the fastest onnxruntime graph that passed the bar).
         max_batch_size: the largest batch Triton's dynamic batcher builds.
         preferred_batch_sizes: batch sizes the batcher aims for.
         max_queue_delay_us: how long a request may wait for a batch to fill, in microseconds.

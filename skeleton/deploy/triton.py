@@ -14,6 +14,7 @@ Start Triton on it with ``tritonserver --model-repository OUT`` (the Python back
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from skeleton.core.errors import SkeletonError
 from skeleton.core.files import atomic_directory
 from skeleton.core.tasks import get_task
 from skeleton.deploy.manifest import read_manifest, resolve_onnx_dir
+from skeleton.deploy.runtimes import family_of, info_runtime
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -82,6 +84,17 @@ def ensemble_config(name: str, tokenizer: str, onnx: str, inputs: list[str], pai
     )
 
 
+def _fastest_onnx_variant(manifest) -> str:
+    """The manifest's default when it is an onnxruntime graph, else the fastest onnxruntime graph that passed."""
+    onnx = {v: i for v, i in manifest.variants.items() if family_of(info_runtime(v, i)) == "onnx"}
+    if manifest.default_variant in onnx:
+        return manifest.default_variant
+    passing = [v for v, i in onnx.items() if i.get("passes_bar", True) and "latency_ms" in i]
+    if not passing:
+        return "fp32"
+    return min(passing, key=lambda v: sum(math.log(ms) for ms in onnx[v]["latency_ms"].values()))
+
+
 def export_triton(directory: str | Path, out: str | Path, config: TritonConfig | None = None) -> Path:
     """Write a Triton model repository for the exported model in ``directory`` to ``out``.
 
@@ -92,9 +105,14 @@ def export_triton(directory: str | Path, out: str | Path, config: TritonConfig |
     config = config or TritonConfig()
     onnx_dir = resolve_onnx_dir(directory)
     manifest = read_manifest(onnx_dir)
-    variant = config.variant or manifest.default_variant
+    variant = config.variant or _fastest_onnx_variant(manifest)
     if variant not in manifest.variants:
         raise SkeletonError(f"variant {variant!r} was not exported; available: {', '.join(manifest.variants)}")
+    if family_of(info_runtime(variant, manifest.variants[variant])) != "onnx":
+        raise SkeletonError(
+            f"variant {variant} runs on OpenVINO; this repository serves an ONNX graph on Triton's onnxruntime "
+            "backend: choose fp32, optimized or int8"
+        )
     if not (onnx_dir / "tokenizer.json").is_file():
         raise SkeletonError(f"{onnx_dir} has no tokenizer.json: the Triton tokenizer needs a fast tokenizer")
     model_dir = onnx_dir.parent if onnx_dir.name == "onnx" else onnx_dir
