@@ -77,3 +77,25 @@ def test_a_graph_prediction_loads_no_torch(tmp_path, tokenizer_dir, sst2_dir):
         result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr[-2000:]
         assert result.stdout.strip() in ("positive", "negative")
+
+
+def test_the_registry_names_every_runtime_of_an_export_old_manifests_included():
+    from skeleton.core.records import Manifest
+    from skeleton.deploy.registry import REGISTRY, default_runtime, open_runtime, runtime_names
+
+    assert set(REGISTRY) == {"onnx", "openvino", "torch"}
+    # a manifest written before OpenVINO (no runtime per variant) reads as onnxruntime graphs
+    old = Manifest("sst2", ["negative", "positive"], ["input_ids"], 64, {"fp32": {}, "int8": {}}, "int8")
+    assert runtime_names(old) == ["onnx-fp32", "onnx-int8", "torch-fp32", "torch-bf16", "torch-fp16"]
+    assert default_runtime(old) == "onnx-int8"
+    new = Manifest(
+        "sst2",
+        ["negative", "positive"],
+        ["input_ids"],
+        64,
+        {"int8": {"runtime": "onnx-int8"}, "openvino-int8": {"runtime": "openvino-int8"}},
+        "openvino-int8",
+    )
+    assert runtime_names(new)[:2] == ["onnx-int8", "openvino-int8"] and default_runtime(new) == "openvino-int8"
+    with pytest.raises(SkeletonError, match="runtime 'openvino-fp32' is not available here; choose one of"):
+        open_runtime("openvino-fp32", ".", new)
