@@ -75,21 +75,27 @@ def test_every_variant_matches_pytorch(tmp_path, model_type, head, tokenizer_dir
     one_flip = {"int8_min_agreement": 0.96, "int8_max_drop": 3.4}
     result = export_directory(directory, ExportConfig(**QUICK, **one_flip))
     variants = result.variants
-    expected = {"fp32", "optimized", "int8", "openvino-fp32", "openvino-int8"}
+    expected = {"fp32", "optimized", "int8", "openvino-fp32"}
     assert expected <= set(variants), result.rejected_variants
     bf16 = "openvino-bf16" in variants or "native bf16" in result.rejected_variants["openvino-bf16"]["reason"]
     assert bf16, result.rejected_variants
     for name in ("fp32", "optimized", "openvino-fp32"):
         assert variants[name]["max_abs_diff"] <= 1e-4
         assert variants[name]["test_accuracy"] == pytest.approx(torch_accuracy)
-    for name in ("int8", "openvino-int8"):
-        int8 = variants[name]
-        assert int8["passes_bar"] and int8["argmax_agreement_fp32"] >= 0.96
-        assert int8["validation_accuracy"] >= variants["fp32"]["validation_accuracy"] - 3.4
-    assert variants["openvino-int8"]["file"] == "model_openvino_int8.xml"
-    assert {"runtime": "openvino-int8"}.items() <= variants["openvino-int8"].items()
-    nncf = [c for c in result.int8_candidates if c["method"]["kind"] == "nncf"]
-    assert len(nncf) == 1 and all("latency_ms" in c for c in nncf), nncf
+    int8 = variants["int8"]
+    assert int8["passes_bar"] and int8["argmax_agreement_fp32"] >= 0.96
+    assert int8["validation_accuracy"] >= variants["fp32"]["validation_accuracy"] - 3.4
+    # NNCF's int8 graph is built and judged for every family; on some tiny models it flips too many of the
+    # 30 validation rows, and then the same bar keeps it out (its own test damages one on purpose)
+    (nncf,) = [c for c in result.int8_candidates if c["method"]["kind"] == "nncf"]
+    assert "latency_ms" in nncf and nncf["runtime"] == "openvino-int8", nncf
+    if nncf["problem"] is None:
+        assert variants["openvino-int8"]["file"] == "model_openvino_int8.xml"
+        assert variants["openvino-int8"]["argmax_agreement_fp32"] >= 0.96
+    else:
+        assert (
+            "openvino-int8" not in variants and nncf["problem"] in result.rejected_variants["openvino-int8"]["reason"]
+        )
     assert variants["optimized"]["fused_ops"].get("SkipLayerNormalization", 0) > 0
     assert result.judged_on == "validation split"
     # the default is the fastest shipped graph, by the latencies the manifest records
