@@ -43,7 +43,7 @@ from skeleton.core.architectures import (
 )
 from skeleton.core.architectures import max_input_tokens as family_max_input_tokens
 from skeleton.core.batching import fill_template
-from skeleton.core.config import OPENVINO_RUNTIMES, ExportConfig
+from skeleton.core.config import ExportConfig
 from skeleton.core.data import DataConfig, load_task_data, split_texts
 from skeleton.core.errors import SkeletonError
 from skeleton.core.files import library_versions
@@ -64,6 +64,7 @@ from skeleton.deploy.runtimes import (
     Runtime,
     RuntimeOptions,
     native_bf16,
+    runtime_of,
     synthetic_batch,
     tokenize,
 )
@@ -182,11 +183,6 @@ def _check_template(original, exported, spec: TaskSpec) -> None:
             f"the {spec.name} template cannot be baked into {type(original).__name__} so that it gives "
             "training's tokens: train with --no-template to export this model"
         )
-
-
-def runtime_of(variant: str) -> str:
-    """The runtime a variant of ``VARIANT_FILES`` runs under: OpenVINO's name themselves, the rest are onnxruntime's."""
-    return variant if variant in OPENVINO_RUNTIMES else f"onnx-{variant}"
 
 
 def _graph_bytes(path: Path) -> int:

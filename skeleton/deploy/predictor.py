@@ -19,7 +19,7 @@ from skeleton.deploy.registry import default_runtime, open_runtime, runtime_name
 from skeleton.deploy.runtimes import (
     RuntimeOptions,
     family_of,
-    info_runtime,
+    runtime_of,
     tokenize,
 )
 from skeleton.deploy.tokenizer import ExportedTokenizer
@@ -59,7 +59,7 @@ class Predictor:
         name = self._runtime_name(variant, runtime)
         self.runtime = open_runtime(name, self.onnx_dir, self.manifest, RuntimeOptions(device, threads, spinning))
         self.runtime_name = name
-        self.variant = next((v for v, i in self.manifest.variants.items() if info_runtime(v, i) == name), None)
+        self.variant = next((v for v in self.manifest.variants if runtime_of(v) == name), None)
         self.tokenizer = ExportedTokenizer(self.onnx_dir)
         self.label_names = self.manifest.label_names
         self.max_input_tokens = int(self.manifest.max_input_tokens)
@@ -72,10 +72,9 @@ class Predictor:
             rejected = self.manifest.rejected_variants.get(variant)
             why = f" ({rejected['reason']})" if rejected else ""
             raise SkeletonError(f"variant {variant!r} was not exported{why}; available: {', '.join(variants)}")
-        by_variant = info_runtime(variant, variants[variant]) if variant else None
+        by_variant = runtime_of(variant) if variant else None
         if runtime == "onnx":  # the fastest onnxruntime graph that passed, for users who want onnxruntime
-            shipped = [v for v, i in variants.items() if family_of(info_runtime(v, i)) == "onnx"]
-            runtime = info_runtime(self._fastest(shipped), variants[self._fastest(shipped)])
+            runtime = runtime_of(self._fastest([v for v in variants if family_of(runtime_of(v)) == "onnx"]))
         if runtime is not None and by_variant is not None and runtime != by_variant:
             raise SkeletonError(f"--variant {variant} and --runtime {runtime} disagree: give one of them")
         name = runtime or by_variant or default_runtime(self.manifest)

@@ -17,7 +17,8 @@ from skeleton.deploy.runtimes import (
     Runtime,
     RuntimeOptions,
     family_of,
-    info_runtime,
+    precision_of,
+    runtime_of,
 )
 
 
@@ -40,8 +41,7 @@ class TorchRuntimes(Runtime):
     def open(cls, name, onnx_dir, manifest, options):
         from skeleton.deploy.artifacts import TorchRuntime  # torch loads only for a PyTorch runtime
 
-        precision = name.split("-", 1)[1]
-        runtime = TorchRuntime(Path(onnx_dir).parent, device=options.device, precision=precision)
+        runtime = TorchRuntime(Path(onnx_dir).parent, device=options.device, precision=precision_of(name))
         runtime.name = name
         return runtime
 
@@ -56,7 +56,7 @@ def runtime_names(manifest) -> list[str]:
 
 def default_runtime(manifest) -> str:
     """The runtime of the manifest's default variant (the fastest graph that passed the export's bar)."""
-    return info_runtime(manifest.default_variant, manifest.variants[manifest.default_variant])
+    return runtime_of(manifest.default_variant)
 
 
 def open_runtime(name: str, onnx_dir: Path, manifest, options: RuntimeOptions | None = None) -> Runtime:
@@ -74,4 +74,4 @@ def open_runtime(name: str, onnx_dir: Path, manifest, options: RuntimeOptions | 
 def open_graph(name: str, path: Path, options: RuntimeOptions | None = None) -> Runtime:
     """A graph runtime (``onnx-*`` or ``openvino-*``) of one graph file, outside any manifest (export, bench)."""
     family = REGISTRY[family_of(name)]
-    return family.from_graph(Path(path), name.split("-", 1)[1], options or RuntimeOptions())
+    return family.from_graph(Path(path), precision_of(name), options or RuntimeOptions())

@@ -24,7 +24,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from skeleton.core.config import OPENVINO_PRECISIONS
+from skeleton.core.config import OPENVINO_PRECISIONS, OPENVINO_RUNTIMES
 from skeleton.core.errors import SkeletonError
 
 
@@ -97,17 +97,13 @@ class Runtime(abc.ABC):
     @classmethod
     def names(cls, manifest) -> list[str]:
         """The runtime names of this family for an exported model: its graphs in the manifest."""
-        return [
-            info_runtime(variant, info)
-            for variant, info in manifest.variants.items()
-            if family_of(info_runtime(variant, info)) == cls.family
-        ]
+        return [runtime_of(v) for v in manifest.variants if family_of(runtime_of(v)) == cls.family]
 
     @classmethod
     def open(cls, name: str, onnx_dir: Path, manifest, options: RuntimeOptions) -> Runtime:
         """The runtime ``name`` for the exported model in ``onnx_dir``."""
-        variant, info = variant_of(manifest, name)
-        return cls.from_graph(onnx_dir / info["file"], name.split("-", 1)[1], options)
+        _, info = variant_of(manifest, name)
+        return cls.from_graph(onnx_dir / info["file"], precision_of(name), options)
 
     @classmethod
     def from_graph(cls, path: Path, precision: str, options: RuntimeOptions) -> Runtime:
@@ -120,22 +116,28 @@ class Runtime(abc.ABC):
         return importlib.util.find_spec(cls.needs) is not None
 
 
-def info_runtime(variant: str, info: dict) -> str:
-    """The runtime name a manifest variant runs under (manifests before OpenVINO name none: onnxruntime)."""
-    return info.get("runtime") or f"onnx-{variant}"
+def runtime_of(variant: str) -> str:
+    """The runtime a manifest variant runs under: OpenVINO's variants are named by their runtime, the others
+    are onnxruntime's graphs (``int8`` -> ``onnx-int8``). The manifest records it too, for readers."""
+    return variant if variant in OPENVINO_RUNTIMES else f"onnx-{variant}"
 
 
 def family_of(name: str) -> str:
-    """``onnx-int8`` -> ``onnx``: the one place a runtime name is split."""
+    """``onnx-int8`` -> ``onnx``: a runtime name's family (split here and in ``precision_of`` only)."""
     return name.split("-", 1)[0]
+
+
+def precision_of(name: str) -> str:
+    """``onnx-int8`` -> ``int8``: what the family runs (a graph variant or a precision)."""
+    return name.split("-", 1)[1]
 
 
 def variant_of(manifest, name: str) -> tuple[str, dict]:
     """The manifest variant (key, info) that the runtime ``name`` runs."""
     for variant, info in manifest.variants.items():
-        if info_runtime(variant, info) == name:
+        if runtime_of(variant) == name:
             return variant, info
-    graphs = ", ".join(info_runtime(v, i) for v, i in manifest.variants.items())
+    graphs = ", ".join(runtime_of(v) for v in manifest.variants)
     raise SkeletonError(f"runtime {name!r} is not among this export's graphs: {graphs}")
 
 

@@ -24,7 +24,7 @@ from skeleton.core.errors import SkeletonError
 from skeleton.core.files import atomic_directory
 from skeleton.core.tasks import get_task
 from skeleton.deploy.manifest import read_manifest, resolve_onnx_dir
-from skeleton.deploy.runtimes import family_of, info_runtime
+from skeleton.deploy.runtimes import family_of, runtime_of
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -86,7 +86,7 @@ def ensemble_config(name: str, tokenizer: str, onnx: str, inputs: list[str], pai
 
 def _fastest_onnx_variant(manifest) -> str:
     """The manifest's default when it is an onnxruntime graph, else the fastest onnxruntime graph that passed."""
-    onnx = {v: i for v, i in manifest.variants.items() if family_of(info_runtime(v, i)) == "onnx"}
+    onnx = {v: i for v, i in manifest.variants.items() if family_of(runtime_of(v)) == "onnx"}
     if manifest.default_variant in onnx:
         return manifest.default_variant
     passing = [v for v, i in onnx.items() if i.get("passes_bar", True) and "latency_ms" in i]
@@ -108,7 +108,7 @@ def export_triton(directory: str | Path, out: str | Path, config: TritonConfig |
     variant = config.variant or _fastest_onnx_variant(manifest)
     if variant not in manifest.variants:
         raise SkeletonError(f"variant {variant!r} was not exported; available: {', '.join(manifest.variants)}")
-    if family_of(info_runtime(variant, manifest.variants[variant])) != "onnx":
+    if family_of(runtime_of(variant)) != "onnx":
         raise SkeletonError(
             f"variant {variant} runs on OpenVINO; this repository serves an ONNX graph on Triton's onnxruntime "
             "backend: choose fp32, optimized or int8"

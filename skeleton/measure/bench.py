@@ -63,7 +63,7 @@ from skeleton.core.tasks import get_task
 from skeleton.core.timing import time_alternating
 from skeleton.core.workspace import ModelConfig, Workspace
 from skeleton.deploy.artifacts import TorchRuntime
-from skeleton.deploy.export import export_directory, runtime_of
+from skeleton.deploy.export import export_directory
 from skeleton.deploy.manifest import read_manifest, sha256_file
 from skeleton.deploy.quantization import cpu_flags, cpu_name
 from skeleton.deploy.registry import open_runtime
@@ -71,8 +71,9 @@ from skeleton.deploy.runtimes import (
     OpenVinoRuntime,
     Runtime,
     RuntimeOptions,
-    info_runtime,
     native_bf16,
+    precision_of,
+    runtime_of,
     synthetic_batch,
     tokenize,
 )
@@ -198,7 +199,7 @@ def _graph_contenders(model: str, directory: Path, config: BenchConfig, wanted: 
     options = RuntimeOptions(config.device, config.threads, spinning=False)
     found = {}
     for variant, info in manifest.variants.items():
-        name = info_runtime(variant, info)
+        name = runtime_of(variant)
         if name not in wanted:
             continue
         engine = open_runtime(name, onnx_dir, manifest, options)
@@ -215,7 +216,7 @@ def contenders(directory: Path, baseline: Path, config: BenchConfig, reporter: R
     result: list[Contender] = []
     for model, model_dir in (("skeleton", directory), ("prompt_tuned", baseline)):
         for name in (n for n in TORCH_RUNTIMES if n in wanted):
-            engine = TorchRuntime(model_dir, device=device, precision=name.split("-")[1])
+            engine = TorchRuntime(model_dir, device=device, precision=precision_of(name))
             # `skeleton predict` runs exported graphs only, so PyTorch is not a shippable Skeleton runtime
             result.append(Contender(model, name, engine, shippable=False))
         graphs = _graph_contenders(model, model_dir, config, wanted)
