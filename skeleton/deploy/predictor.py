@@ -15,7 +15,7 @@ from skeleton.core.errors import SkeletonError
 from skeleton.core.logits import batched_logits, label_scores
 from skeleton.core.tasks import get_task
 from skeleton.deploy.manifest import read_manifest, resolve_onnx_dir
-from skeleton.deploy.registry import default_runtime, open_runtime, runtime_names
+from skeleton.deploy.registry import default_runtime, open_runtime
 from skeleton.deploy.runtimes import (
     RuntimeOptions,
     family_of,
@@ -37,7 +37,7 @@ class Predictor:
             the manifest's default (the fastest graph that passed the export's bar).
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         verify: check every file against the manifest's sha256 first.
-        runtime: a runtime name of :func:`skeleton.deploy.runtimes.runtime_names` (``onnx-int8``,
+        runtime: a runtime name of :func:`skeleton.deploy.registry.runtime_names` (``onnx-int8``,
             ``openvino-int8``, ``torch-fp32``...), ``onnx`` for the default onnxruntime graph, or ``None``
             for the manifest's default; PyTorch needs the compressed model directory, not only ``onnx/``.
         threads: intra-op threads (default: one per core).
@@ -77,13 +77,7 @@ class Predictor:
             runtime = runtime_of(self._fastest([v for v in variants if family_of(runtime_of(v)) == "onnx"]))
         if runtime is not None and by_variant is not None and runtime != by_variant:
             raise SkeletonError(f"--variant {variant} and --runtime {runtime} disagree: give one of them")
-        name = runtime or by_variant or default_runtime(self.manifest)
-        if name not in runtime_names(self.manifest):
-            raise SkeletonError(
-                f"runtime {name!r} is not available for {self.onnx_dir}; choose one of "
-                f"{', '.join(runtime_names(self.manifest))}"
-            )
-        return name
+        return runtime or by_variant or default_runtime(self.manifest)
 
     def _fastest(self, variants: list[str]) -> str:
         """The default variant when it is among ``variants``, else the first that passed the bar."""

@@ -65,7 +65,7 @@ def open_runtime(name: str, onnx_dir: Path, manifest, options: RuntimeOptions | 
     family = REGISTRY.get(family_of(name))
     names = runtime_names(manifest)
     if family is None or name not in names:
-        raise SkeletonError(f"runtime {name!r} is not available here; choose one of {', '.join(names)}")
+        raise SkeletonError(f"runtime {name!r} is not available for {onnx_dir}; choose one of {', '.join(names)}")
     if not family.available():
         raise SkeletonError(f"runtime {name} needs the {family.needs} package: pip install {family.needs}")
     return family.open(name, Path(onnx_dir), manifest, options)
