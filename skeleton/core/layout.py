@@ -38,6 +38,7 @@ VARIANT_FILES = {
     "openvino-bf16": "model.onnx",
     "openvino-int8": "model_openvino_int8.xml",
 }
+REDUCED_VARIANTS = ("int8", "openvino-int8", "openvino-bf16")  # each the fastest candidate past the accuracy bar
 BENCH_DIR = "bench"
 REPORT_JSON = "bench.json"  # in BENCH_DIR, with the Markdown report and the plots
 REPORT_MD = "bench.md"

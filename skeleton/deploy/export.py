@@ -47,7 +47,16 @@ from skeleton.core.config import ExportConfig
 from skeleton.core.data import DataConfig, load_task_data, split_texts
 from skeleton.core.errors import SkeletonError
 from skeleton.core.files import library_versions
-from skeleton.core.layout import CONFIG_FILE, MANIFEST_FILE, META_FILE, MODEL_FILE, ONNX_DIR, REPORT_FILE, VARIANT_FILES
+from skeleton.core.layout import (
+    CONFIG_FILE,
+    MANIFEST_FILE,
+    META_FILE,
+    MODEL_FILE,
+    ONNX_DIR,
+    REDUCED_VARIANTS,
+    REPORT_FILE,
+    VARIANT_FILES,
+)
 from skeleton.core.logits import batched_logits
 from skeleton.core.progress import SILENT, Reporter
 from skeleton.core.records import ExportSummary, Manifest, load_report
@@ -462,7 +471,7 @@ def _export_into(work: Path, model: CompressedModel, tokenizer, data: ExportData
 
 def _reduced_variants(config: ExportConfig, rejected: dict[str, dict]) -> list[str]:
     """The int8 and bf16 variants to build here; the ones this machine cannot build go to ``rejected``."""
-    wanted = [v for v in ("int8", "openvino-int8", "openvino-bf16") if v in config.variants]
+    wanted = [v for v in REDUCED_VARIANTS if v in config.variants]
     built = []
     for variant in wanted:
         if variant.startswith("openvino") and not OpenVinoRuntime.available():

@@ -54,6 +54,7 @@ from skeleton.core.layout import (
     MODEL_FILE,
     ONNX_DIR,
     PROMPT_TUNED_DIR,
+    REDUCED_VARIANTS,
     REPORT_FILE,
     UNSHIPPED_INT8_DIR,
 )
@@ -220,7 +221,7 @@ def contenders(directory: Path, baseline: Path, config: BenchConfig, reporter: R
             # `skeleton predict` runs exported graphs only, so PyTorch is not a shippable Skeleton runtime
             result.append(Contender(model, name, engine, shippable=False))
         graphs = _graph_contenders(model, model_dir, config, wanted)
-        missing = [v for v in ("int8", "openvino-int8", "openvino-bf16") if runtime_of(v) in wanted - set(graphs)]
+        missing = [v for v in REDUCED_VARIANTS if runtime_of(v) in wanted - set(graphs)]
         if model == "skeleton" and missing:
             unshipped = _slim_unshipped_dir(directory, missing, reporter)
             extra = _graph_contenders(model, unshipped, config, {runtime_of(v) for v in missing})
