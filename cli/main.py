@@ -106,6 +106,14 @@ CONDENSE_OPTIONS = [
     Option(TrainConfig, "steps", "condense_steps", recipe=True, help_prefix="Knowledge condensation: "),
     Option(TrainConfig, "max_samples", "condense_samples", help_prefix="Knowledge condensation: "),
 ]
+# what condensation trains and distils from: compress's (compare's --condense is whether to condense at all)
+CONDENSE_KIND_OPTIONS = [
+    Option(TrainConfig, "trains", "condense", recipe=True, help_prefix="Knowledge condensation: "),
+    Option(TrainConfig, "backbone_lr", "condense_lr", recipe=True, help_prefix="Knowledge condensation: "),
+    Option(TrainConfig, "lora_rank", recipe=True, help_prefix="Knowledge condensation: "),
+    Option(TrainConfig, "distill", recipe=True, help_prefix="Knowledge condensation: "),
+    Option(TrainConfig, "temperature", recipe=True, help_prefix="Knowledge condensation: "),
+]
 OUTPUT_OPTIONS = ("device", "output", "overwrite")
 COMPRESS_OPTIONS = options(
     CompressConfig,
@@ -119,6 +127,7 @@ COMPRESS_OPTIONS = options(
         "skill_prompts",
         "condensed_prompt_tokens",
         "fast_search",
+        "trial_steps",
         "bias_compensation",
         "round_to",
         "export",
@@ -178,7 +187,9 @@ def tune(given: dict, quiet: Quiet = False) -> None:
 
 @app.command()
 @friendly_errors
-@with_options(DATA_OPTIONS, MODEL_OPTIONS, TRAIN_OPTIONS, CONDENSE_OPTIONS, SEARCH_OPTIONS, COMPRESS_OPTIONS)
+@with_options(
+    DATA_OPTIONS, MODEL_OPTIONS, TRAIN_OPTIONS, CONDENSE_OPTIONS, CONDENSE_KIND_OPTIONS, SEARCH_OPTIONS, COMPRESS_OPTIONS
+)
 def compress(
     given: dict,
     targets: Annotated[
@@ -216,7 +227,7 @@ def compress(
 def _compress_config(given: dict, group: list[Option], **settings) -> CompressConfig:
     """A CompressConfig from the shared data, model and training options, ``group``'s and ``settings``."""
     data, model_config, train = _stage_configs(given)
-    condense = {option.field: given[option.parameter_name] for option in CONDENSE_OPTIONS}
+    condense = {option.field: given.get(option.parameter_name) for option in CONDENSE_OPTIONS + CONDENSE_KIND_OPTIONS}
     shared = {name: given[name] for name in ("batch_size", "lr", "head_lr", "seed")}
     return CompressConfig(
         data=data,

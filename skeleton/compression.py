@@ -17,8 +17,10 @@ import functools
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+
+from safetensors.torch import load_file, load_model, save_file, save_model
 
 from skeleton.core.config import CompressConfig as CompressConfig
 from skeleton.core.config import ExportConfig
@@ -26,7 +28,17 @@ from skeleton.core.config import default_condense_config as default_condense_con
 from skeleton.core.device import resolve_device
 from skeleton.core.errors import SkeletonError
 from skeleton.core.files import atomic_directory, library_versions, save_classifier
-from skeleton.core.layout import PROMPT_TUNED_DIR, REPORT_FILE, SCORES_FILE, STAGES_DIR, STATE_FILE
+from skeleton.core.batching import EncodedSplit
+from skeleton.core.evaluation import predict_logits
+from skeleton.core.layout import (
+    MODEL_FILE,
+    PROMPT_TUNED_DIR,
+    REPORT_FILE,
+    SCORES_FILE,
+    STAGES_DIR,
+    STATE_FILE,
+    TEACHER_FILE,
+)
 from skeleton.core.modeling import PromptedClassifier, load_prompt_and_head, save_prompt_and_head
 from skeleton.core.progress import SILENT, Reporter
 from skeleton.core.records import CompressReport, write_json
@@ -42,7 +54,7 @@ from skeleton.method.pruning import (
 )
 from skeleton.method.scoring import score_neurons, scoring_context
 from skeleton.method.search import KEPT_RATIO, LATENCY_FRACTION, SearchResult, Trial, binary_search
-from skeleton.method.tuning import evaluate, skeleton_meta, train_on
+from skeleton.method.tuning import evaluate, skeleton_meta, train_on, train_prompt
 
 
 class WeakPriorError(SkeletonError):
@@ -171,19 +183,49 @@ def _search(config: CompressConfig, run_trial, baseline: float, record, previous
 
 class Condensation:
     """Step 4, knowledge condensation, and the search trials built on it: prune a copy of the
-    prompt-tuned classifier, re-tune its prompt (and head) warm-started from step 1's, remember
-    every condensed model so that the chosen value is not condensed twice. With fast search, trials
-    only judge the pruned model and the chosen value alone is condensed.
+    prompt-tuned classifier, condense it (its prompt and head warm-started from step 1's, and what
+    ``condense.trains`` opens in the backbone; distilled from the prompt-tuned model when
+    ``condense.distill`` is set, its logits computed once), remember every condensed model so that
+    the chosen value is not condensed twice. With fast search, trials only judge the pruned model;
+    with ``trial_steps``, trials condense that many steps; either way the chosen value is then
+    condensed in full.
     """
 
     def __init__(self, workspace: Workspace, planner: Planner, classifier, config: CompressConfig, checkpoint, device):
         self.workspace, self.planner, self.classifier = workspace, planner, classifier
         self.config, self.checkpoint, self.device = config, checkpoint, device
         self.condensed: dict[float, tuple[PromptedClassifier, PruningPlan]] = {}  # search value -> (model, plan)
+        self._train = None
 
-    def condense(self, pruned: PromptedClassifier, value: float, reporter: Reporter):
+    def training_split(self, reporter: Reporter) -> EncodedSplit:
+        """The training split, with the prompt-tuned model's logits per row when distilling (computed
+        once, checkpointed for ``--resume``)."""
+        if self.config.condense.distill == 0:
+            return self.workspace.train
+        if self._train is None:
+            path = self.checkpoint.stages / TEACHER_FILE
+            if path.is_file():
+                logits = load_file(str(path))["logits"]
+            else:
+                reporter.message(f"teacher logits: the prompt-tuned model on {len(self.workspace.train)} training rows")
+                logits = predict_logits(
+                    self.classifier,
+                    self.workspace.train,
+                    self.device,
+                    self.config.condense.eval_batch_size,
+                    self.workspace.pad_token_id,
+                )
+                save_file({"logits": logits.contiguous()}, str(path))
+            self._train = self.workspace.train.with_teacher(logits)
+        return self._train
+
+    def condense(self, pruned: PromptedClassifier, value: float, reporter: Reporter, steps: int | None = None):
+        config = self.config.condense if steps is None else replace(self.config.condense, steps=steps)
         description = f"condensing at {self.planner.kind} {value:.2f}"
-        return train_on(self.workspace, pruned, self.config.condense, self.device, reporter, description)
+        train, workspace = self.training_split(reporter), self.workspace
+        return train_prompt(
+            pruned, train, workspace.validation, config, self.device, workspace.pad_token_id, reporter, description
+        )
 
     def trial(self, value: float, reporter: Reporter) -> tuple[float, float, dict]:
         """One search trial: (validation accuracy, seconds, details)."""
@@ -197,11 +239,13 @@ class Condensation:
             accuracy = 100.0 * float(self.workspace.correct("validation", predictions).mean())
             details["before_condensation"] = accuracy
         else:
-            result = self.condense(pruned, value, reporter)
+            result = self.condense(pruned, value, reporter, self.config.trial_steps)
             accuracy, predictions = result.best_validation_accuracy, result.validation_predictions
             details["before_condensation"] = result.history[0]["validation_accuracy"]
-            save_prompt_and_head(pruned, self.checkpoint.stages / f"trial-{value:.2f}")
-            self.condensed[round(value, 6)] = (pruned, plan)
+            details["condensation_steps"] = result.steps
+            if self.config.trial_steps is None:
+                _save_condensed(pruned, self.checkpoint.stages / f"trial-{value:.2f}", self.config.condense)
+                self.condensed[round(value, 6)] = (pruned, plan)
         details["correct"] = self.workspace.correct("validation", predictions)
         return accuracy, time.perf_counter() - started, details
 
@@ -215,11 +259,24 @@ class Condensation:
             return self.condensed[round(value, 6)]
         skeleton_model, plan = self.planner.prune(self.classifier, value)
         trial_dir = self.checkpoint.stages / f"trial-{value:.2f}"
-        if not self.config.fast_search and (trial_dir / "prompt").is_dir():  # resumed: reuse the condensed prompt
-            spec, tokenizer = self.workspace.spec, self.workspace.tokenizer
-            return load_prompt_and_head(skeleton_model.backbone, tokenizer, spec, trial_dir).to(self.device), plan
+        if (trial_dir / "prompt").is_dir():  # resumed: reuse the condensed trial
+            return _load_condensed(skeleton_model, trial_dir, self.workspace).to(self.device), plan
         self.condense(skeleton_model, value, reporter)
         return skeleton_model, plan
+
+
+def _save_condensed(classifier: PromptedClassifier, directory: Path, condense) -> None:
+    """Checkpoint a condensed trial: its prompt and head, and its backbone when condensation adapted it."""
+    save_prompt_and_head(classifier, directory)
+    if condense.trains != "prompt":
+        save_model(classifier.backbone, str(directory / MODEL_FILE))
+
+
+def _load_condensed(pruned: PromptedClassifier, directory: Path, workspace: Workspace) -> PromptedClassifier:
+    """A checkpointed trial (:func:`_save_condensed`) on the pruned classifier's backbone."""
+    if (directory / MODEL_FILE).is_file():
+        load_model(pruned.backbone, str(directory / MODEL_FILE))
+    return load_prompt_and_head(pruned.backbone, workspace.tokenizer, workspace.spec, directory)
 
 
 def _guard(workspace: Workspace, tuned: PromptTuned, config: CompressConfig, reporter: Reporter) -> str | None:
@@ -277,6 +334,9 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
         planner = Planner(scores, config, costs)
         calibration = _calibrate(planner, classifier, config, checkpoint, workspace, device, reporter)
         condensation = Condensation(workspace, planner, classifier, config, checkpoint, device)
+        clock = time.perf_counter()
+        condensation.training_split(reporter)
+        timings["teacher_logits"] = time.perf_counter() - clock
         clock = time.perf_counter()
         search = _run_search(condensation, tuned, checkpoint, reporter)
         timings["search"] = time.perf_counter() - clock

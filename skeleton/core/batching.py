@@ -15,11 +15,12 @@ from skeleton.core.tasks import TaskSpec
 
 @dataclass
 class EncodedSplit:
-    """Token ids of one split, unpadded, plus labels."""
+    """Token ids of one split, unpadded, plus labels, and a teacher's logits per row when distilling."""
 
     input_ids: list[list[int]]
     token_type_ids: list[list[int]] | None
     labels: list[int]
+    teacher_logits: torch.Tensor | None = None  # (rows, labels)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -29,7 +30,14 @@ class EncodedSplit:
             [self.input_ids[i] for i in indices],
             None if self.token_type_ids is None else [self.token_type_ids[i] for i in indices],
             [self.labels[i] for i in indices],
+            None if self.teacher_logits is None else self.teacher_logits[indices],
         )
+
+    def with_teacher(self, logits: torch.Tensor) -> EncodedSplit:
+        """This split with a teacher's logits for every row (rows, labels), for distillation."""
+        if logits.shape[0] != len(self):
+            raise ValueError(f"teacher logits for {logits.shape[0]} rows, the split has {len(self)}")
+        return EncodedSplit(self.input_ids, self.token_type_ids, self.labels, logits.float())
 
 
 def fill_template(spec: TaskSpec, row: dict, mask_token: str) -> str:
@@ -85,6 +93,7 @@ class Batch:
     token_type_ids: torch.Tensor | None  # (batch, tokens)
     labels: torch.Tensor  # (batch,)
     indices: list[int]
+    teacher_logits: torch.Tensor | None = None  # (batch, labels)
 
     def to(self, device: torch.device) -> Batch:
         return Batch(
@@ -93,6 +102,7 @@ class Batch:
             None if self.token_type_ids is None else self.token_type_ids.to(device),
             self.labels.to(device),
             self.indices,
+            None if self.teacher_logits is None else self.teacher_logits.to(device),
         )
 
     def inputs(self) -> dict[str, torch.Tensor]:
@@ -114,7 +124,8 @@ def collate(split: EncodedSplit, indices: list[int], pad_token_id: int) -> Batch
         if types is not None:
             types[row, :n] = torch.tensor(split.token_type_ids[i])
     labels = torch.tensor([split.labels[i] for i in indices], dtype=torch.long)
-    return Batch(ids, mask, types, labels, list(indices))
+    teacher = None if split.teacher_logits is None else split.teacher_logits[list(indices)]
+    return Batch(ids, mask, types, labels, list(indices), teacher)
 
 
 def iterate_batches(

@@ -17,6 +17,7 @@ from skeleton.core.tasks import get_task
 VALIDATION_ROWS = ("all", "whole")
 SCORERS = ("attribution", "activation", "gradient", "random", "skill", "lca")  # the scorer registry's names, in order
 TARGETS = ("ffn", "ffn-out", "heads", "layers")  # what the search may remove
+TRAINS = ("prompt", "lora", "full")  # what condensation trains besides the prompt and head (see TrainConfig)
 INT8_KINDS = ("dynamic", "dynamic-fused", "static")  # the quantisation methods that compete for the int8 graph
 TORCH_PRECISIONS = ("fp32", "bf16", "fp16")  # the PyTorch runtime: fp32, or autocast to bf16 (CPU) / fp16 (CUDA)
 TORCH_RUNTIMES = tuple(f"torch-{precision}" for precision in TORCH_PRECISIONS)
@@ -156,6 +157,16 @@ class TrainConfig:
         head_init: ``random``, or ``probe``: start the cls head from a logistic-regression probe fitted
             on the pooled features of the prompted model (its L2 strength chosen on validation), so
             training begins at least at the probe's accuracy (LP-FT, Kumar et al. 2022).
+        trains: what trains besides the prompt and head: ``prompt`` (nothing: the frozen backbone of
+            the paper), ``lora`` (peft LoRA adapters on every linear layer of the encoder, merged into
+            the weights afterwards) or ``full`` (every encoder weight; the embeddings stay frozen).
+            Either way the result is a plain model of the same shapes.
+        backbone_lr: AdamW learning rate of what trains in the backbone (LoRA adapters or encoder weights).
+        lora_rank: the LoRA adapters' rank (their alpha is twice it).
+        distill: weight of the distillation loss, the KL divergence to a teacher's
+            temperature-softened logits (the unpruned prompt-tuned model's, computed once per
+            training row); the cross-entropy with the labels takes the rest. 0: labels alone.
+        temperature: the distillation temperature (the KL term is scaled by its square).
     """
 
     epochs: float = 1.0
@@ -172,8 +183,20 @@ class TrainConfig:
     max_samples: int | None = None
     backbone_dropout: bool = False
     head_init: str = "random"
+    trains: str = "prompt"
+    backbone_lr: float = 1e-4
+    lora_rank: int = 8
+    distill: float = 0.0
+    temperature: float = 2.0
 
     def __post_init__(self) -> None:
+        if self.trains not in TRAINS:
+            raise ValueError(f"trains must be one of {', '.join(TRAINS)}, got {self.trains!r}")
+        if not 0 <= self.distill <= 1:
+            raise ValueError(f"distill must lie in [0, 1], got {self.distill}")
+        if self.temperature <= 0 or self.backbone_lr <= 0:
+            raise ValueError("temperature and backbone_lr must be positive")
+        _at_least_one(self, "lora_rank")
         if self.epochs <= 0:
             raise ValueError(f"epochs must be positive, got {self.epochs}")
         if self.head_init not in HEAD_INITS:
@@ -318,6 +341,9 @@ class CompressConfig:
         round_to: keep each layer's FFN width a multiple of this (1 = no rounding).
         fast_search: judge search trials without condensing; condense only the chosen search value
             (``None``: the task's default, on for tasks whose full search would not fit 15 minutes).
+        trial_steps: search trials condense for this many steps only, and the chosen search value is
+            then condensed with the whole budget (``None``: trials condense in full and the chosen
+            one is reused).
         prompt: a directory from ``skeleton tune`` to reuse instead of step 1.
         output: output directory; ``None`` = ``exported_models/<task>-<model>``.
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda``...
@@ -345,6 +371,7 @@ class CompressConfig:
     condensed_prompt_tokens: int | None = None
     cost_shapes: tuple[tuple[int, int], ...] = ((1, 64), (32, 128))
     fast_search: bool | None = None
+    trial_steps: int | None = None
     prompt: str | None = None
     min_gain: float = 2.0
     allow_weak_prior: bool = False
@@ -363,7 +390,7 @@ class CompressConfig:
             )
         if self.scorer not in SCORERS:
             raise ValueError(f"unknown scorer {self.scorer!r}; choose one of {', '.join(SCORERS)}")
-        _at_least_one(self, "attribution_samples", "scorer_samples", "skill_prompts", "round_to")
+        _at_least_one(self, "attribution_samples", "scorer_samples", "skill_prompts", "round_to", "trial_steps")
         if self.condensed_prompt_tokens is not None and not 1 <= self.condensed_prompt_tokens <= (
             self.model.num_virtual_tokens
         ):

@@ -54,3 +54,4 @@ LAYERS_PNG = "layers.png"
 # compress's working state, removed on success (kept in the hidden .partial directory for --resume)
 STATE_FILE = "state.json"
 STAGES_DIR = "stages"
+TEACHER_FILE = "teacher_logits.safetensors"  # in STAGES_DIR: the prompt-tuned model's logits per training row

@@ -24,6 +24,7 @@ from skeleton.core.modeling import PromptedClassifier
 from skeleton.core.progress import SILENT, Reporter
 from skeleton.core.records import ModelMeta, TuneReport
 from skeleton.core.workspace import Workspace
+from skeleton.method.adaptation import close_backbone, open_backbone
 
 
 @dataclass
@@ -54,15 +55,15 @@ def _validate(classifier, validation: EncodedSplit, device, config: TrainConfig,
 
 
 def _trainable_state(classifier: PromptedClassifier) -> dict[str, torch.Tensor]:
-    prompt, head = classifier.trainable_parameters()
-    return {str(i): p.detach().clone() for i, p in enumerate(prompt + head)}
+    """A copy of every parameter that trains (prompt, head, and what the backbone opened)."""
+    return {name: p.detach().clone() for name, p in classifier.named_parameters() if p.requires_grad}
 
 
 def _restore_state(classifier: PromptedClassifier, state: dict[str, torch.Tensor]) -> None:
-    prompt, head = classifier.trainable_parameters()
+    parameters = dict(classifier.named_parameters())
     with torch.no_grad():
-        for i, p in enumerate(prompt + head):
-            p.copy_(state[str(i)])
+        for name, value in state.items():
+            parameters[name].copy_(value)
 
 
 def _train_mode(classifier: PromptedClassifier, backbone_dropout: bool) -> None:
@@ -71,13 +72,32 @@ def _train_mode(classifier: PromptedClassifier, backbone_dropout: bool) -> None:
         classifier.backbone.eval()
 
 
-def _optimizer(classifier: PromptedClassifier, config: TrainConfig) -> torch.optim.AdamW:
-    """AdamW over the prompt (no weight decay) and the head."""
+def _optimizer(classifier: PromptedClassifier, config: TrainConfig, backbone: list[nn.Parameter]) -> torch.optim.AdamW:
+    """AdamW over the prompt (no weight decay), the head and what trains in the backbone."""
     prompt_params, head_params = classifier.trainable_parameters()
     groups = [{"params": prompt_params, "lr": config.lr, "weight_decay": 0.0}]
     if head_params:
         groups.append({"params": head_params, "lr": config.head_lr, "weight_decay": config.weight_decay})
+    if backbone:
+        groups.append({"params": backbone, "lr": config.backbone_lr, "weight_decay": config.weight_decay})
     return torch.optim.AdamW(groups)
+
+
+def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(teacher || student) of the temperature-softened distributions, batch mean, times the
+    temperature squared (Hinton et al. 2015), so its gradients keep their scale across temperatures."""
+    student = nn.functional.log_softmax(logits.float() / temperature, dim=-1)
+    teacher = nn.functional.log_softmax(teacher_logits.float() / temperature, dim=-1)
+    return nn.functional.kl_div(student, teacher, reduction="batchmean", log_target=True) * temperature**2
+
+
+def _loss(logits: torch.Tensor, batch, config: TrainConfig) -> torch.Tensor:
+    """Cross-entropy with the labels, mixed with distillation to the teacher by ``config.distill``."""
+    loss = nn.functional.cross_entropy(logits.float(), batch.labels)
+    if config.distill == 0:
+        return loss
+    kd = distillation_loss(logits, batch.teacher_logits, config.temperature)
+    return (1.0 - config.distill) * loss + config.distill * kd
 
 
 def _linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup: int):
@@ -132,6 +152,27 @@ class _Progress:
         return entry, self.evals_without_gain >= self.patience
 
 
+def _step(classifier, batch, config: TrainConfig, optimizer, parameters) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on one batch (gradients clipped to norm 1); returns (loss, logits)."""
+    logits = classifier(**batch.inputs())
+    loss = _loss(logits, batch, config)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+    optimizer.step()
+    return loss, logits
+
+
+def _training_rows(train: EncodedSplit, config: TrainConfig) -> EncodedSplit:
+    """The rows training sees: all, or a seeded subset of ``config.max_samples``."""
+    if config.distill > 0 and train.teacher_logits is None:
+        raise ValueError("distillation needs the teacher's logits on the training split (EncodedSplit.with_teacher)")
+    if config.max_samples is not None and len(train) > config.max_samples:
+        generator = torch.Generator().manual_seed(config.seed)
+        train = train.select(torch.randperm(len(train), generator=generator)[: config.max_samples].tolist())
+    return train
+
+
 def train_prompt(
     classifier: PromptedClassifier,
     train: EncodedSplit,
@@ -142,16 +183,17 @@ def train_prompt(
     reporter: Reporter = SILENT,
     description: str = "prompt tuning",
 ) -> TrainResult:
-    """Train the soft prompt (and head) with AdamW, warm-up and linear decay, early stopping on
-    validation accuracy; the best state is restored at the end.
+    """Train the soft prompt and head (and what ``config.trains`` opens in the backbone) with AdamW,
+    warm-up and linear decay, early stopping on validation accuracy; the best state is restored at
+    the end and LoRA adapters are merged, so the classifier is a plain one again. With
+    ``config.distill`` the loss mixes in distillation to ``train``'s teacher logits.
     """
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     classifier.to(device)
-    if config.max_samples is not None and len(train) > config.max_samples:
-        generator = torch.Generator().manual_seed(config.seed)
-        train = train.select(torch.randperm(len(train), generator=generator)[: config.max_samples].tolist())
-    optimizer = _optimizer(classifier, config)
+    train = _training_rows(train, config)
+    backbone = open_backbone(classifier, config.trains, config.lora_rank)
+    optimizer = _optimizer(classifier, config, backbone)
     steps_per_epoch = num_batches(train, config.batch_size)
     total_steps = config.steps or max(1, math.ceil(config.epochs * steps_per_epoch))
     scheduler = _linear_schedule(optimizer, total_steps, int(config.warmup_ratio * total_steps))
@@ -163,6 +205,7 @@ def train_prompt(
     progress = _Progress(accuracy, _trainable_state(classifier), predictions, config.patience)
     history.append({"step": 0, "validation_accuracy": accuracy})
     parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    history[-1]["trainable_parameters"] = sum(p.numel() for p in parameters)
     step, epoch, stop = 0, 0, False
     _train_mode(classifier, config.backbone_dropout)
     with reporter.bar(description, total_steps) as bar:
@@ -170,12 +213,7 @@ def train_prompt(
             batches = iterate_batches(train, config.batch_size, pad_token_id, shuffle=True, seed=config.seed + epoch)
             for batch in batches:
                 batch = batch.to(device)
-                logits = classifier(**batch.inputs())
-                loss = nn.functional.cross_entropy(logits.float(), batch.labels)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-                optimizer.step()
+                loss, logits = _step(classifier, batch, config, optimizer, parameters)
                 scheduler.step()
                 step += 1
                 bar.advance(1, **progress.add(loss, logits, batch.labels))
@@ -188,6 +226,7 @@ def train_prompt(
                     break
             epoch += 1
     _restore_state(classifier, progress.best_state)
+    close_backbone(classifier)
     classifier.eval()
     seconds = time.perf_counter() - started
     return TrainResult(progress.best_accuracy, step, seconds, copy.deepcopy(history), progress.best_predictions)
