@@ -152,10 +152,13 @@ def _stage_configs(given: dict):
 
 
 def train_config(task: str, stage: str, given: dict) -> TrainConfig:
-    """The task's recipe for ``stage`` with the options given (``None`` = not given) on top."""
+    """The task's recipe for ``stage`` (for condensation, the recipe of the kind asked for) with the
+    options given (``None`` = not given) on top."""
     given = {name: value for name, value in given.items() if value is not None}
     if "epochs" in given and "steps" not in given:
         given["steps"] = None  # epochs asked for replace the recipe's step budget
+    if stage == "condense" and "trains" in given:
+        return replace(task_train_config(task, stage, given.pop("trains")), **given)
     return replace(task_train_config(task, stage), **given)
 
 

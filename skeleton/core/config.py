@@ -276,18 +276,41 @@ class SearchConfig:
         return asdict(self)
 
 
-def default_condense_config() -> TrainConfig:
-    """Knowledge condensation: one epoch per search trial, warm-started from the tuned prompt.
+# what each kind of condensation trains with by default: the paper's prompt-only mode without a
+# teacher; LoRA and full condensation distilled from the prompt-tuned model (the learning rates of
+# the feasibility runs in issue 23: full at 1e-4 and LoRA at 1e-3 were the best tried there)
+CONDENSE_RECIPES = {
+    "prompt": {"distill": 0.0},
+    "lora": {"distill": 0.5, "backbone_lr": 1e-3},
+    "full": {"distill": 0.5, "backbone_lr": 1e-4},
+}
+DEFAULT_TRAINS = "full"
+# with a latency table (the default search), the condensed prompt's length, chosen on validation
+# from 4 / 8 / 12 / 20 (benchmarks/results/condensation_prompt_length_sst2.json)
+DEFAULT_CONDENSED_PROMPT_TOKENS = 8
+# search trials of a condensing backbone train this many steps (the chosen one then a whole epoch)
+DEFAULT_TRIAL_STEPS = 156
 
-    Chosen on validation (SST-2, default model): at kept ratio 0.50 one epoch reaches 87.20 against a
-    quarter epoch's 85.90, at 0.25 85.35 against 85.25 (benchmarks/results/condensation_sweep_sst2_minilm.json).
+
+def default_condense_config(trains: str = DEFAULT_TRAINS) -> TrainConfig:
+    """Knowledge condensation: one epoch, warm-started from the tuned prompt, with what ``trains``
+    names open in the backbone and its recipe (:data:`CONDENSE_RECIPES`).
+
+    One epoch was chosen on validation for the prompt (SST-2, default model): at kept ratio 0.50 one
+    epoch reaches 87.20 against a quarter epoch's 85.90, at 0.25 85.35 against 85.25
+    (benchmarks/results/condensation_sweep_sst2_minilm.json). Full distilled condensation was chosen
+    over LoRA and the prompt alone on validation at the 2x plan
+    (benchmarks/results/condensation_modes_sst2.json).
     """
-    return TrainConfig(epochs=1.0, evals_per_epoch=2, patience=2)
+    if trains not in CONDENSE_RECIPES:
+        raise ValueError(f"condense must be one of {', '.join(CONDENSE_RECIPES)}, got {trains!r}")
+    return TrainConfig(epochs=1.0, evals_per_epoch=2, patience=2, trains=trains, **CONDENSE_RECIPES[trains])
 
 
-def task_train_config(task: str, stage: str = "tune") -> TrainConfig:
-    """The settings of ``stage`` (``tune`` or ``condense``) for ``task``: the defaults with the task's recipe."""
-    base = TrainConfig() if stage == "tune" else default_condense_config()
+def task_train_config(task: str, stage: str = "tune", trains: str = DEFAULT_TRAINS) -> TrainConfig:
+    """The settings of ``stage`` (``tune``, or ``condense`` with what ``trains``) for ``task``: the
+    defaults with the task's recipe."""
+    base = TrainConfig() if stage == "tune" else default_condense_config(trains)
     return replace(base, **getattr(get_task(task), stage))
 
 
@@ -330,20 +353,25 @@ class CompressConfig:
         scorer_samples: training instances the skill baselines and the LCA probe are drawn from.
         skill_prompts: prompts the skill predictivity is averaged over (the run's own, then prompts
             tuned as step 1 with the next seeds).
-        targets: ``("ffn",)`` prunes FFN neurons; with ``heads`` attention heads and with ``layers``
-            whole layers go too, ranked with the neurons by score per unit of measured latency
-            (exchange rates calibrated on validation); ``("ffn", "ffn-out")`` also prunes the second
-            FFN's output dims, zero-padded back to the hidden size.
+        targets: ``("ffn",)`` prunes FFN neurons (the paper, searching the kept ratio); with
+            ``heads`` attention heads and with ``layers`` whole layers go too (the default), ranked
+            with the neurons by score per unit of measured latency (exchange rates calibrated on
+            validation), the search then over the predicted latency fraction;
+            ``("ffn", "ffn-out")`` also prunes the second FFN's output dims, zero-padded back to
+            the hidden size.
         condensed_prompt_tokens: shorten the soft prompt to this many tokens for condensation,
-            warm-started from its highest-scoring positions (``None`` keeps its length).
+            warm-started from its highest-scoring positions (``None``: with a latency table in the
+            search, ``DEFAULT_CONDENSED_PROMPT_TOKENS``, which the table then prices in; without
+            one, the prompt keeps its length).
         cost_shapes: (batch, input tokens) shapes the latency table predicts speed-ups at.
         bias_compensation: fold removed neurons' mean contribution into the second FFN bias.
         round_to: keep each layer's FFN width a multiple of this (1 = no rounding).
         fast_search: judge search trials without condensing; condense only the chosen search value
             (``None``: the task's default, on for tasks whose full search would not fit 15 minutes).
         trial_steps: search trials condense for this many steps only, and the chosen search value is
-            then condensed with the whole budget (``None``: trials condense in full and the chosen
-            one is reused).
+            then condensed with the whole budget (``None``: ``DEFAULT_TRIAL_STEPS`` when the
+            backbone condenses, ``lora`` or ``full``; with the prompt alone, trials condense in full
+            and the chosen one is reused).
         prompt: a directory from ``skeleton tune`` to reuse instead of step 1.
         output: output directory; ``None`` = ``exported_models/<task>-<model>``.
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda``...
@@ -365,7 +393,7 @@ class CompressConfig:
     attribution_samples: int = 20
     scorer_samples: int = 2000
     skill_prompts: int = 3
-    targets: tuple[str, ...] = ("ffn",)
+    targets: tuple[str, ...] = ("ffn", "heads", "layers")
     bias_compensation: bool = True
     round_to: int = 8
     condensed_prompt_tokens: int | None = None
@@ -410,12 +438,22 @@ class CompressConfig:
         return bool({"heads", "layers"} & set(self.targets)) or self.search.target_speedup is not None
 
     def resolved(self) -> CompressConfig:
-        """This config with the task's recipe wherever a setting is ``None``."""
+        """This config with the task's recipe wherever a setting is ``None``; with a latency table, the
+        condensed prompt's default length; with a backbone that condenses, the trials' step budget."""
+        condense = self.condense or task_train_config(self.data.task, "condense")
+        tokens = self.condensed_prompt_tokens
+        if tokens is None and self.uses_costs:
+            tokens = min(DEFAULT_CONDENSED_PROMPT_TOKENS, self.model.num_virtual_tokens)
+        trial_steps = self.trial_steps
+        if trial_steps is None and condense.trains != "prompt":
+            trial_steps = DEFAULT_TRIAL_STEPS
         return replace(
             self,
             tune=self.tune or task_train_config(self.data.task, "tune"),
-            condense=self.condense or task_train_config(self.data.task, "condense"),
+            condense=condense,
             fast_search=get_task(self.data.task).fast_search if self.fast_search is None else self.fast_search,
+            condensed_prompt_tokens=tokens,
+            trial_steps=trial_steps,
         )
 
     def to_dict(self) -> dict:

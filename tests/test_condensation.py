@@ -1,0 +1,243 @@
+"""Condensation beyond the prompt: distillation to the prompt-tuned model, LoRA merged into the
+weights, every encoder weight trained; and the paper's prompt-only mode left as it was."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import skeleton
+from skeleton.compression import compress
+from skeleton.core.config import SearchConfig, TrainConfig
+from skeleton.core.data import DataConfig
+from skeleton.core.workspace import ModelConfig, Workspace
+from skeleton.method.adaptation import close_backbone, open_backbone
+from skeleton.method.tuning import distillation_loss, evaluate, train_prompt
+from tests.conftest import ARCHITECTURE_NAMES
+from tests.helpers import random_inputs, tiny_classifier, tiny_compress_config
+
+CPU = torch.device("cpu")
+
+
+def test_a_teacher_identical_to_the_student_gives_zero_kl():
+    logits = torch.randn(16, 3) * 4
+    for temperature in (1.0, 2.0, 5.0):
+        assert distillation_loss(logits, logits.clone(), temperature).item() == pytest.approx(0.0, abs=1e-6)
+    other = logits + torch.randn(16, 3)
+    assert distillation_loss(other, logits, 2.0).item() > 1e-3
+    # a shift of every logit by one constant leaves the softmax, and so the loss, at zero
+    assert distillation_loss(logits + 7.0, logits, 2.0).item() == pytest.approx(0.0, abs=1e-5)
+
+
+def test_distillation_worked_by_hand():
+    student, teacher = torch.tensor([[0.0, 0.0]]), torch.tensor([[2.0, 0.0]])
+    p = torch.softmax(teacher / 2.0, -1)[0]  # the softened teacher: (e/(e+1), 1/(e+1))
+    expected = (p * (p.log() - torch.log(torch.tensor([0.5, 0.5])))).sum() * 4.0
+    assert distillation_loss(student, teacher, 2.0).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("model_type", ARCHITECTURE_NAMES)
+def test_merged_lora_equals_the_unmerged_adapter(model_type, tokenizer, tokenizer_dir):
+    classifier = tiny_classifier(model_type, tokenizer, tokenizer_dir)
+    inputs = random_inputs()
+    names_before = set(classifier.backbone.state_dict())
+    with torch.no_grad():
+        untouched = classifier(**inputs)
+    parameters = open_backbone(classifier, "lora", rank=4)
+    assert parameters and all(p.requires_grad for p in parameters)
+    trainable = {id(p) for p in classifier.backbone.parameters() if p.requires_grad}
+    assert trainable == {id(p) for p in parameters}  # only the adapters, never a base weight
+    with torch.no_grad():
+        assert torch.equal(classifier(**inputs), untouched)  # B starts at zero: nothing changes yet
+        for parameter in parameters:
+            parameter.normal_(0, 0.2)  # as if trained
+        adapted = classifier(**inputs)
+    assert (adapted - untouched).abs().max() > 1e-3
+    assert close_backbone(classifier) == 6 * 2  # six linear layers in each of the two layers
+    with torch.no_grad():
+        torch.testing.assert_close(classifier(**inputs), adapted, atol=1e-5, rtol=1e-5)
+    # a plain model again: the same weights by name, nothing trainable
+    assert set(classifier.backbone.state_dict()) == names_before
+    assert not any(p.requires_grad for p in classifier.backbone.parameters())
+
+
+def test_full_condensation_trains_the_encoder_not_the_embeddings(tokenizer, tokenizer_dir):
+    classifier = tiny_classifier("bert", tokenizer, tokenizer_dir)
+    parameters = open_backbone(classifier, "full")
+    names = {name for name, p in classifier.backbone.named_parameters() if p.requires_grad}
+    assert names and all(name.startswith("encoder.layer.") for name in names)
+    assert sum(p.numel() for p in parameters) == sum(
+        p.numel() for name, p in classifier.backbone.named_parameters() if name.startswith("encoder.layer.")
+    )
+    close_backbone(classifier)
+    assert not any(p.requires_grad for p in classifier.backbone.parameters())
+
+
+def _workspace(tiny_bert_dir, sst2_dir):
+    model_config = ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4, use_template=False)
+    return Workspace(DataConfig("sst2", str(sst2_dir), validation_rows="all"), model_config)
+
+
+def test_distillation_needs_teacher_logits(tiny_bert_dir, sst2_dir):
+    workspace = _workspace(tiny_bert_dir, sst2_dir)
+    config = TrainConfig(steps=2, batch_size=16, distill=0.5)
+    with pytest.raises(ValueError, match="teacher"):
+        train_prompt(workspace.new_classifier(), workspace.train, workspace.validation, config, CPU)
+    with pytest.raises(ValueError, match="rows"):
+        workspace.train.with_teacher(torch.zeros(len(workspace.train) + 1, 2))
+
+
+def test_pure_distillation_follows_the_teacher_not_the_labels(tiny_bert_dir, sst2_dir):
+    """With distill 1 the labels play no part: a teacher that says the opposite of every label is
+    what the student learns (the best state is chosen on a validation split labelled as the teacher says)."""
+    from skeleton.core.batching import EncodedSplit
+
+    workspace = _workspace(tiny_bert_dir, sst2_dir)
+    labels = torch.tensor(workspace.train.labels)
+    contrary = torch.nn.functional.one_hot(1 - labels, 2).float() * 8.0  # confident, and always wrong
+    train = workspace.train.with_teacher(contrary)
+    flipped = [1 - label for label in workspace.validation.labels]
+    validation = EncodedSplit(workspace.validation.input_ids, workspace.validation.token_type_ids, flipped)
+    classifier = workspace.new_classifier()
+    config = TrainConfig(epochs=4, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=1, patience=8, distill=1.0)
+    train_prompt(classifier, train, validation, config, CPU)
+    assert evaluate(classifier, workspace.train, CPU)["accuracy"] < 25
+
+
+@pytest.mark.parametrize("trains", ["lora", "full"])
+def test_an_adapted_slim_model_saves_reloads_and_exports_with_parity(tmp_path, tiny_bert_dir, sst2_dir, trains):
+    from skeleton.core.config import ExportConfig
+    from skeleton.deploy.export import export_directory
+
+    condense = TrainConfig(
+        epochs=2, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=2, trains=trains, backbone_lr=1e-3, distill=0.5
+    )
+    # without the template, and judged on every validation row, the tiny model learns the keyword
+    # task well enough that condensation gains over the pruned model, so the adapted state is kept
+    data = DataConfig("sst2", str(sst2_dir), validation_rows="all")
+    model = ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4, use_template=False)
+    search = SearchConfig(margin=100.0, max_trials=1)
+    out = tmp_path / "out"
+    config = tiny_compress_config(out, tiny_bert_dir, sst2_dir, condense=condense, search=search, data=data, model=model)
+    report = compress(config).report
+    trial = report.search["trials"][0]
+    assert trial["details"]["condensation_steps"] > 0
+    assert trial["validation_accuracy"] > trial["details"]["before_condensation"]
+    loaded = skeleton.load(out, device="cpu")
+    workspace = Workspace(data, model)
+    accuracy = evaluate(loaded.classifier, workspace.test, CPU)["accuracy"]
+    assert accuracy == pytest.approx(report.skeleton["test"]["accuracy"])
+    pretrained = load_file(str(tiny_bert_dir / "model.safetensors"))
+    saved = load_file(str(out / "model.safetensors"))
+    query = "encoder.layer.0.attention.self.query.weight"
+    pretrained_query = next(v for k, v in pretrained.items() if k.endswith(query))
+    assert pretrained_query.shape == saved[query].shape  # heads are not pruned here
+    assert not torch.allclose(pretrained_query, saved[query])
+    assert not any("lora" in name for name in saved)
+    summary = export_directory(out, ExportConfig(variants=("fp32",), parity_samples=8, latency_repeats=2))
+    manifest = json.loads((out / "onnx" / "manifest.json").read_text())
+    assert manifest["variants"]["fp32"]["max_abs_diff"] < 1e-4
+    assert summary.variants["fp32"]["test_accuracy"] == pytest.approx(accuracy)
+
+
+def test_prompt_condensation_is_the_papers_whatever_the_other_settings(tmp_path, tiny_bert_dir, sst2_dir):
+    """``--condense prompt`` without distillation: the backbone settings that only lora and full read
+    change nothing, and the backbone stays the pruned pretrained one."""
+    reports, plans = [], []
+    for name, extra in (("a", {}), ("b", {"trains": "prompt", "backbone_lr": 0.5, "lora_rank": 3, "temperature": 9.0})):
+        condense = TrainConfig(**{"epochs": 1, "batch_size": 16, "lr": 5e-2, "head_lr": 5e-2, "evals_per_epoch": 1, **extra})
+        config = tiny_compress_config(tmp_path / name, tiny_bert_dir, sst2_dir, condense=condense, targets=("ffn",))
+        reports.append(compress(config).report)
+        plans.append(json.loads((tmp_path / name / "pruning_plan.json").read_text()))
+    assert plans[0]["keep_indices"] == plans[1]["keep_indices"]
+    assert reports[0].skeleton == reports[1].skeleton
+    assert [t["validation_accuracy"] for t in reports[0].search["trials"]] == [
+        t["validation_accuracy"] for t in reports[1].search["trials"]
+    ]
+    assert reports[0].timings_seconds["teacher_logits"] < 1.0  # no teacher without distillation
+    # the saved backbone is the pretrained one with the pruned rows and columns removed
+    pretrained = {k.removeprefix("bert."): v for k, v in load_file(str(tiny_bert_dir / "model.safetensors")).items()}
+    saved = load_file(str(tmp_path / "a" / "model.safetensors"))
+    for layer, kept in enumerate(plans[0]["keep_indices"]):
+        name = f"encoder.layer.{layer}.intermediate.dense.weight"
+        torch.testing.assert_close(saved[name], pretrained[name][torch.tensor(kept, dtype=torch.long)], rtol=0, atol=0)
+
+
+def test_the_default_compress_searches_everything_and_condenses_the_backbone():
+    from skeleton.core.config import (
+        CONDENSE_RECIPES,
+        DEFAULT_CONDENSED_PROMPT_TOKENS,
+        DEFAULT_TRIAL_STEPS,
+        CompressConfig,
+        default_condense_config,
+    )
+
+    config = CompressConfig().resolved()
+    assert config.targets == ("ffn", "heads", "layers") and config.uses_costs
+    assert config.condense.trains == "full" and config.condense.distill == 0.5
+    assert config.condensed_prompt_tokens == DEFAULT_CONDENSED_PROMPT_TOKENS
+    assert config.trial_steps == DEFAULT_TRIAL_STEPS
+    # the paper's mode: FFN neurons by kept ratio, the prompt alone, no teacher, trials in full
+    paper = CompressConfig(targets=("ffn",), condense=default_condense_config("prompt")).resolved()
+    assert not paper.uses_costs and paper.condensed_prompt_tokens is None and paper.trial_steps is None
+    assert paper.condense.distill == 0.0 and paper.condense.trains == "prompt"
+    for trains, recipe in CONDENSE_RECIPES.items():
+        assert default_condense_config(trains) == TrainConfig(
+            epochs=1.0, evals_per_epoch=2, patience=2, trains=trains, **recipe
+        )
+    with pytest.raises(ValueError, match="condense must be one of"):
+        default_condense_config("everything")
+
+
+def test_the_command_line_takes_the_recipe_of_the_kind_asked_for():
+    from cli.main import train_config
+
+    assert train_config("sst2", "condense", {"trains": "prompt"}).distill == 0.0
+    lora = train_config("sst2", "condense", {"trains": "lora", "lora_rank": 4})
+    assert (lora.distill, lora.backbone_lr, lora.lora_rank) == (0.5, 1e-3, 4)
+    given = train_config("sst2", "condense", {"trains": "prompt", "distill": 0.3, "lr": None})
+    assert given.distill == 0.3 and given.lr == TrainConfig.lr
+    assert train_config("sst2", "condense", {}).trains == "full"
+
+
+def test_the_default_search_returns_the_fastest_trial_within_the_margin(tmp_path, tiny_bert_dir, sst2_dir, monkeypatch):
+    """Latency fractions below 0.3 are made to fail (their trials report no accuracy): the search
+    must end on the smallest accepted fraction, the fastest model within the margin, and ship it."""
+    import skeleton.compression as compression
+    import skeleton.measure.latency as latency
+
+    monkeypatch.setenv("SKELETON_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(latency, "default_grid", lambda full, points: sorted({1, full // 2, full}))
+    real_trial = compression.Condensation.trial
+
+    def cliff(self, value, reporter):
+        accuracy, seconds, details = real_trial(self, value, reporter)
+        if value < 0.3 - 1e-9:
+            details["correct"] = details["correct"] & False
+            return 0.0, seconds, details
+        return accuracy, seconds, details
+
+    monkeypatch.setattr(compression.Condensation, "trial", cliff)
+    condense = TrainConfig(epochs=1, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=1, trains="full", distill=0.5)
+    config = tiny_compress_config(
+        tmp_path / "out",
+        tiny_bert_dir,
+        sst2_dir,
+        targets=("ffn", "heads", "layers"),
+        condense=condense,
+        search=SearchConfig(margin=10.0, max_trials=6),
+        trial_steps=3,
+        cost_shapes=((1, 8), (4, 16)),
+    )
+    report = compress(config).report
+    trials = report.search["trials"]
+    assert report.search["kind"] == "latency fraction"
+    assert all(t["details"]["condensation_steps"] <= 3 for t in trials)  # short trials
+    assert [t["value"] for t in trials][:2] == [0.5, 0.25]
+    accepted = [t["value"] for t in trials if t["accepted"]]
+    assert all(t["accepted"] == (t["value"] >= 0.3 - 1e-9) for t in trials)
+    assert report.search_value == min(accepted) == pytest.approx(0.3)
+    # the shipped model is the chosen fraction's, condensed in full (not the 3-step trial)
+    assert report.timings_seconds["condensation"] > 0
+    assert report.prompt_tokens["skeleton"] == min(8, report.prompt_tokens["prompt_tuned"])
