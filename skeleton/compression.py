@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import shutil
 import time
 from dataclasses import asdict, dataclass, replace
@@ -187,8 +188,9 @@ class Condensation:
     ``condense.trains`` opens in the backbone; distilled from the prompt-tuned model when
     ``condense.distill`` is set, its logits computed once), remember every condensed model so that
     the chosen value is not condensed twice. With fast search, trials only judge the pruned model;
-    with ``trial_steps``, trials condense that many steps; either way the chosen value is then
-    condensed in full.
+    with a trial budget (``CompressConfig.trial_budget``), trials condense that many steps and are
+    judged by that accuracy plus the gain of a full condensation, measured on the first trial;
+    either way the chosen value is then condensed in full.
     """
 
     def __init__(self, workspace: Workspace, planner: Planner, classifier, config: CompressConfig, checkpoint, device):
@@ -196,6 +198,12 @@ class Condensation:
         self.config, self.checkpoint, self.device = config, checkpoint, device
         self.condensed: dict[float, tuple[PromptedClassifier, PruningPlan]] = {}  # search value -> (model, plan)
         self._train = None
+        condense = config.condense
+        rows = len(workspace.train) if condense.max_samples is None else min(len(workspace.train), condense.max_samples)
+        total = condense.steps or max(1, math.ceil(condense.epochs * math.ceil(rows / condense.batch_size)))
+        budget = config.trial_budget(total)
+        self.trial_steps = None if budget is None or budget >= total else budget  # None: trials condense in full
+        self.gain: float | None = None  # what a full condensation adds to a short one, measured on the first trial
 
     def training_split(self, reporter: Reporter) -> EncodedSplit:
         """The training split, with the prompt-tuned model's logits per row when distilling (computed
@@ -239,18 +247,43 @@ class Condensation:
             accuracy = 100.0 * float(self.workspace.correct("validation", predictions).mean())
             details["before_condensation"] = accuracy
         else:
-            result = self.condense(pruned, value, reporter, self.config.trial_steps)
-            accuracy, predictions = result.best_validation_accuracy, result.validation_predictions
-            details["before_condensation"] = result.history[0]["validation_accuracy"]
-            details["condensation_steps"] = result.steps
-            if self.config.trial_steps is None:
-                _save_condensed(pruned, self.checkpoint.stages / f"trial-{value:.2f}", self.config.condense)
-                self.condensed[round(value, 6)] = (pruned, plan)
+            accuracy, predictions = self._condensed_trial(pruned, plan, value, details, reporter)
         details["correct"] = self.workspace.correct("validation", predictions)
         return accuracy, time.perf_counter() - started, details
 
-    def skeleton_model(self, value: float, reporter: Reporter) -> tuple[PromptedClassifier, PruningPlan | None]:
-        """The condensed model at the chosen value (the whole prompt-tuned model at 1.0)."""
+    def _condensed_trial(self, pruned, plan, value: float, details: dict, reporter) -> tuple[float, list[int]]:
+        """A trial judged by condensation: in full, or (with a trial budget) by a short condensation
+        plus the gain a full one adds. That gain is measured once, on the first trial, which is
+        condensed both ways (its full model is kept, for when that value is chosen)."""
+        result = self.condense(pruned, value, reporter, self.trial_steps)
+        accuracy, predictions = result.best_validation_accuracy, result.validation_predictions
+        details["before_condensation"] = result.history[0]["validation_accuracy"]
+        details["condensation_steps"] = result.steps
+        if self.trial_steps is None:
+            self._keep(pruned, plan, value)
+            return accuracy, predictions
+        details["short_condensation_accuracy"] = accuracy
+        if self.gain is None:
+            full, _ = self.planner.prune(self.classifier, value)
+            whole = self.condense(full, value, reporter)
+            self.gain = whole.best_validation_accuracy - accuracy
+            details["full_condensation_accuracy"] = whole.best_validation_accuracy
+            self._keep(full, plan, value)
+            return whole.best_validation_accuracy, whole.validation_predictions
+        details["predicted_full_condensation_accuracy"] = accuracy + self.gain
+        details["gain_of_full_condensation"] = self.gain
+        return accuracy + self.gain, predictions
+
+    def _keep(self, condensed: PromptedClassifier, plan: PruningPlan, value: float) -> None:
+        _save_condensed(condensed, self.checkpoint.stages / f"trial-{value:.2f}", self.config.condense)
+        self.condensed[round(value, 6)] = (condensed, plan)
+
+    def skeleton_model(self, search: SearchResult, reporter: Reporter) -> tuple[PromptedClassifier, PruningPlan | None]:
+        """The condensed model at the chosen value (the whole prompt-tuned model at 1.0). When trials
+        were judged by prediction and the chosen value's full condensation misses the margin, the
+        fastest accepted trial that was condensed in full is shipped instead (``search.value`` and
+        ``search.fallback_from`` say so)."""
+        value = search.value
         if value >= 1.0:
             reporter.message(f"no {self.planner.kind} on the grid stayed within the margin: the model is kept whole")
             return self.classifier, None
@@ -261,7 +294,15 @@ class Condensation:
         trial_dir = self.checkpoint.stages / f"trial-{value:.2f}"
         if (trial_dir / "prompt").is_dir():  # resumed: reuse the condensed trial
             return _load_condensed(skeleton_model, trial_dir, self.workspace).to(self.device), plan
-        self.condense(skeleton_model, value, reporter)
+        result = self.condense(skeleton_model, value, reporter)
+        accepted = sorted(t.value for t in search.trials if t.accepted and round(t.value, 6) in self.condensed)
+        if result.best_validation_accuracy < search.threshold and accepted:
+            reporter.message(
+                f"  {value:.2f} condensed to {result.best_validation_accuracy:.2f}, below the margin: "
+                f"shipping {accepted[0]:.2f}, the fastest trial condensed in full within it"
+            )
+            search.fallback_from, search.value = value, accepted[0]
+            return self.condensed[round(accepted[0], 6)]
         return skeleton_model, plan
 
 
@@ -310,6 +351,10 @@ def _run_search(condensation: Condensation, tuned: PromptTuned, checkpoint, repo
 
     reporter.message(f"step 3/4: search over the {variable} (margin {config.search.margin} points)")
     previous = [Trial(**t) for t in (checkpoint.done("trials") or {"trials": []})["trials"]]
+    for trial in previous:  # resumed: the gain of a full condensation measured before
+        if "full_condensation_accuracy" in trial.details:
+            details = trial.details
+            condensation.gain = details["full_condensation_accuracy"] - details["short_condensation_accuracy"]
     baseline_correct = workspace.correct("validation", tuned.predictions["validation"])
     run_trial = functools.partial(condensation.trial, reporter=reporter)
     return _search(config, run_trial, baseline, record, previous, baseline_correct)
@@ -341,7 +386,7 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
         search = _run_search(condensation, tuned, checkpoint, reporter)
         timings["search"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        skeleton_model, plan = condensation.skeleton_model(search.value, reporter)
+        skeleton_model, plan = condensation.skeleton_model(search, reporter)
         timings["condensation"] = time.perf_counter() - clock
         outcome = _Outcome(tuned, skeleton_model, plan, search, calibration, costs, weak_prior, timings)
         report = _finish(work, outcome, condensation, scores, started, reporter)

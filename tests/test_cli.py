@@ -63,6 +63,7 @@ def test_tune_and_compress_run_and_print_summaries(tmp_path, tiny_bert_dir, sst2
         "4",
         "--condense-epochs",
         "0.5",
+        *("--targets", "ffn", "--condense", "prompt"),  # the paper's mode; the default search is tested apart
         "--no-export",
         "--output",
         tmp_path / "slim",

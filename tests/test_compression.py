@@ -170,6 +170,7 @@ def test_default_model_compresses_and_exports_a_real_slice(tmp_path):
         tune=TrainConfig(epochs=1),
         condense=TrainConfig(epochs=0.5),
         search=SearchConfig(max_trials=2),
+        targets=("ffn",),  # files, shapes and parity of all six layers; the latency table is tested apart
         fast_search=True,
         # ten steps on 300 sentences do not learn SST-2: this test checks files, shapes and parity,
         # so it goes past the majority-class guard, and the report must say so
@@ -222,7 +223,7 @@ def test_an_unlearnable_task_stops_after_step_one_and_loses_nothing(tmp_path, ti
     out = tmp_path / "out"
     args = [
         "compress", "--task", "mrpc", "--data-dir", str(data), "--model", str(tiny_bert_dir),
-        "--prompt-tokens", "4", "--round-to", "4", "--max-trials", "1", "--condense-epochs", "0.5",
+        "--prompt-tokens", "4", "--round-to", "4", "--max-trials", "1", "--condense-epochs", "0.5", "--targets", "ffn",
         "--no-export", "--device", "cpu", "--quiet", "--output", str(out),
     ]  # fmt: skip
     result = CliRunner().invoke(app, args)

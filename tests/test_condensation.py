@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 import skeleton
 from skeleton.compression import compress
-from skeleton.core.config import SearchConfig, TrainConfig
+from skeleton.core.config import DEFAULT_CONDENSED_PROMPT_TOKENS, SearchConfig, TrainConfig
 from skeleton.core.data import DataConfig
 from skeleton.core.workspace import ModelConfig, Workspace
 from skeleton.method.adaptation import close_backbone, open_backbone
@@ -168,7 +168,7 @@ def test_the_default_compress_searches_everything_and_condenses_the_backbone():
     from skeleton.core.config import (
         CONDENSE_RECIPES,
         DEFAULT_CONDENSED_PROMPT_TOKENS,
-        DEFAULT_TRIAL_STEPS,
+        DEFAULT_TRIAL_SHARE,
         CompressConfig,
         default_condense_config,
     )
@@ -177,10 +177,15 @@ def test_the_default_compress_searches_everything_and_condenses_the_backbone():
     assert config.targets == ("ffn", "heads", "layers") and config.uses_costs
     assert config.condense.trains == "full" and config.condense.distill == 0.5
     assert config.condensed_prompt_tokens == DEFAULT_CONDENSED_PROMPT_TOKENS
-    assert config.trial_steps == DEFAULT_TRIAL_STEPS
+    assert config.trial_budget(625) == round(DEFAULT_TRIAL_SHARE * 625) and not config.fast_search
+    assert CompressConfig(trial_steps=50).resolved().trial_budget(30) == 30  # never past the whole budget
     # the paper's mode: FFN neurons by kept ratio, the prompt alone, no teacher, trials in full
     paper = CompressConfig(targets=("ffn",), condense=default_condense_config("prompt")).resolved()
-    assert not paper.uses_costs and paper.condensed_prompt_tokens is None and paper.trial_steps is None
+    mrpc = CompressConfig(data=DataConfig("mrpc")).resolved()
+    assert not mrpc.fast_search  # short trials instead of judging the uncondensed model
+    mrpc_paper = CompressConfig(data=DataConfig("mrpc"), condense=default_condense_config("prompt")).resolved()
+    assert mrpc_paper.fast_search  # the paper's mode keeps the task's recipe
+    assert not paper.uses_costs and paper.condensed_prompt_tokens is None and paper.trial_budget(625) is None
     assert paper.condense.distill == 0.0 and paper.condense.trains == "prompt"
     for trains, recipe in CONDENSE_RECIPES.items():
         assert default_condense_config(trains) == TrainConfig(
@@ -240,4 +245,4 @@ def test_the_default_search_returns_the_fastest_trial_within_the_margin(tmp_path
     assert report.search_value == min(accepted) == pytest.approx(0.3)
     # the shipped model is the chosen fraction's, condensed in full (not the 3-step trial)
     assert report.timings_seconds["condensation"] > 0
-    assert report.prompt_tokens["skeleton"] == min(8, report.prompt_tokens["prompt_tuned"])
+    assert report.prompt_tokens["skeleton"] == min(DEFAULT_CONDENSED_PROMPT_TOKENS, report.prompt_tokens["prompt_tuned"])

@@ -200,7 +200,9 @@ def test_a_task_recipe_fills_only_what_is_left_open():
     config = CompressConfig(data=DataConfig("mrpc")).resolved()
     assert config.tune == replace(TrainConfig(), **mrpc.tune) != TrainConfig()
     assert config.condense == replace(default_condense_config(), **mrpc.condense)
-    assert config.fast_search is mrpc.fast_search
+    assert config.fast_search is False  # the default condenses the backbone: short trials, not fast search
+    prompt_only = CompressConfig(data=DataConfig("mrpc"), condense=default_condense_config("prompt")).resolved()
+    assert prompt_only.fast_search is mrpc.fast_search
     assert TuneConfig(data=DataConfig("mrpc")).resolved().train == config.tune
     explicit = CompressConfig(data=DataConfig("mrpc"), tune=TrainConfig(), fast_search=False).resolved()
     assert explicit.tune == TrainConfig() and explicit.fast_search is False

@@ -287,9 +287,10 @@ CONDENSE_RECIPES = {
 DEFAULT_TRAINS = "full"
 # with a latency table (the default search), the condensed prompt's length, chosen on validation
 # from 4 / 8 / 12 / 20 (benchmarks/results/condensation_prompt_length_sst2.json)
-DEFAULT_CONDENSED_PROMPT_TOKENS = 8
-# search trials of a condensing backbone train this many steps (the chosen one then a whole epoch)
-DEFAULT_TRIAL_STEPS = 156
+DEFAULT_CONDENSED_PROMPT_TOKENS = 4
+# search trials of a condensing backbone train this share of the condensation's steps (the chosen
+# search value is then condensed in full)
+DEFAULT_TRIAL_SHARE = 0.25
 
 
 def default_condense_config(trains: str = DEFAULT_TRAINS) -> TrainConfig:
@@ -367,11 +368,12 @@ class CompressConfig:
         bias_compensation: fold removed neurons' mean contribution into the second FFN bias.
         round_to: keep each layer's FFN width a multiple of this (1 = no rounding).
         fast_search: judge search trials without condensing; condense only the chosen search value
-            (``None``: the task's default, on for tasks whose full search would not fit 15 minutes).
+            (``None``: with prompt condensation the task's default, on for tasks whose full search
+            would not fit 15 minutes; off when the backbone condenses, whose trials are short).
         trial_steps: search trials condense for this many steps only, and the chosen search value is
-            then condensed with the whole budget (``None``: ``DEFAULT_TRIAL_STEPS`` when the
-            backbone condenses, ``lora`` or ``full``; with the prompt alone, trials condense in full
-            and the chosen one is reused).
+            then condensed with the whole budget (``None``: ``DEFAULT_TRIAL_SHARE`` of the budget when
+            the backbone condenses, ``lora`` or ``full``; with the prompt alone, trials condense in
+            full and the chosen one is reused).
         prompt: a directory from ``skeleton tune`` to reuse instead of step 1.
         output: output directory; ``None`` = ``exported_models/<task>-<model>``.
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda``...
@@ -439,22 +441,31 @@ class CompressConfig:
 
     def resolved(self) -> CompressConfig:
         """This config with the task's recipe wherever a setting is ``None``; with a latency table, the
-        condensed prompt's default length; with a backbone that condenses, the trials' step budget."""
+        condensed prompt's default length. A backbone that condenses (``lora``, ``full``) judges
+        search trials by short condensations (``trial_share`` of the budget), never by the pruned
+        model alone: distillation recovers far more than the uncondensed model shows."""
         condense = self.condense or task_train_config(self.data.task, "condense")
         tokens = self.condensed_prompt_tokens
         if tokens is None and self.uses_costs:
             tokens = min(DEFAULT_CONDENSED_PROMPT_TOKENS, self.model.num_virtual_tokens)
-        trial_steps = self.trial_steps
-        if trial_steps is None and condense.trains != "prompt":
-            trial_steps = DEFAULT_TRIAL_STEPS
+        fast_search = self.fast_search
+        if fast_search is None:
+            fast_search = get_task(self.data.task).fast_search and condense.trains == "prompt"
         return replace(
             self,
             tune=self.tune or task_train_config(self.data.task, "tune"),
             condense=condense,
-            fast_search=get_task(self.data.task).fast_search if self.fast_search is None else self.fast_search,
+            fast_search=fast_search,
             condensed_prompt_tokens=tokens,
-            trial_steps=trial_steps,
         )
+
+    def trial_budget(self, condensation_steps: int) -> int | None:
+        """The steps a search trial condenses for, given the whole condensation's (``None``: all of them)."""
+        if self.trial_steps is not None:
+            return min(self.trial_steps, condensation_steps)
+        if self.condense is None or self.condense.trains == "prompt":
+            return None
+        return max(1, round(DEFAULT_TRIAL_SHARE * condensation_steps))
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -43,6 +43,7 @@ class SearchResult:
     threshold: float
     trials: list[Trial]
     kind: str = KEPT_RATIO
+    fallback_from: float | None = None  # the value chosen first, when its full condensation missed the margin
 
     def to_dict(self) -> dict:
         return {
@@ -50,6 +51,7 @@ class SearchResult:
             "value": self.value,
             "threshold": self.threshold,
             "trials": [asdict(t) for t in self.trials],
+            "fallback_from": self.fallback_from,
         }
 
 
