@@ -76,24 +76,61 @@ def accuracy_table(report: dict) -> list[str]:
     return lines
 
 
+def _trial(trial: dict) -> str:
+    details = trial["details"]
+    verdict = "accepted" if trial["accepted"] else "rejected"
+    if "predicted_full_condensation_accuracy" in details:
+        how = (
+            f"predicted {trial['validation_accuracy']:.2f} = short {details['short_condensation_accuracy']:.2f} + gain"
+        )
+        return f"{trial['value']:.2f} {verdict} ({how} {details['gain_of_full_condensation']:.2f})"
+    if "full_condensation_accuracy" in details:
+        short = details["short_condensation_accuracy"]
+        return (
+            f"{trial['value']:.2f} {verdict} ({trial['validation_accuracy']:.2f} condensed in full, {short:.2f} short)"
+        )
+    return f"{trial['value']:.2f} {verdict} ({trial['validation_accuracy']:.2f})"
+
+
+def _removed(report: dict) -> str:
+    """What the Skeleton model kept: FFN widths, and heads, layers and prompt tokens where they went too."""
+    kept = report["kept_sizes"] or []
+    full = round(sum(kept) / report["kept_fraction"] / len(kept)) if kept else None
+    text = f"FFN widths kept per layer: {', '.join(map(str, kept))} of {full}."
+    if report.get("kept_layers") is not None:
+        text += f" Layers kept: {', '.join(map(str, report['kept_layers']))} of {len(kept)} (numbered from 0)."
+    if report.get("kept_heads") is not None:
+        text += f" Attention heads kept per layer: {', '.join(map(str, report['kept_heads']))}."
+    tokens = report["prompt_tokens"]
+    return text + f" Soft prompt: {tokens['skeleton']} tokens (the prompt-tuned model's: {tokens['prompt_tuned']})."
+
+
 def search_lines(report: dict) -> list[str]:
-    """The search's trials and where the time went."""
+    """The search's trials, what was removed, how it was condensed and where the time went."""
     search = report["search"]
     kind = search.get("kind", "kept ratio")
-    trials = ", ".join(
-        f"{t['value']:.2f} {'accepted' if t['accepted'] else 'rejected'} ({t['validation_accuracy']:.2f})"
-        for t in search["trials"]
-    )
+    trials = ", ".join(_trial(t) for t in search["trials"])
     timings = report["timings_seconds"]
     stages = ", ".join(
         f"{name.replace('_', ' ')} {seconds / 60:.1f}" for name, seconds in timings.items() if name != "total"
     )
-    kept = report["kept_sizes"] or []
-    full = round(sum(kept) / report["kept_fraction"] / len(kept)) if kept else None
+    condense = report["config"]["condense"]
+    how = {"prompt": "the prompt and head re-tuned on the frozen pruned backbone"}.get(
+        condense.get("trains", "prompt"),
+        f"{condense.get('trains')}: the prompt, head and slim layers trained, distilled from the prompt-tuned model "
+        f"(weight {condense.get('distill')}, temperature {condense.get('temperature')})",
+    )
+    fallback = search.get("fallback_from")
     return [
         f"Search over the {kind} (margin {report['config']['search']['margin']} points below the prompt-tuned "
         f"model's {report['prompt_tuned']['validation']['accuracy']:.2f}, validation accuracy after condensation): "
-        f"{trials}. FFN widths kept per layer: {', '.join(map(str, kept))} of {full}.",
+        f"{trials}."
+        + (
+            f" The chosen {fallback:.2f} missed the margin once condensed in full; {search['value']:.2f} shipped."
+            if fallback
+            else ""
+        )
+        + f" {_removed(report)} Condensation: {how}.",
         "",
         f"Wall time {timings['total'] / 60:.1f} min ({stages} min) on {report['device']}.",
     ]

@@ -191,7 +191,13 @@ def tune(given: dict, quiet: Quiet = False) -> None:
 @app.command()
 @friendly_errors
 @with_options(
-    DATA_OPTIONS, MODEL_OPTIONS, TRAIN_OPTIONS, CONDENSE_OPTIONS, CONDENSE_KIND_OPTIONS, SEARCH_OPTIONS, COMPRESS_OPTIONS
+    DATA_OPTIONS,
+    MODEL_OPTIONS,
+    TRAIN_OPTIONS,
+    CONDENSE_OPTIONS,
+    CONDENSE_KIND_OPTIONS,
+    SEARCH_OPTIONS,
+    COMPRESS_OPTIONS,
 )
 def compress(
     given: dict,
@@ -340,6 +346,18 @@ def _results_table(report: CompressReport) -> Table:
     return table
 
 
+def _trial_accuracy(trial: dict) -> str:
+    """A trial's validation accuracy, and how it was had when a short condensation predicted it."""
+    details = trial["details"]
+    text = f"{trial['validation_accuracy']:.2f}"
+    if "predicted_full_condensation_accuracy" in details:
+        short, gain = details["short_condensation_accuracy"], details["gain_of_full_condensation"]
+        return f"{text} (predicted: {short:.2f} + {gain:.2f})"
+    if "full_condensation_accuracy" in details:
+        return f"{text} (full; short {details['short_condensation_accuracy']:.2f})"
+    return text
+
+
 def _trials_table(report: CompressReport) -> Table:
     """One row per search trial: the search value, its validation accuracy and drop interval."""
     kind = report.search.get("kind", "kept ratio")
@@ -360,7 +378,7 @@ def _trials_table(report: CompressReport) -> Table:
             ]
         trials.add_row(
             f"{trial['value']:.2f}",
-            f"{trial['validation_accuracy']:.2f}",
+            _trial_accuracy(trial),
             "-"
             if interval is None
             else f"{interval['drop']:.2f} ({interval['low']:.2f} to {interval['high']:.2f}, "
@@ -391,11 +409,20 @@ def print_compress_summary(report: CompressReport, output: str) -> None:
         )
     if report.weak_prior:
         err.print(f"[yellow]warning:[/yellow] {report.weak_prior} (--allow-weak-prior)", soft_wrap=True)
+    if report.search.get("fallback_from") is not None:
+        out.print(
+            f"the chosen {report.search['kind']} {report.search['fallback_from']:.2f} missed the margin once condensed "
+            f"in full: shipped {report.search_value:.2f}, the fastest trial condensed in full within it"
+        )
     stages = ", ".join(
         f"{name} {seconds / 60:.1f}" for name, seconds in report.timings_seconds.items() if name != "total"
     )
+    removed = f"{100 * report.removed_fraction:.1f}% of FFN neurons"
+    if report.kept_layers is not None and report.kept_sizes is not None:
+        removed += f" and {len(report.kept_sizes) - len(report.kept_layers)} of {len(report.kept_sizes)} layers"
+    condense = report.config.get("condense") or {}
     out.print(
-        f"removed {100 * report.removed_fraction:.1f}% of FFN neurons in "
+        f"removed {removed} (condensation: {condense.get('trains', 'prompt')}) in "
         f"{report.timings_seconds['total'] / 60:.1f} min ({stages} min); saved to {output}"
     )
 

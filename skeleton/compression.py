@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
-
-from safetensors.torch import load_file, load_model, save_file, save_model
 
 from skeleton.core.config import CompressConfig as CompressConfig
 from skeleton.core.config import ExportConfig
@@ -29,18 +26,14 @@ from skeleton.core.config import default_condense_config as default_condense_con
 from skeleton.core.device import resolve_device
 from skeleton.core.errors import SkeletonError
 from skeleton.core.files import atomic_directory, library_versions, save_classifier
-from skeleton.core.batching import EncodedSplit
-from skeleton.core.evaluation import predict_logits
 from skeleton.core.layout import (
-    MODEL_FILE,
     PROMPT_TUNED_DIR,
     REPORT_FILE,
     SCORES_FILE,
     STAGES_DIR,
     STATE_FILE,
-    TEACHER_FILE,
 )
-from skeleton.core.modeling import PromptedClassifier, load_prompt_and_head, save_prompt_and_head
+from skeleton.core.modeling import PromptedClassifier, save_prompt_and_head
 from skeleton.core.progress import SILENT, Reporter
 from skeleton.core.records import CompressReport, write_json
 from skeleton.core.statistics import paired_bootstrap
@@ -48,6 +41,7 @@ from skeleton.core.units import NeuronScores, PruningPlan
 from skeleton.core.workspace import Workspace
 from skeleton.deploy.export import export_directory
 from skeleton.measure.latency import CostModel, cost_model
+from skeleton.method.condensation import Condensation
 from skeleton.method.planning import Planner
 from skeleton.method.pruning import (
     count_ffn_parameters,
@@ -55,7 +49,7 @@ from skeleton.method.pruning import (
 )
 from skeleton.method.scoring import score_neurons, scoring_context
 from skeleton.method.search import KEPT_RATIO, LATENCY_FRACTION, SearchResult, Trial, binary_search
-from skeleton.method.tuning import evaluate, skeleton_meta, train_on, train_prompt
+from skeleton.method.tuning import evaluate, skeleton_meta, train_on
 
 
 class WeakPriorError(SkeletonError):
@@ -182,144 +176,6 @@ def _search(config: CompressConfig, run_trial, baseline: float, record, previous
     return search
 
 
-class Condensation:
-    """Step 4, knowledge condensation, and the search trials built on it: prune a copy of the
-    prompt-tuned classifier, condense it (its prompt and head warm-started from step 1's, and what
-    ``condense.trains`` opens in the backbone; distilled from the prompt-tuned model when
-    ``condense.distill`` is set, its logits computed once), remember every condensed model so that
-    the chosen value is not condensed twice. With fast search, trials only judge the pruned model;
-    with a trial budget (``CompressConfig.trial_budget``), trials condense that many steps and are
-    judged by that accuracy plus the gain of a full condensation, measured on the first trial;
-    either way the chosen value is then condensed in full.
-    """
-
-    def __init__(self, workspace: Workspace, planner: Planner, classifier, config: CompressConfig, checkpoint, device):
-        self.workspace, self.planner, self.classifier = workspace, planner, classifier
-        self.config, self.checkpoint, self.device = config, checkpoint, device
-        self.condensed: dict[float, tuple[PromptedClassifier, PruningPlan]] = {}  # search value -> (model, plan)
-        self._train = None
-        condense = config.condense
-        rows = len(workspace.train) if condense.max_samples is None else min(len(workspace.train), condense.max_samples)
-        total = condense.steps or max(1, math.ceil(condense.epochs * math.ceil(rows / condense.batch_size)))
-        budget = config.trial_budget(total)
-        self.trial_steps = None if budget is None or budget >= total else budget  # None: trials condense in full
-        self.gain: float | None = None  # what a full condensation adds to a short one, measured on the first trial
-
-    def training_split(self, reporter: Reporter) -> EncodedSplit:
-        """The training split, with the prompt-tuned model's logits per row when distilling (computed
-        once, checkpointed for ``--resume``)."""
-        if self.config.condense.distill == 0:
-            return self.workspace.train
-        if self._train is None:
-            path = self.checkpoint.stages / TEACHER_FILE
-            if path.is_file():
-                logits = load_file(str(path))["logits"]
-            else:
-                reporter.message(f"teacher logits: the prompt-tuned model on {len(self.workspace.train)} training rows")
-                logits = predict_logits(
-                    self.classifier,
-                    self.workspace.train,
-                    self.device,
-                    self.config.condense.eval_batch_size,
-                    self.workspace.pad_token_id,
-                )
-                save_file({"logits": logits.contiguous()}, str(path))
-            self._train = self.workspace.train.with_teacher(logits)
-        return self._train
-
-    def condense(self, pruned: PromptedClassifier, value: float, reporter: Reporter, steps: int | None = None):
-        config = self.config.condense if steps is None else replace(self.config.condense, steps=steps)
-        description = f"condensing at {self.planner.kind} {value:.2f}"
-        train, workspace = self.training_split(reporter), self.workspace
-        return train_prompt(
-            pruned, train, workspace.validation, config, self.device, workspace.pad_token_id, reporter, description
-        )
-
-    def trial(self, value: float, reporter: Reporter) -> tuple[float, float, dict]:
-        """One search trial: (validation accuracy, seconds, details)."""
-        started = time.perf_counter()
-        pruned, plan = self.planner.prune(self.classifier, value)
-        details = self.planner.describe(plan)
-        if self.config.fast_search:
-            batch_size = self.config.condense.eval_batch_size
-            predictions = self.workspace.split_predictions(pruned, self.device, batch_size, ("validation",))
-            predictions = predictions["validation"]
-            accuracy = 100.0 * float(self.workspace.correct("validation", predictions).mean())
-            details["before_condensation"] = accuracy
-        else:
-            accuracy, predictions = self._condensed_trial(pruned, plan, value, details, reporter)
-        details["correct"] = self.workspace.correct("validation", predictions)
-        return accuracy, time.perf_counter() - started, details
-
-    def _condensed_trial(self, pruned, plan, value: float, details: dict, reporter) -> tuple[float, list[int]]:
-        """A trial judged by condensation: in full, or (with a trial budget) by a short condensation
-        plus the gain a full one adds. That gain is measured once, on the first trial, which is
-        condensed both ways (its full model is kept, for when that value is chosen)."""
-        result = self.condense(pruned, value, reporter, self.trial_steps)
-        accuracy, predictions = result.best_validation_accuracy, result.validation_predictions
-        details["before_condensation"] = result.history[0]["validation_accuracy"]
-        details["condensation_steps"] = result.steps
-        if self.trial_steps is None:
-            self._keep(pruned, plan, value)
-            return accuracy, predictions
-        details["short_condensation_accuracy"] = accuracy
-        if self.gain is None:
-            full, _ = self.planner.prune(self.classifier, value)
-            whole = self.condense(full, value, reporter)
-            self.gain = whole.best_validation_accuracy - accuracy
-            details["full_condensation_accuracy"] = whole.best_validation_accuracy
-            self._keep(full, plan, value)
-            return whole.best_validation_accuracy, whole.validation_predictions
-        details["predicted_full_condensation_accuracy"] = accuracy + self.gain
-        details["gain_of_full_condensation"] = self.gain
-        return accuracy + self.gain, predictions
-
-    def _keep(self, condensed: PromptedClassifier, plan: PruningPlan, value: float) -> None:
-        _save_condensed(condensed, self.checkpoint.stages / f"trial-{value:.2f}", self.config.condense)
-        self.condensed[round(value, 6)] = (condensed, plan)
-
-    def skeleton_model(self, search: SearchResult, reporter: Reporter) -> tuple[PromptedClassifier, PruningPlan | None]:
-        """The condensed model at the chosen value (the whole prompt-tuned model at 1.0). When trials
-        were judged by prediction and the chosen value's full condensation misses the margin, the
-        fastest accepted trial that was condensed in full is shipped instead (``search.value`` and
-        ``search.fallback_from`` say so)."""
-        value = search.value
-        if value >= 1.0:
-            reporter.message(f"no {self.planner.kind} on the grid stayed within the margin: the model is kept whole")
-            return self.classifier, None
-        reporter.message(f"step 4/4: knowledge condensation at {self.planner.kind} {value:.2f}")
-        if round(value, 6) in self.condensed:
-            return self.condensed[round(value, 6)]
-        skeleton_model, plan = self.planner.prune(self.classifier, value)
-        trial_dir = self.checkpoint.stages / f"trial-{value:.2f}"
-        if (trial_dir / "prompt").is_dir():  # resumed: reuse the condensed trial
-            return _load_condensed(skeleton_model, trial_dir, self.workspace).to(self.device), plan
-        result = self.condense(skeleton_model, value, reporter)
-        accepted = sorted(t.value for t in search.trials if t.accepted and round(t.value, 6) in self.condensed)
-        if result.best_validation_accuracy < search.threshold and accepted:
-            reporter.message(
-                f"  {value:.2f} condensed to {result.best_validation_accuracy:.2f}, below the margin: "
-                f"shipping {accepted[0]:.2f}, the fastest trial condensed in full within it"
-            )
-            search.fallback_from, search.value = value, accepted[0]
-            return self.condensed[round(accepted[0], 6)]
-        return skeleton_model, plan
-
-
-def _save_condensed(classifier: PromptedClassifier, directory: Path, condense) -> None:
-    """Checkpoint a condensed trial: its prompt and head, and its backbone when condensation adapted it."""
-    save_prompt_and_head(classifier, directory)
-    if condense.trains != "prompt":
-        save_model(classifier.backbone, str(directory / MODEL_FILE))
-
-
-def _load_condensed(pruned: PromptedClassifier, directory: Path, workspace: Workspace) -> PromptedClassifier:
-    """A checkpointed trial (:func:`_save_condensed`) on the pruned classifier's backbone."""
-    if (directory / MODEL_FILE).is_file():
-        load_model(pruned.backbone, str(directory / MODEL_FILE))
-    return load_prompt_and_head(pruned.backbone, workspace.tokenizer, workspace.spec, directory)
-
-
 def _guard(workspace: Workspace, tuned: PromptTuned, config: CompressConfig, reporter: Reporter) -> str | None:
     """After step 1: stop unless the prompt-tuned model beats the majority class (or the user allows it)."""
     weak_prior = workspace.prior_problem(tuned.validation["accuracy"], config.min_gain)
@@ -378,7 +234,7 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
         timings["latency_table"] = time.perf_counter() - clock
         planner = Planner(scores, config, costs)
         calibration = _calibrate(planner, classifier, config, checkpoint, workspace, device, reporter)
-        condensation = Condensation(workspace, planner, classifier, config, checkpoint, device)
+        condensation = Condensation(workspace, planner, classifier, config, checkpoint.stages, device)
         clock = time.perf_counter()
         condensation.training_split(reporter)
         timings["teacher_logits"] = time.perf_counter() - clock

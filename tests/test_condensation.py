@@ -119,7 +119,9 @@ def test_an_adapted_slim_model_saves_reloads_and_exports_with_parity(tmp_path, t
     model = ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4, use_template=False)
     search = SearchConfig(margin=100.0, max_trials=1)
     out = tmp_path / "out"
-    config = tiny_compress_config(out, tiny_bert_dir, sst2_dir, condense=condense, search=search, data=data, model=model)
+    config = tiny_compress_config(
+        out, tiny_bert_dir, sst2_dir, condense=condense, search=search, data=data, model=model
+    )
     report = compress(config).report
     trial = report.search["trials"][0]
     assert trial["details"]["condensation_steps"] > 0
@@ -146,7 +148,9 @@ def test_prompt_condensation_is_the_papers_whatever_the_other_settings(tmp_path,
     change nothing, and the backbone stays the pruned pretrained one."""
     reports, plans = [], []
     for name, extra in (("a", {}), ("b", {"trains": "prompt", "backbone_lr": 0.5, "lora_rank": 3, "temperature": 9.0})):
-        condense = TrainConfig(**{"epochs": 1, "batch_size": 16, "lr": 5e-2, "head_lr": 5e-2, "evals_per_epoch": 1, **extra})
+        condense = TrainConfig(
+            **{"epochs": 1, "batch_size": 16, "lr": 5e-2, "head_lr": 5e-2, "evals_per_epoch": 1, **extra}
+        )
         config = tiny_compress_config(tmp_path / name, tiny_bert_dir, sst2_dir, condense=condense, targets=("ffn",))
         reports.append(compress(config).report)
         plans.append(json.loads((tmp_path / name / "pruning_plan.json").read_text()))
@@ -209,12 +213,12 @@ def test_the_command_line_takes_the_recipe_of_the_kind_asked_for():
 def test_the_default_search_returns_the_fastest_trial_within_the_margin(tmp_path, tiny_bert_dir, sst2_dir, monkeypatch):
     """Latency fractions below 0.3 are made to fail (their trials report no accuracy): the search
     must end on the smallest accepted fraction, the fastest model within the margin, and ship it."""
-    import skeleton.compression as compression
     import skeleton.measure.latency as latency
+    import skeleton.method.condensation as condensation
 
     monkeypatch.setenv("SKELETON_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(latency, "default_grid", lambda full, points: sorted({1, full // 2, full}))
-    real_trial = compression.Condensation.trial
+    real_trial = condensation.Condensation.trial
 
     def cliff(self, value, reporter):
         accuracy, seconds, details = real_trial(self, value, reporter)
@@ -223,8 +227,10 @@ def test_the_default_search_returns_the_fastest_trial_within_the_margin(tmp_path
             return 0.0, seconds, details
         return accuracy, seconds, details
 
-    monkeypatch.setattr(compression.Condensation, "trial", cliff)
-    condense = TrainConfig(epochs=1, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=1, trains="full", distill=0.5)
+    monkeypatch.setattr(condensation.Condensation, "trial", cliff)
+    condense = TrainConfig(
+        epochs=1, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=1, trains="full", distill=0.5
+    )
     config = tiny_compress_config(
         tmp_path / "out",
         tiny_bert_dir,
@@ -245,4 +251,6 @@ def test_the_default_search_returns_the_fastest_trial_within_the_margin(tmp_path
     assert report.search_value == min(accepted) == pytest.approx(0.3)
     # the shipped model is the chosen fraction's, condensed in full (not the 3-step trial)
     assert report.timings_seconds["condensation"] > 0
-    assert report.prompt_tokens["skeleton"] == min(DEFAULT_CONDENSED_PROMPT_TOKENS, report.prompt_tokens["prompt_tuned"])
+    assert report.prompt_tokens["skeleton"] == min(
+        DEFAULT_CONDENSED_PROMPT_TOKENS, report.prompt_tokens["prompt_tuned"]
+    )
