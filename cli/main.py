@@ -381,7 +381,8 @@ def _trials_table(report: CompressReport) -> Table:
             _trial_accuracy(trial),
             "-"
             if interval is None
-            else f"{interval['drop']:.2f} ({interval['low']:.2f} to {interval['high']:.2f}, "
+            else ("short: " if "predicted_full_condensation_accuracy" in trial["details"] else "")
+            + f"{interval['drop']:.2f} ({interval['low']:.2f} to {interval['high']:.2f}, "
             f"{100 * interval['level']:.0f}%)",
             "yes" if trial["accepted"] else "no",
             f"{trial['seconds']:.0f}",

@@ -10,7 +10,7 @@ is renamed into place only when it is whole.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from skeleton.core.config import CompareConfig
@@ -55,6 +55,8 @@ def _prompt_tuned(workspace: Workspace, config: CompareConfig, device, work: Pat
 def compare(config: CompareConfig, reporter: Reporter = SILENT) -> CompareResult:
     """Score, prune to ``kept_ratio``, evaluate and condense with each scorer; write the report."""
     settings = config.compress.resolved()
+    # the paper's experiment (its section 5.3): scorers compared under prompt-only condensation
+    settings = replace(settings, condense=replace(settings.condense, trains="prompt", distill=0.0))
     device = resolve_device(settings.device)
     workspace = Workspace.open(settings.data, settings.model, device, reporter)
     output = Path(config.output or workspace.default_output("-compare"))
