@@ -41,7 +41,7 @@ PROMPT = dict(trains="prompt", distill=0.0)
 SWEEPS = {
     "prompt-length": [dict(speedup=2.0, tokens=t, **FULL) for t in (4, 8, 12, 20)],
     "modes": [dict(speedup=2.0, tokens=8, **m) for m in (PROMPT, LORA, FULL)],
-    "curve": [dict(speedup=s, tokens=8, **m) for s in (1.5, 2.0, 2.5, 3.0) for m in (PROMPT, LORA)],
+    "curve": [dict(speedup=s, tokens=8, **m) for s in (2.0, 3.0, 1.5, 2.5) for m in (PROMPT, LORA)],
 }
 
 

@@ -236,7 +236,9 @@ def compress(
 def _compress_config(given: dict, group: list[Option], **settings) -> CompressConfig:
     """A CompressConfig from the shared data, model and training options, ``group``'s and ``settings``."""
     data, model_config, train = _stage_configs(given)
-    condense = {option.field: given.get(option.parameter_name) for option in CONDENSE_OPTIONS + CONDENSE_KIND_OPTIONS}
+    # compress's condensation-kind options; compare's --condense is whether to condense, not what trains
+    kinds = CONDENSE_KIND_OPTIONS if "condense_lr" in given else []
+    condense = {option.field: given[option.parameter_name] for option in CONDENSE_OPTIONS + kinds}
     shared = {name: given[name] for name in ("batch_size", "lr", "head_lr", "seed")}
     return CompressConfig(
         data=data,

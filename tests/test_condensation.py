@@ -254,3 +254,28 @@ def test_the_default_search_returns_the_fastest_trial_within_the_margin(tmp_path
     assert report.prompt_tokens["skeleton"] == min(
         DEFAULT_CONDENSED_PROMPT_TOKENS, report.prompt_tokens["prompt_tuned"]
     )
+
+
+def test_a_short_trial_at_the_majority_class_gets_no_gain(tmp_path):
+    """The calibrated prediction adds the measured gain only to a short condensation that learned
+    something: one that lands on the majority class is judged by what it reached."""
+    from types import SimpleNamespace
+
+    from skeleton.method.condensation import Condensation
+    from skeleton.method.tuning import TrainResult
+
+    condensation = object.__new__(Condensation)
+    condensation.trial_steps, condensation.gain, condensation.stages = 10, 2.5, tmp_path
+    condensation.workspace = SimpleNamespace(majority_metrics=lambda: {"validation": {"accuracy": 68.0}})
+    short = {"value": 70.0}
+
+    def fake_condense(pruned, value, reporter, steps=None):
+        return TrainResult(short["value"], steps or 100, 0.0, [{"validation_accuracy": 50.0}], [1, 0])
+
+    condensation.condense = fake_condense
+    details: dict = {}
+    assert condensation._condensed_trial(None, None, 0.3, details, None) == (72.5, [1, 0])
+    assert details["gain_of_full_condensation"] == 2.5
+    short["value"], details = 68.0, {}
+    assert condensation._condensed_trial(None, None, 0.2, details, None) == (68.0, [1, 0])
+    assert details["at_majority_class"] and "predicted_full_condensation_accuracy" not in details

@@ -102,7 +102,8 @@ class Condensation:
     def _condensed_trial(self, pruned, plan, value: float, details: dict, reporter) -> tuple[float, list[int]]:
         """A trial judged by condensation: in full, or (with a trial budget) by a short condensation
         plus the gain a full one adds. That gain is measured once, on the first trial, which is
-        condensed both ways (its full model is kept, for when that value is chosen)."""
+        condensed both ways (its full model is kept, for when that value is chosen); a short
+        condensation no better than the majority class gets no gain."""
         result = self.condense(pruned, value, reporter, self.trial_steps)
         accuracy, predictions = result.best_validation_accuracy, result.validation_predictions
         details["before_condensation"] = result.history[0]["validation_accuracy"]
@@ -118,6 +119,10 @@ class Condensation:
             details["full_condensation_accuracy"] = whole.best_validation_accuracy
             self._keep(full, plan, value)
             return whole.best_validation_accuracy, whole.validation_predictions
+        if accuracy <= self.workspace.majority_metrics()["validation"]["accuracy"]:
+            # a short condensation at the majority class has learned nothing a gain could be added to
+            details["at_majority_class"] = True
+            return accuracy, predictions
         details["predicted_full_condensation_accuracy"] = accuracy + self.gain
         details["gain_of_full_condensation"] = self.gain
         return accuracy + self.gain, predictions
