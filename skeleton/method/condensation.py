@@ -8,7 +8,6 @@ trials) go to the run's stage directory, so ``--resume`` reuses them.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +24,7 @@ from skeleton.core.units import PruningPlan
 from skeleton.core.workspace import Workspace
 from skeleton.method.planning import Planner
 from skeleton.method.search import SearchResult
-from skeleton.method.tuning import train_prompt
+from skeleton.method.tuning import planned_steps, train_prompt
 
 
 class Condensation:
@@ -46,9 +45,7 @@ class Condensation:
         self.config, self.stages, self.device = config, stages, device
         self.condensed: dict[float, tuple[PromptedClassifier, PruningPlan]] = {}  # search value -> (model, plan)
         self._train = None
-        condense = config.condense
-        rows = len(workspace.train) if condense.max_samples is None else min(len(workspace.train), condense.max_samples)
-        total = condense.steps or max(1, math.ceil(condense.epochs * math.ceil(rows / condense.batch_size)))
+        total = planned_steps(len(workspace.train), config.condense)
         budget = config.trial_budget(total)
         self.trial_steps = None if budget is None or budget >= total else budget  # None: trials condense in full
         self.gain: float | None = None  # what a full condensation adds to a short one, measured on the first trial

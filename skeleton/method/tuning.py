@@ -163,6 +163,12 @@ def _step(classifier, batch, config: TrainConfig, optimizer, parameters) -> tupl
     return loss, logits
 
 
+def planned_steps(rows: int, config: TrainConfig) -> int:
+    """The optimiser steps a training run on ``rows`` rows is given (early stopping may end it sooner)."""
+    rows = rows if config.max_samples is None else min(rows, config.max_samples)
+    return config.steps or max(1, math.ceil(config.epochs * math.ceil(rows / config.batch_size)))
+
+
 def _training_rows(train: EncodedSplit, config: TrainConfig) -> EncodedSplit:
     """The rows training sees: all, or a seeded subset of ``config.max_samples``."""
     if config.distill > 0 and train.teacher_logits is None:
@@ -195,7 +201,7 @@ def train_prompt(
     backbone = open_backbone(classifier, config.trains, config.lora_rank)
     optimizer = _optimizer(classifier, config, backbone)
     steps_per_epoch = num_batches(train, config.batch_size)
-    total_steps = config.steps or max(1, math.ceil(config.epochs * steps_per_epoch))
+    total_steps = planned_steps(len(train), config)
     scheduler = _linear_schedule(optimizer, total_steps, int(config.warmup_ratio * total_steps))
     eval_every = max(1, steps_per_epoch // config.evals_per_epoch)
     history: list[dict] = []
