@@ -228,17 +228,16 @@ def compress(
         within_margin=search.target_speedup is not None and margin is not None,
     )
     targets_ = tuple(t.strip() for t in targets.split(",") if t.strip())
-    config = _compress_config(given, COMPRESS_OPTIONS, search=search, targets=targets_)
+    config = _compress_config(given, COMPRESS_OPTIONS, CONDENSE_KIND_OPTIONS, search=search, targets=targets_)
     result = run_compress(config, Reporter(enabled=not quiet, console=err))
     print_compress_summary(result.report, result.output)
 
 
-def _compress_config(given: dict, group: list[Option], **settings) -> CompressConfig:
-    """A CompressConfig from the shared data, model and training options, ``group``'s and ``settings``."""
+def _compress_config(given: dict, group: list[Option], kinds: tuple | list = (), **settings) -> CompressConfig:
+    """A CompressConfig from the shared data, model and training options, ``group``'s and ``settings``;
+    ``kinds``: compress's condensation-kind options (compare's --condense says whether to condense, not what)."""
     data, model_config, train = _stage_configs(given)
-    # compress's condensation-kind options; compare's --condense is whether to condense, not what trains
-    kinds = CONDENSE_KIND_OPTIONS if "condense_lr" in given else []
-    condense = {option.field: given[option.parameter_name] for option in CONDENSE_OPTIONS + kinds}
+    condense = {option.field: given[option.parameter_name] for option in CONDENSE_OPTIONS + list(kinds)}
     shared = {name: given[name] for name in ("batch_size", "lr", "head_lr", "seed")}
     return CompressConfig(
         data=data,
