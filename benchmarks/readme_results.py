@@ -89,6 +89,10 @@ def _trial(trial: dict) -> str:
         return (
             f"{trial['value']:.2f} {verdict} ({trial['validation_accuracy']:.2f} condensed in full, {short:.2f} short)"
         )
+    if details.get("at_majority_class"):
+        return f"{trial['value']:.2f} {verdict} ({trial['validation_accuracy']:.2f} short, the majority class)"
+    if "short_condensation_accuracy" in details:
+        return f"{trial['value']:.2f} {verdict} ({trial['validation_accuracy']:.2f} short, no gain needed)"
     return f"{trial['value']:.2f} {verdict} ({trial['validation_accuracy']:.2f})"
 
 

@@ -356,7 +356,16 @@ def _trial_accuracy(trial: dict) -> str:
         return f"{text} (predicted: {short:.2f} + {gain:.2f})"
     if "full_condensation_accuracy" in details:
         return f"{text} (full; short {details['short_condensation_accuracy']:.2f})"
+    if details.get("at_majority_class"):
+        return f"{text} (short, majority class)"
+    if "short_condensation_accuracy" in details:
+        return f"{text} (short)"
     return text
+
+
+def _judged_short(details: dict) -> bool:
+    """Whether a trial's validation predictions are a short condensation's (not a full one's)."""
+    return "short_condensation_accuracy" in details and "full_condensation_accuracy" not in details
 
 
 def _trials_table(report: CompressReport) -> Table:
@@ -382,7 +391,7 @@ def _trials_table(report: CompressReport) -> Table:
             _trial_accuracy(trial),
             "-"
             if interval is None
-            else ("short: " if "predicted_full_condensation_accuracy" in trial["details"] else "")
+            else ("short: " if _judged_short(trial["details"]) else "")
             + f"{interval['drop']:.2f} ({interval['low']:.2f} to {interval['high']:.2f}, "
             f"{100 * interval['level']:.0f}%)",
             "yes" if trial["accepted"] else "no",

@@ -129,8 +129,13 @@ def _prompt_tuned(
     else:
         reporter.message("step 1/4: prior knowledge injection (prompt tuning)")
         classifier = workspace.new_classifier(seed=config.tune.seed)
-        training = train_on(workspace, classifier, config.tune, device, reporter, "prompt tuning").to_dict()
-    predictions = workspace.split_predictions(classifier, device, config.tune.eval_batch_size)
+        trained = train_on(workspace, classifier, config.tune, device, reporter, "prompt tuning")
+        training = trained.to_dict()
+    if training is None:
+        predictions = workspace.split_predictions(classifier, device, config.tune.eval_batch_size)
+    else:  # training validated the restored best state already: the same pass, not run twice
+        predictions = workspace.split_predictions(classifier, device, config.tune.eval_batch_size, ("test",))
+        predictions["validation"] = trained.validation_predictions
     metrics = workspace.split_metrics(predictions)
     result = PromptTuned(metrics["validation"], metrics["test"], predictions, training, time.perf_counter() - started)
     save_prompt_and_head(classifier, stage_dir)
@@ -234,7 +239,8 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
         timings["latency_table"] = time.perf_counter() - clock
         planner = Planner(scores, config, costs)
         calibration = _calibrate(planner, classifier, config, checkpoint, workspace, device, reporter)
-        condensation = Condensation(workspace, planner, classifier, config, checkpoint.stages, device)
+        threshold = tuned.validation["accuracy"] - config.search.margin
+        condensation = Condensation(workspace, planner, classifier, config, checkpoint.stages, device, threshold)
         clock = time.perf_counter()
         condensation.training_split(reporter)
         timings["teacher_logits"] = time.perf_counter() - clock

@@ -111,7 +111,7 @@ def test_an_adapted_slim_model_saves_reloads_and_exports_with_parity(tmp_path, t
     from skeleton.deploy.export import export_directory
 
     condense = TrainConfig(
-        epochs=2, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=2, trains=trains, backbone_lr=1e-3, distill=0.5
+        epochs=2, batch_size=16, lr=5e-2, head_lr=5e-2, evals_per_epoch=4, trains=trains, backbone_lr=1e-3, distill=0.5
     )
     # without the template, and judged on every validation row, the tiny model learns the keyword
     # task well enough that condensation gains over the pruned model, so the adapted state is kept
@@ -125,7 +125,8 @@ def test_an_adapted_slim_model_saves_reloads_and_exports_with_parity(tmp_path, t
     report = compress(config).report
     trial = report.search["trials"][0]
     assert trial["details"]["condensation_steps"] > 0
-    assert trial["validation_accuracy"] > trial["details"]["before_condensation"]
+    # the shipped model is the trial's value condensed in full
+    assert report.skeleton["validation"]["accuracy"] > trial["details"]["before_condensation"]
     loaded = skeleton.load(out, device="cpu")
     workspace = Workspace(data, model)
     accuracy = evaluate(loaded.classifier, workspace.test, CPU)["accuracy"]
@@ -256,26 +257,46 @@ def test_the_default_search_returns_the_fastest_trial_within_the_margin(tmp_path
     )
 
 
-def test_a_short_trial_at_the_majority_class_gets_no_gain(tmp_path):
-    """The calibrated prediction adds the measured gain only to a short condensation that learned
-    something: one that lands on the majority class is judged by what it reached."""
+def test_short_trials_need_a_gain_only_below_the_threshold_and_above_the_majority_class(tmp_path):
+    """A short condensation that clears the threshold is judged by itself; one at the majority class
+    has learned nothing a gain could be added to; the first one in between is condensed in full,
+    which measures the gain, and later ones are predicted with it."""
     from types import SimpleNamespace
 
     from skeleton.method.condensation import Condensation
     from skeleton.method.tuning import TrainResult
 
     condensation = object.__new__(Condensation)
-    condensation.trial_steps, condensation.gain, condensation.stages = 10, 2.5, tmp_path
+    condensation.trial_steps, condensation.gain, condensation.stages = 10, None, tmp_path
+    condensation.threshold, condensation.condensed = 75.0, {}
     condensation.workspace = SimpleNamespace(majority_metrics=lambda: {"validation": {"accuracy": 68.0}})
-    short = {"value": 70.0}
+    condensation.planner = SimpleNamespace(prune=lambda classifier, value: ("full model", None))
+    condensation.classifier = None
+    kept = []
+    condensation._keep = lambda model, plan, value: kept.append((model, value))
+    reached = {"short": 76.0, "full": 74.0}
+    runs = []
 
     def fake_condense(pruned, value, reporter, steps=None):
-        return TrainResult(short["value"], steps or 100, 0.0, [{"validation_accuracy": 50.0}], [1, 0])
+        runs.append("short" if steps else "full")
+        accuracy = reached["short" if steps else "full"]
+        return TrainResult(accuracy, steps or 100, 0.0, [{"validation_accuracy": 50.0}], [1, 0])
 
     condensation.condense = fake_condense
     details: dict = {}
-    assert condensation._condensed_trial(None, None, 0.3, details, None) == (72.5, [1, 0])
-    assert details["gain_of_full_condensation"] == 2.5
-    short["value"], details = 68.0, {}
+    # clears the threshold short: no full condensation, no gain
+    assert condensation._condensed_trial(None, None, 0.5, details, None) == (76.0, [1, 0])
+    assert runs == ["short"] and condensation.gain is None and "gain_of_full_condensation" not in details
+    # at the majority class: rejected as it is, no gain measured on it
+    reached["short"], details = 68.0, {}
     assert condensation._condensed_trial(None, None, 0.2, details, None) == (68.0, [1, 0])
-    assert details["at_majority_class"] and "predicted_full_condensation_accuracy" not in details
+    assert details["at_majority_class"] and condensation.gain is None and runs == ["short", "short"]
+    # below the threshold, above the majority: condensed in full, which measures the gain
+    reached["short"], details = 72.0, {}
+    assert condensation._condensed_trial(None, None, 0.3, details, None) == (74.0, [1, 0])
+    assert runs[-2:] == ["short", "full"] and condensation.gain == 2.0 and kept == [("full model", 0.3)]
+    assert details["full_condensation_accuracy"] == 74.0
+    # later trials are predicted with it
+    reached["short"], details = 71.5, {}
+    assert condensation._condensed_trial(None, None, 0.35, details, None) == (73.5, [1, 0])
+    assert details["gain_of_full_condensation"] == 2.0 and runs[-1] == "short"

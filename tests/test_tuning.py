@@ -53,6 +53,9 @@ def test_training_learns_a_keyword_task_and_restores_the_best_state(tmp_path, ti
     assert evaluate(classifier, workspace.validation, device)["accuracy"] == pytest.approx(
         result.best_validation_accuracy
     )
+    # compress reuses these predictions of the restored state instead of a second validation pass
+    fresh = workspace.split_predictions(classifier, device, config.eval_batch_size, ("validation",))
+    assert result.validation_predictions == fresh["validation"]
     # a saved prompt and head reload to the same predictions
     save_prompt_and_head(classifier, tmp_path)
     reloaded = load_prompt_and_head(workspace.load_backbone(), workspace.tokenizer, workspace.spec, tmp_path)

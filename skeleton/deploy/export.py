@@ -295,7 +295,7 @@ class _Judge:
                 f"{runtime_of(variant)} cannot load the {variant} graph: {str(error).splitlines()[0][:300]}"
             ) from error
 
-    def measure(self, variant: str, path: Path) -> tuple[dict, np.ndarray]:
+    def measure(self, variant: str, path: Path, with_test: bool = True) -> tuple[dict, np.ndarray]:
         """Size, fused ops, parity with PyTorch, validation (and test) accuracy; and the validation logits."""
         runtime = self.runtime(variant, path)
         logits = batched_logits(runtime, self.encode, self.data.validation, self.num_labels)
@@ -308,10 +308,17 @@ class _Judge:
             "max_abs_diff": float(np.abs(parity - self.reference).max()),
             "validation_accuracy": _accuracy(logits, self.data.validation_labels),
         }
-        if self.data.test is not None:
-            test_logits = batched_logits(runtime, self.encode, self.data.test, self.num_labels)
-            info["test_accuracy"] = _accuracy(test_logits, self.data.test_labels)
+        if with_test:
+            info.update(self.test_accuracy(variant, path, runtime))
         return info, logits
+
+    def test_accuracy(self, variant: str, path: Path, runtime: Runtime | None = None) -> dict:
+        """``{"test_accuracy": ...}`` of one graph (reported only); empty without test data."""
+        if self.data.test is None:
+            return {}
+        runtime = runtime or self.runtime(variant, path)
+        test_logits = batched_logits(runtime, self.encode, self.data.test, self.num_labels)
+        return {"test_accuracy": _accuracy(test_logits, self.data.test_labels)}
 
 
 def _trace(model: CompressedModel, tokenizer, with_token_types: bool, target: Path, opset: int) -> list[str]:
@@ -551,8 +558,9 @@ def _builders(variant: str, work: Path, judge: _Judge, config: ExportConfig) -> 
 
 
 def _reduced_variant(work: Path, variant: str, judge: _Judge, fp32: dict, fp32_logits: np.ndarray, config, reporter):
-    """Build every candidate of an int8 or bf16 variant, judge each on validation against fp32, time them
-    all, keep the fastest that passes the bar.
+    """Build every candidate of an int8 or bf16 variant, judge each on validation against fp32, time the
+    ones that pass the bar (all of them without it), keep the fastest; the test split (reported only)
+    is run through the shipped candidate alone.
 
     Returns:
         (the shipped variant's info or None, every candidate's info, why none shipped or None).
@@ -564,7 +572,7 @@ def _reduced_variant(work: Path, variant: str, judge: _Judge, fp32: dict, fp32_l
         path = scratch / f"candidate-{index}{suffix}"
         try:
             build(path)
-            info, logits = judge.measure(variant, path)
+            info, logits = judge.measure(variant, path, with_test=False)
         except Exception as error:  # a method the quantiser or runtime cannot do for this graph
             candidates.append(
                 {"runtime": runtime_of(variant), "method": method, "error": str(error).splitlines()[0][:300]}
@@ -578,13 +586,15 @@ def _reduced_variant(work: Path, variant: str, judge: _Judge, fp32: dict, fp32_l
         problem = f" ({info['problem']})" if info["problem"] else ""
         reporter.message(f"export: {variant} {method['name']}: {_summary(info)}{problem}")
     built = [c for c in candidates if "path" in c]
-    if built:
-        latency = _latencies({str(i): (c["runtime"], c["path"]) for i, c in enumerate(built)}, judge.vocab_size, config)
-        for i, candidate in enumerate(built):
-            candidate["latency_ms"] = latency[str(i)]
     # with the bar, the fastest that passes; without it (a benchmark's baseline), the fastest of all
     pool = [c for c in built if c["problem"] is None] if config.int8_bar else built
+    if pool:
+        latency = _latencies({str(i): (c["runtime"], c["path"]) for i, c in enumerate(pool)}, judge.vocab_size, config)
+        for i, candidate in enumerate(pool):
+            candidate["latency_ms"] = latency[str(i)]
     chosen = min(pool, key=lambda c: _speed_score(c["latency_ms"])) if pool else None
+    if chosen is not None:
+        chosen.update(judge.test_accuracy(variant, chosen["path"]))
     target = work / VARIANT_FILES[variant]
     if chosen is not None and not target.exists():  # bf16 runs the fp32 file itself
         for source, destination in zip(_graph_files(chosen["path"]), _graph_files(target), strict=True):

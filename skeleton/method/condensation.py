@@ -34,21 +34,30 @@ class Condensation:
     ``condense.distill`` is set, its logits computed once), remember every condensed model so that
     the chosen value is not condensed twice. With fast search, trials only judge the pruned model;
     with a trial budget (``CompressConfig.trial_budget``), trials condense that many steps and are
-    judged by that accuracy plus the gain of a full condensation, measured on the first trial;
-    either way the chosen value is then condensed in full.
+    judged by that accuracy, plus, when it alone misses ``threshold``, the gain of a full
+    condensation, measured on the first trial that needs it; either way the chosen value is then
+    condensed in full.
     """
 
     def __init__(
-        self, workspace: Workspace, planner: Planner, classifier, config: CompressConfig, stages: Path, device
+        self,
+        workspace: Workspace,
+        planner: Planner,
+        classifier,
+        config: CompressConfig,
+        stages: Path,
+        device,
+        threshold: float,
     ) -> None:
         self.workspace, self.planner, self.classifier = workspace, planner, classifier
         self.config, self.stages, self.device = config, stages, device
+        self.threshold = threshold  # the lowest validation accuracy the search accepts
         self.condensed: dict[float, tuple[PromptedClassifier, PruningPlan]] = {}  # search value -> (model, plan)
         self._train = None
         total = planned_steps(len(workspace.train), config.condense)
         budget = config.trial_budget(total)
         self.trial_steps = None if budget is None or budget >= total else budget  # None: trials condense in full
-        self.gain: float | None = None  # what a full condensation adds to a short one, measured on the first trial
+        self.gain: float | None = None  # what a full condensation adds to a short one, measured once
 
     def training_split(self, reporter: Reporter) -> EncodedSplit:
         """The training split, with the prompt-tuned model's logits per row when distilling (computed
@@ -97,10 +106,13 @@ class Condensation:
         return accuracy, time.perf_counter() - started, details
 
     def _condensed_trial(self, pruned, plan, value: float, details: dict, reporter) -> tuple[float, list[int]]:
-        """A trial judged by condensation: in full, or (with a trial budget) by a short condensation
-        plus the gain a full one adds. That gain is measured once, on the first trial, which is
-        condensed both ways (its full model is kept, for when that value is chosen); a short
-        condensation no better than the majority class gets no gain."""
+        """A trial judged by condensation: in full, or (with a trial budget) by a short condensation,
+        plus the gain a full one adds where the short one alone misses the threshold. A short
+        condensation that clears the threshold needs no gain (the chosen value is condensed in full
+        anyway, and a full condensation that falls short of it is caught there); one no better than
+        the majority class has learned nothing a gain could be added to. The gain is measured once,
+        on the first trial that needs it, which is condensed in full (its model kept, for when that
+        value is chosen): near the threshold, where the prediction decides."""
         result = self.condense(pruned, value, reporter, self.trial_steps)
         accuracy, predictions = result.best_validation_accuracy, result.validation_predictions
         details["before_condensation"] = result.history[0]["validation_accuracy"]
@@ -109,6 +121,11 @@ class Condensation:
             self._keep(pruned, plan, value)
             return accuracy, predictions
         details["short_condensation_accuracy"] = accuracy
+        if accuracy >= self.threshold:
+            return accuracy, predictions
+        if accuracy <= self.workspace.majority_metrics()["validation"]["accuracy"]:
+            details["at_majority_class"] = True
+            return accuracy, predictions
         if self.gain is None:
             full, _ = self.planner.prune(self.classifier, value)
             whole = self.condense(full, value, reporter)
@@ -116,10 +133,6 @@ class Condensation:
             details["full_condensation_accuracy"] = whole.best_validation_accuracy
             self._keep(full, plan, value)
             return whole.best_validation_accuracy, whole.validation_predictions
-        if accuracy <= self.workspace.majority_metrics()["validation"]["accuracy"]:
-            # a short condensation at the majority class has learned nothing a gain could be added to
-            details["at_majority_class"] = True
-            return accuracy, predictions
         details["predicted_full_condensation_accuracy"] = accuracy + self.gain
         details["gain_of_full_condensation"] = self.gain
         return accuracy + self.gain, predictions

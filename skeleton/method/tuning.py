@@ -163,6 +163,13 @@ def _step(classifier, batch, config: TrainConfig, optimizer, parameters) -> tupl
     return loss, logits
 
 
+def _validates_after(step: int, steps_per_epoch: int, evals_per_epoch: int) -> bool:
+    """Whether ``step`` (counted from 1) is the first step at or past the next of ``evals_per_epoch``
+    equal shares of an epoch, so the last pass of an epoch falls on its last step (not one before it
+    and again after) and the passes do not drift from epoch to epoch."""
+    return (step * evals_per_epoch) // steps_per_epoch > ((step - 1) * evals_per_epoch) // steps_per_epoch
+
+
 def planned_steps(rows: int, config: TrainConfig) -> int:
     """The optimiser steps a training run on ``rows`` rows is given (early stopping may end it sooner)."""
     rows = rows if config.max_samples is None else min(rows, config.max_samples)
@@ -203,7 +210,6 @@ def train_prompt(
     steps_per_epoch = num_batches(train, config.batch_size)
     total_steps = planned_steps(len(train), config)
     scheduler = _linear_schedule(optimizer, total_steps, int(config.warmup_ratio * total_steps))
-    eval_every = max(1, steps_per_epoch // config.evals_per_epoch)
     history: list[dict] = []
     if config.head_init == "probe" and classifier.head is not None:
         history.append(fit_probe_head(classifier, train, validation, device, config, pad_token_id, reporter))
@@ -223,7 +229,7 @@ def train_prompt(
                 scheduler.step()
                 step += 1
                 bar.advance(1, **progress.add(loss, logits, batch.labels))
-                if step % eval_every == 0 or step == total_steps:
+                if _validates_after(step, steps_per_epoch, config.evals_per_epoch) or step == total_steps:
                     accuracy, predictions = _validate(classifier, validation, device, config, pad_token_id)
                     entry, stop = progress.validated(step, accuracy, predictions, classifier)
                     history.append(entry)
