@@ -74,3 +74,35 @@ def test_a_table_on_each_int8_runtime(tmp_path, monkeypatch, runtime):
     assert all(v > 0 for row in table.layer_ms["2x12"] for v in row)
     with pytest.raises(SkeletonError, match="latency table runs on"):
         measure_table(tiny_config("bert"), [(2, 12)], runtime="torch-fp32")
+
+
+def test_a_layer_timed_at_no_cost_is_measured_again_and_then_refused(tmp_path, monkeypatch):
+    """Layer costs are differences of medians (a one-layer graph less the time outside the layers), so
+    a disturbed measurement can make a layer cost nothing: that shape is measured again, and a table
+    that keeps doing it is refused with one clear line rather than steering the search wrongly."""
+    import skeleton.measure.latency as latency
+    from skeleton.core.timing import Timing
+
+    monkeypatch.setenv("SKELETON_CACHE", str(tmp_path))
+    rounds = []
+
+    def timings(disturbed: int):
+        def fake(calls, repeats, warmup):
+            rounds.append(len(calls))
+            # (layers, heads, width) -> ms: outside = 2 * 10 - 12 = 8; a disturbed round times a small layer at 7
+            small = 7.0 if len(rounds) <= disturbed else 9.0
+            ms = {name: (12.0 if name[0] == 2 else 10.0 if name[1] == 4 else small) for name in calls}
+            return {name: Timing(value, value, value, repeats) for name, value in ms.items()}
+
+        return fake
+
+    grid = dict(heads=[1, 4], widths=[16, 64], repeats=2, runtime="onnx-int8")
+    monkeypatch.setattr(latency, "time_alternating", timings(disturbed=1))
+    table = measure_table(tiny_config("bert"), [(2, 12)], **grid)
+    assert len(rounds) == 2 and min(min(row) for row in table.layer_ms["2x12"]) == pytest.approx(1.0)
+    assert table.outside_ms["2x12"] == pytest.approx(8.0)
+    rounds.clear()
+    monkeypatch.setattr(latency, "time_alternating", timings(disturbed=99))
+    with pytest.raises(SkeletonError, match="gave a layer no cost"):
+        measure_table(tiny_config("bert"), [(2, 16)], **grid)
+    assert len(rounds) == latency.MEASURE_ATTEMPTS
