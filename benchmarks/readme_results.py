@@ -130,7 +130,8 @@ def search_lines(report: dict) -> list[str]:
         f"model's {report['prompt_tuned']['validation']['accuracy']:.2f}, validation accuracy after condensation): "
         f"{trials}."
         + (
-            f" The chosen {fallback:.2f} missed the margin once condensed in full; {search['value']:.2f} shipped."
+            f" The chosen {fallback:.2f} missed the margin once condensed in full; "
+            + ("the model was kept whole." if search["value"] >= 1.0 else f"{search['value']:.2f} shipped.")
             if fallback
             else ""
         )

@@ -421,9 +421,14 @@ def print_compress_summary(report: CompressReport, output: str) -> None:
     if report.weak_prior:
         err.print(f"[yellow]warning:[/yellow] {report.weak_prior} (--allow-weak-prior)", soft_wrap=True)
     if report.search.get("fallback_from") is not None:
+        shipped = (
+            "kept the model whole: no accepted trial stayed within it condensed in full"
+            if report.search_value >= 1.0
+            else f"shipped {report.search_value:.2f}, the fastest accepted trial within it condensed in full"
+        )
         out.print(
-            f"the chosen {report.search['kind']} {report.search['fallback_from']:.2f} missed the margin once condensed "
-            f"in full: shipped {report.search_value:.2f}, the fastest trial condensed in full within it"
+            f"the chosen {report.search['kind']} {report.search['fallback_from']:.2f} missed the margin once "
+            f"condensed in full: {shipped}"
         )
     stages = ", ".join(
         f"{name} {seconds / 60:.1f}" for name, seconds in report.timings_seconds.items() if name != "total"

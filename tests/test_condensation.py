@@ -273,7 +273,7 @@ def test_short_trials_need_a_gain_only_below_the_threshold_and_above_the_majorit
     condensation.planner = SimpleNamespace(prune=lambda classifier, value: ("full model", None))
     condensation.classifier = None
     kept = []
-    condensation._keep = lambda model, plan, value: kept.append((model, value))
+    condensation._keep = lambda model, plan, value, accuracy: kept.append((model, value))
     reached = {"short": 76.0, "full": 74.0}
     runs = []
 
@@ -300,3 +300,44 @@ def test_short_trials_need_a_gain_only_below_the_threshold_and_above_the_majorit
     reached["short"], details = 71.5, {}
     assert condensation._condensed_trial(None, None, 0.35, details, None) == (73.5, [1, 0])
     assert details["gain_of_full_condensation"] == 2.0 and runs[-1] == "short"
+
+
+def test_a_chosen_value_that_misses_the_margin_in_full_falls_back_to_the_next_accepted_one(tmp_path):
+    """Short trials predict; the full condensation decides. When the chosen value misses, the accepted
+    slower trials are condensed in full, fastest first, and the first within the margin ships; when
+    none is, the model is kept whole."""
+    from types import SimpleNamespace
+
+    from skeleton.method.condensation import Condensation
+    from skeleton.method.search import SearchResult, Trial
+    from skeleton.method.tuning import TrainResult
+
+    def run(full_accuracy: dict[float, float]):
+        condensation = object.__new__(Condensation)
+        condensation.trial_steps, condensation.stages, condensation.condensed = 10, tmp_path, {}
+        condensation.classifier = "whole model"
+        condensation.planner = SimpleNamespace(kind="latency fraction", prune=lambda c, v: (f"model {v}", f"plan {v}"))
+        condensation._keep = lambda model, plan, value, accuracy: condensation.condensed.update(
+            {round(value, 6): (model, plan, accuracy)}
+        )
+        condensed = []
+
+        def fake_condense(pruned, value, reporter, steps=None):
+            condensed.append(value)
+            return TrainResult(full_accuracy[value], 100, 0.0, [{"validation_accuracy": 50.0}], [1])
+
+        condensation.condense = fake_condense
+        trials = [Trial(0.5, 83.0, True), Trial(0.25, 70.0, False), Trial(0.4, 82.0, True), Trial(0.35, 81.0, True)]
+        trials.append(Trial(0.3, 80.5, True))
+        search = SearchResult(0.3, 80.0, trials)
+        reporter = SimpleNamespace(message=lambda text: None)
+        return condensation.skeleton_model(search, reporter), search, condensed
+
+    shipped, search, condensed = run({0.3: 79.0, 0.35: 79.5, 0.4: 81.0, 0.5: 84.0})
+    assert shipped == ("model 0.4", "plan 0.4") and condensed == [0.3, 0.35, 0.4]
+    assert (search.value, search.fallback_from) == (0.4, 0.3)
+    shipped, search, condensed = run({0.3: 85.0})
+    assert shipped == ("model 0.3", "plan 0.3") and search.fallback_from is None and condensed == [0.3]
+    shipped, search, condensed = run({0.3: 70.0, 0.35: 70.0, 0.4: 70.0, 0.5: 70.0})
+    assert shipped == ("whole model", None) and condensed == [0.3, 0.35, 0.4, 0.5]
+    assert (search.value, search.fallback_from) == (1.0, 0.3)

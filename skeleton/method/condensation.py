@@ -52,7 +52,8 @@ class Condensation:
         self.workspace, self.planner, self.classifier = workspace, planner, classifier
         self.config, self.stages, self.device = config, stages, device
         self.threshold = threshold  # the lowest validation accuracy the search accepts
-        self.condensed: dict[float, tuple[PromptedClassifier, PruningPlan]] = {}  # search value -> (model, plan)
+        # search value -> (model, plan, validation accuracy) of every value condensed in full
+        self.condensed: dict[float, tuple[PromptedClassifier, PruningPlan, float]] = {}
         self._train = None
         total = planned_steps(len(workspace.train), config.condense)
         budget = config.trial_budget(total)
@@ -118,7 +119,7 @@ class Condensation:
         details["before_condensation"] = result.history[0]["validation_accuracy"]
         details["condensation_steps"] = result.steps
         if self.trial_steps is None:
-            self._keep(pruned, plan, value)
+            self._keep(pruned, plan, value, accuracy)
             return accuracy, predictions
         details["short_condensation_accuracy"] = accuracy
         if accuracy >= self.threshold:
@@ -131,42 +132,58 @@ class Condensation:
             whole = self.condense(full, value, reporter)
             self.gain = whole.best_validation_accuracy - accuracy
             details["full_condensation_accuracy"] = whole.best_validation_accuracy
-            self._keep(full, plan, value)
+            self._keep(full, plan, value, whole.best_validation_accuracy)
             return whole.best_validation_accuracy, whole.validation_predictions
         details["predicted_full_condensation_accuracy"] = accuracy + self.gain
         details["gain_of_full_condensation"] = self.gain
         return accuracy + self.gain, predictions
 
-    def _keep(self, condensed: PromptedClassifier, plan: PruningPlan, value: float) -> None:
+    def _keep(self, condensed: PromptedClassifier, plan: PruningPlan, value: float, accuracy: float) -> None:
         _save_condensed(condensed, self.stages / f"trial-{value:.2f}", self.config.condense)
-        self.condensed[round(value, 6)] = (condensed, plan)
+        self.condensed[round(value, 6)] = (condensed, plan, accuracy)
 
     def skeleton_model(self, search: SearchResult, reporter: Reporter) -> tuple[PromptedClassifier, PruningPlan | None]:
         """The condensed model at the chosen value (the whole prompt-tuned model at 1.0). When trials
-        were judged by prediction and the chosen value's full condensation misses the margin, the
-        fastest accepted trial that was condensed in full is shipped instead (``search.value`` and
+        were judged by a short condensation and the chosen value's full condensation misses the
+        margin, the accepted trials slower than it are condensed in full in turn, fastest first, and
+        the first within the margin ships; if none is, the model is kept whole (``search.value`` and
         ``search.fallback_from`` say so)."""
         value = search.value
         if value >= 1.0:
             reporter.message(f"no {self.planner.kind} on the grid stayed within the margin: the model is kept whole")
             return self.classifier, None
         reporter.message(f"step 4/4: knowledge condensation at {self.planner.kind} {value:.2f}")
+        chosen = self._condensed_in_full(value, reporter)
+        if self.trial_steps is None or chosen[2] >= search.threshold:
+            return chosen[:2]
+        for fallback in sorted(t.value for t in search.trials if t.accepted and t.value > value):
+            reporter.message(
+                f"  {value:.2f} condensed to {chosen[2]:.2f}, below the margin: condensing {fallback:.2f} in full"
+            )
+            search.fallback_from, search.value = search.fallback_from or value, fallback
+            value, chosen = fallback, self._condensed_in_full(fallback, reporter)
+            if chosen[2] >= search.threshold:
+                return chosen[:2]
+        reporter.message("  no accepted trial stayed within the margin once condensed in full: the model is kept whole")
+        search.fallback_from, search.value = search.fallback_from or search.value, 1.0
+        return self.classifier, None
+
+    def _condensed_in_full(self, value: float, reporter: Reporter) -> tuple[PromptedClassifier, PruningPlan, float]:
+        """(model, plan, validation accuracy) of ``value`` condensed in full: the kept trial, the
+        checkpoint of a resumed run, or a new condensation (kept, and checkpointed)."""
         if round(value, 6) in self.condensed:
             return self.condensed[round(value, 6)]
-        skeleton_model, plan = self.planner.prune(self.classifier, value)
+        model, plan = self.planner.prune(self.classifier, value)
         trial_dir = self.stages / f"trial-{value:.2f}"
         if (trial_dir / "prompt").is_dir():  # resumed: reuse the condensed trial
-            return _load_condensed(skeleton_model, trial_dir, self.workspace).to(self.device), plan
-        result = self.condense(skeleton_model, value, reporter)
-        accepted = sorted(t.value for t in search.trials if t.accepted and round(t.value, 6) in self.condensed)
-        if result.best_validation_accuracy < search.threshold and accepted:
-            reporter.message(
-                f"  {value:.2f} condensed to {result.best_validation_accuracy:.2f}, below the margin: "
-                f"shipping {accepted[0]:.2f}, the fastest trial condensed in full within it"
-            )
-            search.fallback_from, search.value = value, accepted[0]
-            return self.condensed[round(accepted[0], 6)]
-        return skeleton_model, plan
+            model = _load_condensed(model, trial_dir, self.workspace).to(self.device)
+            batch_size = self.config.condense.eval_batch_size
+            predictions = self.workspace.split_predictions(model, self.device, batch_size, ("validation",))
+            accuracy = 100.0 * float(self.workspace.correct("validation", predictions["validation"]).mean())
+        else:
+            accuracy = self.condense(model, value, reporter).best_validation_accuracy
+        self._keep(model, plan, value, accuracy)
+        return model, plan, accuracy
 
 
 def _save_condensed(classifier: PromptedClassifier, directory: Path, condense) -> None:
