@@ -124,7 +124,7 @@ def search_lines(report: dict) -> list[str]:
         f"{condense.get('trains')}: the prompt, head and slim layers trained, distilled from the prompt-tuned model "
         f"(weight {condense.get('distill')}, temperature {condense.get('temperature')})",
     )
-    fallback = search.get("fallback_from")
+    fallback, verified = search.get("fallback_from"), search.get("verified_from")
     return [
         f"Search over the {kind} (margin {report['config']['search']['margin']} points below the prompt-tuned "
         f"model's {report['prompt_tuned']['validation']['accuracy']:.2f}, validation accuracy after condensation): "
@@ -133,6 +133,12 @@ def search_lines(report: dict) -> list[str]:
             f" The chosen {fallback:.2f} missed the margin once condensed in full; "
             + ("the model was kept whole." if search["value"] >= 1.0 else f"{search['value']:.2f} shipped.")
             if fallback
+            else ""
+        )
+        + (
+            f" The search chose {verified:.2f}; its faster neighbour {search['value']:.2f}, rejected by the"
+            f" prediction, was condensed in full, stayed within the margin and shipped."
+            if verified
             else ""
         )
         + f" {_removed(report)} Condensation: {how}.",

@@ -420,6 +420,11 @@ def print_compress_summary(report: CompressReport, output: str) -> None:
         )
     if report.weak_prior:
         err.print(f"[yellow]warning:[/yellow] {report.weak_prior} (--allow-weak-prior)", soft_wrap=True)
+    if report.search.get("verified_from") is not None:
+        out.print(
+            f"the chosen {report.search['kind']} {report.search['verified_from']:.2f}'s faster neighbour "
+            f"{report.search_value:.2f}, rejected by a prediction, stayed within the margin condensed in full: shipped"
+        )
     if report.search.get("fallback_from") is not None:
         shipped = (
             "kept the model whole: no accepted trial stayed within it condensed in full"

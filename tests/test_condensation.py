@@ -312,8 +312,9 @@ def test_a_chosen_value_that_misses_the_margin_in_full_falls_back_to_the_next_ac
     from skeleton.method.search import SearchResult, Trial
     from skeleton.method.tuning import TrainResult
 
-    def run(full_accuracy: dict[float, float]):
+    def run(full_accuracy: dict[float, float], predicted_below: bool = False):
         condensation = object.__new__(Condensation)
+        condensation._same_plan = {}
         condensation.trial_steps, condensation.stages, condensation.condensed = 10, tmp_path, {}
         condensation.classifier = "whole model"
         condensation.planner = SimpleNamespace(kind="latency fraction", prune=lambda c, v: (f"model {v}", f"plan {v}"))
@@ -327,7 +328,9 @@ def test_a_chosen_value_that_misses_the_margin_in_full_falls_back_to_the_next_ac
             return TrainResult(full_accuracy[value], 100, 0.0, [{"validation_accuracy": 50.0}], [1])
 
         condensation.condense = fake_condense
-        trials = [Trial(0.5, 83.0, True), Trial(0.25, 70.0, False), Trial(0.4, 82.0, True), Trial(0.35, 81.0, True)]
+        below = {"predicted_full_condensation_accuracy": 79.5} if predicted_below else {"at_majority_class": True}
+        trials = [Trial(0.5, 83.0, True), Trial(0.25, 79.5, False, 0.0, below), Trial(0.4, 82.0, True)]
+        trials.append(Trial(0.35, 81.0, True))
         trials.append(Trial(0.3, 80.5, True))
         search = SearchResult(0.3, 80.0, trials)
         reporter = SimpleNamespace(message=lambda text: None)
@@ -341,3 +344,50 @@ def test_a_chosen_value_that_misses_the_margin_in_full_falls_back_to_the_next_ac
     shipped, search, condensed = run({0.3: 70.0, 0.35: 70.0, 0.4: 70.0, 0.5: 70.0})
     assert shipped == ("whole model", None) and condensed == [0.3, 0.35, 0.4, 0.5]
     assert (search.value, search.fallback_from) == (1.0, 0.3)
+    # the faster neighbour of the chosen value, rejected by a prediction only, is condensed in full
+    # first, and ships when it stays within the margin; when it does not, the chosen value goes on
+    shipped, search, condensed = run({0.25: 80.5, 0.3: 85.0}, predicted_below=True)
+    assert shipped == ("model 0.25", "plan 0.25") and condensed == [0.25]
+    assert (search.value, search.verified_from, search.fallback_from) == (0.25, 0.3, None)
+    shipped, search, condensed = run({0.25: 79.0, 0.3: 85.0}, predicted_below=True)
+    assert shipped == ("model 0.3", "plan 0.3") and condensed == [0.25, 0.3]
+    assert (search.value, search.verified_from) == (0.3, None)
+
+
+def test_a_value_whose_plan_an_earlier_trial_had_is_not_condensed_again(tmp_path):
+    """Whole layers make neighbouring latency fractions land on one plan: the second value is the
+    earlier trial again (its accuracy, and its full condensation when that value ships)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from skeleton.method.condensation import Condensation
+
+    condensation = object.__new__(Condensation)
+    condensation._tried, condensation._same_plan, condensation.condensed = {}, {}, {}
+    condensation.config = SimpleNamespace(fast_search=False)
+    condensation.classifier = None
+    condensation.workspace = SimpleNamespace(correct=lambda split, predictions: np.asarray(predictions) == 1)
+
+    def plan(value):  # 0.40 and 0.45 keep the same two layers
+        layers = [0, 1] if 0.35 < value < 0.5 else [0, 1, 2]
+        return SimpleNamespace(
+            keep_indices=[[1, 2]] * len(layers), out_keep_indices=None, head_keep_indices=None, kept_layers=layers
+        )
+
+    condensation.planner = SimpleNamespace(prune=lambda c, v: (f"model {v}", plan(v)), describe=lambda p: {})
+    runs = []
+
+    def fake_trial(pruned, plan, value, details, reporter):
+        runs.append(value)
+        return 80.0 + value, [1, 0]
+
+    condensation._condensed_trial = fake_trial
+    first = condensation.trial(0.4, None)
+    again = condensation.trial(0.45, None)
+    assert runs == [0.4] and again[0] == first[0] == 80.4
+    assert again[2]["same_plan_as"] == 0.4 and list(again[2]["correct"]) == [True, False]
+    condensation.condensed[0.4] = ("model 0.4", "plan", 80.4)
+    assert condensation._condensed_in_full(0.45, None) == ("model 0.4", "plan", 80.4)
+    condensation.trial(0.5, None)
+    assert runs == [0.4, 0.5]

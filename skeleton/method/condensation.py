@@ -8,6 +8,7 @@ trials) go to the run's stage directory, so ``--resume`` reuses them.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -59,6 +60,8 @@ class Condensation:
         budget = config.trial_budget(total)
         self.trial_steps = None if budget is None or budget >= total else budget  # None: trials condense in full
         self.gain: float | None = None  # what a full condensation adds to a short one, measured once
+        self._tried: dict[str, tuple[float, float, dict]] = {}  # plan structure -> (value, accuracy, details)
+        self._same_plan: dict[float, float] = {}  # search value -> the earlier value with the same plan
 
     def training_split(self, reporter: Reporter) -> EncodedSplit:
         """The training split, with the prompt-tuned model's logits per row when distilling (computed
@@ -91,10 +94,17 @@ class Condensation:
         )
 
     def trial(self, value: float, reporter: Reporter) -> tuple[float, float, dict]:
-        """One search trial: (validation accuracy, seconds, details)."""
+        """One search trial: (validation accuracy, seconds, details). A value whose plan removes exactly
+        what an earlier trial's did (whole layers make neighbouring values land on one plan) is that
+        trial again, not condensed a second time."""
         started = time.perf_counter()
         pruned, plan = self.planner.prune(self.classifier, value)
         details = self.planner.describe(plan)
+        structure = _structure(plan)
+        if structure in self._tried:
+            earlier, accuracy, earlier_details = self._tried[structure]
+            self._same_plan[round(value, 6)] = earlier
+            return accuracy, time.perf_counter() - started, {**earlier_details, "same_plan_as": earlier}
         if self.config.fast_search:
             batch_size = self.config.condense.eval_batch_size
             predictions = self.workspace.split_predictions(pruned, self.device, batch_size, ("validation",))
@@ -104,6 +114,7 @@ class Condensation:
         else:
             accuracy, predictions = self._condensed_trial(pruned, plan, value, details, reporter)
         details["correct"] = self.workspace.correct("validation", predictions)
+        self._tried[structure] = (value, accuracy, dict(details))
         return accuracy, time.perf_counter() - started, details
 
     def _condensed_trial(self, pruned, plan, value: float, details: dict, reporter) -> tuple[float, list[int]]:
@@ -143,11 +154,25 @@ class Condensation:
         self.condensed[round(value, 6)] = (condensed, plan, accuracy)
 
     def skeleton_model(self, search: SearchResult, reporter: Reporter) -> tuple[PromptedClassifier, PruningPlan | None]:
-        """The condensed model at the chosen value (the whole prompt-tuned model at 1.0). When trials
-        were judged by a short condensation and the chosen value's full condensation misses the
-        margin, the accepted trials slower than it are condensed in full in turn, fastest first, and
-        the first within the margin ships; if none is, the model is kept whole (``search.value`` and
-        ``search.fallback_from`` say so)."""
+        """The condensed model at the chosen value (the whole prompt-tuned model at 1.0).
+
+        Where trials were judged by a short condensation, the search's boundary is checked in full on
+        both sides: the faster trial next to the chosen value, when only a prediction rejected it, is
+        condensed in full first and ships if it stays within the margin (``search.verified_from``);
+        when the chosen value's full condensation misses the margin, the accepted trials slower than
+        it are condensed in full in turn, fastest first, and the first within the margin ships; if none
+        is, the model is kept whole (``search.fallback_from``)."""
+        faster = _nearest_rejected_by_prediction(search)
+        if faster is not None:
+            reporter.message(
+                f"step 4/4: knowledge condensation at {self.planner.kind} {faster:.2f} first: the faster neighbour "
+                f"of the chosen {search.value:.2f}, rejected by a prediction only"
+            )
+            model, plan, accuracy = self._condensed_in_full(faster, reporter)
+            if accuracy >= search.threshold:
+                search.verified_from, search.value = search.value, faster
+                return model, plan
+            reporter.message(f"  {faster:.2f} condensed to {accuracy:.2f}, below the margin as predicted")
         value = search.value
         if value >= 1.0:
             reporter.message(f"no {self.planner.kind} on the grid stayed within the margin: the model is kept whole")
@@ -171,6 +196,7 @@ class Condensation:
     def _condensed_in_full(self, value: float, reporter: Reporter) -> tuple[PromptedClassifier, PruningPlan, float]:
         """(model, plan, validation accuracy) of ``value`` condensed in full: the kept trial, the
         checkpoint of a resumed run, or a new condensation (kept, and checkpointed)."""
+        value = self._same_plan.get(round(value, 6), value)
         if round(value, 6) in self.condensed:
             return self.condensed[round(value, 6)]
         model, plan = self.planner.prune(self.classifier, value)
@@ -184,6 +210,22 @@ class Condensation:
             accuracy = self.condense(model, value, reporter).best_validation_accuracy
         self._keep(model, plan, value, accuracy)
         return model, plan, accuracy
+
+
+def _nearest_rejected_by_prediction(search: SearchResult) -> float | None:
+    """The rejected trial faster than the chosen value and nearest to it, when a short condensation plus
+    the measured gain (not a full condensation, nor the majority class) rejected it; else ``None``."""
+    rejected = [t for t in search.trials if not t.accepted and t.value < search.value]
+    if not rejected:
+        return None
+    nearest = max(rejected, key=lambda t: t.value)
+    return nearest.value if "predicted_full_condensation_accuracy" in nearest.details else None
+
+
+def _structure(plan: PruningPlan) -> str:
+    """What a plan removes (FFN neurons and output dims, heads, layers), as a comparable key."""
+    kept = (plan.keep_indices, plan.out_keep_indices, plan.head_keep_indices, plan.kept_layers)
+    return json.dumps(kept)
 
 
 def _save_condensed(classifier: PromptedClassifier, directory: Path, condense) -> None:

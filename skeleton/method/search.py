@@ -44,6 +44,9 @@ class SearchResult:
     trials: list[Trial]
     kind: str = KEPT_RATIO
     fallback_from: float | None = None  # the value chosen first, when its full condensation missed the margin
+    # the value chosen first, when the faster trial next to it, rejected by a prediction, stayed within
+    # the margin once condensed in full (and shipped)
+    verified_from: float | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -52,6 +55,7 @@ class SearchResult:
             "threshold": self.threshold,
             "trials": [asdict(t) for t in self.trials],
             "fallback_from": self.fallback_from,
+            "verified_from": self.verified_from,
         }
 
 
