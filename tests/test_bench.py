@@ -145,3 +145,15 @@ def test_an_unshipped_slim_int8_is_built_for_the_comparison_but_never_the_headli
     assert (directory / "bench" / "slim-int8-unshipped" / "onnx" / "model_int8.onnx").is_file()
     (point,) = report.points
     assert point["headline"]["skeleton_runtime"] == "onnx-fp32" and "onnx-int8" in point["speedup"]
+
+
+def test_the_shape_of_a_model_whose_layers_went_but_whose_heads_did_not(tmp_path, tokenizer_dir, sst2_dir):
+    """Removed layers and all heads kept (no per-layer head list saved): the shape has one entry per
+    kept layer, and its multiply-accumulates are those of the kept layer alone."""
+    from tests.test_export import make_compressed_dir
+
+    directory, _ = make_compressed_dir(tmp_path, "bert", "cls", tokenizer_dir, sst2_dir, layers=[1])
+    shape = ModelShape.of(directory)
+    assert shape.heads == [4] and len(shape.ffn_sizes) == 1
+    whole = ModelShape(**{**shape.__dict__, "heads": [4, 4], "ffn_sizes": shape.ffn_sizes * 2})
+    assert 0 < shape.macs(1, 8) < whole.macs(1, 8)

@@ -254,6 +254,8 @@ class ModelShape:
         meta = ModelMeta.load(directory / META_FILE)
         head = json.loads((directory / HEAD_CONFIG_FILE).read_text())
         hidden, heads, layers = hidden_size(config), num_heads(config), num_layers(config)
+        # the family config keeps the unpruned layer count; the removed layers are not in the model
+        layers = len(getattr(config, "skeleton_layers", None) or range(layers))
         return cls(
             hidden_size=hidden,
             head_dim=hidden // heads,
