@@ -262,7 +262,9 @@ def test_compress_with_heads_and_a_target_speedup(tmp_path, tiny_bert_dir, sst2_
     assert [t["value"] for t in report.search["trials"]] == [pytest.approx(1 / 1.2)]
     costs = report.cost_model
     assert set(costs["predicted_speedup"]) == {"1x8", "4x16"}
-    assert costs["predicted_latency_fraction"] <= 1 / 1.2 + 1e-6 or report.kept_heads == [1, 1]
+    # the target is reached, or the measured table (tiny layers beside fixed costs, timed on a machine
+    # that may be busy) put it out of reach and the plan went as far as it can: one head left in all
+    assert costs["predicted_latency_fraction"] <= 1 / 1.2 + 1e-6 or sum(report.kept_heads) == 1
     assert report.prompt_tokens == {"prompt_tuned": 4, "skeleton": 2}
     rows = report.head_weight_calibration["weights"]
     assert [(r["head_weight"], r["prune_layers"]) for r in rows] == [
