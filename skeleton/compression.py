@@ -205,7 +205,7 @@ def _run_search(condensation: Condensation, tuned: PromptTuned, checkpoint, repo
         reporter.message(
             f"  trial {variable} {trial.value:.2f}: validation {trial.validation_accuracy:.2f} "
             f"({'accepted' if trial.accepted else 'rejected'}, "
-            f"threshold {baseline - config.search.margin:.2f}, {trial.seconds:.0f}s)"
+            f"threshold {config.search.threshold(baseline):.2f}, {trial.seconds:.0f}s)"
         )
         finished = (checkpoint.done("trials") or {"trials": []})["trials"] + [asdict(trial)]
         checkpoint.finish("trials", {"trials": finished})
@@ -239,7 +239,7 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
         timings["latency_table"] = time.perf_counter() - clock
         planner = Planner(scores, config, costs)
         calibration = _calibrate(planner, classifier, config, checkpoint, workspace, device, reporter)
-        threshold = tuned.validation["accuracy"] - config.search.margin
+        threshold = config.search.threshold(tuned.validation["accuracy"])
         condensation = Condensation(workspace, planner, classifier, config, checkpoint.stages, device, threshold)
         clock = time.perf_counter()
         condensation.training_split(reporter)

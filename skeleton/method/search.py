@@ -87,7 +87,7 @@ def binary_search(
     """
     if config.confidence is not None and baseline_correct is None:
         raise ValueError("a search with confidence needs the baseline's per-row correctness")
-    threshold = baseline_accuracy - config.margin
+    threshold = config.threshold(baseline_accuracy)
     grid = config.grid()
     known = {round(t.value, 6): t for t in (done or [])}
     trials: list[Trial] = []
