@@ -106,16 +106,19 @@ class Condensation:
             self._same_plan[round(value, 6)] = earlier
             return accuracy, time.perf_counter() - started, {**earlier_details, "same_plan_as": earlier}
         if self.config.fast_search:
-            batch_size = self.config.condense.eval_batch_size
-            predictions = self.workspace.split_predictions(pruned, self.device, batch_size, ("validation",))
-            predictions = predictions["validation"]
-            accuracy = 100.0 * float(self.workspace.correct("validation", predictions).mean())
+            accuracy, predictions = self._validated(pruned)
             details["before_condensation"] = accuracy
         else:
             accuracy, predictions = self._condensed_trial(pruned, plan, value, details, reporter)
         details["correct"] = self.workspace.correct("validation", predictions)
         self._tried[structure] = (value, accuracy, dict(details))
         return accuracy, time.perf_counter() - started, details
+
+    def _validated(self, model: PromptedClassifier) -> tuple[float, list[int]]:
+        """(validation accuracy, argmax per validation row) of a model as it is."""
+        batch_size = self.config.condense.eval_batch_size
+        predictions = self.workspace.split_predictions(model, self.device, batch_size, ("validation",))["validation"]
+        return 100.0 * float(self.workspace.correct("validation", predictions).mean()), predictions
 
     def _condensed_trial(self, pruned, plan, value: float, details: dict, reporter) -> tuple[float, list[int]]:
         """A trial judged by condensation: in full, or (with a trial budget) by a short condensation,
@@ -203,9 +206,7 @@ class Condensation:
         trial_dir = self.stages / f"trial-{value:.2f}"
         if (trial_dir / "prompt").is_dir():  # resumed: reuse the condensed trial
             model = _load_condensed(model, trial_dir, self.workspace).to(self.device)
-            batch_size = self.config.condense.eval_batch_size
-            predictions = self.workspace.split_predictions(model, self.device, batch_size, ("validation",))
-            accuracy = 100.0 * float(self.workspace.correct("validation", predictions["validation"]).mean())
+            accuracy, _ = self._validated(model)
         else:
             accuracy = self.condense(model, value, reporter).best_validation_accuracy
         self._keep(model, plan, value, accuracy)
