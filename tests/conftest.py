@@ -176,3 +176,22 @@ def write_sst2_dir(directory: Path, train: int = 300, test: int = 60) -> Path:
 @pytest.fixture(scope="session")
 def sst2_dir(tmp_path_factory) -> Path:
     return write_sst2_dir(tmp_path_factory.mktemp("data") / "sst2")
+
+
+def synthetic_pairs(count: int, seed: int) -> list[tuple[str, str, int]]:
+    """Pairs of synthetic sentences, labelled 1 ("equivalent") when both carry the same polarity."""
+    first, second = synthetic_rows(count, seed), synthetic_rows(count, seed + 100)
+    return [(a, b, int(label_a == label_b)) for (a, label_a), (b, label_b) in zip(first, second, strict=True)]
+
+
+def write_mrpc_dir(directory: Path, train: int = 300, test: int = 60) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, count, seed in (("train.tsv", train, 1), ("test.tsv", test, 2)):
+        lines = ["sentence1\tsentence2\tlabel"] + [f"{a}\t{b}\t{label}" for a, b, label in synthetic_pairs(count, seed)]
+        (directory / name).write_text("\n".join(lines) + "\n")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def mrpc_dir(tmp_path_factory) -> Path:
+    return write_mrpc_dir(tmp_path_factory.mktemp("data") / "mrpc")

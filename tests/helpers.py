@@ -11,13 +11,19 @@ from tests.conftest import synthetic_rows, tiny_model
 
 
 def tiny_classifier(
-    model_type: str, tokenizer, tokenizer_dir, head: str = "cls", seed: int = 0, num_virtual_tokens: int = 4
+    model_type: str,
+    tokenizer,
+    tokenizer_dir,
+    head: str = "cls",
+    seed: int = 0,
+    num_virtual_tokens: int = 4,
+    task: str = "sst2",
 ):
     backbone = tiny_model(model_type, mlm=head == "mlm", seed=seed)
     classifier = build_classifier(
         backbone,
         tokenizer,
-        get_task("sst2"),
+        get_task(task),
         head,
         num_virtual_tokens,
         "random",

@@ -54,3 +54,20 @@ def test_pairs_get_token_types(tokenizer):
     plain = encode_split(dataset, tokenizer, spec, use_template=False, max_length=32)
     assert plain.token_type_ids[0] == [0, 0, 0, 0, 1, 1, 1]
     assert torch.tensor(plain.input_ids[0]).shape == (7,)
+
+
+def test_a_bi_encoder_encodes_each_sentence_alone_and_pads_both_to_one_length(tokenizer):
+    spec = get_task("mrpc")
+    texts1, texts2 = ["good film", "the awful movie was bad"], ["a dull and boring plot", "superb"]
+    dataset = datasets.Dataset.from_dict({"text1": texts1, "text2": texts2, "label": [0, 1]})
+    split = encode_split(dataset, tokenizer, spec, use_template=False, max_length=32, separate_pairs=True)
+    assert split.input_ids == tokenizer(texts1)["input_ids"] and split.pair_ids == tokenizer(texts2)["input_ids"]
+    assert split.token_type_ids is None and [split.length(i) for i in range(2)] == [7, 7]
+    batch = collate(split.select([1, 0]), [0, 1], pad_token_id=0)
+    assert batch.input_ids.shape == batch.pair_input_ids.shape == (2, 7)
+    assert batch.attention_mask.sum(1).tolist() == [7, 4] and batch.pair_attention_mask.sum(1).tolist() == [3, 7]
+    assert batch.sequence_mask.tolist() == batch.attention_mask.tolist() + batch.pair_attention_mask.tolist()
+    assert set(batch.inputs()) == {"input_ids", "attention_mask", "pair_input_ids", "pair_attention_mask"}
+    # each sentence is cut to max_length on its own
+    cut = encode_split(dataset, tokenizer, spec, use_template=False, max_length=4, separate_pairs=True)
+    assert [len(ids) for ids in cut.input_ids + cut.pair_ids] == [4, 4, 4, 3]

@@ -313,3 +313,50 @@ def test_compress_with_the_companion_papers_scorers(tmp_path, tiny_bert_dir, sst
     else:  # predictivities, averaged over the two prompts
         assert ((torch.cat(scores.ffn) >= 0.5) & (torch.cat(scores.ffn) <= 1)).all()
     assert not any((tmp_path / "out").glob("**/skill-prompt-*"))  # the extra prompts stay in the working dir
+
+
+def test_a_bi_encoder_compresses_exports_and_predicts_pairs(tmp_path, tiny_bert_dir, mrpc_dir, monkeypatch):
+    """The whole job for a pair task with the bi-encoder head: heads, layers and FFN neurons removed for
+    both sentences at once, distilled condensation unchanged, one ONNX graph taking the pair, and
+    ``skeleton predict`` sending tab-separated pairs to it."""
+    from typer.testing import CliRunner
+
+    import skeleton.measure.latency as latency
+    from cli.main import app
+    from skeleton.core.config import ExportConfig
+    from skeleton.core.modeling import BI_ENCODER
+    from skeleton.core.workspace import Workspace
+    from skeleton.deploy.export import export_directory
+    from skeleton.deploy.predictor import Predictor
+    from skeleton.method.tuning import evaluate
+
+    monkeypatch.setenv("SKELETON_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(latency, "default_grid", lambda full, points: sorted({1, full // 2, full}))
+    data = DataConfig("mrpc", str(mrpc_dir))
+    model = ModelConfig(model=str(tiny_bert_dir), head=BI_ENCODER, num_virtual_tokens=4)
+    config = _config(
+        tmp_path,
+        tiny_bert_dir,
+        mrpc_dir,
+        data=data,
+        model=model,
+        targets=("ffn", "heads", "layers"),
+        search=SearchConfig(margin=100.0, target_speedup=1.2),
+        cost_shapes=((1, 8), (4, 16)),
+    )
+    report = compress(config).report
+    out = tmp_path / "out"
+    assert report.config["model"]["head"] == BI_ENCODER
+    assert report.prompt_tuned["validation"]["accuracy"] > report.majority_class["validation"]["accuracy"]
+    loaded = skeleton.load(out, device="cpu")
+    assert loaded.classifier.head_config.kind == BI_ENCODER
+    workspace = Workspace(data, model)
+    accuracy = evaluate(loaded.classifier, workspace.test, torch.device("cpu"))["accuracy"]
+    assert accuracy == pytest.approx(report.skeleton["test"]["accuracy"])
+    export_directory(out, ExportConfig(variants=("fp32",), latency_shapes=((1, 8),), latency_repeats=2))
+    pairs = [("good film", "a superb plot"), ("the awful movie", "nice")]
+    expected = Predictor(out).predict(pairs)
+    result = CliRunner().invoke(app, ["predict", str(out), *(f"{a}\t{b}" for a, b in pairs), "--json"])
+    assert result.exit_code == 0, result.output
+    printed = [json.loads(line) for line in result.output.strip().splitlines()]
+    assert [row["label"] for row in printed] == [label for label, _ in expected]

@@ -11,6 +11,7 @@ from skeleton.core.config import ExportConfig
 from skeleton.core.data import DataConfig
 from skeleton.core.errors import SkeletonError
 from skeleton.core.files import save_classifier
+from skeleton.core.modeling import BI_ENCODER
 from skeleton.core.records import TuneReport
 from skeleton.core.units import NeuronScores
 from skeleton.core.workspace import ModelConfig, Workspace
@@ -26,15 +27,25 @@ QUICK = dict(int8_kinds=("dynamic",), nncf_methods=("default",), latency_shapes=
 
 
 def make_compressed_dir(
-    root, model_type, head, tokenizer_dir, sst2_dir, prune_outputs=False, template=False, head_keep=None, layers=None
+    root,
+    model_type,
+    head,
+    tokenizer_dir,
+    data_dir,
+    prune_outputs=False,
+    template=False,
+    head_keep=None,
+    layers=None,
+    task="sst2",
 ):
-    """A pruned, prompt-tuned tiny model saved as 'skeleton compress' saves one.
+    """A pruned, prompt-tuned tiny model of ``task`` (its data in ``data_dir``) saved as 'skeleton
+    compress' saves one.
 
     Without the template the tiny cls models learn the keyword task well, so their logits are
     decisive enough for the int8 agreement check; the mlm head always uses the template.
     """
     model_dir = save_tiny_model(root / f"{model_type}-{head}-base", model_type, tokenizer_dir, mlm=head == "mlm")
-    data = DataConfig("sst2", str(sst2_dir))
+    data = DataConfig(task, str(data_dir))
     model_config = ModelConfig(model=str(model_dir), head=head, num_virtual_tokens=4, use_template=template)
     workspace = Workspace(data, model_config)
     classifier = workspace.new_classifier()
@@ -60,7 +71,7 @@ def make_compressed_dir(
     )
     out = root / f"{model_type}-{head}"
     save_classifier(classifier, workspace.tokenizer, out, plan, skeleton_meta(workspace))
-    TuneReport(config={"data": {"task": "sst2", "data_dir": str(sst2_dir)}}).save(out / "report.json")
+    TuneReport(config={"data": {"task": task, "data_dir": str(data_dir)}}).save(out / "report.json")
     test_accuracy = evaluate(classifier, workspace.test, torch.device("cpu"))["accuracy"]
     return out, test_accuracy
 
@@ -106,6 +117,33 @@ def test_every_variant_matches_pytorch(tmp_path, model_type, head, tokenizer_dir
     assert manifest["max_input_tokens"] > 0 and manifest["files"]["model.onnx"]
     assert json.loads((directory / "report.json").read_text())["export"]["variants"]["fp32"]["file"] == "model.onnx"
     assert not (directory / ".onnx.partial").exists()
+
+
+@pytest.mark.parametrize("model_type", ARCHITECTURE_NAMES)
+def test_a_bi_encoder_exports_one_graph_that_takes_the_pair(tmp_path, model_type, tokenizer, tokenizer_dir, mrpc_dir):
+    directory, torch_accuracy = make_compressed_dir(
+        tmp_path, model_type, BI_ENCODER, tokenizer_dir, mrpc_dir, task="mrpc"
+    )
+    floats = ("fp32", "optimized", "openvino-fp32")
+    result = export_directory(directory, ExportConfig(**{**QUICK, "variants": (*floats, "int8")}))
+    manifest = json.loads((directory / "onnx" / "manifest.json").read_text())
+    assert manifest["inputs"] == ["input_ids", "attention_mask", "pair_input_ids", "pair_attention_mask"]
+    for name in floats:  # prompt and head inside the graph, the pair's two sentences in one call
+        assert result.variants[name]["max_abs_diff"] <= 1e-4
+        assert result.variants[name]["test_accuracy"] == pytest.approx(torch_accuracy)
+    assert "int8" in result.variants or "int8" in result.rejected_variants
+    pairs = [("good film", "a dull and boring plot"), ("the awful movie was bad", "superb"), ("nice", "fine")]
+    predictor = Predictor(directory, variant="fp32")
+    expected = skeleton.load(directory, device="cpu").logits(pairs)
+    np.testing.assert_allclose(predictor.logits(pairs), expected, atol=1e-4)
+    # the exported tokenizer encodes each sentence alone, as training did, both padded to one length
+    encoded = predictor.encode(pairs[:2])
+    for key, side in (("input_ids", 0), ("pair_input_ids", 1)):
+        for row, pair in enumerate(pairs[:2]):
+            ids = tokenizer(pair[side])["input_ids"]
+            assert encoded[key][row, : len(ids)].tolist() == ids and not encoded[key][row, len(ids) :].any()
+    with pytest.raises(SkeletonError, match="pairs"):
+        predictor.logits(["a single text"])
 
 
 @pytest.mark.parametrize("model_type", ARCHITECTURE_NAMES)

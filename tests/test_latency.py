@@ -106,3 +106,19 @@ def test_a_layer_timed_at_no_cost_is_measured_again_and_then_refused(tmp_path, m
     with pytest.raises(SkeletonError, match="gave a layer no cost"):
         measure_table(tiny_config("bert"), [(2, 16)], **grid)
     assert len(rounds) == latency.MEASURE_ATTEMPTS
+
+
+def test_a_bi_encoder_input_is_timed_as_two_sequences():
+    """Each pair runs its two sentences through the backbone: an input shape (1, 20) reads the table at
+    two sequences of 20 tokens plus the prompt, and the predictions keep the input's name."""
+    plane = lambda scale: [[scale * (h + 0.01 * w) for w in (16, 64)] for h in (1, 4)]  # noqa: E731
+    table = LatencyTable(
+        key={},
+        shapes=[[1, 40], [2, 40]],
+        heads=[1, 4],
+        widths=[16, 64],
+        layer_ms={"1x40": plane(1.0), "2x40": plane(3.0)},
+        outside_ms={"1x40": 1.0, "2x40": 5.0},
+    )
+    costs = CostModel(table, [(1, 20)], 20, 20, num_heads=[4, 4], widths=[64, 64], sequences_per_input=2)
+    assert costs.reference_ms() == {"1x20": pytest.approx(5.0 + 2 * 3.0 * (4 + 0.64))}

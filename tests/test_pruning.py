@@ -278,3 +278,22 @@ def test_cost_plan_removes_a_whole_layer_whose_units_are_all_weak():
     # without layers the same target thins both layers instead and cannot drop the overhead
     thinned = make_cost_plan(scores, target, costs, hidden_size=32, model_type="bert")
     assert thinned.kept_layers is None and thinned.kept_heads[1] >= 1
+
+
+@pytest.mark.parametrize("model_type", ARCHITECTURE_NAMES)
+def test_keep_all_pruning_is_the_identity_for_the_bi_encoder(model_type, tokenizer, tokenizer_dir):
+    """Both sentences of a pair run through the one backbone, so keeping every neuron, head and layer
+    leaves the pair's logits exactly as they were, and a plan's widths hold for both sides."""
+    from skeleton.core.modeling import BI_ENCODER
+    from tests.helpers import tiny_classifier
+
+    classifier = tiny_classifier(model_type, tokenizer, tokenizer_dir, head=BI_ENCODER, task="mrpc")
+    first, second = random_inputs(seed=1), random_inputs(seed=2)
+    inputs = {**first, "pair_input_ids": second["input_ids"], "pair_attention_mask": second["attention_mask"]}
+    with torch.no_grad():
+        before = classifier(**inputs)
+    plan = full_plan(classifier.backbone)
+    plan.kept_layers = [0, 1]
+    apply_pruning(classifier.backbone, plan)
+    with torch.no_grad():
+        torch.testing.assert_close(classifier(**inputs), before, rtol=0, atol=0)

@@ -152,15 +152,15 @@ def test_head_scores_are_the_gradient_of_a_head_mask_by_hand(model_type, tokeniz
     assert attribution.prompt.shape == (classifier.num_virtual_tokens,)
 
 
-def _task_context(tmp_path, tiny_bert_dir, sst2_dir, prompt_init="text", **overrides):
+def _task_context(tmp_path, tiny_bert_dir, sst2_dir, prompt_init="text", task="sst2", head="auto", **overrides):
     from skeleton.core.config import TrainConfig
     from skeleton.core.data import DataConfig
     from skeleton.core.workspace import ModelConfig, Workspace
     from skeleton.method.scoring import ScoringContext
 
     workspace = Workspace(
-        DataConfig("sst2", str(sst2_dir), train_samples=120, validation_samples=40),
-        ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4, prompt_init=prompt_init),
+        DataConfig(task, str(sst2_dir), train_samples=120, validation_samples=40),
+        ModelConfig(model=str(tiny_bert_dir), head=head, num_virtual_tokens=4, prompt_init=prompt_init),
     )
     train = TrainConfig(steps=3, batch_size=16, evals_per_epoch=1)
     values = {"samples": 50, "skill_prompts": 1, "cache": tmp_path / "cache", **overrides}
@@ -257,3 +257,93 @@ def test_task_data_scorers_say_what_they_need(tokenizer, tokenizer_dir):
     for name in ("skill", "lca"):
         with pytest.raises(SkeletonError, match="needs the task's training and validation splits"):
             get_scorer(name).score(classifier, _one_batch(split, [0, 1]), torch.device("cpu"))
+
+
+def _pair_split(tokenizer, count: int = 4):
+    from datasets import Dataset
+
+    from skeleton.core.batching import encode_split
+    from skeleton.core.tasks import get_task
+    from tests.conftest import synthetic_pairs
+
+    rows = synthetic_pairs(count, 7)
+    columns = {"text1": [r[0] for r in rows], "text2": [r[1] for r in rows], "label": [r[2] for r in rows]}
+    return encode_split(Dataset.from_dict(columns), tokenizer, get_task("mrpc"), False, 32, separate_pairs=True)
+
+
+def _one_sentence_reader(classifier):
+    """The same backbone and prompt as a bi-encoder, reading one sentence at a time (a cls head)."""
+    from skeleton.core.modeling import HeadConfig, MeanPoolHead, PromptedClassifier
+
+    return PromptedClassifier(classifier.peft_model, HeadConfig("cls", 2), MeanPoolHead(32, 2), None).eval()
+
+
+def _one_sentence_split(split, side: int):
+    """One side of a bi-encoder's pairs as a split of single sequences."""
+    from skeleton.core.batching import EncodedSplit
+
+    return EncodedSplit(split.pair_ids if side else split.input_ids, None, split.labels)
+
+
+@pytest.mark.parametrize("model_type", ARCHITECTURE_NAMES)
+def test_bi_encoder_statistics_are_taken_over_both_sentences(model_type, tokenizer, tokenizer_dir):
+    """A pair's FFN statistics are its two sentences' (each a sequence of its own, averaged over its own
+    tokens), and padding or batching pairs together changes none of them, gradients included."""
+    from skeleton.core.modeling import BI_ENCODER
+
+    classifier = tiny_classifier(model_type, tokenizer, tokenizer_dir, head=BI_ENCODER, task="mrpc")
+    split = _pair_split(tokenizer)
+    device = torch.device("cpu")
+    pairs = collect_ffn_statistics(classifier, _one_batch(split, [0, 1, 2, 3]), device)
+    assert pairs.num_samples == 8  # sequences: two per pair, so means stay per sequence
+    single = _one_sentence_reader(classifier)
+    sides = [
+        collect_ffn_statistics(single, _one_batch(_one_sentence_split(split, s), [0, 1, 2, 3]), device, False)
+        for s in (0, 1)
+    ]
+    for key in ("act", "signed_act"):
+        for layer in range(2):
+            expected = sides[0].mean(key)[layer] + sides[1].mean(key)[layer]
+            torch.testing.assert_close(pairs.mean(key)[layer] * 2, expected, rtol=1e-4, atol=1e-6)
+    alone = [collect_ffn_statistics(classifier, _one_batch(split, [i]), device) for i in range(4)]
+    for key in ("act_grad", "grad", "act"):
+        for layer in range(2):
+            expected = sum(getattr(s, key)[layer] for s in alone)
+            torch.testing.assert_close(getattr(pairs, key)[layer], expected, rtol=1e-4, atol=1e-6)
+    assert all(float(layer.sum()) > 0 for layer in pairs.act_grad)
+
+
+def test_lca_reads_a_bi_encoder_pair_as_the_distance_of_its_sentences(tokenizer, tokenizer_dir):
+    from skeleton.core.modeling import BI_ENCODER
+    from skeleton.method.scoring import LCAScorer
+
+    classifier = tiny_classifier("bert", tokenizer, tokenizer_dir, head=BI_ENCODER, task="mrpc")
+    split = _pair_split(tokenizer, count=3)
+    features = LCAScorer.features(classifier, split, torch.device("cpu"), 0)
+    prompt = classifier.num_virtual_tokens
+    reader = _one_sentence_reader(classifier)
+    first, second = (_captured_table(reader, _one_sentence_split(split, s)) for s in (0, 1))
+    for row in range(3):
+        expected = (first[row][prompt:].mean(0) - second[row][prompt:].mean(0)).abs()  # (neurons,)
+        torch.testing.assert_close(torch.from_numpy(features[row]), expected, atol=1e-5, rtol=0)
+
+
+def test_skill_reads_a_bi_encoder_pair_as_the_distance_of_its_sentences(tmp_path, tiny_bert_dir, mrpc_dir):
+    from skeleton.core.modeling import BI_ENCODER
+    from skeleton.method.skill import predictivity
+
+    context = _task_context(tmp_path, tiny_bert_dir, mrpc_dir, task="mrpc", head=BI_ENCODER)
+    workspace = context.workspace
+    classifier = workspace.new_classifier(seed=3).eval()
+    batches = iterate_batches(workspace.attribution_split(8, 42), 4, workspace.pad_token_id, shuffle=False)
+    scores = get_scorer("skill").score(classifier, batches, torch.device("cpu"), context=context)
+
+    prompt, reader = classifier.num_virtual_tokens, _one_sentence_reader(classifier)
+
+    def distances(split):  # (rows, prompt positions, neurons) |first - second| at the prompt positions
+        first, second = (_captured_table(reader, _one_sentence_split(split, s)) for s in (0, 1))
+        return torch.stack([(a[:prompt] - b[:prompt]).abs() for a, b in zip(first, second, strict=True)])
+
+    train, validation = distances(context.training_sample(42)), distances(workspace.validation)
+    expected = predictivity(train, validation, torch.tensor(workspace.validation.labels), 2)
+    torch.testing.assert_close(torch.cat(scores.ffn), expected, atol=1e-5, rtol=0)

@@ -10,20 +10,32 @@ import datasets
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from skeleton.core.errors import SkeletonError
 from skeleton.core.tasks import TaskSpec
 
 
 @dataclass
 class EncodedSplit:
-    """Token ids of one split, unpadded, plus labels, and a teacher's logits per row when distilling."""
+    """Token ids of one split, unpadded, plus labels, and a teacher's logits per row when distilling.
+
+    A split encoded for a bi-encoder (``encode_split(..., separate_pairs=True)``) holds each pair's
+    first sentence in ``input_ids`` and its second, encoded on its own, in ``pair_ids``.
+    """
 
     input_ids: list[list[int]]
     token_type_ids: list[list[int]] | None
     labels: list[int]
     teacher_logits: torch.Tensor | None = None  # (rows, labels)
+    pair_ids: list[list[int]] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def length(self, row: int) -> int:
+        """Tokens the row pads to: its sequence, or the longer sentence of a separately encoded pair."""
+        if self.pair_ids is None:
+            return len(self.input_ids[row])
+        return max(len(self.input_ids[row]), len(self.pair_ids[row]))
 
     def select(self, indices: list[int]) -> EncodedSplit:
         return EncodedSplit(
@@ -31,13 +43,14 @@ class EncodedSplit:
             None if self.token_type_ids is None else [self.token_type_ids[i] for i in indices],
             [self.labels[i] for i in indices],
             None if self.teacher_logits is None else self.teacher_logits[indices],
+            None if self.pair_ids is None else [self.pair_ids[i] for i in indices],
         )
 
     def with_teacher(self, logits: torch.Tensor) -> EncodedSplit:
         """This split with a teacher's logits for every row (rows, labels), for distillation."""
         if logits.shape[0] != len(self):
             raise ValueError(f"teacher logits for {logits.shape[0]} rows, the split has {len(self)}")
-        return EncodedSplit(self.input_ids, self.token_type_ids, self.labels, logits.float())
+        return EncodedSplit(self.input_ids, self.token_type_ids, self.labels, logits.float(), self.pair_ids)
 
 
 def fill_template(spec: TaskSpec, row: dict, mask_token: str) -> str:
@@ -67,12 +80,24 @@ def encode_split(
     spec: TaskSpec,
     use_template: bool,
     max_length: int,
+    separate_pairs: bool = False,
 ) -> EncodedSplit:
-    """Tokenize one split; texts beyond ``max_length`` tokens are truncated."""
+    """Tokenize one split; texts beyond ``max_length`` tokens are truncated.
+
+    With ``separate_pairs`` (the bi-encoder head) each text of a pair is encoded on its own, without
+    a template, into ``input_ids`` and ``pair_ids``.
+    """
     columns = {field: list(split[field]) for field in spec.text_fields}
     labels = list(split["label"])
+    if separate_pairs and not spec.is_pair:
+        raise SkeletonError(f"a bi-encoder classifies pairs of texts; task {spec.name} has one text per input")
     if not labels:
-        return EncodedSplit([], None, [])
+        return EncodedSplit([], None, [], pair_ids=[] if separate_pairs else None)
+    if separate_pairs:
+        first, second = (
+            tokenizer(columns[f], truncation=True, max_length=max_length)["input_ids"] for f in spec.text_fields
+        )
+        return EncodedSplit(first, None, labels, pair_ids=second)
     if use_template:
         rows = [{f: columns[f][i] for f in spec.text_fields} for i in range(len(labels))]
         encoded = [_encode_template(tokenizer, spec, row, max_length) for row in rows]
@@ -88,44 +113,72 @@ def encode_split(
 
 @dataclass
 class Batch:
+    """A padded batch. A bi-encoder's batch carries each pair's second sentence in ``pair_input_ids``
+    and ``pair_attention_mask``, padded to the same length as the first."""
+
     input_ids: torch.Tensor  # (batch, tokens)
     attention_mask: torch.Tensor  # (batch, tokens)
     token_type_ids: torch.Tensor | None  # (batch, tokens)
     labels: torch.Tensor  # (batch,)
     indices: list[int]
     teacher_logits: torch.Tensor | None = None  # (batch, labels)
+    pair_input_ids: torch.Tensor | None = None  # (batch, tokens)
+    pair_attention_mask: torch.Tensor | None = None  # (batch, tokens)
 
     def to(self, device: torch.device) -> Batch:
+        def move(tensor: torch.Tensor | None) -> torch.Tensor | None:
+            return None if tensor is None else tensor.to(device)
+
         return Batch(
             self.input_ids.to(device),
             self.attention_mask.to(device),
-            None if self.token_type_ids is None else self.token_type_ids.to(device),
+            move(self.token_type_ids),
             self.labels.to(device),
             self.indices,
-            None if self.teacher_logits is None else self.teacher_logits.to(device),
+            move(self.teacher_logits),
+            move(self.pair_input_ids),
+            move(self.pair_attention_mask),
         )
 
     def inputs(self) -> dict[str, torch.Tensor]:
+        """The classifier's keyword arguments (the graph's inputs, by the same names)."""
         kwargs = {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
-        if self.token_type_ids is not None:
-            kwargs["token_type_ids"] = self.token_type_ids
+        for name in ("token_type_ids", "pair_input_ids", "pair_attention_mask"):
+            if getattr(self, name) is not None:
+                kwargs[name] = getattr(self, name)
         return kwargs
+
+    @property
+    def sequence_mask(self) -> torch.Tensor:
+        """(sequences, tokens) the mask of every sequence the backbone runs: a bi-encoder's first
+        sentences, then its second sentences (``PromptedClassifier.stack_pairs``)."""
+        if self.pair_attention_mask is None:
+            return self.attention_mask
+        return torch.cat([self.attention_mask, self.pair_attention_mask], 0)
+
+
+def _padded(rows: list[list[int]], length: int, fill: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, mask), each (rows, length), right-padded with ``fill``."""
+    ids = torch.full((len(rows), length), fill, dtype=torch.long)
+    mask = torch.zeros((len(rows), length), dtype=torch.long)
+    for row, values in enumerate(rows):
+        ids[row, : len(values)] = torch.tensor(values, dtype=torch.long)
+        mask[row, : len(values)] = 1
+    return ids, mask
 
 
 def collate(split: EncodedSplit, indices: list[int], pad_token_id: int) -> Batch:
-    length = max(len(split.input_ids[i]) for i in indices)
-    ids = torch.full((len(indices), length), pad_token_id, dtype=torch.long)
-    mask = torch.zeros((len(indices), length), dtype=torch.long)
-    types = None if split.token_type_ids is None else torch.zeros((len(indices), length), dtype=torch.long)
-    for row, i in enumerate(indices):
-        n = len(split.input_ids[i])
-        ids[row, :n] = torch.tensor(split.input_ids[i])
-        mask[row, :n] = 1
-        if types is not None:
-            types[row, :n] = torch.tensor(split.token_type_ids[i])
+    length = max(split.length(i) for i in indices)
+    ids, mask = _padded([split.input_ids[i] for i in indices], length, pad_token_id)
+    types = None
+    if split.token_type_ids is not None:
+        types, _ = _padded([split.token_type_ids[i] for i in indices], length, 0)
+    pair_ids = pair_mask = None
+    if split.pair_ids is not None:
+        pair_ids, pair_mask = _padded([split.pair_ids[i] for i in indices], length, pad_token_id)
     labels = torch.tensor([split.labels[i] for i in indices], dtype=torch.long)
     teacher = None if split.teacher_logits is None else split.teacher_logits[list(indices)]
-    return Batch(ids, mask, types, labels, list(indices), teacher)
+    return Batch(ids, mask, types, labels, list(indices), teacher, pair_ids, pair_mask)
 
 
 def iterate_batches(
@@ -151,10 +204,10 @@ def iterate_batches(
             order = [
                 i
                 for start in range(0, len(order), window)
-                for i in sorted(order[start : start + window], key=lambda i: len(split.input_ids[i]))
+                for i in sorted(order[start : start + window], key=split.length)
             ]
         else:
-            order.sort(key=lambda i: len(split.input_ids[i]))
+            order.sort(key=split.length)
     chunks = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
     if shuffle:
         rng.shuffle(chunks)

@@ -106,12 +106,15 @@ class ModelConfig:
     Attributes:
         model: a hub id, a local path, or ``default`` (the packaged all-MiniLM-L6-v2).
         head: ``cls`` (mean-pooled linear head, trained with the prompt), ``mlm`` (the paper's
-            verbalizer at the mask token) or ``auto`` (mlm when the checkpoint has an MLM head).
+            verbalizer at the mask token), ``bi-encoder`` (pair tasks: each sentence encoded on its own
+            behind the prompt, a linear head on [u, v, |u - v|, u * v]) or ``auto`` (the task's recipe
+            where it names a head, else mlm when the checkpoint has an MLM head, else cls).
         num_virtual_tokens: soft prompt length.
         prompt_init: ``text`` (from the task's instruction words) or ``random``.
         max_length: longest text in tokens (template included); longer texts are truncated.
         use_template: wrap texts in the task's instruction template (always for ``mlm``, which reads
-            the template's mask token; for ``cls`` it measured 2 points better on SST-2).
+            the template's mask token; for ``cls`` it measured 2 points better on SST-2; never for
+            ``bi-encoder``, which encodes each sentence bare).
     """
 
     model: str = "default"

@@ -55,3 +55,8 @@ LAYERS_PNG = "layers.png"
 STATE_FILE = "state.json"
 STAGES_DIR = "stages"
 TEACHER_FILE = "teacher_logits.safetensors"  # in STAGES_DIR: the prompt-tuned model's logits per training row
+
+# a graph's integer inputs, by the names the classifier's forward takes; a bi-encoder takes each pair's
+# second sentence in the pair_* inputs, padded to the first's length
+PAIR_INPUTS = ("pair_input_ids", "pair_attention_mask")
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", *PAIR_INPUTS)

@@ -35,7 +35,8 @@ from skeleton.core.tasks import TaskSpec
 
 DEFAULT_MODEL = "default"
 DEFAULT_HUB_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-HEADS = ("auto", "cls", "mlm")
+BI_ENCODER = "bi-encoder"
+HEADS = ("auto", "cls", "mlm", BI_ENCODER)
 
 
 def resolve_model_path(model: str | None) -> str:
@@ -72,12 +73,17 @@ def load_config(model_path: str):
     return config
 
 
-def resolve_head(head: str, config) -> str:
-    """``auto`` is the verbalizer (``mlm``) for checkpoints with an MLM head, else ``cls``."""
+def resolve_head(head: str, config, spec: TaskSpec | None = None) -> str:
+    """``auto`` is the task's own head where its recipe names one (``spec.head``), else the verbalizer
+    (``mlm``) for checkpoints with an MLM head, else ``cls``."""
     if head not in HEADS:
         raise SkeletonError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
+    if head == "auto" and spec is not None and spec.head is not None:
+        head = spec.head
     if head == "auto":
         return "mlm" if has_mlm_weights(config) else "cls"
+    if head == BI_ENCODER and spec is not None and not spec.is_pair:
+        raise SkeletonError(f"the bi-encoder head classifies pairs of texts; task {spec.name} has one text per input")
     if head == "mlm" and config.architectures and not has_mlm_weights(config):
         raise SkeletonError(
             f"the checkpoint ({', '.join(config.architectures)}) has no masked-LM head weights; use --head cls"
@@ -118,9 +124,33 @@ class MeanPoolHead(nn.Module):
         weights = text_mask.unsqueeze(-1).to(hidden.dtype)  # (batch, tokens, 1)
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
+    def features(self, hidden: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        """hidden (batch, tokens, hidden) of the text positions; text_mask (batch, tokens) -> what the
+        linear layer reads, (batch, in_features)."""
+        return self.pool(hidden, text_mask)
+
     def forward(self, hidden: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
         """hidden (batch, tokens, hidden) of the text positions; text_mask (batch, tokens) -> (batch, labels)."""
-        return self.classifier(self.dropout(self.pool(hidden, text_mask)))
+        return self.classifier(self.dropout(self.features(hidden, text_mask)))
+
+
+class BiEncoderHead(MeanPoolHead):
+    """Reads a pair whose sentences were encoded apart: each side mean-pooled and L2-normalised
+    (u, v), then a linear map of [u, v, |u - v|, u * v] (SBERT's classifier, with the product).
+
+    It gets both sides stacked, as the backbone ran them in one pass: (2 x pairs, tokens, hidden),
+    the first sentences then the second.
+    """
+
+    def __init__(self, hidden_size: int, num_labels: int, dropout: float = 0.1):
+        super().__init__(hidden_size, num_labels, dropout)
+        self.classifier = nn.Linear(4 * hidden_size, num_labels)
+
+    def features(self, hidden: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        """hidden (2 x pairs, tokens, hidden); text_mask (2 x pairs, tokens) -> (pairs, 4 x hidden)."""
+        pooled = nn.functional.normalize(self.pool(hidden, text_mask), dim=-1)  # (2 x pairs, hidden)
+        u, v = pooled.chunk(2, dim=0)  # each (pairs, hidden)
+        return torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
 
 
 @dataclass
@@ -188,18 +218,37 @@ class PromptedClassifier(nn.Module):
         """(batch,) the position of each row's first mask token among its text tokens (the MLM head reads it)."""
         return (input_ids == self.mask_token_id).int().argmax(dim=1)
 
+    @staticmethod
+    def stack_pairs(
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        pair_input_ids: torch.Tensor | None,
+        pair_attention_mask: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A bi-encoder's two sentences as one batch of sequences, (2 x pairs, tokens): the first
+        sentences, then the second; other inputs unchanged."""
+        if pair_input_ids is None:
+            return input_ids, attention_mask
+        if pair_attention_mask is None or (not torch.jit.is_tracing() and pair_input_ids.shape != input_ids.shape):
+            raise ValueError("a pair's second sentences need their mask and the first sentences' shape")
+        return torch.cat([input_ids, pair_input_ids], 0), torch.cat([attention_mask, pair_attention_mask], 0)
+
     def hidden_states(
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
         prompt: torch.Tensor | None = None,
+        pair_input_ids: torch.Tensor | None = None,
+        pair_attention_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run the backbone body on [prompt; text].
+        """Run the backbone body on [prompt; text] for every sequence (both sentences of a bi-encoder's
+        pairs, stacked: one pass).
 
         Returns:
-            hidden states (batch, prompt + tokens, hidden) and the extended mask (batch, prompt + tokens).
+            hidden states (sequences, prompt + tokens, hidden) and the extended mask (sequences, prompt + tokens).
         """
+        input_ids, attention_mask = self.stack_pairs(input_ids, attention_mask, pair_input_ids, pair_attention_mask)
         batch_size = input_ids.shape[0]
         if prompt is None:
             prompt = self.prompt_embeddings()
@@ -223,11 +272,18 @@ class PromptedClassifier(nn.Module):
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
         prompt: torch.Tensor | None = None,
+        pair_input_ids: torch.Tensor | None = None,
+        pair_attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        hidden, _ = self.hidden_states(input_ids, attention_mask, token_type_ids, prompt)
+        """Label logits (batch, labels); a bi-encoder takes each pair's second sentence in ``pair_*``."""
+        if (pair_input_ids is not None) != (self.head_config.kind == BI_ENCODER):
+            raise ValueError("the bi-encoder head, and only it, takes pair_input_ids")
+        hidden, mask = self.hidden_states(
+            input_ids, attention_mask, token_type_ids, prompt, pair_input_ids, pair_attention_mask
+        )
         num_prompt = hidden.shape[1] - input_ids.shape[1]
-        if self.head_config.kind == "cls":
-            return self.head(hidden[:, num_prompt:], attention_mask)
+        if self.head is not None:
+            return self.head(hidden[:, num_prompt:], mask[:, num_prompt:])
         # mlm: the verbalizer reads the vocabulary logits at the (first) mask token
         position = self.mask_positions(input_ids) + num_prompt  # (batch,)
         # gather rather than advanced indexing: the ONNX exporter mistranslates the latter
@@ -324,8 +380,12 @@ def _assemble(peft_model, tokenizer, spec: TaskSpec, head: str, use_template: bo
         mlm_head_modules(backbone)  # fails early with a clear message when the weights lack the head
         config = HeadConfig("mlm", spec.num_labels, verbalizer_token_ids(tokenizer, spec), use_template=True)
         return PromptedClassifier(peft_model, config, None, tokenizer.mask_token_id)
-    config = HeadConfig("cls", spec.num_labels, None, use_template=bool(use_template))
-    module = MeanPoolHead(backbone.config.hidden_size, spec.num_labels)
+    if head == BI_ENCODER:
+        config = HeadConfig(BI_ENCODER, spec.num_labels, None, use_template=False)
+        module = BiEncoderHead(backbone.config.hidden_size, spec.num_labels)
+    else:
+        config = HeadConfig("cls", spec.num_labels, None, use_template=bool(use_template))
+        module = MeanPoolHead(backbone.config.hidden_size, spec.num_labels)
     return PromptedClassifier(peft_model, config, module, tokenizer.mask_token_id)
 
 

@@ -16,6 +16,7 @@ from skeleton.core.data import DataConfig, TaskData, load_task_data
 from skeleton.core.errors import SkeletonError
 from skeleton.core.evaluation import compute_metrics, predict_logits
 from skeleton.core.modeling import (
+    BI_ENCODER,
     build_classifier,
     load_backbone,
     load_config,
@@ -49,7 +50,6 @@ class Workspace:
         self.model_config = model_config
         self.model_path = resolve_model_path(model_config.model)
         self.config = load_config(self.model_path)
-        self.head = resolve_head(model_config.head, self.config)
         limit = max_input_tokens(self.config, model_config.num_virtual_tokens)
         if model_config.max_length > limit:
             raise SkeletonError(
@@ -58,14 +58,21 @@ class Workspace:
             )
         self.tokenizer: PreTrainedTokenizerBase = load_tokenizer(self.model_path)
         self.data: TaskData = load_task_data(data_config)
-        use_template = self.use_template
+        self.head = resolve_head(model_config.head, self.config, self.spec)
+        self.train: EncodedSplit = self.encode(self.data.train)
+        self.validation: EncodedSplit = self.encode(self.data.validation)
+        self.test: EncodedSplit = self.encode(self.data.test)
 
-        def encode(split):
-            return encode_split(split, self.tokenizer, self.spec, use_template, model_config.max_length)
-
-        self.train: EncodedSplit = encode(self.data.train)
-        self.validation: EncodedSplit = encode(self.data.validation)
-        self.test: EncodedSplit = encode(self.data.test)
+    def encode(self, split, max_length: int | None = None) -> EncodedSplit:
+        """A split of the task's rows encoded as the model reads them (template, pairs, truncation)."""
+        return encode_split(
+            split,
+            self.tokenizer,
+            self.spec,
+            self.use_template,
+            max_length or self.model_config.max_length,
+            self.separate_pairs,
+        )
 
     @classmethod
     def open(cls, data_config: DataConfig, model_config: ModelConfig, device, reporter: Reporter) -> Workspace:
@@ -85,9 +92,15 @@ class Workspace:
 
     @property
     def use_template(self) -> bool:
-        if self.head == "mlm":
-            return True
+        """The verbalizer reads the template's mask token; a bi-encoder encodes each sentence bare."""
+        if self.head in ("mlm", BI_ENCODER):
+            return self.head == "mlm"
         return bool(self.model_config.use_template)
+
+    @property
+    def separate_pairs(self) -> bool:
+        """Whether each text of a pair is encoded on its own (the bi-encoder head)."""
+        return self.head == BI_ENCODER
 
     def template_tokens(self) -> dict:
         """What the template costs: the tokens it adds to every text (0 without a template), and
@@ -97,7 +110,7 @@ class Workspace:
             empty = {f: "" for f in self.spec.text_fields}
             mask = self.tokenizer.mask_token or ""
             added = len(self.tokenizer(fill_template(self.spec, empty, mask), add_special_tokens=False)["input_ids"])
-        lengths = [len(ids) for ids in self.validation.input_ids]
+        lengths = [self.validation.length(row) for row in range(len(self.validation))]
         mean = float(np.mean(lengths)) if lengths else 0.0
         return {"added_per_input": added, "mean_validation_input": mean, "share": added / mean if mean else 0.0}
 

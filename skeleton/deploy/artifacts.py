@@ -17,9 +17,9 @@ from skeleton.core.batching import Batch, collate, encode_split
 from skeleton.core.config import TORCH_PRECISIONS
 from skeleton.core.device import resolve_device
 from skeleton.core.errors import SkeletonError
-from skeleton.core.layout import CONFIG_FILE, HEAD_CONFIG_FILE, META_FILE, MODEL_FILE, PLAN_FILE
+from skeleton.core.layout import CONFIG_FILE, HEAD_CONFIG_FILE, META_FILE, MODEL_FILE, MODEL_INPUTS, PLAN_FILE
 from skeleton.core.logits import batched_logits, label_scores, softmax
-from skeleton.core.modeling import HeadConfig, PromptedClassifier, load_prompt_and_head, load_tokenizer
+from skeleton.core.modeling import BI_ENCODER, HeadConfig, PromptedClassifier, load_prompt_and_head, load_tokenizer
 from skeleton.core.records import ModelMeta
 from skeleton.core.tasks import TaskSpec, get_task
 from skeleton.core.units import PruningPlan
@@ -69,6 +69,7 @@ class CompressedModel:
             self.spec,
             self.classifier.head_config.use_template,
             self.max_length,
+            separate_pairs=self.classifier.head_config.kind == BI_ENCODER,
         )
         return collate(encoded, list(range(len(texts))), self.tokenizer.pad_token_id or 0)
 
@@ -148,7 +149,7 @@ class TorchRuntime(Runtime):
         inputs = {
             k: torch.as_tensor(v, dtype=torch.long, device=model.device)
             for k, v in encoded.items()
-            if k in ("input_ids", "attention_mask", "token_type_ids")
+            if k in MODEL_INPUTS
         }
         dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
         with torch.inference_mode(), torch.autocast(model.device.type, dtype=dtype, enabled=dtype is not None):

@@ -53,11 +53,13 @@ from skeleton.core.layout import (
     META_FILE,
     MODEL_FILE,
     ONNX_DIR,
+    PAIR_INPUTS,
     REDUCED_VARIANTS,
     REPORT_FILE,
     VARIANT_FILES,
 )
 from skeleton.core.logits import batched_logits
+from skeleton.core.modeling import BI_ENCODER
 from skeleton.core.progress import SILENT, Reporter
 from skeleton.core.records import ExportSummary, Manifest, load_report
 from skeleton.core.statistics import paired_bootstrap
@@ -77,6 +79,7 @@ from skeleton.deploy.runtimes import (
     synthetic_batch,
     tokenize,
 )
+from skeleton.deploy.tokenizer import SeparatePairs
 
 FUSED_OPS = (
     "Attention",
@@ -98,18 +101,34 @@ FUSED_OPS = (
 
 
 class OnnxClassifier(nn.Module):
-    """What goes into the graph: the prompted classifier with its prompt as a constant."""
+    """What goes into the graph: the prompted classifier with its prompt as a constant, taking the
+    inputs ``names`` in their order (a bi-encoder's pair included)."""
 
-    def __init__(self, model: CompressedModel, with_token_types: bool):
+    def __init__(self, model: CompressedModel, names: list[str]):
         super().__init__()
         self.classifier = model.classifier
         self.register_buffer("prompt", model.classifier.prompt_embeddings().detach().clone())
-        self.with_token_types = with_token_types
+        self.names = names
 
-    def forward(self, input_ids, attention_mask, token_type_ids=None):
-        return self.classifier(
-            input_ids, attention_mask, token_type_ids if self.with_token_types else None, prompt=self.prompt
-        )
+    def forward(self, *inputs):
+        return self.classifier(**dict(zip(self.names, inputs, strict=True)), prompt=self.prompt)
+
+
+def graph_inputs(model: CompressedModel, tokenizer) -> list[str]:
+    """The graph's inputs, in order: ids and mask, token types where the family takes them, and a
+    bi-encoder's second sentences."""
+    if model.classifier.head_config.kind == BI_ENCODER:
+        return ["input_ids", "attention_mask", *PAIR_INPUTS]
+    return ["input_ids", "attention_mask"] + (["token_type_ids"] if _uses_token_types(model, tokenizer) else [])
+
+
+def graph_tokenizer(model: CompressedModel):
+    """The tokenizer the graph's inputs come from: the template inside for a templated model, each
+    text of a pair on its own for a bi-encoder."""
+    tokenizer = template_tokenizer(
+        model.tokenizer, model.spec, max_input_tokens(model), model.classifier.head_config.use_template
+    )
+    return SeparatePairs(tokenizer) if model.classifier.head_config.kind == BI_ENCODER else tokenizer
 
 
 def max_input_tokens(model: CompressedModel) -> int:
@@ -282,6 +301,7 @@ class _Judge:
         self.reference = reference  # PyTorch logits of the first parity sentences
         self.num_labels = model.spec.num_labels
         self.vocab_size = model.classifier.backbone.config.vocab_size
+        self.pairs = model.classifier.head_config.kind == BI_ENCODER  # graphs take pairs of sentences
         self.threads = threads
 
     def encode(self, texts: list) -> dict[str, np.ndarray]:
@@ -321,13 +341,14 @@ class _Judge:
         return {"test_accuracy": _accuracy(test_logits, self.data.test_labels)}
 
 
-def _trace(model: CompressedModel, tokenizer, with_token_types: bool, target: Path, opset: int) -> list[str]:
+def _trace(model: CompressedModel, tokenizer, target: Path, opset: int) -> list[str]:
     """Trace the prompted classifier (prompt as a constant) to ``target``; returns the input names."""
-    wrapper = OnnxClassifier(model, with_token_types).eval()
-    sample = tokenize(tokenizer, ["a short sentence", "another one, a little longer"])
-    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if with_token_types else [])
+    names = graph_inputs(model, tokenizer)
+    wrapper = OnnxClassifier(model, names).eval()
     if model.spec.is_pair:
         sample = tokenize(tokenizer, [("a short sentence", "and its pair"), ("another", "one more")])
+    else:
+        sample = tokenize(tokenizer, ["a short sentence", "another one, a little longer"])
     args = tuple(torch.from_numpy(sample[n]).long() for n in names)
     dynamic = {n: {0: "batch", 1: "sequence"} for n in names}
     dynamic["logits"] = {0: "batch"}
@@ -355,13 +376,14 @@ def _uses_token_types(model: CompressedModel, tokenizer) -> bool:
     )
 
 
-def _latencies(graphs: dict[str, tuple[str, Path]], vocab_size: int, config: ExportConfig) -> dict:
-    """name -> {"BxT": median ms}: every (runtime name, graph) timed at every shape, calls alternating."""
+def _latencies(graphs: dict[str, tuple[str, Path]], vocab_size: int, config: ExportConfig, pairs: bool) -> dict:
+    """name -> {"BxT": median ms}: every (runtime name, graph) timed at every shape (B pairs of T-token
+    sentences for a bi-encoder, ``pairs``), calls alternating."""
     options = RuntimeOptions(threads=config.threads, spinning=False)
     runtimes = {name: open_graph(runtime, path, options) for name, (runtime, path) in graphs.items()}
     result: dict[str, dict[str, float]] = {name: {} for name in graphs}
     for batch, tokens in config.latency_shapes:
-        encoded = synthetic_batch(batch, tokens, vocab_size)
+        encoded = synthetic_batch(batch, tokens, vocab_size, pairs=pairs)
         calls = {name: (lambda r=runtime, e=encoded: r.run(e)) for name, runtime in runtimes.items()}
         timings = time_alternating(calls, repeats=config.latency_repeats, warmup=2, max_seconds=30.0)
         for name, timing in timings.items():
@@ -394,9 +416,7 @@ def export_directory(
             raise SkeletonError(f"{directory} is not a compressed model directory: {needed} is missing")
     started = time.perf_counter()
     model = load(directory, device="cpu", attn_implementation="eager")
-    tokenizer = template_tokenizer(
-        model.tokenizer, model.spec, max_input_tokens(model), model.classifier.head_config.use_template
-    )
+    tokenizer = graph_tokenizer(model)
     data = export_data(directory, workspace, model, config)
     final = directory / ONNX_DIR
     work = directory / f".{ONNX_DIR}.partial"
@@ -423,8 +443,7 @@ def export_directory(
 def _export_into(work: Path, model: CompressedModel, tokenizer, data: ExportData, config, reporter) -> Manifest:
     """Write every variant and the manifest into ``work``; returns the manifest."""
     reporter.message("export: tracing the fp32 graph")
-    with_token_types = _uses_token_types(model, tokenizer)
-    names = _trace(model, tokenizer, with_token_types, work / VARIANT_FILES["fp32"], config.opset)
+    names = _trace(model, tokenizer, work / VARIANT_FILES["fp32"], config.opset)
     # PyTorch reference logits through the training-time encoding (template filled as text), so the
     # check also proves that the exported tokenizer reproduces it
     reference = model.logits(data.validation[: config.parity_samples], 32)
@@ -445,7 +464,7 @@ def _export_into(work: Path, model: CompressedModel, tokenizer, data: ExportData
             rejected[variant] = {"reason": problem}
             reporter.message(f"export: {variant} not shipped: {problem}")
     graphs = {n: (v["runtime"], work / v["file"]) for n, v in variants.items()}
-    latency = _latencies(graphs, judge.vocab_size, config)
+    latency = _latencies(graphs, judge.vocab_size, config, judge.pairs)
     for name, info in variants.items():
         info["latency_ms"] = latency[name]
     shippable = [n for n, v in variants.items() if v.get("passes_bar", True)]
@@ -589,7 +608,8 @@ def _reduced_variant(work: Path, variant: str, judge: _Judge, fp32: dict, fp32_l
     # with the bar, the fastest that passes; without it (a benchmark's baseline), the fastest of all
     pool = [c for c in built if c["problem"] is None] if config.int8_bar else built
     if pool:
-        latency = _latencies({str(i): (c["runtime"], c["path"]) for i, c in enumerate(pool)}, judge.vocab_size, config)
+        graphs = {str(i): (c["runtime"], c["path"]) for i, c in enumerate(pool)}
+        latency = _latencies(graphs, judge.vocab_size, config, judge.pairs)
         for i, candidate in enumerate(pool):
             candidate["latency_ms"] = latency[str(i)]
     chosen = min(pool, key=lambda c: _speed_score(c["latency_ms"])) if pool else None

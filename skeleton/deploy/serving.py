@@ -25,6 +25,7 @@ import numpy as np
 
 from skeleton.core.config import ServeConfig
 from skeleton.core.errors import SkeletonError
+from skeleton.core.layout import MODEL_INPUTS
 from skeleton.core.logits import softmax
 from skeleton.deploy.predictor import Predictor
 from skeleton.deploy.runtimes import call_tokenizer
@@ -100,7 +101,12 @@ class _Waiting:
 
     @property
     def length(self) -> int:
-        return len(self.encoding["input_ids"])
+        return _length(self.encoding)
+
+
+def _length(encoding: dict[str, list[int]]) -> int:
+    """Tokens an input pads to: its longest sequence (a bi-encoder's pair has two)."""
+    return max(len(values) for key, values in encoding.items() if key.endswith("input_ids"))
 
 
 class ServedModel:
@@ -200,9 +206,9 @@ class ServedModel:
         encoded = call_tokenizer(
             self.predictor.tokenizer, texts, truncation=truncate, max_length=limit if truncate else None
         )
-        keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
+        keys = [k for k in MODEL_INPUTS if k in encoded]
         rows = [{k: encoded[k][i] for k in keys} for i in range(len(texts))]
-        longest = max(len(r["input_ids"]) for r in rows)
+        longest = max(_length(row) for row in rows)
         if longest > limit:
             raise RequestError(
                 f"an input has {longest} tokens; the model takes {limit} (send truncate: true to cut it)",
@@ -323,10 +329,10 @@ class ServedModel:
 
     def _run(self, rows: list[dict[str, list[int]]]) -> np.ndarray:
         """Pad the rows into one batch and run it: (rows, labels) logits."""
-        longest = max(len(r["input_ids"]) for r in rows)
+        longest = max(len(values) for row in rows for values in row.values())
         arrays = {}
         for key in rows[0]:
-            fill = self.pad_id if key == "input_ids" else 0
+            fill = self.pad_id if key.endswith("input_ids") else 0
             array = np.full((len(rows), longest), fill, dtype=np.int64)  # (batch, tokens)
             for i, row in enumerate(rows):
                 values = row[key]

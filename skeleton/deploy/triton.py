@@ -6,7 +6,8 @@
 - ``<name>_tokenizer``: a Python-backend model (:mod:`skeleton.deploy.triton_tokenizer`) that turns texts
   into the graph's token ids with the exported tokenizer (task template included);
 - ``<name>``: an ensemble wiring the two, so clients send ``TEXT`` (and ``TEXT_PAIR``) strings and
-  get ``logits`` back; the label names are in ``<name>_onnx/labels.txt``.
+  get ``logits`` back; the label names are in ``<name>_onnx/labels.txt``. A bi-encoder's tokenizer
+  encodes TEXT and TEXT_PAIR apart, into the graph's ``pair_input_ids`` and ``pair_attention_mask``.
 
 Start Triton on it with ``tritonserver --model-repository OUT`` (the Python backend needs
 ``pip install tokenizers`` in its environment).
@@ -22,11 +23,10 @@ from skeleton.core.architectures import pretrained_tokenizer
 from skeleton.core.config import TritonConfig
 from skeleton.core.errors import SkeletonError
 from skeleton.core.files import atomic_directory
+from skeleton.core.layout import MODEL_INPUTS, PAIR_INPUTS
 from skeleton.core.tasks import get_task
 from skeleton.deploy.manifest import read_manifest, resolve_onnx_dir
 from skeleton.deploy.runtimes import family_of, runtime_of
-
-INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def _tensor(name: str, data_type: str, dims: list[int], extra: str = "") -> str:
@@ -118,7 +118,7 @@ def export_triton(directory: str | Path, out: str | Path, config: TritonConfig |
     model_dir = onnx_dir.parent if onnx_dir.name == "onnx" else onnx_dir
     name = config.name or model_dir.resolve().name
     pair = get_task(manifest.task).is_pair
-    inputs = [i for i in INPUT_NAMES if i in manifest.inputs]
+    inputs = [i for i in MODEL_INPUTS if i in manifest.inputs]
     onnx_name, tokenizer_name = f"{name}_onnx", f"{name}_tokenizer"
 
     pad_id = pretrained_tokenizer(str(onnx_dir)).pad_token_id or 0
@@ -127,6 +127,8 @@ def export_triton(directory: str | Path, out: str | Path, config: TritonConfig |
         "pad_to_multiple_of": str(config.pad_to_multiple_of),
         "pad_token_id": str(pad_id),
         "pair_inputs": "true" if pair else "false",
+        # a bi-encoder's graph takes each text of a pair encoded on its own (pair_input_ids, pair_attention_mask)
+        "pair_encoding": "separate" if PAIR_INPUTS[0] in inputs else "joint",
     }
     num_labels = len(manifest.label_names)
     out = Path(out)

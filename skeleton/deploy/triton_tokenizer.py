@@ -3,7 +3,8 @@
 ``skeleton export DIR --triton OUT`` copies this file as ``OUT/<name>_tokenizer/1/model.py`` beside
 the exported ``tokenizer.json`` (task template included). It needs only the ``tokenizers`` package in
 Triton's Python environment. Inputs: ``TEXT`` (and ``TEXT_PAIR`` for pair tasks), UTF-8 strings of
-shape (batch,). Outputs: the ONNX model's integer inputs, (batch, tokens), right-padded to a
+shape (batch,); a bi-encoder (``pair_encoding`` separate) encodes the two apart, into ``input_ids`` and
+``pair_input_ids``. Outputs: the ONNX model's integer inputs, (batch, tokens), right-padded to a
 multiple of ``pad_to_multiple_of`` so that Triton's dynamic batcher can merge requests of similar
 length (it merges only equal shapes).
 """
@@ -29,6 +30,7 @@ class TritonPythonModel:
         self.multiple = int(parameters.get("pad_to_multiple_of", "16"))
         self.pad_id = int(parameters.get("pad_token_id", "0"))
         self.pair = parameters.get("pair_inputs", "false") == "true"
+        self.separate = parameters.get("pair_encoding", "joint") == "separate"  # a bi-encoder's pairs
         self.outputs = [output["name"] for output in config["output"]]
 
     def _texts(self, request, name):
@@ -40,26 +42,34 @@ class TritonPythonModel:
 
     def _encode(self, request):
         texts = self._texts(request, "TEXT")
+        seconds = None
         if self.pair:
             seconds = self._texts(request, "TEXT_PAIR")
             if len(seconds) != len(texts):
                 raise ValueError(f"TEXT has {len(texts)} texts and TEXT_PAIR {len(seconds)}")
-            encodings = self.tokenizer.encode_batch(list(zip(texts, seconds, strict=True)))
+        if self.separate:  # a bi-encoder: each text on its own, both padded to one width
+            encodings = self.tokenizer.encode_batch(texts + seconds)
+            groups = {"": encodings[: len(texts)], "pair_": encodings[len(texts) :]}
+        elif self.pair:
+            groups = {"": self.tokenizer.encode_batch(list(zip(texts, seconds, strict=True)))}
         else:
-            encodings = self.tokenizer.encode_batch(texts)
-        longest = max(len(e.ids) for e in encodings)
+            groups = {"": self.tokenizer.encode_batch(texts)}
+        longest = max(len(e.ids) for group in groups.values() for e in group)
         # round up to the bucket, never past the positions the model has
         width = min(-(-longest // self.multiple) * self.multiple, self.max_tokens)
-        arrays = {
-            "input_ids": np.full((len(encodings), width), self.pad_id, dtype=np.int64),  # (batch, tokens)
-            "attention_mask": np.zeros((len(encodings), width), dtype=np.int64),
-            "token_type_ids": np.zeros((len(encodings), width), dtype=np.int64),
-        }
-        for row, encoding in enumerate(encodings):
-            size = len(encoding.ids)
-            arrays["input_ids"][row, :size] = encoding.ids
-            arrays["attention_mask"][row, :size] = 1
-            arrays["token_type_ids"][row, :size] = encoding.type_ids
+        arrays = {}
+        for prefix, group in groups.items():
+            ids = np.full((len(group), width), self.pad_id, dtype=np.int64)  # (batch, tokens)
+            mask = np.zeros((len(group), width), dtype=np.int64)
+            types = np.zeros((len(group), width), dtype=np.int64)
+            for row, encoding in enumerate(group):
+                size = len(encoding.ids)
+                ids[row, :size] = encoding.ids
+                mask[row, :size] = 1
+                types[row, :size] = encoding.type_ids
+            arrays.update(
+                {f"{prefix}input_ids": ids, f"{prefix}attention_mask": mask, f"{prefix}token_type_ids": types}
+            )
         return [pb_utils.Tensor(name, arrays[name]) for name in self.outputs]
 
     def execute(self, requests):

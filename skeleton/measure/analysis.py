@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 from skeleton.core.architectures import ffn_layers
-from skeleton.core.batching import encode_split
 from skeleton.core.config import AnalyzeConfig, CompressConfig, TrainConfig
 from skeleton.core.data import DataConfig, read_tsv
 from skeleton.core.device import resolve_device
@@ -167,16 +166,7 @@ def _extra_splits(paths: tuple[str, ...], workspace: Workspace, max_length: int)
     for path in map(Path, paths):
         if not path.is_file():
             raise SkeletonError(f"--data {path}: no such file")
-    return {
-        Path(path).name: encode_split(
-            read_tsv(Path(path), workspace.spec),
-            workspace.tokenizer,
-            workspace.spec,
-            workspace.use_template,
-            max_length,
-        )
-        for path in paths
-    }
+    return {Path(path).name: workspace.encode(read_tsv(Path(path), workspace.spec), max_length) for path in paths}
 
 
 def _all_scores(

@@ -32,7 +32,6 @@ from skeleton.core.architectures import (
     num_heads,
     num_layers,
     pretrained_config,
-    pretrained_tokenizer,
 )
 from skeleton.core.config import (
     ONNX_RUNTIMES,
@@ -58,6 +57,7 @@ from skeleton.core.layout import (
     REPORT_FILE,
     UNSHIPPED_INT8_DIR,
 )
+from skeleton.core.modeling import BI_ENCODER
 from skeleton.core.progress import SILENT, Reporter
 from skeleton.core.records import BenchReport, CompressReport, Manifest, ModelMeta, TuneReport, load_report
 from skeleton.core.tasks import get_task
@@ -78,6 +78,7 @@ from skeleton.deploy.runtimes import (
     synthetic_batch,
     tokenize,
 )
+from skeleton.deploy.tokenizer import ExportedTokenizer
 from skeleton.measure.bench_report import write_report
 from skeleton.method.tuning import skeleton_meta
 
@@ -268,8 +269,14 @@ class ModelShape:
             vocab_size=config.vocab_size,
         )
 
+    @property
+    def pairs(self) -> bool:
+        """Whether the model is a bi-encoder: a batch is pairs, each two sequences of the given length."""
+        return self.head_kind == BI_ENCODER
+
     def macs(self, batch: int, tokens: int) -> int:
-        """Multiply-accumulates of one call on (batch, tokens) inputs, the soft prompt included."""
+        """Multiply-accumulates of one call on (batch, tokens) inputs (a bi-encoder's: batch pairs of two
+        tokens-long sentences), the soft prompt included."""
         length = tokens + self.num_virtual_tokens
         hidden = self.hidden_size
         total = 0
@@ -279,8 +286,11 @@ class ModelShape:
             total += 2 * heads * length * length * self.head_dim  # scores and the weighted sum
             out = hidden if self.ffn_out_sizes is None else self.ffn_out_sizes[index]
             total += length * (hidden * ffn + ffn * out)
-        head = hidden * self.num_labels if self.head_kind == "cls" else hidden * hidden + hidden * self.vocab_size
-        return batch * (total + head)
+        if self.head_kind == "mlm":  # the MLM transform and the vocabulary projection at the mask
+            return batch * (total + hidden * hidden + hidden * self.vocab_size)
+        if self.pairs:  # two sentences a pair, one linear map of their 4 x hidden features
+            return batch * (2 * total + 4 * hidden * self.num_labels)
+        return batch * (total + hidden * self.num_labels)
 
 
 def _summary_of(timing, batch: int) -> dict:
@@ -297,7 +307,7 @@ def _headline_pair(contenders_: list[Contender], latency: dict) -> tuple[Contend
 
 def _point(contenders_: list[Contender], shapes: dict[str, ModelShape], batch: int, length: int, config) -> dict:
     """Time every contender at one (batch, length) and derive speed-ups."""
-    encoded = synthetic_batch(batch, length, shapes["skeleton"].vocab_size)
+    encoded = synthetic_batch(batch, length, shapes["skeleton"].vocab_size, pairs=shapes["skeleton"].pairs)
     calls = {c.key: (lambda c=c: c.engine.run(encoded)) for c in contenders_}
     timings = time_alternating(calls, config.repeats, config.warmup, config.max_seconds, config.min_repeats)
     latency = {key: _summary_of(timing, batch) for key, timing in timings.items()}
@@ -354,7 +364,7 @@ def _end_to_end(contenders_: list[Contender], directory: Path, config: BenchConf
     """Real sentences of ``config.data`` at each batch size, tokenizer with its template included."""
     texts = task_texts(Path(config.data), directory)
     onnx_dir = directory / ONNX_DIR
-    tokenizer = pretrained_tokenizer(str(onnx_dir))
+    tokenizer = ExportedTokenizer(onnx_dir)
     max_tokens = int(read_manifest(onnx_dir, verify=False).max_input_tokens)
     rng = np.random.default_rng(0)
     rows = []

@@ -132,6 +132,8 @@ class CostModel:
         reference_prompt_tokens: soft-prompt length of the prompt-tuned model.
         prompt_tokens: soft-prompt length of the Skeleton model (shorter after condensation).
         num_heads, widths: the unpruned per-layer heads and FFN widths.
+        sequences_per_input: sequences the backbone runs per input (a bi-encoder's pair: 2), so an
+            input shape (batch, tokens) is timed as (sequences_per_input x batch, tokens + prompt).
     """
 
     table: LatencyTable
@@ -140,9 +142,10 @@ class CostModel:
     prompt_tokens: int
     num_heads: list[int]
     widths: list[int]
+    sequences_per_input: int = 1
 
     def _key(self, batch: int, tokens: int, prompt: int) -> str:
-        return shape_key(batch, tokens + prompt)
+        return shape_key(batch * self.sequences_per_input, tokens + prompt)
 
     def reference_ms(self) -> dict[str, float]:
         prompt = self.reference_prompt_tokens
@@ -401,14 +404,16 @@ def cost_model(
     prompt_tokens: int,
     threads: int | None = None,
     reporter: Reporter = SILENT,
+    sequences_per_input: int = 1,
     **grid,
 ) -> CostModel:
-    """The cost model of an unpruned ``backbone`` for Skeleton models with ``prompt_tokens`` soft tokens."""
+    """The cost model of an unpruned ``backbone`` for Skeleton models with ``prompt_tokens`` soft tokens
+    (``sequences_per_input``: 2 for a bi-encoder, whose every input is two sentences)."""
     layers = ffn_layers(backbone)
     if any(layer.num_heads != num_heads(backbone.config) for layer in layers):
         raise SkeletonError("the cost model needs the unpruned backbone")
     token_counts = {reference_prompt_tokens, prompt_tokens}
-    shapes = [(b, t + p) for b, t in input_shapes for p in token_counts]
+    shapes = [(b * sequences_per_input, t + p) for b, t in input_shapes for p in token_counts]
     table = measure_table(backbone.config, shapes, threads=threads, reporter=reporter, **grid)
     return CostModel(
         table,
@@ -417,4 +422,5 @@ def cost_model(
         prompt_tokens,
         [layer.num_heads for layer in layers],
         [layer.ffn_in.out_features for layer in layers],
+        sequences_per_input,
     )

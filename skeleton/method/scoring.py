@@ -174,8 +174,9 @@ def collect_ffn_statistics(
 ) -> FFNStatistics:
     """One forward (and backward, for gradients) pass per batch over ``batches``.
 
-    Every statistic is averaged over the non-padding tokens of an instance, the soft prompt's tokens
-    included, then summed over instances. ``with_heads`` needs gradients.
+    Every statistic is averaged over the non-padding tokens of a sequence, the soft prompt's tokens
+    included, then summed over sequences (``num_samples`` counts them: a bi-encoder's pair is two,
+    so that means stay means per sequence). ``with_heads`` needs gradients.
     """
     if with_heads and not with_gradients:
         raise ValueError("head statistics need gradients")
@@ -189,8 +190,9 @@ def collect_ffn_statistics(
         with torch.enable_grad(), capture_ffn(classifier.backbone, with_outputs, with_heads) as captured:
             logits = classifier(**batch.inputs())  # (batch, labels)
             num_prompt = captured.activations[0].shape[1] - batch.input_ids.shape[1]
-            mask = torch.cat([batch.attention_mask.new_ones(len(batch.indices), num_prompt), batch.attention_mask], 1)
-            weights = (mask.float() / mask.sum(1, keepdim=True).float()).unsqueeze(-1)  # (batch, tokens, 1)
+            text_mask = batch.sequence_mask  # (sequences, tokens): a bi-encoder runs both sentences of a pair
+            mask = torch.cat([text_mask.new_ones(len(text_mask), num_prompt), text_mask], 1)
+            weights = (mask.float() / mask.sum(1, keepdim=True).float()).unsqueeze(-1)  # (sequences, tokens, 1)
             grads = _gold_gradients(logits, batch.labels, captured) if with_gradients else None
         with torch.no_grad():
             stats = _batch_statistics(captured, grads, weights, with_outputs)
@@ -209,7 +211,7 @@ def collect_ffn_statistics(
             for key, values in stats.items():
                 values = [v.detach().float().cpu() for v in values]
                 sums[key] = values if key not in sums else [s + v for s, v in zip(sums[key], values, strict=True)]
-        count += len(batch.indices)
+        count += len(text_mask)
     if count == 0:
         raise ValueError("no instances to score")
     return FFNStatistics(
@@ -250,7 +252,8 @@ def forward_activations(
     bar=None,
 ) -> Iterator[tuple[torch.Tensor, Batch, int]]:
     """Per batch of ``split`` (no gradients): every layer's FFN activations joined along the neuron
-    axis, (batch, prompt + tokens, total neurons), the batch, and the number of prompt positions."""
+    axis, (sequences, prompt + tokens, total neurons), the batch, and the number of prompt positions
+    (a bi-encoder's sequences are its pairs' first sentences, then their second: :func:`per_instance`)."""
     classifier.eval()
     classifier.to(device)
     for batch in iterate_batches(split, batch_size, pad_token_id, shuffle=False):
@@ -261,6 +264,15 @@ def forward_activations(
         yield activations, batch, activations.shape[1] - batch.input_ids.shape[1]
         if bar is not None:
             bar.advance()
+
+
+def per_instance(values: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """(sequences, ...) -> (instances, ...): a bi-encoder's two sentences joined as |first - second|,
+    the comparison its head reads; one sequence an instance is returned as it is."""
+    if batch.pair_input_ids is None:
+        return values
+    first, second = values.chunk(2, dim=0)  # each (instances, ...)
+    return (first - second).abs()
 
 
 def ffn_widths(classifier: PromptedClassifier) -> list[int]:
@@ -437,14 +449,15 @@ class SkillScorer(TaskDataScorer):
         accumulator = Predictivity(workspace.spec.num_labels)
         total = num_batches(train, 64) + num_batches(validation, 64)
         with context.reporter.bar(f"skill predictivity, prompt {number}/{context.skill_prompts}", total) as bar:
-            for activations, _, prompt in forward_activations(
+            for activations, batch, prompt in forward_activations(
                 classifier, train, device, workspace.pad_token_id, bar=bar
             ):
-                accumulator.add_baseline(activations[:, :prompt].cpu())  # (batch, prompt positions, neurons)
+                # (batch, prompt positions, neurons)
+                accumulator.add_baseline(per_instance(activations[:, :prompt], batch).cpu())
             for activations, batch, prompt in forward_activations(
                 classifier, validation, device, workspace.pad_token_id, bar=bar
             ):
-                accumulator.add_validation(activations[:, :prompt].cpu(), batch.labels.cpu())
+                accumulator.add_validation(per_instance(activations[:, :prompt], batch).cpu(), batch.labels.cpu())
         return accumulator.scores()
 
     def _extra_prompt(self, classifier, device, context: ScoringContext, index: int) -> PromptedClassifier:
@@ -494,9 +507,9 @@ class LCAScorer(TaskDataScorer):
         """(rows, total neurons) activations at the classification position, in the split's order."""
         rows = np.zeros((len(split), sum(ffn_widths(classifier))), np.float32)
         for activations, batch, prompt in forward_activations(classifier, split, device, pad_token_id, bar=bar):
-            text = activations[:, prompt:]  # (batch, tokens, neurons)
-            if classifier.head_config.kind == "cls":  # the mean-pooling head: mean over text tokens
-                pooled = MeanPoolHead.pool(text, batch.attention_mask)
+            text = activations[:, prompt:]  # (sequences, tokens, neurons)
+            if classifier.head is not None:  # the mean-pooling heads: mean over text tokens
+                pooled = per_instance(MeanPoolHead.pool(text, batch.sequence_mask), batch)
             else:  # the MLM head reads the mask token
                 pooled = text[torch.arange(len(text)), classifier.mask_positions(batch.input_ids)]
             rows[batch.indices] = pooled.cpu().numpy()

@@ -252,14 +252,15 @@ PROBE_C = (0.01, 0.1, 1.0, 10.0)  # inverse L2 strengths tried, as scikit-learn'
 def pooled_features(
     classifier: PromptedClassifier, split: EncodedSplit, device: torch.device, batch_size: int, pad_token_id: int
 ) -> torch.Tensor:
-    """(rows, hidden) what the cls head reads: the prompted model's pooled text positions, in row order."""
+    """(rows, in_features) what the head's linear layer reads (the prompted model's pooled text
+    positions; a bi-encoder's pair features), in row order."""
     classifier.eval()
     features = torch.zeros(len(split), classifier.head.classifier.in_features)
     for batch in iterate_batches(split, batch_size, pad_token_id, shuffle=False):
         batch = batch.to(device)
-        hidden, _ = classifier.hidden_states(**batch.inputs())
+        hidden, mask = classifier.hidden_states(**batch.inputs())
         num_prompt = hidden.shape[1] - batch.input_ids.shape[1]
-        features[batch.indices] = classifier.head.pool(hidden[:, num_prompt:], batch.attention_mask).float().cpu()
+        features[batch.indices] = classifier.head.features(hidden[:, num_prompt:], mask[:, num_prompt:]).float().cpu()
     return features
 
 
