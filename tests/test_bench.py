@@ -17,8 +17,9 @@ QUICK_EXPORT = ExportConfig(
 )
 
 
-def test_multiply_accumulates_worked_by_hand():
-    shape = ModelShape(
+def _toy_shape(head_kind: str) -> ModelShape:
+    """One layer: hidden 4, two heads of 2 dims, FFN 8, one prompt token, two labels."""
+    return ModelShape(
         hidden_size=4,
         head_dim=2,
         heads=[2],
@@ -26,9 +27,13 @@ def test_multiply_accumulates_worked_by_hand():
         ffn_out_sizes=None,
         num_virtual_tokens=1,
         num_labels=2,
-        head_kind="cls",
+        head_kind=head_kind,
         vocab_size=10,
     )
+
+
+def test_multiply_accumulates_worked_by_hand():
+    shape = _toy_shape("cls")
     # 3 tokens + 1 prompt token = 4 positions: Q, K, V, O 4*4*4*4 = 256; scores and weighted sum
     # 2 heads * 4 * 4 * 2 dims * 2 = 128; FFN 4 * (4*8 + 8*4) = 256; head 4 * 2 = 8; per sequence 648
     assert shape.macs(batch=2, tokens=3) == 2 * 648
@@ -157,3 +162,36 @@ def test_the_shape_of_a_model_whose_layers_went_but_whose_heads_did_not(tmp_path
     assert shape.heads == [4] and len(shape.ffn_sizes) == 1
     whole = ModelShape(**{**shape.__dict__, "heads": [4, 4], "ffn_sizes": shape.ffn_sizes * 2})
     assert 0 < shape.macs(1, 8) < whole.macs(1, 8)
+
+
+def test_a_bi_encoder_is_counted_and_timed_as_pairs(tmp_path, tiny_bert_dir, mrpc_dir):
+    shape = _toy_shape("bi-encoder")
+    # two 3-token sentences a pair, each 640 multiply-accumulates in the encoder (as above, without the
+    # head); the head reads [u, v, |u - v|, u * v]: 4 * 4 * 2 = 32
+    assert shape.macs(batch=2, tokens=3) == 2 * (2 * 640 + 32)
+    from skeleton.core.data import DataConfig
+
+    config = tiny_compress_config(
+        tmp_path / "out",
+        tiny_bert_dir,
+        mrpc_dir,
+        data=DataConfig("mrpc", str(mrpc_dir)),
+        model=ModelConfig(model=str(tiny_bert_dir), head="bi-encoder", num_virtual_tokens=4),
+        search=SearchConfig(margin=100.0, max_trials=1),
+    )
+    compress(config)
+    export_directory(tmp_path / "out", QUICK_EXPORT)
+    bench = BenchConfig(
+        batch_sizes=(2,),
+        lengths=(8,),
+        runtimes=("torch-fp32", "onnx-fp32"),
+        repeats=2,
+        min_repeats=2,
+        data=str(mrpc_dir / "test.tsv"),
+    )
+    report = run_bench(tmp_path / "out", bench)
+    (point,) = report.points
+    assert point["macs"]["skeleton"] == ModelShape.of(tmp_path / "out").macs(2, 8)
+    assert set(point["latency"]) == {f"{m}/{r}" for m in ("skeleton", "prompt_tuned") for r in bench.runtimes}
+    (row,) = report.end_to_end  # real pairs, each sentence tokenized alone, through every contender
+    assert row["batch"] == 2 and set(row["latency"]) == set(point["latency"])

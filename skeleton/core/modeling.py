@@ -248,6 +248,8 @@ class PromptedClassifier(nn.Module):
         Returns:
             hidden states (sequences, prompt + tokens, hidden) and the extended mask (sequences, prompt + tokens).
         """
+        if pair_input_ids is not None:  # each sentence of a bi-encoder's pair is one segment on its own
+            token_type_ids = None
         input_ids, attention_mask = self.stack_pairs(input_ids, attention_mask, pair_input_ids, pair_attention_mask)
         batch_size = input_ids.shape[0]
         if prompt is None:
