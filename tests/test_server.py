@@ -36,22 +36,24 @@ class Server(ServerProcess):
 CLEAN_EXITS = (0, -signal.SIGTERM)
 
 
-def _pair_model(root: Path, tokenizer_dir, tiny_bert_dir) -> Path:
-    """An MRPC-shaped (pair task) model on the tiny backbone, untrained: serving only needs it to run."""
+def _pair_model(root: Path, tokenizer_dir, tiny_bert_dir, head: str = "cls") -> Path:
+    """An MRPC-shaped (pair task) model on the tiny backbone, untrained: serving only needs it to run;
+    ``head`` cls reads the pair as one sequence, bi-encoder each sentence on its own."""
     from skeleton.core.data import DataConfig
     from skeleton.core.files import save_classifier
     from skeleton.core.workspace import ModelConfig, Workspace
     from skeleton.method.tuning import skeleton_meta
 
-    data = root / "mrpc-data"
+    data = root / f"mrpc-data-{head}"
     data.mkdir()
     rows = synthetic_rows(60, 3)
     lines = ["Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"]
     lines += [f"{label}\t{i}\t{i}\t{text}\t{rows[-1 - i][0]}" for i, (text, label) in enumerate(rows)]
     for name in ("train.tsv", "test.tsv"):
         (data / name).write_text("\n".join(lines) + "\n")
-    workspace = Workspace(DataConfig("mrpc", str(data)), ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4))
-    out = root / "pair"
+    model = ModelConfig(model=str(tiny_bert_dir), head=head, num_virtual_tokens=4)
+    workspace = Workspace(DataConfig("mrpc", str(data)), model)
+    out = root / f"pair-{head}"
     save_classifier(workspace.new_classifier().eval(), workspace.tokenizer, out, None, skeleton_meta(workspace))
     export_directory(out, FP32_ONLY, workspace=workspace)
     return out
@@ -64,7 +66,11 @@ def models(tmp_path_factory, tokenizer_dir, sst2_dir, tiny_bert_dir):
     root = tmp_path_factory.mktemp("serve")
     single, _ = make_compressed_dir(root, "bert", "cls", tokenizer_dir, sst2_dir)
     export_directory(single, FP32_ONLY)
-    return {"sentiment": single, "pairs": _pair_model(root, tokenizer_dir, tiny_bert_dir)}
+    return {
+        "sentiment": single,
+        "pairs": _pair_model(root, tokenizer_dir, tiny_bert_dir),
+        "bi": _pair_model(root, tokenizer_dir, tiny_bert_dir, "bi-encoder"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +99,19 @@ def test_predictions_equal_skeleton_predict(server, models):
     )
 
 
-def test_pair_inputs(server, models):
-    pairs = [["a superb film", "the movie was great"], ["awful plot", "great"]]
-    served = server.post("/v1/models/pairs/predict", json={"inputs": pairs}).json()
-    expected = Predictor(models["pairs"]).predict([tuple(p) for p in pairs])
-    assert [rows[0]["label"] for rows in served] == [label for label, _ in expected]
-    one = server.post("/v1/models/pairs/predict", json={"inputs": pairs[0]}).json()
+@pytest.mark.parametrize("name", ["pairs", "bi"])
+def test_pair_inputs(server, models, name):
+    """Pairs of a cross-encoder and of a bi-encoder (each sentence its own sequence, batched with
+    other requests' pairs by the server) get what skeleton predict gives."""
+    pairs = [["a superb film", "the movie was great"], ["awful plot", "great"], ["dull", "a boring and ugly film"]]
+    predictor = Predictor(models[name])
+    logits = predictor.logits([tuple(p) for p in pairs])
+    served = server.post(f"/v1/models/{name}/predict", json={"inputs": pairs, "raw_scores": True}).json()
+    for rows, row_logits in zip(served, logits, strict=True):
+        scores = {r["label"]: r["score"] for r in rows}
+        assert [scores[label] for label in predictor.label_names] == pytest.approx(row_logits.tolist(), abs=1e-4)
+    expected = predictor.predict([tuple(p) for p in pairs])
+    one = server.post(f"/v1/models/{name}/predict", json={"inputs": pairs[0]}).json()
     assert one[0]["label"] == expected[0][0] and one[0]["score"] == pytest.approx(expected[0][1], abs=1e-5)
 
 
@@ -113,7 +126,8 @@ def test_pair_inputs(server, models):
         ("/v1/models/pairs/predict", {"inputs": "only one text"}, 422, "pairs"),
         ("/v1/models/pairs/predict", {"inputs": [["a", "b", "c"]]}, 422, "two texts"),
         ("/v1/models/nobody/predict", {"inputs": "x"}, 404, "sentiment"),
-        ("/predict", {"inputs": "x"}, 404, "2 models are served"),
+        ("/predict", {"inputs": "x"}, 404, "3 models are served"),
+        ("/v1/models/bi/predict", {"inputs": "only one text"}, 422, "pairs"),
         ("/v1/models/sentiment/predict", {"inputs": ["x"] * 65}, 413, "--max-client-batch"),
         ("/v1/models/sentiment/predict", {"inputs": "great " * 5000}, 413, "--max-input-chars"),
         ("/v1/models/sentiment/predict", {"inputs": "great " * 300, "truncate": False}, 422, "truncate"),
@@ -139,7 +153,7 @@ def test_long_inputs_are_truncated_by_default(server):
 
 def test_models_health_ready_metrics_and_docs(server):
     listed = httpx.get(f"{server.url}/v1/models").json()["models"]
-    assert {m["name"]: m["pair_inputs"] for m in listed} == {"sentiment": False, "pairs": True}
+    assert {m["name"]: m["pair_inputs"] for m in listed} == {"sentiment": False, "pairs": True, "bi": True}
     assert all(m["max_input_tokens"] > 0 and m["runtime"] == "onnx-fp32" and m["ready"] for m in listed)
     assert httpx.get(f"{server.url}/health").json() == {"status": "ok"}
     assert httpx.get(f"{server.url}/ready").status_code == 200
@@ -176,12 +190,33 @@ def test_concurrent_requests_are_batched(server, models):
     assert inputs == 40 and count < 40  # some requests shared a batch
 
 
-def _batches(server) -> tuple[float, float]:
-    """(batches run, inputs in them) of the sentiment model, from /metrics."""
+def test_concurrent_pairs_of_a_bi_encoder_are_batched(server, models):
+    """Pairs from many requests share batches: each side padded to the batch's longest sentence of either
+    side, every answer still the one skeleton predict gives."""
+    pairs = [(TEXTS[i % 5], TEXTS[(i * 2 + 1) % 5] + " and " * (i % 3)) for i in range(24)]
+
+    async def send(client, pair):
+        return (await client.post(f"{server.url}/v1/models/bi/predict", json={"inputs": [list(pair)]})).json()
+
+    async def burst():
+        async with httpx.AsyncClient(timeout=30) as client:
+            return await asyncio.gather(*(send(client, pair) for pair in pairs))
+
+    before = _batches(server, "bi")
+    results = asyncio.run(burst())
+    expected = Predictor(models["bi"]).predict(pairs)
+    for result, (label, score) in zip(results, expected, strict=True):
+        assert result[0][0]["label"] == label and result[0][0]["score"] == pytest.approx(score, abs=1e-5)
+    count, inputs = (a - b for a, b in zip(_batches(server, "bi"), before, strict=True))
+    assert inputs == 24 and count < 24  # some requests shared a batch
+
+
+def _batches(server, model: str = "sentiment") -> tuple[float, float]:
+    """(batches run, inputs in them) of one served model, from /metrics."""
     lines = httpx.get(f"{server.url}/metrics").text.splitlines()
 
     def value(prefix):
-        return sum(float(line.split()[-1]) for line in lines if line.startswith(prefix) and 'model="sentiment"' in line)
+        return sum(float(line.split()[-1]) for line in lines if line.startswith(prefix) and f'model="{model}"' in line)
 
     return value("skeleton_batch_size_count"), value("skeleton_batch_size_sum")
 

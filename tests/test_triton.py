@@ -30,7 +30,11 @@ def exported(tmp_path_factory, tokenizer_dir, sst2_dir, tiny_bert_dir):
     root = tmp_path_factory.mktemp("triton")
     single, _ = make_compressed_dir(root, "bert", "cls", tokenizer_dir, sst2_dir, template=True)
     export_directory(single, FP32_ONLY)
-    return {"single": single, "pair": _pair_model(root, tokenizer_dir, tiny_bert_dir)}
+    return {
+        "single": single,
+        "pair": _pair_model(root, tokenizer_dir, tiny_bert_dir),
+        "bi": _pair_model(root, tokenizer_dir, tiny_bert_dir, "bi-encoder"),
+    }
 
 
 def _config(path) -> model_config_pb2.ModelConfig:
@@ -165,3 +169,26 @@ def test_the_command_writes_the_repository_beside_other_models(tmp_path, exporte
         app, ["export", str(exported["single"]), "--triton", str(repository), "--triton-variant", "int8"]
     )
     assert result.exit_code == 2 and "variant 'int8' was not exported" in result.output
+
+
+def test_a_bi_encoder_repository_encodes_each_text_alone_and_feeds_the_graph(tmp_path, exported, monkeypatch):
+    repository = export_triton(exported["bi"], tmp_path / "repo", TritonConfig(name="bi"))
+    predictor = Predictor(exported["bi"])
+    graph_inputs = {i.name for i in predictor.runtime.session.get_inputs()}
+    assert graph_inputs == {"input_ids", "attention_mask", "pair_input_ids", "pair_attention_mask"}
+    assert {i.name for i in _config(repository / "bi_onnx" / "config.pbtxt").input} == graph_inputs
+    assert [i.name for i in _config(repository / "bi" / "config.pbtxt").input] == ["TEXT", "TEXT_PAIR"]
+    assert {o.name for o in _config(repository / "bi_tokenizer" / "config.pbtxt").output} == graph_inputs
+    model = _tokenizer_model(repository, "bi", monkeypatch)
+    firsts, seconds = ["a superb film", "awful", "great " * 300], ["great", "a dull and boring plot", "nice"]
+    (response,) = model.execute([{"TEXT": _strings(firsts), "TEXT_PAIR": _strings(seconds)}])
+    assert response.error is None
+    outputs = {t.name(): t.as_numpy() for t in response.output_tensors}
+    pairs = list(zip(firsts, seconds, strict=True))
+    expected = predictor.encode(pairs)
+    width = expected["input_ids"].shape[1]  # both sides share one width, the longest sentence's
+    assert outputs["input_ids"].shape == outputs["pair_input_ids"].shape
+    for key in graph_inputs:
+        np.testing.assert_array_equal(outputs[key][:, :width], expected[key])
+    graph = OnnxRuntime(repository / "bi_onnx" / "1" / "model.onnx")
+    np.testing.assert_allclose(graph.run(outputs), predictor.logits(pairs), atol=1e-4)
