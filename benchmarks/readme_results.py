@@ -1,12 +1,13 @@
-"""Render the README's results section from the committed reports of the default run.
+"""Render the README's results sections from the committed reports of the default runs.
 
-    python benchmarks/readme_results.py            # rewrite the section between the README's markers
+    python benchmarks/readme_results.py            # rewrite the sections between the README's markers
     python benchmarks/readme_results.py --check    # exit 1 when the README differs from the reports
 
-The section is made from two files in ``benchmarks/results/default_sst2/``: ``report.json``, what
-``skeleton compress --task sst2 --data-dir ../shared/data/sst2`` wrote, and ``bench.json``, what
-``skeleton bench`` wrote for that model. Nothing in it is typed by hand, so it cannot drift from the
-reports; ``tests/test_readme.py`` holds the README to this rendering.
+Each section is made from two files in ``benchmarks/results/default_<task>/``: ``report.json``, what
+``skeleton compress --task <task> --data-dir ../shared/data/<task>`` wrote, and ``bench.json``, what
+``skeleton bench`` wrote for that model (SST-2, and MRPC, the pair task, with the linear probes of
+``benchmarks/probes_pair_task.py`` beside it). Nothing in them is typed by hand, so they cannot drift
+from the reports; ``tests/test_readme.py`` holds the README to this rendering.
 """
 
 from __future__ import annotations
@@ -17,10 +18,20 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "default_sst2"
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+RESULTS = RESULTS_DIR / "default_sst2"
 README = ROOT / "README.md"
 START = "<!-- results: rendered by python benchmarks/readme_results.py from benchmarks/results/default_sst2 -->"
 END = "<!-- end of results -->"
+PAIR_START = (
+    "<!-- pair results: rendered by python benchmarks/readme_results.py from benchmarks/results/default_mrpc -->"
+)
+PAIR_END = "<!-- end of pair results -->"
+PROBES = RESULTS_DIR / "probes_mrpc_minilm.json"
+CROSS_ENCODED = RESULTS_DIR / "mrpc_cross_encoded_tune" / "report.json"  # skeleton tune --task mrpc --head cls
+HEADS_COMPARED = RESULTS_DIR / "mrpc_cross_encoded_tune" / "heads_compared.json"  # benchmarks/compare_pair_heads.py
+# what one row of a task's splits is called, and what its test split is
+ROWS = {"sst2": ("sentences", "the GLUE dev split"), "mrpc": ("pairs", "the MRPC test split")}
 
 
 def interval_words(ci: dict) -> str:
@@ -39,17 +50,19 @@ def _metrics(metrics: dict) -> str:
 
 def _splits(data: dict) -> str:
     words = data["mean_words"]
+    rows, test = ROWS[data["task"]]
     return (
         f"Training: {data['train']} rows (mean {words['train']:.1f} words); validation: {data['validation']} "
         f"{data['validation_source']} (mean {words['validation']:.1f} words), with the "
         f"{data.get('dropped_from_train', 0)} training rows they contain left out of training; test: the "
-        f"{data['test']} sentences of the GLUE dev split (mean {words['test']:.1f} words), reported only."
+        f"{data['test']} {rows} of {test} (mean {words['test']:.1f} words), reported only."
     )
 
 
 def accuracy_table(report: dict) -> list[str]:
     """Majority class, prompt-tuned and Skeleton model on both splits, with the paired intervals."""
     params, data = report["parameters"], report["data"]
+    rows_name = ROWS[data["task"]][0]
     kept = sum(report["kept_sizes"] or [])
     total = round(kept / report["kept_fraction"]) if kept else None
     rows = [
@@ -63,7 +76,7 @@ def accuracy_table(report: dict) -> list[str]:
         ),
     ]
     lines = [
-        f"| | validation ({data['validation']} sentences) | test ({data['test']}, reported only) "
+        f"| | validation ({data['validation']} {rows_name}) | test ({data['test']}, reported only) "
         "| FFN neurons kept | backbone parameters |",
         "|---|---|---|---|---|",
     ]
@@ -200,35 +213,66 @@ def bench_table(bench: dict) -> list[str]:
 
 
 def end_to_end_line(bench: dict) -> list[str]:
-    """The same headline on real sentences of the data file, tokenizer and template included."""
+    """The same headline on real sentences (or pairs) of the data file, tokenizer and template included."""
     rows = [r for r in bench.get("end_to_end", []) if r["headline"]]
     if not rows:
         return []
     speedups = ", ".join(f"{r['headline']['speedup']:.2f}x at batch {r['batch']}" for r in rows)
+    what = ROWS[bench["task"]][0]
     return [
         "",
-        f"Real sentences of `{bench['config']['data']}` end to end (tokenizer and template included): {speedups}.",
+        f"Real {what} of `{bench['config']['data']}` end to end (tokenizer and template included): {speedups}.",
     ]
 
 
+def probe_lines(report: dict, probes: dict, cross: dict, compared: dict) -> list[str]:
+    """A pair task's head; beside it, the cross-encoded pair prompt-tuned with the same recipe (the
+    difference with its interval), and the linear probes on the frozen model."""
+    head = report.get("head") or report["config"]["model"]["head"]  # the resolved head where the report has it
+    code = cross["versions"].get("skeleton_commit", "?")
+    difference = compared["a_minus_b"]
+    line = (
+        f"Head: `{head}`. The cross-encoded pair, prompt-tuned with the same recipe (`skeleton tune --task mrpc "
+        f"--head cls`, code {code}, `{CROSS_ENCODED.relative_to(ROOT)}`): validation {_metrics(cross['validation'])}, "
+        f"test {_metrics(cross['test'])}; the prompt-tuned {compared['a']['head']} minus it, points (95% paired "
+        f"bootstrap interval, `{HEADS_COMPARED.relative_to(ROOT)}`): validation "
+        f"{interval_words(difference['validation'])}; test {interval_words(difference['test'])}. "
+        "Logistic-regression probes on the frozen model's mean-pooled "
+        f"features (`{PROBES.relative_to(ROOT)}`, C chosen on validation):"
+    )
+    for name, words in (("cross_encoded", "the templated pair as one sequence"), ("bi_encoded", "each sentence alone")):
+        probe = probes[name]
+        line += f" {words}, validation {_metrics(probe['validation'])}, test {_metrics(probe['test'])};"
+    return [line[:-1] + "."]
+
+
 def render(results: Path = RESULTS) -> str:
-    """The results section, markers included."""
+    """A task's results section, markers included."""
     report = json.loads((results / "report.json").read_text())
     bench = json.loads((results / "bench.json").read_text())
+    task = report["data"]["task"]
+    start, end = (PAIR_START, PAIR_END) if task == "mrpc" else (START, END)
     machine = bench["machine"]
     speedups = [p["headline"]["speedup"] for p in bench["points"] if p["headline"]]
     runtimes = sorted({c["runtime"] for c in bench["contenders"]})
     code = report["versions"].get("skeleton_commit", report["versions"].get("skeleton", "?"))
+    folder = results.relative_to(ROOT)
+    probes = []
+    if task == "mrpc":
+        files = (PROBES, CROSS_ENCODED, HEADS_COMPARED)
+        probes = probe_lines(report, *(json.loads(path.read_text()) for path in files))
     lines = [
-        START,
+        start,
         "",
-        f"`skeleton compress --task sst2 --data-dir ../shared/data/sst2` with every default (seed "
+        f"`skeleton compress --task {task} --data-dir ../shared/data/{task}` with every default (seed "
         f"{report['seed']}, code {code}), on {machine['cpu']} with {machine['cores']} cores "
         f"({', '.join(machine['cpu_flags'])}). {_splits(report['data'])} "
-        "Report: `benchmarks/results/default_sst2/report.json`.",
+        f"Report: `{folder}/report.json`.",
         "",
         *accuracy_table(report),
         "",
+        *probes,
+        *([""] if probes else []),
         *search_lines(report),
         "",
         f"The export (judged on the {report['export']['judged_on']}; latency: medians of alternated calls in one "
@@ -237,41 +281,52 @@ def render(results: Path = RESULTS) -> str:
         "",
         *export_table(report),
         "",
-        "`skeleton bench` on that model (`benchmarks/results/default_sst2/bench.json`): speed-up of the Skeleton "
+        f"`skeleton bench` on that model (`{folder}/bench.json`, code "
+        f"{bench['versions'].get('skeleton_commit', '?')}): speed-up of the Skeleton "
         "model's fastest shippable runtime over the prompt-tuned model's fastest runtime of all, each the median "
         f"of up to {bench['config']['repeats']} rounds of calls alternated in one process (runtimes timed: "
-        f"{', '.join(runtimes)}):",
+        f"{', '.join(runtimes)}"
+        + (
+            "; a batch is that many pairs, each sentence that many tokens"
+            if bench["shapes"]["skeleton"].get("head_kind") == "bi-encoder"
+            else ""
+        )
+        + "):",
         "",
         *bench_table(bench),
         *end_to_end_line(bench),
         "",
         f"Headline over the grid: {min(speedups):.2f}x to {max(speedups):.2f}x.",
         "",
-        END,
+        end,
     ]
     return "\n".join(lines) + "\n"
 
 
-def _section(text: str) -> tuple[int, int]:
-    start, end = text.find(START), text.find(END)
+SECTIONS = ((START, END, RESULTS), (PAIR_START, PAIR_END, RESULTS_DIR / "default_mrpc"))
+
+
+def _section(text: str, start_marker: str = START, end_marker: str = END) -> tuple[int, int]:
+    start, end = text.find(start_marker), text.find(end_marker)
     if start < 0 or end < start:
-        raise SystemExit(f"{README} has no results markers ({START!r} ... {END!r})")
-    return start, end + len(END) + 1
+        raise SystemExit(f"{README} has no results markers ({start_marker!r} ... {end_marker!r})")
+    return start, end + len(end_marker) + 1
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 when the README's section differs")
+    parser.add_argument("--check", action="store_true", help="exit 1 when the README's sections differ")
     args = parser.parse_args()
     text = README.read_text()
-    start, end = _section(text)
-    rendered = render()
-    if args.check:
-        if text[start:end] != rendered:
-            print("README.md's results section differs from the reports: run python benchmarks/readme_results.py")
+    for start_marker, end_marker, results in SECTIONS:
+        start, end = _section(text, start_marker, end_marker)
+        rendered = render(results)
+        if args.check and text[start:end] != rendered:
+            print("README.md's results sections differ from the reports: run python benchmarks/readme_results.py")
             return 1
-        return 0
-    README.write_text(text[:start] + rendered + text[end:])
+        text = text[:start] + rendered + text[end:]
+    if not args.check:
+        README.write_text(text)
     return 0
 
 
