@@ -33,7 +33,7 @@ from skeleton.core.layout import (
     STAGES_DIR,
     STATE_FILE,
 )
-from skeleton.core.modeling import BI_ENCODER, PromptedClassifier, save_prompt_and_head
+from skeleton.core.modeling import PromptedClassifier, save_prompt_and_head
 from skeleton.core.progress import SILENT, Reporter
 from skeleton.core.records import CompressReport, write_json
 from skeleton.core.statistics import paired_bootstrap
@@ -165,7 +165,7 @@ def _cost_model(config: CompressConfig, classifier: PromptedClassifier, reporter
 
     prompt = classifier.num_virtual_tokens
     shortened = config.condensed_prompt_tokens or prompt
-    sequences = 2 if classifier.head_config.kind == BI_ENCODER else 1  # a bi-encoder runs both sentences
+    sequences = 2 if classifier.head_config.separate_pairs else 1  # a bi-encoder runs both sentences
     return cost_model(
         classifier.backbone,
         list(config.cost_shapes),

@@ -162,6 +162,12 @@ class HeadConfig:
     verbalizer_token_ids: list[int] | None = None
     use_template: bool = False
 
+    @property
+    def separate_pairs(self) -> bool:
+        """Whether the head reads each text of a pair encoded on its own (the bi-encoder): its inputs are
+        pairs, each two sequences."""
+        return self.kind == BI_ENCODER
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -278,7 +284,7 @@ class PromptedClassifier(nn.Module):
         pair_attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Label logits (batch, labels); a bi-encoder takes each pair's second sentence in ``pair_*``."""
-        if (pair_input_ids is not None) != (self.head_config.kind == BI_ENCODER):
+        if (pair_input_ids is not None) != self.head_config.separate_pairs:
             raise ValueError("the bi-encoder head, and only it, takes pair_input_ids")
         hidden, mask = self.hidden_states(
             input_ids, attention_mask, token_type_ids, prompt, pair_input_ids, pair_attention_mask

@@ -93,8 +93,10 @@ class Workspace:
     @property
     def use_template(self) -> bool:
         """The verbalizer reads the template's mask token; a bi-encoder encodes each sentence bare."""
-        if self.head in ("mlm", BI_ENCODER):
-            return self.head == "mlm"
+        if self.head == "mlm":
+            return True
+        if self.head == BI_ENCODER:
+            return False
         return bool(self.model_config.use_template)
 
     @property

@@ -19,7 +19,7 @@ from skeleton.core.device import resolve_device
 from skeleton.core.errors import SkeletonError
 from skeleton.core.layout import CONFIG_FILE, HEAD_CONFIG_FILE, META_FILE, MODEL_FILE, MODEL_INPUTS, PLAN_FILE
 from skeleton.core.logits import batched_logits, label_scores, softmax
-from skeleton.core.modeling import BI_ENCODER, HeadConfig, PromptedClassifier, load_prompt_and_head, load_tokenizer
+from skeleton.core.modeling import HeadConfig, PromptedClassifier, load_prompt_and_head, load_tokenizer
 from skeleton.core.records import ModelMeta
 from skeleton.core.tasks import TaskSpec, get_task
 from skeleton.core.units import PruningPlan
@@ -69,7 +69,7 @@ class CompressedModel:
             self.spec,
             self.classifier.head_config.use_template,
             self.max_length,
-            separate_pairs=self.classifier.head_config.kind == BI_ENCODER,
+            separate_pairs=self.classifier.head_config.separate_pairs,
         )
         return collate(encoded, list(range(len(texts))), self.tokenizer.pad_token_id or 0)
 

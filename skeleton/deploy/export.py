@@ -59,7 +59,6 @@ from skeleton.core.layout import (
     VARIANT_FILES,
 )
 from skeleton.core.logits import batched_logits
-from skeleton.core.modeling import BI_ENCODER
 from skeleton.core.progress import SILENT, Reporter
 from skeleton.core.records import ExportSummary, Manifest, load_report
 from skeleton.core.statistics import paired_bootstrap
@@ -117,7 +116,7 @@ class OnnxClassifier(nn.Module):
 def graph_inputs(model: CompressedModel, tokenizer) -> list[str]:
     """The graph's inputs, in order: ids and mask, token types where the family takes them, and a
     bi-encoder's second sentences."""
-    if model.classifier.head_config.kind == BI_ENCODER:
+    if model.classifier.head_config.separate_pairs:
         return ["input_ids", "attention_mask", *PAIR_INPUTS]
     return ["input_ids", "attention_mask"] + (["token_type_ids"] if _uses_token_types(model, tokenizer) else [])
 
@@ -128,7 +127,7 @@ def graph_tokenizer(model: CompressedModel):
     tokenizer = template_tokenizer(
         model.tokenizer, model.spec, max_input_tokens(model), model.classifier.head_config.use_template
     )
-    return SeparatePairs(tokenizer) if model.classifier.head_config.kind == BI_ENCODER else tokenizer
+    return SeparatePairs(tokenizer) if model.classifier.head_config.separate_pairs else tokenizer
 
 
 def max_input_tokens(model: CompressedModel) -> int:
@@ -301,7 +300,7 @@ class _Judge:
         self.reference = reference  # PyTorch logits of the first parity sentences
         self.num_labels = model.spec.num_labels
         self.vocab_size = model.classifier.backbone.config.vocab_size
-        self.pairs = model.classifier.head_config.kind == BI_ENCODER  # graphs take pairs of sentences
+        self.pairs = model.classifier.head_config.separate_pairs  # graphs take pairs of sentences
         self.threads = threads
 
     def encode(self, texts: list) -> dict[str, np.ndarray]:
