@@ -41,6 +41,15 @@ def test_the_bi_encoder_reads_two_single_sentence_passes(model_type, tokenizer, 
             pair_input_ids=torch.tensor(seconds["input_ids"]),
             pair_attention_mask=torch.tensor(seconds["attention_mask"]),
         )
+        # token types of the first sentences (a runtime may pass them) change nothing: each sentence is one segment
+        typed = classifier(
+            torch.tensor(firsts["input_ids"]),
+            torch.tensor(firsts["attention_mask"]),
+            torch.ones_like(torch.tensor(firsts["input_ids"])),
+            pair_input_ids=torch.tensor(seconds["input_ids"]),
+            pair_attention_mask=torch.tensor(seconds["attention_mask"]),
+        )
+        torch.testing.assert_close(typed, logits, rtol=0, atol=0)
         for row, (text1, text2) in enumerate(pairs):
             pooled = []
             for text in (text1, text2):

@@ -239,7 +239,8 @@ def synthetic_batch(
     batch: int, length: int, vocab_size: int, with_token_types: bool = True, seed: int = 0, pairs: bool = False
 ) -> dict[str, np.ndarray]:
     """Random token ids of one shape, no padding: what latency is measured on. With ``pairs``, a
-    bi-encoder's batch: ``batch`` pairs of two ``length``-token sentences (``pair_*`` the second).
+    bi-encoder's batch: ``batch`` pairs of two ``length``-token sentences (``pair_*`` the second), each
+    sentence one segment, so without token types.
 
     Ids come from the upper part of the vocabulary (real word pieces, not special tokens).
     """
@@ -247,7 +248,7 @@ def synthetic_batch(
     low = min(1000, vocab_size // 2)
     ids = rng.integers(low, vocab_size, size=(batch, length), dtype=np.int64)
     encoded = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
-    if with_token_types:
+    if with_token_types and not pairs:
         encoded["token_type_ids"] = np.zeros_like(ids)
     if pairs:
         encoded["pair_input_ids"] = rng.integers(low, vocab_size, size=(batch, length), dtype=np.int64)

@@ -329,7 +329,7 @@ class ServedModel:
 
     def _run(self, rows: list[dict[str, list[int]]]) -> np.ndarray:
         """Pad the rows into one batch and run it: (rows, labels) logits."""
-        longest = max(len(values) for row in rows for values in row.values())
+        longest = max(_length(row) for row in rows)
         arrays = {}
         for key in rows[0]:
             fill = self.pad_id if key.endswith("input_ids") else 0

@@ -307,8 +307,7 @@ def _headline_pair(contenders_: list[Contender], latency: dict) -> tuple[Contend
 
 def _point(contenders_: list[Contender], shapes: dict[str, ModelShape], batch: int, length: int, config) -> dict:
     """Time every contender at one (batch, length) and derive speed-ups."""
-    pairs = shapes["skeleton"].pairs  # a bi-encoder's sentences are single segments: no token types
-    encoded = synthetic_batch(batch, length, shapes["skeleton"].vocab_size, with_token_types=not pairs, pairs=pairs)
+    encoded = synthetic_batch(batch, length, shapes["skeleton"].vocab_size, pairs=shapes["skeleton"].pairs)
     calls = {c.key: (lambda c=c: c.engine.run(encoded)) for c in contenders_}
     timings = time_alternating(calls, config.repeats, config.warmup, config.max_seconds, config.min_repeats)
     latency = {key: _summary_of(timing, batch) for key, timing in timings.items()}
