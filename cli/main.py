@@ -514,13 +514,14 @@ def print_export_summary(result: ExportSummary, directory: Path) -> None:
             ", ".join(f"{k} {v}" for k, v in info["fused_ops"].items()) or "-",
         )
     out.print(table)
-    if result.int8_candidates:
-        candidates = Table(title="int8 candidates (the fastest that passes ships)")
-        for column in ("method", "val acc", "test acc", "agrees with fp32", "ms (BxT)", "verdict"):
+    if result.reduced_candidates:
+        candidates = Table(title="int8 and bf16 candidates (of each variant, the fastest that passes ships)")
+        for column in ("variant", "method", "val acc", "test acc", "agrees with fp32", "ms (BxT)", "verdict"):
             candidates.add_column(column, justify="right")
-        for info in result.int8_candidates:
+        for info in result.reduced_candidates:
             agreement = info.get("argmax_agreement_fp32")
             candidates.add_row(
+                info.get("variant", "-"),
                 info["method"]["name"],
                 _accuracy_text(info.get("validation_accuracy")),
                 _accuracy_text(info.get("test_accuracy")),

@@ -1,9 +1,15 @@
 """Tiny random-init models (hidden 32, 2 layers) of every supported architecture, a word-level
 tokenizer and a small synthetic sentiment task in GLUE TSV form. Nothing is downloaded.
+
+The CPU is simulated: every choice that depends on it reads ``skeleton.core.machine.cpu_flags``, which
+``SKELETON_CPU_FLAGS`` overrides, so the suite takes the same branches on any machine. ``pytest --cpu
+KIND`` runs the whole suite as one of ``CPU_KINDS`` (``host`` reads the real flags); the tests of
+CPU-dependent branches take every kind in turn through the ``cpu_kind`` fixture.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -21,6 +27,41 @@ from transformers import (
 )
 
 from skeleton.core.architectures import ARCHITECTURES
+from skeleton.core.machine import FLAGS_ENV
+
+# the kinds of CPU the toolkit meets, by the flags its choices read: AVX2 only (no VNNI: 7-bit int8
+# weights; no bf16), AVX-512 with VNNI but no bf16, AVX-512 with VNNI and bf16, and AMX
+CPU_KINDS = {
+    "avx2": "fma avx avx2",
+    "vnni": "fma avx avx2 avx512f avx512bw avx512_vnni",
+    "avx512-bf16": "fma avx avx2 avx512f avx512bw avx512_vnni avx512_bf16",
+    "amx": "fma avx avx2 avx512f avx512bw avx512_vnni avx512_bf16 amx_tile amx_bf16 amx_int8",
+}
+DEFAULT_CPU_KIND = "avx2"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--cpu",
+        choices=[*CPU_KINDS, "host"],
+        default=DEFAULT_CPU_KIND,
+        help=f"the CPU kind the suite simulates (default {DEFAULT_CPU_KIND}); host reads this machine's flags",
+    )
+
+
+def pytest_configure(config):
+    """Set the simulated flags before any fixture runs (session fixtures export models too)."""
+    kind = config.getoption("--cpu")
+    if kind != "host":
+        os.environ[FLAGS_ENV] = CPU_KINDS[kind]
+
+
+@pytest.fixture(params=list(CPU_KINDS))
+def cpu_kind(request, monkeypatch) -> str:
+    """Each simulated CPU kind in turn (parametrize indirectly to take fewer)."""
+    monkeypatch.setenv(FLAGS_ENV, CPU_KINDS[request.param])
+    return request.param
+
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -195,3 +195,16 @@ def test_a_bi_encoder_is_counted_and_timed_as_pairs(tmp_path, tiny_bert_dir, mrp
     assert set(point["latency"]) == {f"{m}/{r}" for m in ("skeleton", "prompt_tuned") for r in bench.runtimes}
     (row,) = report.end_to_end  # real pairs, each sentence tokenized alone, through every contender
     assert row["batch"] == 2 and set(row["latency"]) == set(point["latency"])
+
+
+def test_the_runtimes_timed_follow_the_cpu(cpu_kind):
+    """bf16 (PyTorch autocast and OpenVINO's hint) is timed only where the CPU has it natively; CUDA
+    times fp16 and no OpenVINO."""
+    from skeleton.measure.bench import offered_runtimes
+
+    bf16 = cpu_kind in ("avx512-bf16", "amx")
+    runtimes = offered_runtimes("cpu")
+    assert ("torch-bf16" in runtimes, "openvino-bf16" in runtimes) == (bf16, bf16)
+    assert {"torch-fp32", "onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-int8"} <= set(runtimes)
+    cuda = offered_runtimes("cuda")
+    assert "torch-fp16" in cuda and not any(r.startswith("openvino") or r == "torch-bf16" for r in cuda)

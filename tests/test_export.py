@@ -12,12 +12,12 @@ from skeleton.core.data import DataConfig
 from skeleton.core.errors import SkeletonError
 from skeleton.core.files import save_classifier
 from skeleton.core.modeling import BI_ENCODER
-from skeleton.core.records import TuneReport
+from skeleton.core.records import Manifest, TuneReport
 from skeleton.core.units import NeuronScores
 from skeleton.core.workspace import ModelConfig, Workspace
 from skeleton.deploy.export import export_directory
 from skeleton.deploy.predictor import Predictor
-from skeleton.deploy.quantization import Int8Bar
+from skeleton.deploy.quantization import Int8Bar, int8_methods
 from skeleton.method.pruning import apply_pruning, make_plan
 from skeleton.method.tuning import TrainConfig, evaluate, skeleton_meta, train_prompt
 from tests.conftest import ARCHITECTURE_NAMES, save_tiny_model
@@ -98,7 +98,7 @@ def test_every_variant_matches_pytorch(tmp_path, model_type, head, tokenizer_dir
     assert int8["validation_accuracy"] >= variants["fp32"]["validation_accuracy"] - 3.4
     # NNCF's int8 graph is built and judged for every family; on some tiny models it flips too many of the
     # 30 validation rows, and then the same bar keeps it out (its own test damages one on purpose)
-    (nncf,) = [c for c in result.int8_candidates if c["method"]["kind"] == "nncf"]
+    (nncf,) = [c for c in result.reduced_candidates if c["method"]["kind"] == "nncf"]
     assert nncf["runtime"] == "openvino-int8", nncf
     assert ("latency_ms" in nncf) == (nncf["problem"] is None)  # timed only when it passes the bar
     if nncf["problem"] is None:
@@ -349,7 +349,27 @@ def _damaging_nncf(nncf_quantize):
     return damaged
 
 
-def test_the_bar_rejects_a_damaged_int8_graph(tmp_path, tokenizer_dir, sst2_dir, monkeypatch):
+def test_the_int8_methods_offered_follow_the_cpu(cpu_kind):
+    """7-bit weights (reduce-range) are tried only where int8 dot products can saturate (no VNNI)."""
+    methods = int8_methods(("dynamic", "static"))
+    names = {m.name for m in methods}
+    assert {"dynamic/per-tensor", "dynamic/per-channel", "static/per-tensor", "static/per-channel"} <= names
+    reduced = {m.name for m in methods if m.reduce_range}
+    if cpu_kind == "avx2":
+        assert reduced == {
+            "dynamic/per-tensor/reduce-range",
+            "dynamic/per-channel/reduce-range",
+            "static/per-tensor/reduce-range",
+            "static/per-channel/reduce-range",
+        }
+    else:
+        assert reduced == set()
+
+
+@pytest.mark.parametrize("cpu_kind", ["avx2", "vnni", "amx"], indirect=True)
+def test_the_bar_rejects_a_damaged_int8_graph(tmp_path, tokenizer_dir, sst2_dir, monkeypatch, cpu_kind):
+    """Damaged int8 quantisers fail the bar on every CPU; the bf16 candidate (the fp32 graph under
+    OpenVINO's bf16 hint, built only where the CPU has bf16) is not damaged, passes and ships."""
     import skeleton.deploy.export as module
 
     directory, _ = make_compressed_dir(tmp_path, "bert", "cls", tokenizer_dir, sst2_dir)
@@ -359,18 +379,40 @@ def test_the_bar_rejects_a_damaged_int8_graph(tmp_path, tokenizer_dir, sst2_dir,
     for variant in ("int8", "openvino-int8"):
         assert variant not in result.variants
         assert f"no {variant} candidate passed" in result.rejected_variants[variant]["reason"]
-    assert len(result.int8_candidates) > 3 and all(c["problem"] for c in result.int8_candidates)
-    assert max(c["argmax_agreement_fp32"] for c in result.int8_candidates) < 0.97
+    int8 = [c for c in result.reduced_candidates if c["precision"] == "int8"]
+    bf16 = [c for c in result.reduced_candidates if c["precision"] == "bf16"]
+    # QUICK: one dynamic method (twice more with 7-bit weights without VNNI) and one NNCF setting
+    assert len(int8) == (5 if cpu_kind == "avx2" else 3)
+    assert {c["variant"] for c in int8} == {"int8", "openvino-int8"}
+    assert all(c["problem"] for c in int8)
+    assert max(c["argmax_agreement_fp32"] for c in int8) < 0.97
     # a candidate that fails the bar is neither timed nor run on the test split
-    assert not any("latency_ms" in c or "test_accuracy" in c for c in result.int8_candidates)
+    assert not any("latency_ms" in c or "test_accuracy" in c for c in int8)
     assert not (directory / "onnx" / "model_int8.onnx").exists()
     assert not (directory / "onnx" / "model_openvino_int8.xml").exists()
+    manifest = json.loads((directory / "onnx" / "manifest.json").read_text())
+    assert manifest["cpu"]["native_bf16"] is (cpu_kind == "amx") and manifest["cpu"]["flags_simulated"]
+    if cpu_kind == "amx":
+        (candidate,) = bf16
+        assert candidate["variant"] == candidate["runtime"] == "openvino-bf16"
+        assert candidate["problem"] is None and candidate["argmax_agreement_fp32"] >= 0.97
+        assert result.variants["openvino-bf16"]["passes_bar"] is True
+    else:
+        assert bf16 == [] and "openvino-bf16" not in result.variants
+        assert "no native bf16" in result.rejected_variants["openvino-bf16"]["reason"]
     assert Predictor(directory).variant in ("fp32", "optimized", "openvino-fp32", "openvino-bf16")
     # benchmarks may still ask for the fastest candidate: it is written, flagged, and never the default
     result = export_directory(directory, ExportConfig(int8_bar=False, **QUICK))
     for variant in ("int8", "openvino-int8"):
         assert result.variants[variant]["passes_bar"] is False
         assert result.default_variant != variant
+
+
+def test_a_manifest_written_before_the_rename_still_loads(tmp_path):
+    old = {"task": "sst2", "label_names": ["a", "b"], "inputs": ["input_ids"], "max_input_tokens": 8}
+    old |= {"variants": {}, "default_variant": "fp32", "int8_candidates": [{"runtime": "onnx-int8"}]}
+    (tmp_path / "manifest.json").write_text(json.dumps(old))
+    assert Manifest.load(tmp_path / "manifest.json").reduced_candidates == [{"runtime": "onnx-int8"}]
 
 
 def test_every_int8_method_is_built_and_judged(tmp_path, tokenizer_dir, sst2_dir):
@@ -380,14 +422,14 @@ def test_every_int8_method_is_built_and_judged(tmp_path, tokenizer_dir, sst2_dir
     variants = ("fp32", "optimized", "int8", "openvino-int8")
     config = ExportConfig(variants=variants, latency_shapes=((1, 16),), latency_repeats=3)
     result = export_directory(directory, config)
-    nncf = [c for c in result.int8_candidates if c["method"]["kind"] == "nncf"]
+    nncf = [c for c in result.reduced_candidates if c["method"]["kind"] == "nncf"]
     assert [c["method"]["setting"] for c in nncf] == ["default", "no-smoothquant", "smoothquant-0.5"]
     assert all("error" not in c and c["runtime"] == "openvino-int8" for c in nncf), nncf
     passing = [c for c in nncf if c["problem"] is None]
     if passing:  # the shipped OpenVINO int8 graph is the fastest NNCF candidate that passed
         fastest = min(passing, key=lambda c: c["latency_ms"]["1x16"])
         assert result.variants["openvino-int8"]["method"] == fastest["method"]
-    candidates = [c for c in result.int8_candidates if c["method"]["kind"] != "nncf"]
+    candidates = [c for c in result.reduced_candidates if c["variant"] == "int8"]
     assert {c["method"]["kind"] for c in candidates} == {"dynamic", "dynamic-fused", "static"}
     assert all("error" not in c for c in candidates), [c.get("error") for c in candidates]
     fused = [c for c in candidates if c["method"]["kind"] == "dynamic-fused"]

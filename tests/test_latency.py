@@ -122,3 +122,15 @@ def test_a_bi_encoder_input_is_timed_as_two_sequences():
     )
     costs = CostModel(table, [(1, 20)], 20, 20, num_heads=[4, 4], widths=[64, 64], sequences_per_input=2)
     assert costs.reference_ms() == {"1x20": pytest.approx(5.0 + 2 * 3.0 * (4 + 0.64))}
+
+
+def test_the_table_quantises_like_the_export_on_this_cpu(tmp_path, monkeypatch, cpu_kind):
+    """A table's onnxruntime int8 layers take 7-bit weights exactly where a shipped graph would (no VNNI)."""
+    from skeleton.measure import latency
+
+    methods, original = [], latency.quantize
+    monkeypatch.setattr(latency, "quantize", lambda m, *a, **k: methods.append(m) or original(m, *a, **k))
+    graph = latency.build_int8_graph(latency._layer_model(tiny_config("bert"), 1, 2, 32), tmp_path, "layer")
+    assert graph.is_file()
+    (method,) = methods
+    assert (method.kind, method.per_channel, method.reduce_range) == ("dynamic-fused", True, cpu_kind == "avx2")

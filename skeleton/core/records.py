@@ -33,6 +33,7 @@ class Record:
     may be absent (older writers), a missing required field is a clear error."""
 
     DESCRIPTION: ClassVar[str] = "record"
+    RENAMED: ClassVar[dict[str, str]] = {}  # an old key -> the field that holds it now (older writers)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
@@ -45,6 +46,7 @@ class Record:
         missing = [name for name in required if name not in data]
         if missing:
             raise SkeletonError(f"not a {cls.DESCRIPTION}: {', '.join(missing)} missing")
+        data = {cls.RENAMED.get(k, k): v for k, v in data.items()}
         known = {f.name: f for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         for name, kind in cls._nested().items():
@@ -104,6 +106,7 @@ class Manifest(Record):
 
     DESCRIPTION: ClassVar[str] = "Skeleton ONNX manifest (manifest.json)"
     FORMAT: ClassVar[str] = "skeleton-onnx/1"
+    RENAMED: ClassVar[dict[str, str]] = {"int8_candidates": "reduced_candidates"}
 
     task: str
     label_names: list[str]
@@ -117,7 +120,8 @@ class Manifest(Record):
     num_virtual_tokens: int | None = None
     template_in_tokenizer: bool = True
     rejected_variants: dict[str, dict] = field(default_factory=dict)
-    int8_candidates: list[dict] = field(default_factory=list)
+    # every int8 and bf16 candidate built, each with its variant, runtime, precision, method and verdict
+    reduced_candidates: list[dict] = field(default_factory=list)
     int8_bar: dict | None = None
     judged_on: str | None = None
     cpu: dict | None = None
@@ -131,6 +135,7 @@ class ExportSummary(Record):
     """The ``export`` section of ``report.json``: what ``skeleton export`` wrote and measured."""
 
     DESCRIPTION: ClassVar[str] = "export summary"
+    RENAMED: ClassVar[dict[str, str]] = {"int8_candidates": "reduced_candidates"}
 
     directory: str
     seconds: float
@@ -138,7 +143,7 @@ class ExportSummary(Record):
     default_variant: str
     max_input_tokens: int
     rejected_variants: dict[str, dict] = field(default_factory=dict)
-    int8_candidates: list[dict] = field(default_factory=list)
+    reduced_candidates: list[dict] = field(default_factory=list)
     judged_on: str | None = None
 
     @classmethod
@@ -150,7 +155,7 @@ class ExportSummary(Record):
             default_variant=manifest.default_variant,
             max_input_tokens=manifest.max_input_tokens,
             rejected_variants=manifest.rejected_variants,
-            int8_candidates=manifest.int8_candidates,
+            reduced_candidates=manifest.reduced_candidates,
             judged_on=manifest.judged_on,
         )
 

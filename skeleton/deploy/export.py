@@ -59,6 +59,7 @@ from skeleton.core.layout import (
     VARIANT_FILES,
 )
 from skeleton.core.logits import batched_logits
+from skeleton.core.machine import flags_simulated, has_vnni, int8_instructions, native_bf16
 from skeleton.core.progress import SILENT, Reporter
 from skeleton.core.records import ExportSummary, Manifest, load_report
 from skeleton.core.statistics import paired_bootstrap
@@ -67,13 +68,13 @@ from skeleton.core.timing import time_alternating
 from skeleton.deploy.artifacts import CompressedModel, load
 from skeleton.deploy.manifest import sha256_file
 from skeleton.deploy.openvino import ir_files, nncf_quantize
-from skeleton.deploy.quantization import Int8Bar, cpu_flags, has_vnni, int8_methods, quantize, quiet_logging
+from skeleton.deploy.quantization import Int8Bar, int8_methods, quantize, quiet_logging
 from skeleton.deploy.registry import open_graph
 from skeleton.deploy.runtimes import (
     OpenVinoRuntime,
     Runtime,
     RuntimeOptions,
-    native_bf16,
+    precision_of,
     runtime_of,
     synthetic_batch,
     tokenize,
@@ -478,14 +479,15 @@ def _export_into(work: Path, model: CompressedModel, tokenizer, data: ExportData
         template_in_tokenizer=bool(model.classifier.head_config.use_template),
         variants=variants,
         rejected_variants=rejected,
-        int8_candidates=candidates,
+        reduced_candidates=candidates,
         int8_bar={"max_accuracy_drop": config.int8_max_drop, "min_agreement": config.int8_min_agreement},
         default_variant=default,
         judged_on=data.source,
         cpu={
-            "int8_instructions": _cpu_int8_instructions(),
+            "int8_instructions": int8_instructions(),
             "vnni": has_vnni(),
-            "native_bf16": native_bf16(cpu_flags()),
+            "native_bf16": native_bf16(),
+            "flags_simulated": flags_simulated(),
         },
         versions=library_versions(),
     )
@@ -501,7 +503,7 @@ def _reduced_variants(config: ExportConfig, rejected: dict[str, dict]) -> list[s
     for variant in wanted:
         if variant.startswith("openvino") and not OpenVinoRuntime.available():
             rejected[variant] = {"reason": "OpenVINO is not installed (pip install openvino nncf)"}
-        elif variant == "openvino-bf16" and not native_bf16(cpu_flags()):
+        elif variant == "openvino-bf16" and not native_bf16():
             rejected[variant] = {"reason": "this CPU has no native bf16 (AVX512-BF16 or AMX), where bf16 is emulated"}
         else:
             built.append(variant)
@@ -586,18 +588,18 @@ def _reduced_variant(work: Path, variant: str, judge: _Judge, fp32: dict, fp32_l
     scratch = work / f".{variant}"
     scratch.mkdir()
     candidates = []
+    runtime = runtime_of(variant)
+    what = {"variant": variant, "runtime": runtime, "precision": precision_of(runtime)}
     for index, (method, suffix, build) in enumerate(_builders(variant, work, judge, config)):
         path = scratch / f"candidate-{index}{suffix}"
         try:
             build(path)
             info, logits = judge.measure(variant, path, with_test=False)
         except Exception as error:  # a method the quantiser or runtime cannot do for this graph
-            candidates.append(
-                {"runtime": runtime_of(variant), "method": method, "error": str(error).splitlines()[0][:300]}
-            )
+            candidates.append({**what, "method": method, "error": str(error).splitlines()[0][:300]})
             continue
         info.pop("max_abs_diff")  # judged against fp32 on validation, not by logit parity
-        info["method"] = method
+        info = {**what, **info, "method": method}
         _judge_against_fp32(info, logits, fp32, fp32_logits, judge.data.validation_labels, config)
         info["path"] = path
         candidates.append(info)
@@ -624,7 +626,7 @@ def _reduced_variant(work: Path, variant: str, judge: _Judge, fp32: dict, fp32_l
     if chosen is None:
         problems = "; ".join(f"{c['method']['name']}: {c.get('problem') or c.get('error')}" for c in candidates)
         return None, candidates, f"no {variant} candidate passed the bar ({problems})"
-    shipped = {k: v for k, v in chosen.items() if k != "problem"}
+    shipped = {k: v for k, v in chosen.items() if k not in ("problem", "variant", "precision")}
     shipped.update(file=target.name, passes_bar=chosen["problem"] is None)
     return shipped, candidates, None
 
@@ -645,11 +647,6 @@ def _judge_against_fp32(info: dict, logits, fp32: dict, fp32_logits, labels, con
         )
     bar = Int8Bar(config.int8_max_drop, config.int8_min_agreement)
     info["problem"] = bar.problem(drop, info["argmax_agreement_fp32"])
-
-
-def _cpu_int8_instructions() -> list[str]:
-    """The int8 dot-product extensions this CPU has (without VNNI, reduce_range avoids AVX2 overflow)."""
-    return sorted(cpu_flags() & {"avx2", "avx512_vnni", "avx_vnni", "amx_int8", "avx512bw"})
 
 
 def optimize_graph(source: Path, target: Path, model_type: str, head_size: int | None = None) -> dict[str, int]:

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from skeleton.core.config import INT8_KINDS
+from skeleton.core.machine import has_vnni
 
 
 @dataclass(frozen=True)
@@ -49,36 +50,6 @@ class Int8Method:
 
     def to_dict(self) -> dict:
         return {"name": self.name, **asdict(self)}
-
-
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags (Linux); empty where /proc/cpuinfo cannot be read."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux), else what ``platform`` knows."""
-    import platform
-
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def has_vnni(flags: set[str] | None = None) -> bool:
-    flags = cpu_flags() if flags is None else flags
-    return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & flags)
 
 
 def int8_methods(kinds: tuple[str, ...] = INT8_KINDS, vnni: bool | None = None) -> list[Int8Method]:

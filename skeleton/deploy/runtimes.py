@@ -185,11 +185,6 @@ class OnnxRuntime(Runtime):
         return self.session.run(["logits"], feeds)[0]
 
 
-def native_bf16(flags: set[str]) -> bool:
-    """bf16 arithmetic in hardware (AVX512-BF16 or AMX): where a bf16 runtime can beat fp32."""
-    return bool({"avx512_bf16", "amx_bf16"} & flags)
-
-
 class OpenVinoRuntime(Runtime):
     """One exported graph (ONNX, or OpenVINO IR ``.xml`` beside its ``.bin``) compiled by OpenVINO for
     the CPU, dynamic shapes kept, with the latency hint a user serving requests would set.

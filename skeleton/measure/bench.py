@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -57,6 +56,7 @@ from skeleton.core.layout import (
     REPORT_FILE,
     UNSHIPPED_INT8_DIR,
 )
+from skeleton.core.machine import describe_cpu, native_bf16
 from skeleton.core.modeling import BI_ENCODER
 from skeleton.core.progress import SILENT, Reporter
 from skeleton.core.records import BenchReport, CompressReport, Manifest, ModelMeta, TuneReport, load_report
@@ -66,13 +66,11 @@ from skeleton.core.workspace import ModelConfig, Workspace
 from skeleton.deploy.artifacts import TorchRuntime
 from skeleton.deploy.export import export_directory
 from skeleton.deploy.manifest import read_manifest, sha256_file
-from skeleton.deploy.quantization import cpu_flags, cpu_name
 from skeleton.deploy.registry import open_runtime
 from skeleton.deploy.runtimes import (
     OpenVinoRuntime,
     Runtime,
     RuntimeOptions,
-    native_bf16,
     precision_of,
     runtime_of,
     synthetic_batch,
@@ -89,8 +87,7 @@ def offered_runtimes(device: str) -> tuple[str, ...]:
     half = native_half_precision(device)
     openvino: tuple[str, ...] = ()
     if OpenVinoRuntime.available() and not device.startswith("cuda"):
-        bf16 = native_bf16(cpu_flags())
-        openvino = tuple(r for r in OPENVINO_RUNTIMES if r != "openvino-bf16" or bf16)
+        openvino = tuple(r for r in OPENVINO_RUNTIMES if r != "openvino-bf16" or native_bf16())
     return ("torch-fp32", *((half,) if half else ()), *ONNX_RUNTIMES, *openvino)
 
 
@@ -99,7 +96,7 @@ def native_half_precision(device: str) -> str | None:
     with native bf16 arithmetic (AVX512-BF16 or AMX), else None (emulated bf16 is slower than fp32)."""
     if device.startswith("cuda"):
         return "torch-fp16"
-    if {"avx512_bf16", "amx_bf16"} & cpu_flags():
+    if native_bf16():
         return "torch-bf16"
     return None
 
@@ -397,15 +394,7 @@ def _end_to_end(contenders_: list[Contender], directory: Path, config: BenchConf
 
 
 def machine_description(threads: int) -> dict:
-    flags = cpu_flags()
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "fma")
-    return {
-        "cpu": cpu_name(),
-        "cores": os.cpu_count(),
-        "threads": threads,
-        "cpu_flags": sorted(f for f in wanted if f in flags),
-        "platform": platform.platform(),
-    }
+    return {**describe_cpu(), "threads": threads}
 
 
 def _predicted(directory: Path) -> dict[str, float]:

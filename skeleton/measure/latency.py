@@ -35,11 +35,12 @@ from torch import nn
 
 from skeleton.core.architectures import ffn_layers, from_config, intermediate_size, num_heads, ort_model_type
 from skeleton.core.errors import SkeletonError
+from skeleton.core.machine import cpu_name, has_vnni
 from skeleton.core.progress import SILENT, Reporter
 from skeleton.core.timing import time_alternating
 from skeleton.deploy.export import optimize_graph
 from skeleton.deploy.openvino import nncf_quantize
-from skeleton.deploy.quantization import Int8Method, cpu_name, has_vnni, quantize
+from skeleton.deploy.quantization import Int8Method, quantize
 from skeleton.deploy.registry import open_graph
 from skeleton.deploy.runtimes import OpenVinoRuntime, RuntimeOptions, synthetic_batch
 from skeleton.method.pruning import apply_pruning, full_plan
