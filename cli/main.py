@@ -40,7 +40,7 @@ from skeleton.core.config import (
     task_train_config,
 )
 from skeleton.core.errors import SkeletonError
-from skeleton.core.layout import MANIFEST_FILE, ONNX_DIR
+from skeleton.core.layout import CONFIG_FILE, MANIFEST_FILE, ONNX_DIR, PROMPT_TUNED_DIR
 from skeleton.core.progress import Reporter
 from skeleton.core.records import BenchReport, CompressReport, ExportSummary
 from skeleton.core.tasks import TASKS
@@ -98,8 +98,12 @@ MODEL_OPTIONS = options(
 )
 # training settings default to the task's recipe (skeleton.core.tasks): None here means "not given"
 TRAIN_OPTIONS = [
-    Option(TrainConfig, name, recipe=True)
-    for name in ("epochs", "steps", "head_init", "batch_size", "lr", "head_lr", "patience")
+    Option(TrainConfig, "trains", "tune", recipe=True, help_prefix="Prior knowledge injection (step 1): "),
+    Option(TrainConfig, "backbone_lr", "tune_lr", recipe=True, help_prefix="Prior knowledge injection: "),
+    *(
+        Option(TrainConfig, name, recipe=True)
+        for name in ("epochs", "steps", "head_init", "batch_size", "lr", "head_lr", "patience")
+    ),
 ]
 CONDENSE_OPTIONS = [
     Option(TrainConfig, "epochs", "condense_epochs", recipe=True, help_prefix="Knowledge condensation: "),
@@ -119,6 +123,7 @@ COMPRESS_OPTIONS = options(
     CompressConfig,
     (
         "prompt",
+        "teacher",
         "min_gain",
         "allow_weak_prior",
         "scorer",
@@ -146,8 +151,8 @@ def _build(cls, group: list[Option], given: dict):
 
 def _stage_configs(given: dict):
     """DataConfig, ModelConfig and the prompt-tuning TrainConfig from the options tune and compress share."""
-    names = [option.parameter_name for option in TRAIN_OPTIONS]
-    train = train_config(given["task"], "tune", {**{name: given[name] for name in names}, "seed": given["seed"]})
+    chosen = {option.field: given[option.parameter_name] for option in TRAIN_OPTIONS}
+    train = train_config(given["task"], "tune", {**chosen, "seed": given["seed"]})
     return _build(DataConfig, DATA_OPTIONS, given), _build(ModelConfig, MODEL_OPTIONS, given), train
 
 
@@ -157,9 +162,7 @@ def train_config(task: str, stage: str, given: dict) -> TrainConfig:
     given = {name: value for name, value in given.items() if value is not None}
     if "epochs" in given and "steps" not in given:
         given["steps"] = None  # epochs asked for replace the recipe's step budget
-    if stage == "condense" and "trains" in given:
-        return replace(task_train_config(task, stage, given.pop("trains")), **given)
-    return replace(task_train_config(task, stage), **given)
+    return replace(task_train_config(task, stage, given.pop("trains", None)), **given)
 
 
 def _metrics_text(metrics: dict) -> str:
@@ -170,7 +173,7 @@ def _metrics_text(metrics: dict) -> str:
 @friendly_errors
 @with_options(DATA_OPTIONS, MODEL_OPTIONS, TRAIN_OPTIONS, options(TuneConfig, OUTPUT_OPTIONS))
 def tune(given: dict, quiet: Quiet = False) -> None:
-    """Prompt-tune a frozen model on a task (prior knowledge injection) and save the prompt."""
+    """Tune a model on a task (prior knowledge injection: --tune prompt, lora or full) and save it."""
     from skeleton.method.tuning import tune as run_tune
 
     data, model_config, train = _stage_configs(given)
@@ -178,14 +181,15 @@ def tune(given: dict, quiet: Quiet = False) -> None:
     result = run_tune(config, Reporter(enabled=not quiet, console=err))
     table = Table(title=f"skeleton tune: {data.task}")
     table.add_column("split")
-    table.add_column("prompt-tuned")
+    table.add_column(f"tuned ({config.resolved().train.trains})")
     table.add_column("majority class")
     for split, metrics in (("validation", result.validation), ("test", result.test)):
         table.add_row(split, _metrics_text(metrics), _metrics_text(result.majority_class[split]))
     out.print(table)
     if result.weak_prior:
         err.print(f"[yellow]warning:[/yellow] {result.weak_prior}; compress would stop here", soft_wrap=True)
-    out.print(f"prompt saved to {result.output} ({result.train.steps} steps, {result.train.seconds / 60:.1f} min)")
+    minutes = result.train.seconds / 60
+    out.print(f"tuned model saved to {result.output} ({result.train.steps} steps, {minutes:.1f} min)")
 
 
 @app.command()
@@ -334,7 +338,7 @@ def _results_table(report: CompressReport) -> Table:
     majority = report.majority_class
     table.add_row("majority class", _metrics_text(majority["validation"]), _metrics_text(majority["test"]), "", "")
     for name, metrics, kept, count in (
-        ("prompt-tuned", report.prompt_tuned, 1.0, params["backbone_before"]),
+        (teacher_name(report), report.prompt_tuned, 1.0, params["backbone_before"]),
         ("Skeleton", report.skeleton, report.kept_fraction, params["backbone_after"]),
     ):
         table.add_row(
@@ -345,6 +349,16 @@ def _results_table(report: CompressReport) -> Table:
             f"{count / 1e6:.2f}M",
         )
     return table
+
+
+def teacher_name(report: CompressReport) -> str:
+    """What the unpruned model is called in a summary: prompt-tuned (the paper's step 1), fine-tuned,
+    LoRA-tuned, or the user's teacher checkpoint."""
+    config = report.config or {}
+    if config.get("teacher"):
+        return "teacher"
+    trains = (config.get("tune") or {}).get("trains", "prompt")
+    return {"prompt": "prompt-tuned", "lora": "LoRA-tuned", "full": "fine-tuned"}[trains]
 
 
 def _trial_accuracy(trial: dict) -> str:
@@ -409,13 +423,13 @@ def print_compress_summary(report: CompressReport, output: str) -> None:
         predicted = ", ".join(f"{v:.2f}x at {k}" for k, v in costs["predicted_speedup"].items())
         runtime = costs["table"]["key"].get("runtime", "onnx-int8")
         out.print(
-            f"predicted speed-up against the prompt-tuned model on {runtime}: {predicted}; "
+            f"predicted speed-up against the {teacher_name(report)} model on {runtime}: {predicted}; "
             f"heads kept per layer {report.kept_heads or 'all'}; prompt tokens {report.prompt_tokens['skeleton']} "
             "(measure with 'skeleton bench')"
         )
     for split, ci in report.accuracy_difference.items():
         out.print(
-            f"Skeleton minus prompt-tuned, {split}: {ci['difference']:+.2f} points "
+            f"Skeleton minus {teacher_name(report)}, {split}: {ci['difference']:+.2f} points "
             f"(95% paired bootstrap interval {ci['low']:+.2f} to {ci['high']:+.2f})"
         )
     if report.weak_prior:
@@ -452,6 +466,26 @@ TRITON_OPTIONS = [
     Option(TritonConfig, field, f"triton_{field}", help_prefix="With --triton: ")
     for field in ("name", "variant", "max_batch_size", "max_queue_delay_us", "instances", "kind")
 ]
+
+
+@app.command("save-transformers")
+@friendly_errors
+def save_transformers(
+    directory: Annotated[
+        Path,
+        typer.Argument(
+            help="A 'skeleton tune' output, or a compress run (its tuned model, DIR/prompt_tuned, is saved)."
+        ),
+    ],
+    output: Annotated[Path, typer.Option(help="Where to write the transformers checkpoint.")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
+) -> None:
+    """Save a fine-tuned model (--tune full or lora) as a plain transformers checkpoint (loads in a pipeline)."""
+    from skeleton.deploy.transformers_checkpoint import save_transformers as run_save
+
+    source = directory / PROMPT_TUNED_DIR if (directory / PROMPT_TUNED_DIR / CONFIG_FILE).is_file() else directory
+    saved = run_save(source, output, overwrite)
+    out.print(f"transformers checkpoint of {source} saved to {saved}")
 
 
 @app.command()

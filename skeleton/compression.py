@@ -51,6 +51,8 @@ from skeleton.method.scoring import score_neurons, scoring_context
 from skeleton.method.search import KEPT_RATIO, LATENCY_FRACTION, SearchResult, Trial, binary_search
 from skeleton.method.tuning import evaluate, skeleton_meta, train_on
 
+TUNE_KINDS = {"prompt": "prompt tuning", "lora": "LoRA fine-tuning", "full": "fine-tuning"}
+
 
 class WeakPriorError(SkeletonError):
     """The prompt-tuned model does not beat the majority class: there is no task knowledge to localise."""
@@ -126,10 +128,15 @@ def _prompt_tuned(
         classifier = workspace.load_classifier(config.prompt)
         classifier.to(device)
         training = None
+    elif config.teacher:
+        reporter.message(f"step 1/4: the teacher is the classifier in {config.teacher} (no tuning)")
+        classifier = workspace.teacher_classifier().to(device)
+        training = None
     else:
-        reporter.message("step 1/4: prior knowledge injection (prompt tuning)")
+        kind = TUNE_KINDS[config.tune.trains]
+        reporter.message(f"step 1/4: prior knowledge injection ({kind})")
         classifier = workspace.new_classifier(seed=config.tune.seed)
-        trained = train_on(workspace, classifier, config.tune, device, reporter, "prompt tuning")
+        trained = train_on(workspace, classifier, config.tune, device, reporter, kind)
         training = trained.to_dict()
     if training is None:
         predictions = workspace.split_predictions(classifier, device, config.tune.eval_batch_size)
@@ -138,7 +145,10 @@ def _prompt_tuned(
         predictions["validation"] = trained.validation_predictions
     metrics = workspace.split_metrics(predictions)
     result = PromptTuned(metrics["validation"], metrics["test"], predictions, training, time.perf_counter() - started)
-    save_prompt_and_head(classifier, stage_dir)
+    if config.teacher or (config.tune.trains == "prompt" and not config.prompt):
+        save_prompt_and_head(classifier, stage_dir)  # on the pretrained backbone, or the teacher checkpoint's
+    else:  # a tuned backbone: a whole model directory (skeleton.load, export and save-transformers read it)
+        save_classifier(classifier, workspace.tokenizer, stage_dir, None, skeleton_meta(workspace))
     checkpoint.finish("prompt_tuned", result.to_dict())
     return classifier, result
 

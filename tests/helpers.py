@@ -67,6 +67,9 @@ def tiny_cli_options(tiny_bert_dir, sst2_dir) -> list[str]:
     """The command-line options of tune, compress and compare for the tiny BERT on the synthetic rows."""
     return [
         *("--model", str(tiny_bert_dir), "--data-dir", str(sst2_dir), "--prompt-tokens", "4"),
+        # the paper's step 1: a tiny random model learns the keyword task from a prompt and mean-pooled head
+        # within a few steps (the tuned-backbone kinds are tested in test_teacher.py)
+        *("--tune", "prompt"),
         *("--device", "cpu", "--quiet"),
         # the synthetic rows are not a phrase bank: the paper's random hold-out keeps this tiny task learnable
         *("--validation-rows", "all"),

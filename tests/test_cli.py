@@ -25,7 +25,13 @@ def _run(*args):
         (["tune", "--prompt-init", "zeros"], "prompt_init must be text or random"),
         (["tune", "--device", "tpu"], "unknown device 'tpu'"),
         (["compress", "--target-speedup", "0.8"], "target_speedup must exceed 1, got 0.8"),
-        (["compress", "--condensed-prompt-tokens", "0"], "condensed_prompt_tokens must lie in 1..20"),
+        (
+            ["compress", "--tune", "prompt", "--condensed-prompt-tokens", "0"],
+            "condensed_prompt_tokens must lie in 1..20",
+        ),
+        (["compress", "--condensed-prompt-tokens", "4"], "condensed_prompt_tokens needs a soft prompt"),
+        (["compress", "--tune", "prompt", "--prompt-tokens", "0"], "tune prompt trains the soft prompt"),
+        (["compress", "--tune", "full", "--scorer", "skill"], "the skill scorer reads soft-prompt positions"),
         (["compress", "--targets", "ffn,ffn-out,heads"], "targets ffn-out cannot be combined with heads"),
     ],
 )
@@ -51,7 +57,7 @@ def test_tune_and_compress_run_and_print_summaries(tmp_path, tiny_bert_dir, sst2
     common = tiny_cli_options(tiny_bert_dir, sst2_dir)
     result = _run("tune", *common, "--train-samples", "64", "--output", tmp_path / "prompt")
     assert result.exit_code == 0, result.output
-    assert "validation" in result.output and "prompt saved to" in result.output
+    assert "validation" in result.output and "tuned model saved to" in result.output
     result = _run(
         "compress",
         *common,
@@ -150,10 +156,13 @@ def test_an_option_given_wins_over_the_task_recipe():
     from skeleton.core.config import TrainConfig
     from skeleton.core.tasks import TASKS
 
-    recipe = train_config("mrpc", "tune", {})
+    recipe = train_config("mrpc", "tune", {"trains": "prompt"})
     assert recipe == TrainConfig(**TASKS["mrpc"].tune) and recipe.steps is not None
+    # the default kind (a tuned backbone) keeps the recipe's step budget over its own learning rates
+    tuned = train_config("mrpc", "tune", {})
+    assert (tuned.trains, tuned.steps, tuned.backbone_lr, tuned.head_init) == ("full", recipe.steps, 5e-5, "random")
     # epochs asked for replace the recipe's step budget; options not given keep the recipe's values
-    given = train_config("mrpc", "tune", {"epochs": 2.0, "lr": 0.5, "head_lr": None})
+    given = train_config("mrpc", "tune", {"trains": "prompt", "epochs": 2.0, "lr": 0.5, "head_lr": None})
     assert (given.epochs, given.steps, given.lr, given.head_lr) == (2.0, None, 0.5, recipe.head_lr)
     assert train_config("mrpc", "tune", {"epochs": 2.0, "steps": 10}).steps == 10
 

@@ -18,6 +18,24 @@ from skeleton.core.errors import SkeletonError
 
 
 @dataclass(frozen=True)
+class SequenceHeadSpec:
+    """Where a family's ``*ForSequenceClassification`` keeps its head: every family reads the first
+    token, maps it through ``dense`` and ``activation``, then ``classifier`` to the labels (dropout
+    between them while training).
+
+    Attributes:
+        dense: dotted path on the sequence-classification model to the hidden -> hidden linear
+            (BERT's pooler, RoBERTa's and ELECTRA's ``classifier.dense``, DistilBERT's ``pre_classifier``).
+        classifier: dotted path to the hidden -> labels linear.
+        activation: ``tanh``, ``gelu`` or ``relu``.
+    """
+
+    dense: str
+    classifier: str
+    activation: str
+
+
+@dataclass(frozen=True)
 class ArchitectureSpec:
     """Where one architecture family keeps its FFN and attention.
 
@@ -40,6 +58,7 @@ class ArchitectureSpec:
             ``pad_token_id + 1`` rows of the position table are never an input position.
         ort_model_type: the ``model_type`` of onnxruntime's transformer optimizer (its fusion patterns).
         unsaved_buffers: name fragments of buffers a checkpoint may lack (rebuilt at init).
+        sequence_head: where ``classification_class`` keeps its head (:class:`SequenceHeadSpec`).
     """
 
     layers: str
@@ -55,19 +74,31 @@ class ArchitectureSpec:
     positions_after_padding: bool = False
     ort_model_type: str = "bert"
     unsaved_buffers: tuple[str, ...] = ("position_ids",)
+    sequence_head: SequenceHeadSpec = SequenceHeadSpec("base_model.pooler.dense", "classifier", "tanh")
 
 
 _BERT_LIKE = ArchitectureSpec(layers="encoder.layer", ffn_in="intermediate.dense", ffn_out="output.dense")
+_ROBERTA_HEAD = SequenceHeadSpec("classifier.dense", "classifier.out_proj", "tanh")
 
 ARCHITECTURES: dict[str, ArchitectureSpec] = {
     "bert": _BERT_LIKE,
     "roberta": replace(
-        _BERT_LIKE, classification_class="RobertaForSequenceClassification", positions_after_padding=True
+        _BERT_LIKE,
+        classification_class="RobertaForSequenceClassification",
+        positions_after_padding=True,
+        sequence_head=_ROBERTA_HEAD,
     ),
     "xlm-roberta": replace(
-        _BERT_LIKE, classification_class="XLMRobertaForSequenceClassification", positions_after_padding=True
+        _BERT_LIKE,
+        classification_class="XLMRobertaForSequenceClassification",
+        positions_after_padding=True,
+        sequence_head=_ROBERTA_HEAD,
     ),
-    "electra": replace(_BERT_LIKE, classification_class="ElectraForSequenceClassification"),
+    "electra": replace(
+        _BERT_LIKE,
+        classification_class="ElectraForSequenceClassification",
+        sequence_head=SequenceHeadSpec("classifier.dense", "classifier.out_proj", "gelu"),
+    ),
     "distilbert": ArchitectureSpec(
         layers="transformer.layer",
         ffn_in="ffn.lin1",
@@ -78,6 +109,7 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
         num_heads_attr="n_heads",
         uses_token_type_ids=False,
         classification_class="DistilBertForSequenceClassification",
+        sequence_head=SequenceHeadSpec("pre_classifier", "classifier", "relu"),
     ),
 }
 
@@ -210,6 +242,59 @@ def classification_architectures(config) -> list[str]:
 def has_mlm_weights(config) -> bool:
     """Whether the checkpoint was saved with a masked-LM head (its ``architectures`` say so)."""
     return any(name.endswith(("ForMaskedLM", "ForPreTraining")) for name in config.architectures or [])
+
+
+def is_sequence_classifier(config) -> bool:
+    """Whether the checkpoint was saved as its family's ``*ForSequenceClassification`` (a classifier
+    with the head :class:`SequenceHeadSpec` describes)."""
+    return get_architecture(config.model_type).classification_class in (config.architectures or [])
+
+
+def sequence_head_spec(config) -> SequenceHeadSpec:
+    return get_architecture(config.model_type).sequence_head
+
+
+def sequence_head_weights(model_path: str) -> dict[str, dict]:
+    """The ``dense`` and ``classifier`` linears' weights of a sequence-classification checkpoint, as
+    ``{"dense": {"weight", "bias"}, "classifier": {...}}`` (``OSError`` or ``AttributeError`` when it
+    has none)."""
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_path)
+    spec = sequence_head_spec(model.config)
+    return {part: _get(model, getattr(spec, part)).state_dict() for part in ("dense", "classifier")}
+
+
+def pretrained_pooler(backbone: nn.Module) -> nn.Linear | None:
+    """The bare encoder's own copy of the head's ``dense`` where the family keeps it in the base model
+    (BERT's pooler), else ``None``."""
+    path = sequence_head_spec(backbone.config).dense
+    if not path.startswith("base_model."):
+        return None
+    try:
+        return _get(base_of(backbone), path.removeprefix("base_model."))
+    except AttributeError:
+        return None
+
+
+def sequence_classifier(config, backbone: nn.Module, head: dict[str, dict]) -> nn.Module:
+    """A family ``*ForSequenceClassification`` of ``config`` holding ``backbone``'s weights and the head's
+    (``{"dense": state, "classifier": state}``): what ``save_pretrained`` writes for transformers."""
+    from transformers import AutoModelForSequenceClassification
+
+    config.architectures = classification_architectures(config)
+    model = AutoModelForSequenceClassification.from_config(config)
+    target, source = base_of(model).state_dict(), base_of(backbone).state_dict()
+    # a bare encoder may carry a pooler the classifier's base lacks (RoBERTa's head reads the first token)
+    left_out = [k for k in source if k not in target and not k.startswith("pooler.")]
+    missing = [k for k in target if k not in source and not k.startswith("pooler.") and "position_ids" not in k]
+    if left_out or missing:
+        raise SkeletonError(f"the backbone does not fit {type(model).__name__}: {(left_out + missing)[:3]}")
+    base_of(model).load_state_dict({k: v for k, v in source.items() if k in target}, strict=False)
+    spec = sequence_head_spec(config)
+    for part in ("dense", "classifier"):
+        _get(model, getattr(spec, part)).load_state_dict(head[part])
+    return model.eval()
 
 
 def _auto_class(head: str):

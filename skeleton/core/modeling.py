@@ -27,7 +27,9 @@ from skeleton.core.architectures import (
     num_heads,
     num_layers,
     pretrained_config,
+    pretrained_pooler,
     pretrained_tokenizer,
+    sequence_head_spec,
 )
 from skeleton.core.errors import SkeletonError
 from skeleton.core.layout import ADAPTER_CONFIG_FILE, CONFIG_FILE, HEAD_CONFIG_FILE, HEAD_FILE, PROMPT_DIR
@@ -36,7 +38,8 @@ from skeleton.core.tasks import TaskSpec
 DEFAULT_MODEL = "default"
 DEFAULT_HUB_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 BI_ENCODER = "bi-encoder"
-HEADS = ("auto", "cls", "mlm", BI_ENCODER)
+SEQUENCE = "sequence"  # the family's own sequence-classification head (first token, dense, activation, linear)
+HEADS = ("auto", "cls", "mlm", BI_ENCODER, SEQUENCE)
 
 
 def resolve_model_path(model: str | None) -> str:
@@ -153,6 +156,34 @@ class BiEncoderHead(MeanPoolHead):
         return torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
 
 
+ACTIVATIONS = {"tanh": nn.Tanh, "gelu": nn.GELU, "relu": nn.ReLU}
+
+
+class SequenceHead(nn.Module):
+    """The head of a family's ``*ForSequenceClassification`` (where it lives there:
+    ``architectures.SequenceHeadSpec``): the first text token through ``dense`` and the activation
+    (a pooler, a classification head's dense layer or a pre-classifier, by family), then a linear map
+    to the labels. A classifier with this head and no soft prompt is a plain transformers
+    classifier, so a user's fine-tuned checkpoint teaches with its own head, and a model tuned here
+    can be saved as one.
+    """
+
+    def __init__(self, hidden_size: int, num_labels: int, activation: str, dropout: float = 0.1):
+        super().__init__()
+        self.activation = activation
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden_size, num_labels)
+
+    def features(self, hidden: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        """hidden (batch, tokens, hidden) of the text positions -> (batch, hidden): the first token's."""
+        return ACTIVATIONS[self.activation]()(self.dense(hidden[:, 0]))
+
+    def forward(self, hidden: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        """hidden (batch, tokens, hidden) of the text positions; text_mask (batch, tokens) -> (batch, labels)."""
+        return self.classifier(self.dropout(self.features(hidden, text_mask)))
+
+
 @dataclass
 class HeadConfig:
     """What a saved classifier needs besides its weights and prompt."""
@@ -262,16 +293,18 @@ class PromptedClassifier(nn.Module):
             prompt = self.prompt_embeddings()
         backbone = self.backbone
         word_embeds = backbone.get_input_embeddings()(input_ids)  # (batch, tokens, hidden)
-        prompts = prompt.to(word_embeds.dtype).unsqueeze(0).expand(batch_size, -1, -1)  # (batch, prompt, hidden)
-        inputs_embeds = torch.cat([prompts, word_embeds], dim=1)
-        prompt_mask = attention_mask.new_ones(batch_size, prompt.shape[0])
-        mask = torch.cat([prompt_mask, attention_mask], dim=1)  # (batch, prompt + tokens)
+        mask = attention_mask
+        if prompt.shape[0]:  # no soft prompt (a plain classifier): the text alone, and no empty tensors to export
+            prompts = prompt.to(word_embeds.dtype).unsqueeze(0).expand(batch_size, -1, -1)  # (batch, prompt, hidden)
+            word_embeds = torch.cat([prompts, word_embeds], dim=1)
+            mask = torch.cat([attention_mask.new_ones(batch_size, prompt.shape[0]), attention_mask], dim=1)
         kwargs = {}
         if token_type_ids is not None and get_architecture(backbone.config.model_type).uses_token_type_ids:
-            kwargs["token_type_ids"] = torch.cat(
-                [token_type_ids.new_zeros(batch_size, prompt.shape[0]), token_type_ids], 1
-            )
-        hidden = base_of(backbone)(inputs_embeds=inputs_embeds, attention_mask=mask, **kwargs)[0]
+            if prompt.shape[0]:
+                token_type_ids = torch.cat([token_type_ids.new_zeros(batch_size, prompt.shape[0]), token_type_ids], 1)
+            kwargs["token_type_ids"] = token_type_ids
+        # mask: (batch, prompt + tokens)
+        hidden = base_of(backbone)(inputs_embeds=word_embeds, attention_mask=mask, **kwargs)[0]
         return hidden, mask
 
     def forward(
@@ -339,6 +372,8 @@ def build_classifier(
         raise SkeletonError(f"unknown prompt init {prompt_init!r}; choose text or random")
     torch.manual_seed(seed)
     init_text = instruction_text(spec)
+    if num_virtual_tokens == 0:  # no soft prompt: nothing to initialise from text
+        prompt_init = "random"
     peft_config = PromptTuningConfig(
         task_type=TaskType.FEATURE_EXTRACTION,
         num_virtual_tokens=num_virtual_tokens,
@@ -391,6 +426,13 @@ def _assemble(peft_model, tokenizer, spec: TaskSpec, head: str, use_template: bo
     if head == BI_ENCODER:
         config = HeadConfig(BI_ENCODER, spec.num_labels, None, use_template=False)
         module = BiEncoderHead(backbone.config.hidden_size, spec.num_labels)
+    elif head == SEQUENCE:
+        config = HeadConfig(SEQUENCE, spec.num_labels, None, use_template=bool(use_template))
+        activation = sequence_head_spec(backbone.config).activation
+        module = SequenceHead(backbone.config.hidden_size, spec.num_labels, activation)
+        pooler = pretrained_pooler(backbone)
+        if pooler is not None:  # a family whose pretrained pooler is the head's dense layer
+            module.dense.load_state_dict(pooler.state_dict())
     else:
         config = HeadConfig("cls", spec.num_labels, None, use_template=bool(use_template))
         module = MeanPoolHead(backbone.config.hidden_size, spec.num_labels)

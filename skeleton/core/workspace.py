@@ -6,15 +6,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_model
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from skeleton.core.architectures import max_input_tokens
+from skeleton.core.architectures import (
+    get_architecture,
+    is_sequence_classifier,
+    max_input_tokens,
+    sequence_head_weights,
+)
 from skeleton.core.batching import EncodedSplit, encode_split, fill_template
 from skeleton.core.config import ModelConfig as ModelConfig
 from skeleton.core.data import DataConfig, TaskData, load_task_data
 from skeleton.core.errors import SkeletonError
 from skeleton.core.evaluation import compute_metrics, predict_logits
+from skeleton.core.layout import MODEL_FILE
 from skeleton.core.modeling import (
     BI_ENCODER,
     build_classifier,
@@ -50,10 +57,10 @@ class Workspace:
         self.model_config = model_config
         self.model_path = resolve_model_path(model_config.model)
         self.config = load_config(self.model_path)
-        limit = max_input_tokens(self.config, model_config.num_virtual_tokens)
+        limit = max_input_tokens(self.config, model_config.prompt_tokens)
         if model_config.max_length > limit:
             raise SkeletonError(
-                f"max_length {model_config.max_length} plus {model_config.num_virtual_tokens} prompt tokens "
+                f"max_length {model_config.max_length} plus {model_config.prompt_tokens} prompt tokens "
                 f"exceeds the model's {self.config.max_position_embeddings} positions; use at most {limit}"
             )
         self.tokenizer: PreTrainedTokenizerBase = load_tokenizer(self.model_path)
@@ -128,8 +135,40 @@ class Workspace:
         return load_backbone(self.model_path, self.head)
 
     def load_classifier(self, directory: str | Path):
-        """The pretrained backbone with the prompt and head saved in ``directory`` (by tune or compress)."""
-        return load_prompt_and_head(self.load_backbone(), self.tokenizer, self.spec, Path(directory))
+        """The pretrained backbone with the prompt and head saved in ``directory`` (by tune or compress),
+        and the backbone's tuned weights where step 1 tuned them (``model.safetensors`` beside them)."""
+        backbone = self.load_backbone()
+        weights = Path(directory) / MODEL_FILE
+        if weights.is_file():
+            load_model(backbone, str(weights))
+        return load_prompt_and_head(backbone, self.tokenizer, self.spec, Path(directory))
+
+    def teacher_classifier(self):
+        """The sequence-classification checkpoint ``model`` names as a classifier: its encoder, its own
+        head with its weights, no soft prompt. One line and exit 2 when its head cannot be read or its
+        labels are not the task's."""
+        if not is_sequence_classifier(self.config):
+            found = ", ".join(self.config.architectures or ["no architectures"])
+            wanted = get_architecture(self.config.model_type).classification_class
+            raise SkeletonError(
+                f"{self.model_path} is not a sequence classifier whose head can be read ({found}; wanted {wanted})"
+            )
+        names = [str(self.config.id2label[i]) for i in range(self.config.num_labels)]
+        generic = all(name == f"LABEL_{i}" for i, name in enumerate(names))
+        if len(names) != self.spec.num_labels or not (generic or names == list(self.spec.label_names)):
+            raise SkeletonError(
+                f"the teacher's labels ({', '.join(names)}) are not the task's ({', '.join(self.spec.label_names)})"
+            )
+        try:
+            weights = sequence_head_weights(self.model_path)
+        except (OSError, AttributeError, KeyError) as error:
+            raise SkeletonError(
+                f"could not read the classification head of {self.model_path}: {error}".splitlines()[0]
+            ) from None
+        classifier = self.new_classifier()
+        classifier.head.dense.load_state_dict(weights["dense"])
+        classifier.head.classifier.load_state_dict(weights["classifier"])
+        return classifier.eval()
 
     def new_classifier(self, backbone: nn.Module | None = None, seed: int = 42):
         """A fresh prompt and head on ``backbone`` (the pretrained one when ``None``)."""
@@ -138,7 +177,7 @@ class Workspace:
             self.tokenizer,
             self.spec,
             self.head,
-            self.model_config.num_virtual_tokens,
+            self.model_config.prompt_tokens,
             self.model_config.prompt_init,
             self.model_path,
             use_template=self.use_template,

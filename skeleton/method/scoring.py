@@ -31,6 +31,7 @@ from skeleton.core.architectures import embedding_layer, ffn_layers
 from skeleton.core.batching import Batch, EncodedSplit, iterate_batches, num_batches
 from skeleton.core.config import CompressConfig, TrainConfig
 from skeleton.core.errors import SkeletonError
+from skeleton.core.evaluation import predict_logits
 from skeleton.core.modeling import MeanPoolHead, PromptedClassifier, save_prompt_and_head
 from skeleton.core.progress import SILENT, Reporter
 from skeleton.core.units import NeuronScores
@@ -103,8 +104,19 @@ def capture_ffn(backbone: nn.Module, with_outputs: bool, with_heads: bool = Fals
             handles.append(layer.ffn_out.register_forward_hook(keep_output(captured.outputs)))
         if with_heads:
             handles.append(layer.attention_out.register_forward_pre_hook(keep_input(captured.contexts)))
-    if with_heads:
-        handles.append(embedding_layer(backbone).register_forward_hook(keep_output(captured.embeddings)))
+
+    def keep_embeddings(_m, _args, out):
+        tensor = out if torch.is_tensor(out) else out[0]
+        if torch.is_grad_enabled() and not tensor.requires_grad:
+            # no trainable soft prompt before the layers (a plain classifier): the embeddings become a leaf,
+            # so gradients reach every layer's activations
+            tensor = tensor.detach().requires_grad_()
+            out = tensor if torch.is_tensor(out) else (tensor, *out[1:])
+        if with_heads:
+            captured.embeddings.append(tensor)
+        return out
+
+    handles.append(embedding_layer(backbone).register_forward_hook(keep_embeddings))
     try:
         yield captured
     finally:
@@ -541,6 +553,9 @@ def score_neurons(
     """Step 2's pass with scorer ``name``: the run's ``attribution_samples`` training instances, drawn
     with its seed (which also seeds the scorer unless ``seed`` is given)."""
     samples = workspace.attribution_split(config.attribution_samples, config.tune.seed)
+    if config.teacher:  # a given classifier is scored against its own answers, which it was trained to give
+        answers = predict_logits(classifier, samples, device, 64, workspace.pad_token_id).argmax(-1).tolist()
+        samples = replace(samples, labels=answers)
     batches = iterate_batches(samples, 8, workspace.pad_token_id, shuffle=False)
     scorer = get_scorer(name, config.tune.seed if seed is None else seed)
     return scorer.score(classifier, batches, device, targets, context)

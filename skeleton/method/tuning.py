@@ -390,6 +390,6 @@ def skeleton_meta(workspace: Workspace) -> ModelMeta:
         head=workspace.head,
         use_template=workspace.use_template,
         max_length=workspace.model_config.max_length,
-        num_virtual_tokens=workspace.model_config.num_virtual_tokens,
+        num_virtual_tokens=workspace.model_config.prompt_tokens,
         label_names=list(workspace.spec.label_names),
     )
