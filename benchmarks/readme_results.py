@@ -17,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from skeleton.core.records import teacher_name
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 RESULTS = RESULTS_DIR / "default_sst2"
@@ -67,7 +69,12 @@ def accuracy_table(report: dict) -> list[str]:
     total = round(kept / report["kept_fraction"]) if kept else None
     rows = [
         ("majority class", report["majority_class"], "", ""),
-        ("prompt-tuned", report["prompt_tuned"], f"100% ({total})", f"{params['backbone_before'] / 1e6:.2f}M"),
+        (
+            teacher_name(report["config"]),
+            report["prompt_tuned"],
+            f"100% ({total})",
+            f"{params['backbone_before'] / 1e6:.2f}M",
+        ),
         (
             "Skeleton",
             report["skeleton"],
@@ -83,7 +90,7 @@ def accuracy_table(report: dict) -> list[str]:
     lines += [f"| {name} | {_metrics(m['validation'])} | {_metrics(m['test'])} | {k} | {p} |" for name, m, k, p in rows]
     differences = report["accuracy_difference"]
     lines.append(
-        "| Skeleton minus prompt-tuned, points (95% paired bootstrap interval) "
+        f"| Skeleton minus {teacher_name(report['config'])}, points (95% paired bootstrap interval) "
         f"| {interval_words(differences['validation'])} | {interval_words(differences['test'])} | | |"
     )
     return lines
@@ -119,6 +126,8 @@ def _removed(report: dict) -> str:
     if report.get("kept_heads") is not None:
         text += f" Attention heads kept per layer: {', '.join(map(str, report['kept_heads']))}."
     tokens = report["prompt_tokens"]
+    if not tokens["prompt_tuned"]:
+        return text + " No soft prompt."
     return text + f" Soft prompt: {tokens['skeleton']} tokens (the prompt-tuned model's: {tokens['prompt_tuned']})."
 
 
@@ -131,15 +140,15 @@ def search_lines(report: dict) -> list[str]:
     stages = ", ".join(
         f"{name.replace('_', ' ')} {seconds / 60:.1f}" for name, seconds in timings.items() if name != "total"
     )
-    condense = report["config"]["condense"]
+    condense, name = report["config"]["condense"], teacher_name(report["config"])
     how = {"prompt": "the prompt and head re-tuned on the frozen pruned backbone"}.get(
         condense.get("trains", "prompt"),
-        f"{condense.get('trains')}: the prompt, head and slim layers trained, distilled from the prompt-tuned model "
+        f"{condense.get('trains')}: the prompt, head and slim layers trained, distilled from the {name} model "
         f"(weight {condense.get('distill')}, temperature {condense.get('temperature')})",
     )
     fallback, verified = search.get("fallback_from"), search.get("verified_from")
     return [
-        f"Search over the {kind} (margin {report['config']['search']['margin']} points below the prompt-tuned "
+        f"Search over the {kind} (margin {report['config']['search']['margin']} points below the {name} "
         f"model's {report['prompt_tuned']['validation']['accuracy']:.2f}, validation accuracy after condensation): "
         f"{trials}."
         + (
@@ -188,7 +197,7 @@ def _ms(timing: dict) -> str:
     return f"{timing['median_ms']:.1f} ({timing['p10_ms']:.1f}-{timing['p90_ms']:.1f})"
 
 
-def bench_table(bench: dict) -> list[str]:
+def bench_table(bench: dict, name: str = "prompt-tuned") -> list[str]:
     """Speed-up of the Skeleton model's fastest shippable runtime over the prompt-tuned model's
     fastest runtime of all, batch x input tokens: the ratio of medians, then each side's median
     with its p10-p90 spread (the runtimes named where they are not the same everywhere)."""
@@ -208,7 +217,7 @@ def bench_table(bench: dict) -> list[str]:
         lines.append(f"| {batch} | " + " | ".join(cells) + " |")
     if len(pairs) == 1:
         ((slim_runtime, base_runtime),) = pairs
-        lines += ["", f"At every point the fastest were {slim_runtime} (Skeleton) and {base_runtime} (prompt-tuned)."]
+        lines += ["", f"At every point the fastest were {slim_runtime} (Skeleton) and {base_runtime} ({name})."]
     return lines
 
 
@@ -283,7 +292,8 @@ def render(results: Path = RESULTS) -> str:
         "",
         f"`skeleton bench` on that model (`{folder}/bench.json`, code "
         f"{bench['versions'].get('skeleton_commit', '?')}): speed-up of the Skeleton "
-        "model's fastest shippable runtime over the prompt-tuned model's fastest runtime of all, each the median "
+        f"model's fastest shippable runtime over the {teacher_name(report['config'])} model's fastest runtime of all, "
+        "each the median "
         f"of up to {bench['config']['repeats']} rounds of calls alternated in one process (runtimes timed: "
         f"{', '.join(runtimes)}"
         + (
@@ -293,7 +303,7 @@ def render(results: Path = RESULTS) -> str:
         )
         + "):",
         "",
-        *bench_table(bench),
+        *bench_table(bench, teacher_name(report["config"])),
         *end_to_end_line(bench),
         "",
         f"Headline over the grid: {min(speedups):.2f}x to {max(speedups):.2f}x.",

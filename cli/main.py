@@ -156,13 +156,13 @@ def _stage_configs(given: dict):
     return _build(DataConfig, DATA_OPTIONS, given), _build(ModelConfig, MODEL_OPTIONS, given), train
 
 
-def train_config(task: str, stage: str, given: dict) -> TrainConfig:
+def train_config(task: str, stage: str, given: dict, tuned_teacher: bool = False) -> TrainConfig:
     """The task's recipe for ``stage`` (for condensation, the recipe of the kind asked for) with the
     options given (``None`` = not given) on top."""
     given = {name: value for name, value in given.items() if value is not None}
     if "epochs" in given and "steps" not in given:
         given["steps"] = None  # epochs asked for replace the recipe's step budget
-    return replace(task_train_config(task, stage, given.pop("trains", None)), **given)
+    return replace(task_train_config(task, stage, given.pop("trains", None), tuned_teacher), **given)
 
 
 def _metrics_text(metrics: dict) -> str:
@@ -247,7 +247,9 @@ def _compress_config(given: dict, group: list[Option], kinds: tuple | list = (),
         data=data,
         model=model_config,
         tune=train,
-        condense=train_config(data.task, "condense", {**condense, **shared}),
+        condense=train_config(
+            data.task, "condense", {**condense, **shared}, train.trains != "prompt" or bool(given.get("teacher"))
+        ),
         **{option.field: given[option.parameter_name] for option in group},
         **settings,
     )
@@ -338,7 +340,7 @@ def _results_table(report: CompressReport) -> Table:
     majority = report.majority_class
     table.add_row("majority class", _metrics_text(majority["validation"]), _metrics_text(majority["test"]), "", "")
     for name, metrics, kept, count in (
-        (teacher_name(report), report.prompt_tuned, 1.0, params["backbone_before"]),
+        (report.teacher_name, report.prompt_tuned, 1.0, params["backbone_before"]),
         ("Skeleton", report.skeleton, report.kept_fraction, params["backbone_after"]),
     ):
         table.add_row(
@@ -349,16 +351,6 @@ def _results_table(report: CompressReport) -> Table:
             f"{count / 1e6:.2f}M",
         )
     return table
-
-
-def teacher_name(report: CompressReport) -> str:
-    """What the unpruned model is called in a summary: prompt-tuned (the paper's step 1), fine-tuned,
-    LoRA-tuned, or the user's teacher checkpoint."""
-    config = report.config or {}
-    if config.get("teacher"):
-        return "teacher"
-    trains = (config.get("tune") or {}).get("trains", "prompt")
-    return {"prompt": "prompt-tuned", "lora": "LoRA-tuned", "full": "fine-tuned"}[trains]
 
 
 def _trial_accuracy(trial: dict) -> str:
@@ -423,13 +415,13 @@ def print_compress_summary(report: CompressReport, output: str) -> None:
         predicted = ", ".join(f"{v:.2f}x at {k}" for k, v in costs["predicted_speedup"].items())
         runtime = costs["table"]["key"].get("runtime", "onnx-int8")
         out.print(
-            f"predicted speed-up against the {teacher_name(report)} model on {runtime}: {predicted}; "
+            f"predicted speed-up against the {report.teacher_name} model on {runtime}: {predicted}; "
             f"heads kept per layer {report.kept_heads or 'all'}; prompt tokens {report.prompt_tokens['skeleton']} "
             "(measure with 'skeleton bench')"
         )
     for split, ci in report.accuracy_difference.items():
         out.print(
-            f"Skeleton minus {teacher_name(report)}, {split}: {ci['difference']:+.2f} points "
+            f"Skeleton minus {report.teacher_name}, {split}: {ci['difference']:+.2f} points "
             f"(95% paired bootstrap interval {ci['low']:+.2f} to {ci['high']:+.2f})"
         )
     if report.weak_prior:

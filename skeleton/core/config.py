@@ -362,17 +362,22 @@ def default_condense_config(trains: str = DEFAULT_TRAINS) -> TrainConfig:
     return TrainConfig(epochs=1.0, evals_per_epoch=2, patience=2, trains=trains, **CONDENSE_RECIPES[trains])
 
 
-def task_train_config(task: str, stage: str = "tune", trains: str | None = None) -> TrainConfig:
+def task_train_config(
+    task: str, stage: str = "tune", trains: str | None = None, tuned_teacher: bool = False
+) -> TrainConfig:
     """The settings of ``stage`` (``tune`` or ``condense``, training what ``trains`` names besides the
     prompt and head) for ``task``: the defaults with the task's recipe. The task's tuning recipe was
-    chosen for the soft prompt; a tuned backbone keeps its step budget and batch size only."""
+    chosen for the soft prompt; a tuned backbone keeps its step budget and batch size only. Condensing
+    a tuned teacher (``tuned_teacher``: its backbone fine-tuned, or a given checkpoint) trains its
+    already-trained head at the backbone's rate, not at the rate a fresh prompt-tuning head needs."""
     if stage == "tune":
         trains = trains or DEFAULT_TUNE
         recipe = dict(get_task(task).tune)
         if trains != "prompt":
             recipe = {k: v for k, v in recipe.items() if k in ("steps", "batch_size")}
         return replace(TrainConfig(), trains=trains, **TUNE_RECIPES[trains], **recipe)
-    return replace(default_condense_config(trains or DEFAULT_TRAINS), **get_task(task).condense)
+    condense = replace(default_condense_config(trains or DEFAULT_TRAINS), **get_task(task).condense)
+    return replace(condense, head_lr=condense.backbone_lr) if tuned_teacher else condense
 
 
 @dataclass
@@ -513,8 +518,9 @@ class CompressConfig:
         condensed prompt's default length. A backbone that condenses (``lora``, ``full``) judges
         search trials by short condensations (``trial_share`` of the budget), never by the pruned
         model alone: distillation recovers far more than the uncondensed model shows."""
-        condense = self.condense or task_train_config(self.data.task, "condense")
         tune = self.tune or task_train_config(self.data.task, "tune")
+        tuned_teacher = tune.trains != "prompt" or self.teacher is not None
+        condense = self.condense or task_train_config(self.data.task, "condense", tuned_teacher=tuned_teacher)
         model = resolve_model(self.model, tune.trains, self.teacher)
         if self.scorer == "skill" and not model.num_virtual_tokens:
             raise ValueError("the skill scorer reads soft-prompt positions: give prompt_tokens, or tune prompt")

@@ -184,6 +184,17 @@ class TuneReport(Record):
         return {"export": ExportSummary}
 
 
+TEACHER_NAMES = {"prompt": "prompt-tuned", "lora": "LoRA-tuned", "full": "fine-tuned"}
+
+
+def teacher_name(config: dict | None) -> str:
+    """The tuned model's name for a compress config (as ``report.json`` holds it)."""
+    config = config or {}
+    if config.get("teacher"):
+        return "teacher"
+    return TEACHER_NAMES[(config.get("tune") or {}).get("trains", "prompt")]
+
+
 @dataclass
 class CompressReport(Record):
     """``report.json`` of ``skeleton compress``: every figure of the run.
@@ -226,6 +237,13 @@ class CompressReport(Record):
     timings_seconds: dict[str, float] = field(default_factory=dict)
     prompt_tuning: dict | None = None  # how the prompt-tuned model was trained (None: a given prompt)
     versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def teacher_name(self) -> str:
+        """What the unpruned model is called in a summary: prompt-tuned (the paper's step 1), fine-tuned,
+        LoRA-tuned, or the user's teacher checkpoint."""
+        return teacher_name(self.config)
+
     export: ExportSummary | None = None
 
     @classmethod

@@ -358,7 +358,7 @@ def tune(config: TuneConfig, reporter: Reporter = SILENT) -> TuneResult:
     config = config.resolved()
     device = resolve_device(config.device)
     workspace = Workspace.open(config.data, config.model, device, reporter)
-    output = Path(config.output or workspace.default_output("-prompt"))
+    output = Path(config.output or workspace.default_output("-prompt" if config.train.trains == "prompt" else "-tuned"))
     with atomic_directory(output, overwrite=config.overwrite) as work:
         classifier = workspace.new_classifier(seed=config.train.seed)
         result = train_on(workspace, classifier, config.train, device, reporter)
