@@ -316,7 +316,13 @@ def _finish(
     report.save(work / REPORT_FILE)
     if config.export:
         reporter.message("exporting to ONNX")
-        report.export = export_directory(work, ExportConfig(), workspace=workspace, reporter=reporter)
+        try:
+            report.export = export_directory(work, ExportConfig(), workspace=workspace, reporter=reporter)
+        except SkeletonError as error:
+            raise SkeletonError(
+                f"{error}; the trained Skeleton model is kept in {work}: run the same command with --resume "
+                "to export it again, or 'skeleton export' on that directory"
+            ) from None
         report.timings_seconds["export"] = report.export.seconds
         report.timings_seconds["total"] = time.perf_counter() - started
         report.save(work / REPORT_FILE)

@@ -6,6 +6,7 @@ import torch
 import skeleton
 from skeleton.compression import CompressConfig, compress
 from skeleton.core.architectures import ffn_layers
+from skeleton.core.config import ExportConfig
 from skeleton.core.data import DataConfig
 from skeleton.core.errors import SkeletonError
 from skeleton.core.files import partial_path
@@ -125,6 +126,29 @@ def test_failure_leaves_no_output_and_resume_continues(tmp_path, tiny_bert_dir, 
     result = compress(config)
     assert (tmp_path / "out" / "report.json").is_file()
     assert result.report.prompt_tuned["validation"] == state["done"]["prompt_tuned"]["validation"]
+
+
+def test_a_failed_export_says_where_the_model_is_and_resume_finishes(tmp_path, tiny_bert_dir, sst2_dir, monkeypatch):
+    import skeleton.compression as module
+
+    config = _config(tmp_path, tiny_bert_dir, sst2_dir)
+    config.export = True
+    original = module.export_directory
+
+    def failing(*args, **kwargs):
+        raise SkeletonError("fp32 graph differs from PyTorch by 3.80e-01 (tolerance 1e-04)")
+
+    monkeypatch.setattr(module, "export_directory", failing)
+    with pytest.raises(SkeletonError) as raised:
+        compress(config)
+    work = partial_path(tmp_path / "out")
+    assert f"the trained Skeleton model is kept in {work}" in str(raised.value) and "--resume" in str(raised.value)
+    assert not (tmp_path / "out").exists() and (work / "model.safetensors").is_file()
+    quick = ExportConfig(variants=("fp32",), latency_shapes=((1, 8),), latency_repeats=2)
+    monkeypatch.setattr(module, "export_directory", lambda directory, _config, **k: original(directory, quick, **k))
+    monkeypatch.setattr(module, "train_on", _forbid_prior_training(module.train_on))
+    config.resume = True
+    assert compress(config).report.export is not None and (tmp_path / "out" / "onnx" / "manifest.json").is_file()
 
 
 def _forbid_prior_training(train_on):

@@ -37,6 +37,7 @@ def make_compressed_dir(
     head_keep=None,
     layers=None,
     task="sst2",
+    max_length=128,
 ):
     """A pruned, prompt-tuned tiny model of ``task`` (its data in ``data_dir``) saved as 'skeleton
     compress' saves one.
@@ -46,7 +47,9 @@ def make_compressed_dir(
     """
     model_dir = save_tiny_model(root / f"{model_type}-{head}-base", model_type, tokenizer_dir, mlm=head == "mlm")
     data = DataConfig(task, str(data_dir))
-    model_config = ModelConfig(model=str(model_dir), head=head, num_virtual_tokens=4, use_template=template)
+    model_config = ModelConfig(
+        model=str(model_dir), head=head, num_virtual_tokens=4, use_template=template, max_length=max_length
+    )
     workspace = Workspace(data, model_config)
     classifier = workspace.new_classifier()
     generator = torch.Generator().manual_seed(0)
@@ -347,6 +350,35 @@ def _damaging_nncf(nncf_quantize):
             target.with_name("damaged" + suffix).replace(target.with_suffix(suffix))
 
     return damaged
+
+
+@pytest.mark.parametrize(("head", "template"), [("cls", False), ("mlm", True)])
+def test_inputs_longer_than_the_training_length_are_cut_alike_everywhere(
+    tmp_path, tokenizer_dir, sst2_dir, head, template
+):
+    """A model trained at 20 tokens: the exported tokenizer, every runtime, PyTorch and training's encoding cut
+    a 40-word input the same way (the template and its mask kept), so the graphs agree on it."""
+    import skeleton
+    from skeleton.core.batching import encode_split
+
+    directory, _ = make_compressed_dir(
+        tmp_path, "bert", head, tokenizer_dir, sst2_dir, template=template, max_length=20
+    )
+    result = export_directory(directory, ExportConfig(**QUICK))
+    assert result.max_input_tokens == 20
+    model = skeleton.load(directory, device="cpu")
+    texts = [" ".join(["the movie was very good"] * 8), " ".join(["awful plot"] * 20), "fine"]
+    trained = encode_split(
+        datasets.Dataset.from_dict({"text": texts, "label": [0, 0, 0]}), model.tokenizer, model.spec, template, 20
+    )
+    predictor = Predictor(directory, runtime="onnx-fp32")
+    assert [len(row) for row in trained.input_ids[:2]] == [20, 20] and len(trained.input_ids[2]) < 20
+    assert all((model.tokenizer.mask_token_id in row) == template for row in trained.input_ids)
+    assert predictor.encode(texts)["input_ids"][0].tolist() == trained.input_ids[0]
+    reference = model.logits(texts)
+    for runtime in ("onnx-fp32", "onnx-optimized", "openvino-fp32"):
+        logits = Predictor(directory, runtime=runtime).logits(texts)
+        assert np.abs(logits - reference).max() <= 1e-4, runtime
 
 
 def test_the_int8_methods_offered_follow_the_cpu(cpu_kind):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -60,18 +61,81 @@ def fill_template(spec: TaskSpec, row: dict, mask_token: str) -> str:
     return text.replace("<mask>", mask_token)
 
 
-def _encode_template(tokenizer, spec: TaskSpec, row: dict, max_length: int) -> dict:
-    """Encode the filled template, shortening the texts (never the mask) when it is too long."""
-    row = dict(row)
-    for _ in range(8):
-        encoded = tokenizer(fill_template(spec, row, tokenizer.mask_token), truncation=False)
-        overflow = len(encoded["input_ids"]) - max_length
-        if overflow <= 0:
-            return encoded
-        longest = max(spec.text_fields, key=lambda f: len(row[f]))
-        pieces = tokenizer.tokenize(row[longest])
-        row[longest] = tokenizer.convert_tokens_to_string(pieces[: max(1, len(pieces) - overflow - 2)])
-    return tokenizer(fill_template(spec, row, tokenizer.mask_token), truncation=True, max_length=max_length)
+def template_tokenizer(tokenizer, spec: TaskSpec, max_tokens: int, use_template: bool = True):
+    """A copy of ``tokenizer`` whose post-processor wraps texts in the task template, so that
+    plain ``tokenizer(text)`` (or ``tokenizer(text1, text2)``) yields the ids the model was trained on.
+
+    Training tokenized the filled template as one string. With WordPiece the pieces tokenize alike
+    on their own; with byte-level BPE a word's token carries the space before it, so a text placed
+    after a space is tokenized with a prefix space. The result is checked against training's ids.
+    """
+    from tokenizers.processors import TemplateProcessing
+
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.model_max_length = max_tokens
+    if not use_template:
+        return tokenizer
+    if not tokenizer.is_fast:
+        raise SkeletonError("exporting a templated model needs a fast tokenizer (tokenizer.json)")
+    original = copy.deepcopy(tokenizer)
+    sequence, prefix_space = _template_sequence(tokenizer, spec)
+    if prefix_space:
+        _add_prefix_space(tokenizer)
+    names: dict[int, str] = {}
+    named = [s if isinstance(s, str) else names.setdefault(s, f"<skeleton_template_{s}>") for s in sequence]
+    special = [(token_name, token_id) for token_id, token_name in names.items()]
+    tokenizer.backend_tokenizer.post_processor = TemplateProcessing(
+        single=[s for s in named if s != "$B:0"], pair=named if spec.is_pair else None, special_tokens=special
+    )
+    _check_template(original, tokenizer, spec)
+    return tokenizer
+
+
+def _template_sequence(tokenizer, spec: TaskSpec) -> tuple[list[int | str], bool]:
+    """The template as token ids around ``$A`` (and ``$B:0``), and whether the texts follow a space
+    that the tokenizer folds into a word's token (byte-level BPE)."""
+    template = spec.template.replace("<mask>", tokenizer.mask_token or "")
+    wrapped = tokenizer.build_inputs_with_special_tokens([-1])
+    cut = wrapped.index(-1)
+    spaced = (
+        tokenizer(" a", add_special_tokens=False)["input_ids"] != tokenizer("a", add_special_tokens=False)["input_ids"]
+    )
+    sequence: list[int | str] = list(wrapped[:cut])
+    rest, follows_space = template, set()
+    for index, text_field in enumerate(spec.text_fields):
+        before, rest = rest.split("{" + text_field + "}", 1)
+        follows_space.add(spaced and before[-1:].isspace())
+        piece = before.rstrip() if spaced else before
+        sequence += tokenizer(piece, add_special_tokens=False)["input_ids"] if piece.strip() else []
+        sequence.append("$A" if index == 0 else "$B:0")
+    sequence += tokenizer(rest, add_special_tokens=False)["input_ids"] if rest.strip() else []
+    sequence += wrapped[cut + 1 :]
+    if len(follows_space) > 1:
+        raise SkeletonError(f"the {spec.name} template puts a space before one text and not the other")
+    return sequence, follows_space == {True}
+
+
+def _add_prefix_space(tokenizer) -> None:
+    """Tokenize every text as if a space came before it, and keep it so when saved and reloaded."""
+    pre_tokenizer = tokenizer.backend_tokenizer.pre_tokenizer
+    if not hasattr(pre_tokenizer, "add_prefix_space"):
+        raise SkeletonError(f"cannot bake the template into {type(tokenizer).__name__}: train with --no-template")
+    pre_tokenizer.add_prefix_space = True
+    tokenizer.backend_tokenizer.pre_tokenizer = pre_tokenizer
+    tokenizer.add_prefix_space = True
+    tokenizer.init_kwargs["add_prefix_space"] = True
+
+
+def _check_template(original, exported, spec: TaskSpec) -> None:
+    """The exported tokenizer must give training's ids (skeleton.core.batching) on sample texts."""
+    texts = ["a plain sentence, with a comma", "Another one."]
+    row = dict(zip(spec.text_fields, texts, strict=False))
+    trained = original(fill_template(spec, row, original.mask_token or ""))["input_ids"]
+    if exported(*texts[: len(spec.text_fields)])["input_ids"] != trained:
+        raise SkeletonError(
+            f"the {spec.name} template cannot be baked into {type(original).__name__} so that it gives "
+            "training's tokens: train with --no-template to export this model"
+        )
 
 
 def encode_split(
@@ -98,17 +162,11 @@ def encode_split(
             tokenizer(columns[f], truncation=True, max_length=max_length)["input_ids"] for f in spec.text_fields
         )
         return EncodedSplit(first, None, labels, pair_ids=second)
-    if use_template:
-        rows = [{f: columns[f][i] for f in spec.text_fields} for i in range(len(labels))]
-        encoded = [_encode_template(tokenizer, spec, row, max_length) for row in rows]
-        input_ids = [e["input_ids"] for e in encoded]
-        token_types = [e["token_type_ids"] for e in encoded] if "token_type_ids" in encoded[0] else None
-    else:
-        texts = [columns[f] for f in spec.text_fields]
-        encoded = tokenizer(*texts, truncation=True, max_length=max_length)
-        input_ids = encoded["input_ids"]
-        token_types = encoded.get("token_type_ids")
-    return EncodedSplit(input_ids, token_types, labels)
+    # the template goes around the texts as the exported tokenizer puts it, so a text longer than
+    # max_length is cut the same way in training, validation, export, predict and serve
+    tokenizer = template_tokenizer(tokenizer, spec, max_length, use_template)
+    encoded = tokenizer(*(columns[f] for f in spec.text_fields), truncation=True, max_length=max_length)
+    return EncodedSplit(encoded["input_ids"], encoded.get("token_type_ids"), labels)
 
 
 @dataclass

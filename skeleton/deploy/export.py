@@ -42,7 +42,7 @@ from skeleton.core.architectures import (
     ort_model_type,
 )
 from skeleton.core.architectures import max_input_tokens as family_max_input_tokens
-from skeleton.core.batching import fill_template
+from skeleton.core.batching import template_tokenizer
 from skeleton.core.config import ExportConfig
 from skeleton.core.data import DataConfig, load_task_data, split_texts
 from skeleton.core.errors import SkeletonError
@@ -63,7 +63,6 @@ from skeleton.core.machine import flags_simulated, has_vnni, int8_instructions, 
 from skeleton.core.progress import SILENT, Reporter
 from skeleton.core.records import ExportSummary, Manifest, load_report
 from skeleton.core.statistics import paired_bootstrap
-from skeleton.core.tasks import TaskSpec
 from skeleton.core.timing import time_alternating
 from skeleton.deploy.artifacts import CompressedModel, load
 from skeleton.deploy.manifest import sha256_file
@@ -132,85 +131,11 @@ def graph_tokenizer(model: CompressedModel):
 
 
 def max_input_tokens(model: CompressedModel) -> int:
-    """The longest tokenized input (special tokens and template included) the graph accepts."""
-    return family_max_input_tokens(model.classifier.backbone.config, model.classifier.num_virtual_tokens)
-
-
-def template_tokenizer(tokenizer, spec: TaskSpec, max_tokens: int, use_template: bool = True):
-    """A copy of ``tokenizer`` whose post-processor wraps texts in the task template, so that
-    plain ``tokenizer(text)`` (or ``tokenizer(text1, text2)``) yields the ids the model was trained on.
-
-    Training tokenized the filled template as one string. With WordPiece the pieces tokenize alike
-    on their own; with byte-level BPE a word's token carries the space before it, so a text placed
-    after a space is tokenized with a prefix space. The result is checked against training's ids.
-    """
-    from tokenizers.processors import TemplateProcessing
-
-    tokenizer = copy.deepcopy(tokenizer)
-    tokenizer.model_max_length = max_tokens
-    if not use_template:
-        return tokenizer
-    if not tokenizer.is_fast:
-        raise SkeletonError("exporting a templated model needs a fast tokenizer (tokenizer.json)")
-    original = copy.deepcopy(tokenizer)
-    sequence, prefix_space = _template_sequence(tokenizer, spec)
-    if prefix_space:
-        _add_prefix_space(tokenizer)
-    names: dict[int, str] = {}
-    named = [s if isinstance(s, str) else names.setdefault(s, f"<skeleton_template_{s}>") for s in sequence]
-    special = [(token_name, token_id) for token_id, token_name in names.items()]
-    tokenizer.backend_tokenizer.post_processor = TemplateProcessing(
-        single=[s for s in named if s != "$B:0"], pair=named if spec.is_pair else None, special_tokens=special
-    )
-    _check_template(original, tokenizer, spec)
-    return tokenizer
-
-
-def _template_sequence(tokenizer, spec: TaskSpec) -> tuple[list[int | str], bool]:
-    """The template as token ids around ``$A`` (and ``$B:0``), and whether the texts follow a space
-    that the tokenizer folds into a word's token (byte-level BPE)."""
-    template = spec.template.replace("<mask>", tokenizer.mask_token or "")
-    wrapped = tokenizer.build_inputs_with_special_tokens([-1])
-    cut = wrapped.index(-1)
-    spaced = (
-        tokenizer(" a", add_special_tokens=False)["input_ids"] != tokenizer("a", add_special_tokens=False)["input_ids"]
-    )
-    sequence: list[int | str] = list(wrapped[:cut])
-    rest, follows_space = template, set()
-    for index, text_field in enumerate(spec.text_fields):
-        before, rest = rest.split("{" + text_field + "}", 1)
-        follows_space.add(spaced and before[-1:].isspace())
-        piece = before.rstrip() if spaced else before
-        sequence += tokenizer(piece, add_special_tokens=False)["input_ids"] if piece.strip() else []
-        sequence.append("$A" if index == 0 else "$B:0")
-    sequence += tokenizer(rest, add_special_tokens=False)["input_ids"] if rest.strip() else []
-    sequence += wrapped[cut + 1 :]
-    if len(follows_space) > 1:
-        raise SkeletonError(f"the {spec.name} template puts a space before one text and not the other")
-    return sequence, follows_space == {True}
-
-
-def _add_prefix_space(tokenizer) -> None:
-    """Tokenize every text as if a space came before it, and keep it so when saved and reloaded."""
-    pre_tokenizer = tokenizer.backend_tokenizer.pre_tokenizer
-    if not hasattr(pre_tokenizer, "add_prefix_space"):
-        raise SkeletonError(f"cannot bake the template into {type(tokenizer).__name__}: train with --no-template")
-    pre_tokenizer.add_prefix_space = True
-    tokenizer.backend_tokenizer.pre_tokenizer = pre_tokenizer
-    tokenizer.add_prefix_space = True
-    tokenizer.init_kwargs["add_prefix_space"] = True
-
-
-def _check_template(original, exported, spec: TaskSpec) -> None:
-    """The exported tokenizer must give training's ids (skeleton.core.batching) on sample texts."""
-    texts = ["a plain sentence, with a comma", "Another one."]
-    row = dict(zip(spec.text_fields, texts, strict=False))
-    trained = original(fill_template(spec, row, original.mask_token or ""))["input_ids"]
-    if exported(*texts[: len(spec.text_fields)])["input_ids"] != trained:
-        raise SkeletonError(
-            f"the {spec.name} template cannot be baked into {type(original).__name__} so that it gives "
-            "training's tokens: train with --no-template to export this model"
-        )
+    """The longest tokenized input (special tokens and template included) the exported tokenizer lets
+    through: the length the model was trained and validated at (``--max-length``), within what the
+    position table holds, so a served model reads a long input as training read it."""
+    limit = family_max_input_tokens(model.classifier.backbone.config, model.classifier.num_virtual_tokens)
+    return min(model.max_length, limit)
 
 
 def _graph_bytes(path: Path) -> int:
