@@ -273,8 +273,9 @@ def render(results: Path = RESULTS) -> str:
     lines = [
         start,
         "",
-        f"`skeleton compress --task {task} --data-dir ../shared/data/{task}` with every default (seed "
-        f"{report['seed']}, code {code}), on {machine['cpu']} with {machine['cores']} cores "
+        f"`skeleton compress --task {task} --data-dir ../shared/data/{task}` with every default of code {code} "
+        f"(step 1: the {teacher_name(report['config'])} model; seed {report['seed']}), on {machine['cpu']} with "
+        f"{machine['cores']} cores "
         f"({', '.join(machine['cpu_flags'])}). {_splits(report['data'])} "
         f"Report: `{folder}/report.json`.",
         "",
