@@ -181,7 +181,10 @@ def test_the_default_compress_searches_everything_and_condenses_the_backbone():
     config = CompressConfig().resolved()
     assert config.targets == ("ffn", "heads", "layers") and config.uses_costs
     assert config.condense.trains == "full" and config.condense.distill == 0.5
-    assert config.condensed_prompt_tokens == DEFAULT_CONDENSED_PROMPT_TOKENS
+    # the default step 1 fine-tunes the backbone: no soft prompt to shorten; the paper's prompt is shortened
+    assert config.model.num_virtual_tokens == 0 and config.condensed_prompt_tokens is None
+    prompted = CompressConfig(tune=TrainConfig(trains="prompt")).resolved()
+    assert prompted.condensed_prompt_tokens == DEFAULT_CONDENSED_PROMPT_TOKENS
     assert config.trial_budget(625) == round(DEFAULT_TRIAL_SHARE * 625) and not config.fast_search
     assert CompressConfig(trial_steps=50).resolved().trial_budget(30) == 30  # never past the whole budget
     # the paper's mode: FFN neurons by kept ratio, the prompt alone, no teacher, trials in full

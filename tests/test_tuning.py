@@ -196,17 +196,25 @@ def test_default_model_tunes_on_200_real_sentences(tmp_path):
 def test_a_task_recipe_fills_only_what_is_left_open():
     from dataclasses import replace
 
-    from skeleton.core.config import CompressConfig, default_condense_config
+    from skeleton.core.config import CompressConfig, default_condense_config, task_train_config
     from skeleton.core.tasks import get_task
 
     mrpc = get_task("mrpc")
+    paper = CompressConfig(data=DataConfig("mrpc"), tune=task_train_config("mrpc", "tune", "prompt")).resolved()
+    assert paper.tune == replace(TrainConfig(), **mrpc.tune) != TrainConfig()
+    assert paper.condense == replace(default_condense_config(), **mrpc.condense)
     config = CompressConfig(data=DataConfig("mrpc")).resolved()
-    assert config.tune == replace(TrainConfig(), **mrpc.tune) != TrainConfig()
-    assert config.condense == replace(default_condense_config(), **mrpc.condense)
+    # the default fine-tunes: the recipe's step budget and batch, the tuned kind's rates, no probe start
+    assert (config.tune.trains, config.tune.steps, config.tune.batch_size) == ("full", 345, 16)
+    assert config.tune.head_init == "random" and config.tune.backbone_lr == 5e-5
+    # condensing a tuned teacher trains its head at the backbone's rate
+    tuned = replace(default_condense_config(), **mrpc.condense)
+    assert config.condense == replace(tuned, head_lr=tuned.backbone_lr)
     assert config.fast_search is False  # the default condenses the backbone: short trials, not fast search
     prompt_only = CompressConfig(data=DataConfig("mrpc"), condense=default_condense_config("prompt")).resolved()
     assert prompt_only.fast_search is mrpc.fast_search
     assert TuneConfig(data=DataConfig("mrpc")).resolved().train == config.tune
     explicit = CompressConfig(data=DataConfig("mrpc"), tune=TrainConfig(), fast_search=False).resolved()
     assert explicit.tune == TrainConfig() and explicit.fast_search is False
-    assert CompressConfig().resolved().tune == TrainConfig()  # sst2 runs on the defaults
+    assert CompressConfig().resolved().tune == task_train_config("sst2", "tune", "full")  # no recipe for sst2
+    assert task_train_config("sst2", "tune", "prompt") == TrainConfig()
