@@ -38,6 +38,7 @@ from skeleton.core.config import (
     TritonConfig,
     TuneConfig,
     task_train_config,
+    tuned_teacher,
 )
 from skeleton.core.errors import SkeletonError
 from skeleton.core.layout import CONFIG_FILE, MANIFEST_FILE, ONNX_DIR, PROMPT_TUNED_DIR
@@ -248,7 +249,7 @@ def _compress_config(given: dict, group: list[Option], kinds: tuple | list = (),
         model=model_config,
         tune=train,
         condense=train_config(
-            data.task, "condense", {**condense, **shared}, train.trains != "prompt" or bool(given.get("teacher"))
+            data.task, "condense", {**condense, **shared}, tuned_teacher(train.trains, given.get("teacher"))
         ),
         **{option.field: given[option.parameter_name] for option in group},
         **settings,

@@ -308,6 +308,12 @@ DEFAULT_TUNE = "full"
 TUNED_HEAD = "sequence"
 
 
+def tuned_teacher(trains: str, teacher: str | None) -> bool:
+    """Whether the teacher's head was trained with its backbone (a tuned backbone, or a given checkpoint),
+    so condensation trains that head at the backbone's rate."""
+    return trains != "prompt" or bool(teacher)
+
+
 def resolve_model(model: ModelConfig, trains: str, teacher: str | None = None) -> ModelConfig:
     """The model settings step 1 runs with: a soft prompt of 20 tokens for ``--tune prompt``, none when
     the backbone tunes or a teacher checkpoint teaches (unless ``num_virtual_tokens`` says otherwise); a
@@ -519,8 +525,8 @@ class CompressConfig:
         search trials by short condensations (``trial_share`` of the budget), never by the pruned
         model alone: distillation recovers far more than the uncondensed model shows."""
         tune = self.tune or task_train_config(self.data.task, "tune")
-        tuned_teacher = tune.trains != "prompt" or self.teacher is not None
-        condense = self.condense or task_train_config(self.data.task, "condense", tuned_teacher=tuned_teacher)
+        tuned = tuned_teacher(tune.trains, self.teacher)
+        condense = self.condense or task_train_config(self.data.task, "condense", tuned_teacher=tuned)
         model = resolve_model(self.model, tune.trains, self.teacher)
         if self.scorer == "skill" and not model.num_virtual_tokens:
             raise ValueError("the skill scorer reads soft-prompt positions: give prompt_tokens, or tune prompt")
