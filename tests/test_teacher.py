@@ -101,7 +101,9 @@ def test_tune_prompt_is_the_papers_setting_unchanged():
     model = resolve_model(ModelConfig(), "prompt")
     assert (model.num_virtual_tokens, model.use_template, model.head) == (DEFAULT_PROMPT_TOKENS, True, "auto")
     tuned = resolve_model(ModelConfig(), "full")
-    assert (tuned.num_virtual_tokens, tuned.use_template, tuned.head) == (0, False, "sequence")
+    assert (tuned.num_virtual_tokens, tuned.use_template, tuned.head) == (0, False, "cls")
+    assert resolve_model(ModelConfig(head="sequence"), "lora").head == "sequence"
+    assert resolve_model(ModelConfig(), "full", "some/checkpoint").head == "sequence"  # a teacher's own head
     # a tuned backbone keeps the task's step budget, not the prompt's learning rates or probe start
     mrpc = task_train_config("mrpc", "tune", "full")
     assert (mrpc.steps, mrpc.batch_size, mrpc.head_init, mrpc.backbone_lr) == (345, 16, "random", 5e-5)

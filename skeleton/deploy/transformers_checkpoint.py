@@ -35,7 +35,9 @@ def transformers_classifier(model: CompressedModel) -> torch.nn.Module:
         problems.append("it is pruned (per-layer widths a transformers config cannot hold)")
     if problems:
         raise SkeletonError(
-            "not a plain transformers classifier: " + "; ".join(problems) + " (tune with --tune full or lora)"
+            "not a plain transformers classifier: "
+            + "; ".join(problems)
+            + " (tune with --tune full or lora and --head sequence)"
         )
     config = copy.deepcopy(classifier.backbone.config)
     config.id2label = dict(enumerate(model.spec.label_names))
