@@ -141,9 +141,14 @@ def search_lines(report: dict) -> list[str]:
         f"{name.replace('_', ' ')} {seconds / 60:.1f}" for name, seconds in timings.items() if name != "total"
     )
     condense, name = report["config"]["condense"], teacher_name(report["config"])
+    trained = (
+        "the prompt, head and slim layers"
+        if (report.get("prompt_tokens") or {}).get("skeleton")
+        else "the head and slim layers"
+    )
     how = {"prompt": "the prompt and head re-tuned on the frozen pruned backbone"}.get(
         condense.get("trains", "prompt"),
-        f"{condense.get('trains')}: the prompt, head and slim layers trained, distilled from the {name} model "
+        f"{condense.get('trains')}: {trained} trained, distilled from the {name} model "
         f"(weight {condense.get('distill')}, temperature {condense.get('temperature')})",
     )
     fallback, verified = search.get("fallback_from"), search.get("verified_from")
