@@ -44,7 +44,7 @@ from skeleton.core.errors import SkeletonError
 from skeleton.core.layout import CONFIG_FILE, MANIFEST_FILE, ONNX_DIR, PROMPT_TUNED_DIR
 from skeleton.core.progress import Reporter
 from skeleton.core.records import BenchReport, CompressReport, ExportSummary
-from skeleton.core.tasks import TASKS
+from skeleton.core.tasks import TASKS, TaskSpec, read_description
 
 app = typer.Typer(
     name="skeleton",
@@ -80,6 +80,12 @@ DATA_OPTIONS = options(
     DataConfig,
     (
         "task",
+        "data_file",
+        "data_format",
+        "text_columns",
+        "pair_column",
+        "label_column",
+        "task_file",
         "data_dir",
         "train_samples",
         "validation_samples",
@@ -87,9 +93,14 @@ DATA_OPTIONS = options(
         "validation_fraction",
         "validation_rows",
         "validation_min_words",
-        "validation_file",
+        "validation_data",
+        "test_data",
+        "test_fraction",
+        "max_rows",
         "seed",
     ),
+    data_file="data",
+    text_columns="text_column",
 )
 MODEL_OPTIONS = options(
     ModelConfig,
@@ -153,11 +164,12 @@ def _build(cls, group: list[Option], given: dict):
 def _stage_configs(given: dict):
     """DataConfig, ModelConfig and the prompt-tuning TrainConfig from the options tune and compress share."""
     chosen = {option.field: given[option.parameter_name] for option in TRAIN_OPTIONS}
-    train = train_config(given["task"], "tune", {**chosen, "seed": given["seed"]})
-    return _build(DataConfig, DATA_OPTIONS, given), _build(ModelConfig, MODEL_OPTIONS, given), train
+    data = _build(DataConfig, DATA_OPTIONS, given)
+    train = train_config(data.task_spec(), "tune", {**chosen, "seed": given["seed"]})
+    return data, _build(ModelConfig, MODEL_OPTIONS, given), train
 
 
-def train_config(task: str, stage: str, given: dict, tuned_teacher: bool = False) -> TrainConfig:
+def train_config(task: TaskSpec, stage: str, given: dict, tuned_teacher: bool = False) -> TrainConfig:
     """The task's recipe for ``stage`` (for condensation, the recipe of the kind asked for) with the
     options given (``None`` = not given) on top."""
     given = {name: value for name, value in given.items() if value is not None}
@@ -180,7 +192,7 @@ def tune(given: dict, quiet: Quiet = False) -> None:
     data, model_config, train = _stage_configs(given)
     config = TuneConfig(data, model_config, train, **{name: given[name] for name in OUTPUT_OPTIONS})
     result = run_tune(config, Reporter(enabled=not quiet, console=err))
-    table = Table(title=f"skeleton tune: {data.task}")
+    table = Table(title=f"skeleton tune: {data.task_spec().name}")
     table.add_column("split")
     table.add_column(f"tuned ({config.resolved().train.trains})")
     table.add_column("majority class")
@@ -249,7 +261,7 @@ def _compress_config(given: dict, group: list[Option], kinds: tuple | list = (),
         model=model_config,
         tune=train,
         condense=train_config(
-            data.task, "condense", {**condense, **shared}, tuned_teacher(train.trains, given.get("teacher"))
+            data.task_spec(), "condense", {**condense, **shared}, tuned_teacher(train.trains, given.get("teacher"))
         ),
         **{option.field: given[option.parameter_name] for option in group},
         **settings,
@@ -420,11 +432,13 @@ def print_compress_summary(report: CompressReport, output: str) -> None:
             f"heads kept per layer {report.kept_heads or 'all'}; prompt tokens {report.prompt_tokens['skeleton']} "
             "(measure with 'skeleton bench')"
         )
-    for split, ci in report.accuracy_difference.items():
-        out.print(
-            f"Skeleton minus {report.teacher_name}, {split}: {ci['difference']:+.2f} points "
-            f"(95% paired bootstrap interval {ci['low']:+.2f} to {ci['high']:+.2f})"
-        )
+    differences = [("accuracy", report.accuracy_difference), *report.metric_difference.items()]
+    for metric, by_split in differences:
+        for split, ci in by_split.items():
+            out.print(
+                f"Skeleton minus {report.teacher_name}, {split} {metric}: {ci['difference']:+.2f} points "
+                f"(95% paired bootstrap interval {ci['low']:+.2f} to {ci['high']:+.2f})"
+            )
     if report.weak_prior:
         err.print(f"[yellow]warning:[/yellow] {report.weak_prior} (--allow-weak-prior)", soft_wrap=True)
     if report.search.get("verified_from") is not None:
@@ -740,19 +754,27 @@ def print_bench_summary(report: BenchReport, folder: Path) -> None:
 
 @app.command()
 @friendly_errors
-def tasks() -> None:
-    """List the known tasks."""
+def tasks(
+    task_file: Annotated[
+        list[Path] | None, typer.Option(help="Also show the task a description file describes (repeatable).")
+    ] = None,
+) -> None:
+    """List the built-in tasks (each a description in skeleton/core/task_descriptions/) and any --task-file."""
     table = Table(title="tasks")
-    for column in ("task", "texts", "labels", "template", "recipe"):
+    for column in ("task", "source", "texts", "labels", "template", "recipe"):
         table.add_column(column, overflow="fold")
-    for spec in TASKS.values():
+    described = [(spec, "built-in") for spec in TASKS.values()]
+    described += [(read_description(path), str(path)) for path in task_file or []]
+    for spec, source in described:
         recipe = [f"{k}={v}" for k, v in spec.tune.items()]
         recipe += [f"condense {k}={v}" for k, v in spec.condense.items()]
         recipe += ["fast-search"] * spec.fast_search + [f"validation-rows={spec.validation_rows}"] * (
             spec.validation_rows != "all"
         )
-        row = (", ".join(spec.text_fields), ", ".join(spec.label_names), spec.template, ", ".join(recipe) or "-")
-        table.add_row(spec.name, *row)
+        texts = ", ".join(spec.text_columns) + (" (pair)" if spec.is_pair else " (joined)" * spec.joined)
+        labels = ", ".join(spec.label_names) or "from the data (sorted)"
+        row = (texts or ", ".join(spec.text_fields), labels, spec.template, ", ".join(recipe) or "-")
+        table.add_row(spec.name, source, *row)
     out.print(table)
 
 

@@ -36,7 +36,7 @@ from skeleton.core.layout import (
 from skeleton.core.modeling import PromptedClassifier, save_prompt_and_head
 from skeleton.core.progress import SILENT, Reporter
 from skeleton.core.records import CompressReport, write_json
-from skeleton.core.statistics import paired_bootstrap
+from skeleton.core.statistics import paired_bootstrap, paired_bootstrap_f1
 from skeleton.core.units import NeuronScores, PruningPlan
 from skeleton.core.workspace import Workspace
 from skeleton.deploy.export import export_directory
@@ -306,6 +306,19 @@ def _finish(
         )
         for split in ("validation", "test")
     }
+    spec = workspace.spec
+    metric_differences = {}
+    for metric in spec.metrics:  # the task's F1 differs with an interval too
+        metric_differences[metric] = {
+            split: paired_bootstrap_f1(
+                skeleton_predictions[split],
+                tuned.predictions[split],
+                getattr(workspace, split).labels,
+                metric,
+                spec.num_labels,
+            )
+            for split in ("validation", "test")
+        }
     value = outcome.search.value
     classifier, planner = condensation.classifier, condensation.planner
     ablations = _ablations(classifier, planner, value, config, workspace, device) if plan is not None else {}
@@ -313,6 +326,7 @@ def _finish(
     scores.save(work / SCORES_FILE)
     outcome.timings["total"] = time.perf_counter() - started
     report = _report(outcome, condensation, workspace.split_metrics(skeleton_predictions), differences, ablations)
+    report.metric_difference = metric_differences
     report.save(work / REPORT_FILE)
     if config.export:
         reporter.message("exporting to ONNX")

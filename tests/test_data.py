@@ -128,7 +128,7 @@ def test_whole_row_validation_takes_sentences_and_drops_their_phrases_from_train
     assert len(plain.train) + len(plain.validation) == 51 and plain.dropped_from_train == 0
 
 
-def test_validation_min_words_and_validation_file(tmp_path):
+def test_validation_min_words_and_validation_data(tmp_path):
     folder = write_phrase_bank(tmp_path / "sst2")
     long_rows = load_task_data(DataConfig("sst2", str(folder), validation_rows="all", validation_min_words=4))
     assert len(long_rows.validation) == 5 and all(len(t.split()) >= 4 for t in long_rows.validation["text"])
@@ -136,12 +136,12 @@ def test_validation_min_words_and_validation_file(tmp_path):
         load_task_data(DataConfig("sst2", str(folder), validation_min_words=50))
     mine = "the3 film3 was3 truly3 wonderful3 to3 watch3 tonight3"
     (tmp_path / "mine.tsv").write_text(f"sentence\tlabel\n{mine}\t0\n")
-    own = load_task_data(DataConfig("sst2", str(folder), validation_file=str(tmp_path / "mine.tsv")))
+    own = load_task_data(DataConfig("sst2", str(folder), validation_data=str(tmp_path / "mine.tsv")))
     assert list(own.validation["text"]) == [mine]
     assert own.validation_source.endswith("mine.tsv") and own.dropped_from_train == 5  # the sentence and 4 phrases
     assert len(own.train) == 46
     with pytest.raises(SkeletonError, match="validation file not found"):
-        load_task_data(DataConfig("sst2", str(folder), validation_file=str(tmp_path / "missing.tsv")))
+        load_task_data(DataConfig("sst2", str(folder), validation_data=str(tmp_path / "missing.tsv")))
     with pytest.raises(SkeletonError, match="need a single-text task"):
         load_task_data(DataConfig("mrpc", str(folder), validation_rows="whole"))
     with pytest.raises(ValueError, match="validation_rows"):

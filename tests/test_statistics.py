@@ -35,3 +35,18 @@ def test_bad_input():
         paired_bootstrap(np.ones(3, bool), np.ones(4, bool))
     with pytest.raises(ValueError, match="level"):
         paired_bootstrap(np.ones(3, bool), np.ones(3, bool), level=1.0)
+
+
+def test_f1_by_hand_and_its_paired_interval():
+    from skeleton.core.statistics import f1_points, paired_bootstrap_f1
+
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    predictions = np.array([0, 1, 1, 1, 2, 0])
+    # class 0: TP 1, predicted 2, actual 2 -> 0.5; class 1: TP 2, predicted 3, actual 2 -> 0.8; class 2: 1, 1, 2 -> 2/3
+    assert f1_points(predictions, labels, "macro_f1", 3) == pytest.approx(100 * (0.5 + 0.8 + 2 / 3) / 3)
+    assert f1_points(predictions, labels, "f1", 3) == pytest.approx(80.0)
+    same = paired_bootstrap_f1(predictions, predictions, labels, "macro_f1", 3)
+    assert same["difference"] == same["low"] == same["high"] == 0.0
+    perfect = paired_bootstrap_f1(labels, predictions, labels, "macro_f1", 3, seed=2)
+    assert perfect["difference"] == pytest.approx(100 - 100 * (0.5 + 0.8 + 2 / 3) / 3)
+    assert 0.0 <= perfect["low"] <= perfect["difference"] <= perfect["high"]

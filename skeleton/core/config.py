@@ -12,8 +12,11 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 
 from skeleton.core.layout import VARIANT_FILES
-from skeleton.core.tasks import get_task
+from skeleton.core.tasks import TaskSpec, describe, description_record, get_task, read_description
 
+DATA_FORMATS = ("csv", "tsv", "json", "jsonl", "parquet")
+# the DataConfig fields that only describe a user's file
+USER_DATA_FIELDS = ("data_format", "text_columns", "pair_column", "label_column", "test_data")
 VALIDATION_ROWS = ("all", "whole")
 SCORERS = ("attribution", "activation", "gradient", "random", "skill", "lca")  # the scorer registry's names, in order
 TARGETS = ("ffn", "ffn-out", "heads", "layers")  # what the search may remove
@@ -55,7 +58,7 @@ class DataConfig:
     """Where the data comes from and how much of it is used.
 
     Attributes:
-        task: task name from the registry.
+        task: a built-in task (``skeleton tasks``); a user's file (``data_file``) describes its own.
         data_dir: a local directory of GLUE-style TSV files, either the task's own folder or a root
             holding ``<task>/``; ``None`` falls back to ``$SKELETON_DATA_DIR``, then to the hub.
         train_samples: subsample the (post hold-out) training split to this many rows.
@@ -68,8 +71,23 @@ class DataConfig:
             validation would otherwise be 43% short phrases, and their sentences' phrases would be
             trained on). ``None``: the task's own setting (``whole`` for sst2, else ``all``).
         validation_min_words: validation rows need at least this many words in every text field.
-        validation_file: a TSV of the task's columns to validate on instead of a hold-out (the whole
-            train split then trains, less any row the validation rows contain).
+        validation_data: a file to validate on instead of a hold-out, in the training data's format (a
+            built-in task's TSV; a user's file like ``data_file``); the training rows it repeats (or, with
+            ``validation_rows`` ``whole``, contains) leave training.
+        test_data: a user's labelled test file, in ``data_file``'s format (default: held out of ``data_file``).
+        data_file: a user's labelled data (CSV, TSV, JSON, JSON Lines or Parquet) instead of a built-in task;
+            the task is then described by ``task_file`` and the column options.
+        data_format: ``csv``, ``tsv``, ``json``, ``jsonl`` or ``parquet``; default: from the file's extension.
+        text_columns: the column(s) of ``data_file`` holding the text; several are joined into one text
+            (with ``'. '``) unless ``pair_column`` is given.
+        pair_column: a second text column read with the first as a pair (as MRPC's two sentences).
+        label_column: the column of ``data_file`` holding the labels: strings or integers, two classes or
+            more, named in sorted order unless the task file lists them (default ``label``).
+        task_file: a task description (YAML or JSON: ``text_columns``, ``pair``, ``label_column``,
+            ``labels``, ``template``, ``metrics``...), the form the built-in tasks are written in.
+        test_fraction: the share of ``data_file`` held out as the test split when no ``test_data`` is
+            given (validation takes ``validation_fraction``); both stratified by label and seeded.
+        max_rows: refuse a ``data_file`` of more rows than this (``None``: no limit).
         seed: seeds the hold-out and the subsampling.
     """
 
@@ -81,7 +99,16 @@ class DataConfig:
     validation_fraction: float = 0.1
     validation_rows: str | None = None
     validation_min_words: int = 0
-    validation_file: str | None = None
+    validation_data: str | None = None
+    test_data: str | None = None
+    data_file: str | None = None
+    data_format: str | None = None
+    text_columns: list[str] = field(default_factory=list)
+    pair_column: str | None = None
+    label_column: str | None = None
+    task_file: str | None = None
+    test_fraction: float = 0.1
+    max_rows: int | None = None
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -97,6 +124,46 @@ class DataConfig:
                 raise ValueError(f"{name} must be a positive number of rows, got {value}")
         if not 0.0 < self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must lie in (0, 1), got {self.validation_fraction}")
+        if not 0.0 < self.test_fraction < 1.0 or self.validation_fraction + self.test_fraction >= 1.0:
+            raise ValueError(
+                f"test_fraction must lie in (0, 1) and leave rows to train beside validation_fraction, "
+                f"got {self.test_fraction}"
+            )
+        if self.data_format not in (None, *DATA_FORMATS):
+            raise ValueError(f"data_format must be one of {', '.join(DATA_FORMATS)}, got {self.data_format!r}")
+        if self.data_file is None:
+            given = [name for name in USER_DATA_FIELDS if getattr(self, name)]
+            if given:
+                raise ValueError(f"{', '.join(given)} describe a user's file: give data_file (--data FILE) too")
+        if self.pair_column and len(self.text_columns) > 1:
+            raise ValueError("pair_column reads two texts as a pair: give one text_columns beside it, not several")
+        _at_least_one(self, "max_rows")
+
+    @classmethod
+    def from_dict(cls, record: dict) -> DataConfig:
+        """The settings a report's ``config.data`` holds (reports before ``validation_data`` said
+        ``validation_file``)."""
+        record = dict(record)
+        if "validation_file" in record:
+            record["validation_data"] = record.pop("validation_file")
+        return cls(**record)
+
+    def task_spec(self) -> TaskSpec:
+        """The task described: a built-in task, the task file, or a user's file's columns. A user's task
+        learns its labels from its data (``load_task_data``)."""
+        if self.data_file is None:
+            return read_description(self.task_file) if self.task_file else get_task(self.task)
+        from pathlib import Path
+
+        record = description_record(self.task_file) if self.task_file else {"name": Path(self.data_file).stem}
+        if self.text_columns:
+            columns = [*self.text_columns, *([self.pair_column] if self.pair_column else [])]
+            if (list(record.get("text_columns") or []), bool(record.get("pair"))) != (columns, bool(self.pair_column)):
+                record.pop("template", None)  # the task file's template reads other columns
+            record.update(text_columns=columns, pair=bool(self.pair_column))
+        if self.label_column:
+            record["label_column"] = self.label_column
+        return describe(record, self.task_file or "--text-column/--label-column")
 
 
 @dataclass
@@ -373,20 +440,21 @@ def default_condense_config(trains: str = DEFAULT_TRAINS) -> TrainConfig:
 
 
 def task_train_config(
-    task: str, stage: str = "tune", trains: str | None = None, tuned_teacher: bool = False
+    task: str | TaskSpec, stage: str = "tune", trains: str | None = None, tuned_teacher: bool = False
 ) -> TrainConfig:
     """The settings of ``stage`` (``tune`` or ``condense``, training what ``trains`` names besides the
     prompt and head) for ``task``: the defaults with the task's recipe. The task's tuning recipe was
     chosen for the soft prompt; a tuned backbone keeps its step budget and batch size only. Condensing
     a tuned teacher (``tuned_teacher``: its backbone fine-tuned, or a given checkpoint) trains its
     already-trained head at the backbone's rate, not at the rate a fresh prompt-tuning head needs."""
+    spec = get_task(task) if isinstance(task, str) else task
     if stage == "tune":
         trains = trains or DEFAULT_TUNE
-        recipe = dict(get_task(task).tune)
+        recipe = dict(spec.tune)
         if trains != "prompt":
             recipe = {k: v for k, v in recipe.items() if k in ("steps", "batch_size")}
         return replace(TrainConfig(), trains=trains, **TUNE_RECIPES[trains], **recipe)
-    condense = replace(default_condense_config(trains or DEFAULT_TRAINS), **get_task(task).condense)
+    condense = replace(default_condense_config(trains or DEFAULT_TRAINS), **spec.condense)
     return replace(condense, head_lr=condense.backbone_lr) if tuned_teacher else condense
 
 
@@ -412,7 +480,7 @@ class TuneConfig:
     def resolved(self) -> TuneConfig:
         """This config with the task's recipe wherever a setting is ``None``, and the model settings of
         what trains (:func:`resolve_model`)."""
-        train = self.train or task_train_config(self.data.task, "tune")
+        train = self.train or task_train_config(self.data.task_spec(), "tune")
         return replace(self, train=train, model=resolve_model(self.model, train.trains))
 
 
@@ -528,9 +596,9 @@ class CompressConfig:
         condensed prompt's default length. A backbone that condenses (``lora``, ``full``) judges
         search trials by short condensations (``trial_share`` of the budget), never by the pruned
         model alone: distillation recovers far more than the uncondensed model shows."""
-        tune = self.tune or task_train_config(self.data.task, "tune")
+        tune = self.tune or task_train_config(self.data.task_spec(), "tune")
         tuned = tuned_teacher(tune.trains, self.teacher)
-        condense = self.condense or task_train_config(self.data.task, "condense", tuned_teacher=tuned)
+        condense = self.condense or task_train_config(self.data.task_spec(), "condense", tuned_teacher=tuned)
         model = resolve_model(self.model, tune.trains, self.teacher)
         if self.scorer == "skill" and not model.num_virtual_tokens:
             raise ValueError("the skill scorer reads soft-prompt positions: give prompt_tokens, or tune prompt")
@@ -539,7 +607,7 @@ class CompressConfig:
             tokens = min(DEFAULT_CONDENSED_PROMPT_TOKENS, model.num_virtual_tokens)
         fast_search = self.fast_search
         if fast_search is None:
-            fast_search = get_task(self.data.task).fast_search and condense.trains == "prompt"
+            fast_search = self.data.task_spec().fast_search and condense.trains == "prompt"
         return replace(
             self,
             model=model,

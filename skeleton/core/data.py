@@ -4,7 +4,7 @@ Splits follow the paper: a seeded 10% of the official train split is held out as
 split (it drives early stopping and the pruning search); the official labelled dev/test split is
 the test split results are reported on. Validation should look like what users send: where the train
 split holds phrases cut from its own sentences (SST-2), validation rows are whole sentences and their
-phrases leave training; ``validation_min_words`` and ``validation_file`` serve other data.
+phrases leave training; ``validation_min_words`` and ``validation_data`` serve other data.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import datasets
 
 from skeleton.core.config import DataConfig as DataConfig
 from skeleton.core.errors import SkeletonError
-from skeleton.core.tasks import TaskSpec, get_task
+from skeleton.core.tasks import TaskSpec
+from skeleton.core.user_data import canonical_rows, label_ids, load_user_data, read_table
 
 DATA_DIR_ENV = "SKELETON_DATA_DIR"
 
@@ -34,9 +35,10 @@ class TaskData:
     source: str
     validation_source: str = "held-out"
     dropped_from_train: int = 0
+    rows: dict[str, list[int]] | None = None  # a user's file: the data rows (0-based) of each split
 
     def summary(self) -> dict[str, object]:
-        return {
+        summary = {
             "task": self.spec.name,
             "source": self.source,
             "train": len(self.train),
@@ -47,7 +49,14 @@ class TaskData:
             "mean_words": {
                 name: _mean_words(getattr(self, name), self.spec) for name in ("train", "validation", "test")
             },
+            "label_names": list(self.spec.label_names),
+            "class_rows": {
+                name: _class_rows(getattr(self, name), self.spec) for name in ("train", "validation", "test")
+            },
         }
+        if self.rows is not None:
+            summary["rows"] = self.rows
+        return summary
 
     def describe(self) -> str:
         """One line: each split's size and mean length, where validation came from."""
@@ -71,6 +80,13 @@ def _mean_words(split: datasets.Dataset, spec: TaskSpec) -> float:
         sum(len(_words(row[f])) for f in spec.text_fields) for row in split.select_columns(list(spec.text_fields))
     ]
     return round(sum(counts) / max(1, len(counts)), 2)
+
+
+def _class_rows(split: datasets.Dataset, spec: TaskSpec) -> dict[str, int]:
+    counts = [0] * spec.num_labels
+    for label in split["label"]:
+        counts[label] += 1
+    return dict(zip(spec.label_names, counts, strict=True))
 
 
 def _spans(text: str, proper: bool) -> set[str]:
@@ -176,6 +192,15 @@ def read_tsv(path: Path, spec: TaskSpec) -> datasets.Dataset:
     return datasets.Dataset.from_dict(columns)
 
 
+def read_labelled(path: Path, spec: TaskSpec, data_format: str | None = None) -> datasets.Dataset:
+    """A labelled file of ``spec``'s task in canonical columns: a user's task's own format and columns,
+    a built-in task's TSV."""
+    if not spec.text_columns:
+        return read_tsv(path, spec)
+    texts, raw = canonical_rows(read_table(path, data_format), spec, path)
+    return datasets.Dataset.from_dict({**texts, "label": label_ids(raw, spec.label_names, path, "given")})
+
+
 def _load_local(spec: TaskSpec, data_dir: str) -> tuple[datasets.Dataset, datasets.Dataset, str]:
     folder = _resolve_local_dir(spec, data_dir)
     train = read_tsv(folder / spec.local_train, spec)
@@ -214,15 +239,19 @@ def load_task_data(config: DataConfig) -> TaskData:
     Returns:
         ``TaskData`` whose splits have the task's canonical text columns and an integer ``label``.
     """
-    spec = get_task(config.task)
+    spec = config.task_spec()
+    if config.data_file:
+        return _load_user_file(config, spec)
     rows = config.validation_rows or spec.validation_rows
     if rows == "whole" and spec.is_pair:
         raise SkeletonError(f"validation rows 'whole' need a single-text task; {spec.name} has text pairs")
     data_dir = config.data_dir or os.environ.get(DATA_DIR_ENV)
     if data_dir:
         full_train, test, source = _load_local(spec, data_dir)
-    else:
+    elif spec.hub_path:
         full_train, test, source = _load_hub(spec)
+    else:
+        raise SkeletonError(f"task {spec.name} names no hub dataset: pass --data-dir DIR or --data FILE")
     if len(full_train) < 2:
         raise SkeletonError(f"the train split of {spec.name} has {len(full_train)} row(s); need at least 2")
     if len(test) == 0:
@@ -234,7 +263,7 @@ def load_task_data(config: DataConfig) -> TaskData:
     if len(train) == 0:
         raise SkeletonError(
             f"no training rows of {spec.name} are left: every one is, or is contained in, a validation row "
-            "(duplicates?); pass --validation-rows all or --validation-file"
+            "(duplicates?); pass --validation-rows all or --validation-data"
         )
     train = _subsample(train, config.train_samples, config.seed)
     test = _subsample(test, config.test_samples, config.seed)
@@ -243,8 +272,8 @@ def load_task_data(config: DataConfig) -> TaskData:
 
 def _split_validation(full_train: datasets.Dataset, spec: TaskSpec, config: DataConfig, rows: str):
     """(train, validation, where validation came from, training rows dropped as validation text)."""
-    if config.validation_file:
-        path = Path(config.validation_file).expanduser()
+    if config.validation_data:
+        path = Path(config.validation_data).expanduser()
         if not path.is_file():
             raise SkeletonError(f"validation file not found: {path}")
         validation = _subsample(read_tsv(path, spec), config.validation_samples, config.seed)
@@ -260,7 +289,7 @@ def _split_validation(full_train: datasets.Dataset, spec: TaskSpec, config: Data
     if not eligible or count >= len(full_train):
         raise SkeletonError(
             f"no training rows of {spec.name} qualify as validation rows ({rows} rows, at least "
-            f"{config.validation_min_words} words); lower --validation-min-words or pass --validation-file"
+            f"{config.validation_min_words} words); lower --validation-min-words or pass --validation-data"
         )
     rng = random.Random(config.seed)
     chosen = sorted(rng.sample(eligible, count))
@@ -272,3 +301,27 @@ def _split_validation(full_train: datasets.Dataset, spec: TaskSpec, config: Data
         f" of at least {config.validation_min_words} words" if config.validation_min_words else ""
     )
     return train, validation, source, dropped
+
+
+def _load_user_file(config: DataConfig, spec: TaskSpec) -> TaskData:
+    """A user's file (``--data``): held-out or given validation and test splits, stratified and seeded."""
+    if config.validation_rows == "whole":
+        raise SkeletonError("validation rows 'whole' are for SST-2-style phrase data; a user's file holds out rows")
+    spec, train, validation, test, rows, dropped = load_user_data(config, spec)
+    held = {name: "given" if getattr(config, f"{name}_data") else "held-out" for name in ("validation", "test")}
+    source = str(Path(config.data_file).expanduser())
+    splits = {"train": train, "validation": validation, "test": test}
+    for name, count in (
+        ("train", config.train_samples),
+        ("validation", config.validation_samples),
+        ("test", config.test_samples),
+    ):
+        if count is not None and count < len(splits[name]):  # the row indices follow the rows kept
+            kept = sorted(random.Random(config.seed).sample(range(len(splits[name])), count))
+            splits[name] = splits[name].select(kept)
+            rows[name] = [rows[name][i] for i in kept]
+    train, validation, test = splits["train"], splits["validation"], splits["test"]
+    validation_source = (
+        f"{held['validation']} stratified rows" if held["validation"] == "held-out" else config.validation_data
+    )
+    return TaskData(spec, train, validation, test, source, validation_source, dropped, rows)

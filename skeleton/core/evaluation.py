@@ -7,17 +7,31 @@ import torch
 from skeleton.core.batching import EncodedSplit, iterate_batches
 from skeleton.core.logits import gather_logits
 from skeleton.core.modeling import PromptedClassifier
+from skeleton.core.tasks import MACRO_F1, POSITIVE_F1
 
 
-def compute_metrics(predictions: torch.Tensor, labels: torch.Tensor, with_f1: bool) -> dict[str, float]:
+def _f1(predictions: torch.Tensor, labels: torch.Tensor, label: int) -> float:
+    """F1 of ``label`` (one class against the rest), in percent."""
+    true_positive = ((predictions == label) & (labels == label)).sum().item()
+    predicted = (predictions == label).sum().item()
+    actual = (labels == label).sum().item()
+    precision = true_positive / predicted if predicted else 0.0
+    recall = true_positive / actual if actual else 0.0
+    return 100.0 * (2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+
+
+def compute_metrics(
+    predictions: torch.Tensor, labels: torch.Tensor, metrics: tuple[str, ...] = (), label_names: tuple[str, ...] = ()
+) -> dict[str, float]:
+    """Accuracy, and the task's ``metrics``: ``f1`` (of label 1) or ``macro_f1`` (the mean over the classes
+    of ``label_names``, each class's F1 beside it as ``f1[name]``), all in percent."""
     result = {"accuracy": 100.0 * (predictions == labels).float().mean().item()}
-    if with_f1:
-        true_positive = ((predictions == 1) & (labels == 1)).sum().item()
-        predicted = (predictions == 1).sum().item()
-        actual = (labels == 1).sum().item()
-        precision = true_positive / predicted if predicted else 0.0
-        recall = true_positive / actual if actual else 0.0
-        result["f1"] = 100.0 * (2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+    if POSITIVE_F1 in metrics:
+        result[POSITIVE_F1] = _f1(predictions, labels, 1)
+    if MACRO_F1 in metrics:
+        per_class = {f"f1[{name}]": _f1(predictions, labels, index) for index, name in enumerate(label_names)}
+        result[MACRO_F1] = sum(per_class.values()) / max(1, len(per_class))
+        result.update(per_class)
     return result
 
 
@@ -50,11 +64,12 @@ def evaluate(
     device: torch.device,
     batch_size: int = 128,
     pad_token_id: int = 0,
-    with_f1: bool = False,
+    metrics: tuple[str, ...] = (),
+    label_names: tuple[str, ...] = (),
 ) -> dict[str, float]:
-    """Accuracy (and F1 of label 1 when ``with_f1``), in percent."""
+    """Accuracy and the task's ``metrics`` (:func:`compute_metrics`), in percent."""
     logits = predict_logits(classifier, split, device, batch_size, pad_token_id)
-    return compute_metrics(logits.argmax(-1), torch.tensor(split.labels), with_f1)
+    return compute_metrics(logits.argmax(-1), torch.tensor(split.labels), metrics, label_names)
 
 
 def bias_adjusted_accuracy(logits: torch.Tensor, labels: torch.Tensor, steps: int = 100) -> float:

@@ -98,6 +98,7 @@ class ModelMeta(Record):
     max_length: int = 128
     num_virtual_tokens: int | None = None
     label_names: list[str] = field(default_factory=list)
+    task_spec: dict | None = None  # the task's description (TaskSpec.to_dict); None in models saved before it
 
 
 @dataclass
@@ -128,6 +129,7 @@ class Manifest(Record):
     versions: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
     source_sha: str | None = None  # skeleton bench's own int8 build: the slim weights it came from
+    task_spec: dict | None = None  # the task's description (TaskSpec.to_dict): its pairs, separator, labels
 
 
 @dataclass
@@ -222,6 +224,8 @@ class CompressReport(Record):
     majority_class: dict | None = None
     weak_prior: str | None = None
     accuracy_difference: dict = field(default_factory=dict)
+    # the task's F1 (``f1`` or ``macro_f1``), Skeleton minus the tuned model, with its interval per split
+    metric_difference: dict = field(default_factory=dict)
     removed_fraction: float | None = None
     kept_sizes: list[int] | None = None
     targets: list[str] = field(default_factory=lambda: ["ffn"])

@@ -84,7 +84,7 @@ class Workspace:
     @classmethod
     def open(cls, data_config: DataConfig, model_config: ModelConfig, device, reporter: Reporter) -> Workspace:
         """Load the task and model for a command, saying what was loaded."""
-        reporter.message(f"loading {data_config.task} and {model_config.model} (device {device})")
+        reporter.message(f"loading {data_config.task_spec().name} and {model_config.model} (device {device})")
         workspace = cls(data_config, model_config)
         reporter.message(workspace.data.describe())
         return workspace
@@ -126,10 +126,6 @@ class Workspace:
     @property
     def pad_token_id(self) -> int:
         return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-
-    @property
-    def with_f1(self) -> bool:
-        return "f1" in self.spec.metrics
 
     def load_backbone(self) -> nn.Module:
         return load_backbone(self.model_path, self.head)
@@ -196,9 +192,11 @@ class Workspace:
         }
 
     def split_metrics(self, predictions: dict[str, list[int]]) -> dict[str, dict[str, float]]:
-        """Accuracy (F1 too where the task reports it) of :meth:`split_predictions`' output."""
+        """Accuracy and the task's metrics (``compute_metrics``) of :meth:`split_predictions`' output."""
         return {
-            name: compute_metrics(torch.tensor(predictions[name]), torch.tensor(split.labels), self.with_f1)
+            name: compute_metrics(
+                torch.tensor(predictions[name]), torch.tensor(split.labels), self.spec.metrics, self.spec.label_names
+            )
             for name, split in (("validation", self.validation), ("test", self.test))
         }
 

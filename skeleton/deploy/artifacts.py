@@ -21,7 +21,7 @@ from skeleton.core.layout import CONFIG_FILE, HEAD_CONFIG_FILE, META_FILE, MODEL
 from skeleton.core.logits import batched_logits, label_scores, softmax
 from skeleton.core.modeling import HeadConfig, PromptedClassifier, load_prompt_and_head, load_tokenizer
 from skeleton.core.records import ModelMeta
-from skeleton.core.tasks import TaskSpec, get_task
+from skeleton.core.tasks import TaskSpec, saved_task
 from skeleton.core.units import PruningPlan
 from skeleton.deploy.runtimes import Runtime
 from skeleton.method.pruning import apply_pruning
@@ -106,7 +106,7 @@ def load(directory: str | Path, device: str = "auto", attn_implementation: str |
         if not needed.is_file():
             raise SkeletonError(f"{directory} is not a Skeleton model directory: {needed.name} is missing")
     meta = ModelMeta.load(directory / META_FILE)
-    spec = get_task(meta.task)
+    spec = saved_task(meta.task, meta.task_spec)
     head = HeadConfig.from_dict(json.loads((directory / HEAD_CONFIG_FILE).read_text())).kind
     config = pretrained_config(str(directory))
     extra = {"attn_implementation": attn_implementation} if attn_implementation else {}

@@ -188,7 +188,7 @@ def _task_data(directory: Path, workspace):
         return None
 
     try:
-        return load_task_data(DataConfig(**data_config))
+        return load_task_data(DataConfig.from_dict(data_config))
     except (SkeletonError, TypeError, ValueError):
         return None
 
@@ -397,6 +397,7 @@ def _export_into(work: Path, model: CompressedModel, tokenizer, data: ExportData
     manifest = Manifest(
         task=model.spec.name,
         label_names=list(model.spec.label_names),
+        task_spec=model.spec.to_dict(),
         inputs=names,
         opset=config.opset,
         num_virtual_tokens=model.classifier.num_virtual_tokens,

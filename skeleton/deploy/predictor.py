@@ -13,7 +13,7 @@ import numpy as np
 
 from skeleton.core.errors import SkeletonError
 from skeleton.core.logits import batched_logits, label_scores
-from skeleton.core.tasks import get_task
+from skeleton.core.tasks import saved_task
 from skeleton.deploy.manifest import read_manifest, resolve_onnx_dir
 from skeleton.deploy.registry import default_runtime, open_runtime
 from skeleton.deploy.runtimes import (
@@ -63,7 +63,7 @@ class Predictor:
         self.tokenizer = ExportedTokenizer(self.onnx_dir)
         self.label_names = self.manifest.label_names
         self.max_input_tokens = int(self.manifest.max_input_tokens)
-        self.is_pair = get_task(self.manifest.task).is_pair
+        self.is_pair = saved_task(self.manifest.task, self.manifest.task_spec).is_pair
 
     def _runtime_name(self, variant: str | None, runtime: str | None) -> str:
         """The runtime name asked for by ``--variant`` or ``--runtime`` (one of them), else the default."""

@@ -24,7 +24,7 @@ from skeleton.core.config import TritonConfig
 from skeleton.core.errors import SkeletonError
 from skeleton.core.files import atomic_directory
 from skeleton.core.layout import MODEL_INPUTS, PAIR_INPUTS
-from skeleton.core.tasks import get_task
+from skeleton.core.tasks import saved_task
 from skeleton.deploy.manifest import read_manifest, resolve_onnx_dir
 from skeleton.deploy.runtimes import family_of, runtime_of
 
@@ -117,7 +117,7 @@ def export_triton(directory: str | Path, out: str | Path, config: TritonConfig |
         raise SkeletonError(f"{onnx_dir} has no tokenizer.json: the Triton tokenizer needs a fast tokenizer")
     model_dir = onnx_dir.parent if onnx_dir.name == "onnx" else onnx_dir
     name = config.name or model_dir.resolve().name
-    pair = get_task(manifest.task).is_pair
+    pair = saved_task(manifest.task, manifest.task_spec).is_pair
     inputs = [i for i in MODEL_INPUTS if i in manifest.inputs]
     onnx_name, tokenizer_name = f"{name}_onnx", f"{name}_tokenizer"
 

@@ -193,12 +193,12 @@ def _all_scores(
 def _extra_accuracy(directory: Path, classifier, splits: dict, workspace: Workspace, device) -> dict:
     """The prompt-tuned and the Skeleton model's metrics on each extra file."""
     slim = load(directory, device=str(device)).classifier
-    pad, f1 = workspace.pad_token_id, workspace.with_f1
+    pad, metrics = workspace.pad_token_id, (workspace.spec.metrics, workspace.spec.label_names)
     return {
         name: {
             "rows": len(split),
-            "prompt_tuned": evaluate(classifier, split, device, EVAL_BATCH_SIZE, pad, f1),
-            "skeleton": evaluate(slim, split, device, EVAL_BATCH_SIZE, pad, f1),
+            "prompt_tuned": evaluate(classifier, split, device, EVAL_BATCH_SIZE, pad, *metrics),
+            "skeleton": evaluate(slim, split, device, EVAL_BATCH_SIZE, pad, *metrics),
         }
         for name, split in splits.items()
     }

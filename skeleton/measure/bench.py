@@ -40,7 +40,7 @@ from skeleton.core.config import (
     BenchConfig,
     ExportConfig,
 )
-from skeleton.core.data import DataConfig, read_tsv, split_texts
+from skeleton.core.data import DataConfig, read_labelled, split_texts
 from skeleton.core.device import resolve_device
 from skeleton.core.errors import SkeletonError
 from skeleton.core.files import atomic_directory, library_versions, save_classifier
@@ -60,7 +60,7 @@ from skeleton.core.machine import describe_cpu, native_bf16
 from skeleton.core.modeling import BI_ENCODER
 from skeleton.core.progress import SILENT, Reporter
 from skeleton.core.records import BenchReport, CompressReport, Manifest, ModelMeta, TuneReport, load_report
-from skeleton.core.tasks import get_task
+from skeleton.core.tasks import saved_task
 from skeleton.core.timing import time_alternating
 from skeleton.core.workspace import ModelConfig, Workspace
 from skeleton.deploy.artifacts import TorchRuntime
@@ -152,7 +152,7 @@ def build_prompt_tuned(directory: Path, reporter: Reporter = SILENT) -> Path:
     config = _report(directory).config
     # the backbone, tokenizer and task only: a few rows stand in for the data, which the export reloads
     few_rows = {**config["data"], "train_samples": 2, "validation_samples": 1, "test_samples": 1}
-    workspace = Workspace(DataConfig(**few_rows), ModelConfig(**config["model"]))
+    workspace = Workspace(DataConfig.from_dict(few_rows), ModelConfig(**config["model"]))
     with atomic_directory(target, overwrite=True) as work:
         classifier = workspace.load_classifier(directory / PROMPT_TUNED_DIR)
         save_classifier(classifier, workspace.tokenizer, work, None, skeleton_meta(workspace))
@@ -344,8 +344,9 @@ def task_texts(path: Path, directory: Path) -> list:
     """The texts (or pairs) of a labelled TSV of the model's task, as users send them."""
     if not path.is_file():
         raise SkeletonError(f"data file not found: {path}")
-    spec = get_task(ModelMeta.load(directory / META_FILE).task)
-    return split_texts(read_tsv(path, spec), spec)
+    meta = ModelMeta.load(directory / META_FILE)
+    spec = saved_task(meta.task, meta.task_spec)
+    return split_texts(read_labelled(path, spec), spec)
 
 
 def _encoder_for(contender: Contender, onnx_tokenizer, max_tokens: int):

@@ -50,7 +50,7 @@ class TrainResult:
 def _validate(classifier, validation: EncodedSplit, device, config: TrainConfig, pad_token_id: int):
     """(accuracy, argmax per row) on the validation split."""
     predictions = predict_logits(classifier, validation, device, config.eval_batch_size, pad_token_id).argmax(-1)
-    accuracy = compute_metrics(predictions, torch.tensor(validation.labels), with_f1=False)["accuracy"]
+    accuracy = compute_metrics(predictions, torch.tensor(validation.labels))["accuracy"]
     return accuracy, predictions.tolist()
 
 
@@ -392,4 +392,5 @@ def skeleton_meta(workspace: Workspace) -> ModelMeta:
         max_length=workspace.model_config.max_length,
         num_virtual_tokens=workspace.model_config.prompt_tokens,
         label_names=list(workspace.spec.label_names),
+        task_spec=workspace.spec.to_dict(),
     )
