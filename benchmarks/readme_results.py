@@ -29,9 +29,14 @@ PAIR_START = (
     "<!-- pair results: rendered by python benchmarks/readme_results.py from benchmarks/results/default_mrpc -->"
 )
 PAIR_END = "<!-- end of pair results -->"
+USER_START = (
+    "<!-- user data results: rendered by python benchmarks/readme_results.py from benchmarks/results/default_news -->"
+)
+USER_END = "<!-- end of user data results -->"
 PROBES = RESULTS_DIR / "probes_mrpc_minilm.json"
 CROSS_ENCODED = RESULTS_DIR / "mrpc_cross_encoded_tune" / "report.json"  # skeleton tune --task mrpc --head cls
 HEADS_COMPARED = RESULTS_DIR / "mrpc_cross_encoded_tune" / "heads_compared.json"  # benchmarks/compare_pair_heads.py
+METRIC_NAMES = {"f1": "F1", "macro_f1": "macro-F1"}
 # what one row of a task's splits is called, and what its test split is
 ROWS = {"sst2": ("sentences", "the GLUE dev split"), "mrpc": ("pairs", "the MRPC test split")}
 
@@ -47,10 +52,38 @@ def interval_words(ci: dict) -> str:
 
 
 def _metrics(metrics: dict) -> str:
-    return f"{metrics['accuracy']:.2f}" + (f" / F1 {metrics['f1']:.2f}" if "f1" in metrics else "")
+    text = f"{metrics['accuracy']:.2f}" + (f" / F1 {metrics['f1']:.2f}" if "f1" in metrics else "")
+    return text + (f" / macro-F1 {metrics['macro_f1']:.2f}" if "macro_f1" in metrics else "")
+
+
+def command(report: dict) -> str:
+    """The command that made the report: a built-in task from ../shared/data, or a user's file."""
+    data = report["config"]["data"]
+    if not data.get("data_file"):
+        return f"skeleton compress --task {data['task']} --data-dir ../shared/data/{data['task']}"
+    pair = f" --pair-column {data['pair_column']}" if data.get("pair_column") else ""
+    texts = "".join(f" --text-column {name}" for name in data["text_columns"])
+    return f"skeleton compress --data {data['data_file']}{texts}{pair} --label-column {data['label_column']}"
+
+
+def _user_splits(data: dict) -> str:
+    """A user's file: each split's rows and classes, held out stratified."""
+    words, classes = data["mean_words"], data["class_rows"]
+
+    def counts(split: str) -> str:
+        return ", ".join(f"{name} {count}" for name, count in classes[split].items())
+
+    return (
+        f"Training: {data['train']} rows (mean {words['train']:.1f} words; {counts('train')}); validation: "
+        f"{data['validation']} {data['validation_source']} ({counts('validation')}); test: {data['test']} rows held "
+        f"out of the file the same way ({counts('test')}), reported only; the rows of each split are in the "
+        f"report (`data.rows`)."
+    )
 
 
 def _splits(data: dict) -> str:
+    if "rows" in data:
+        return _user_splits(data)
     words = data["mean_words"]
     rows, test = ROWS[data["task"]]
     return (
@@ -64,7 +97,7 @@ def _splits(data: dict) -> str:
 def accuracy_table(report: dict) -> list[str]:
     """Majority class, prompt-tuned and Skeleton model on both splits, with the paired intervals."""
     params, data = report["parameters"], report["data"]
-    rows_name = ROWS[data["task"]][0]
+    rows_name = ROWS.get(data["task"], ("rows",))[0]
     kept = sum(report["kept_sizes"] or [])
     total = round(kept / report["kept_fraction"]) if kept else None
     rows = [
@@ -93,6 +126,11 @@ def accuracy_table(report: dict) -> list[str]:
         f"| Skeleton minus {teacher_name(report['config'])}, points (95% paired bootstrap interval) "
         f"| {interval_words(differences['validation'])} | {interval_words(differences['test'])} | | |"
     )
+    for metric, by_split in report.get("metric_difference", {}).items():
+        lines.append(
+            f"| the same in {METRIC_NAMES.get(metric, metric)} "
+            f"| {interval_words(by_split['validation'])} | {interval_words(by_split['test'])} | | |"
+        )
     return lines
 
 
@@ -226,17 +264,17 @@ def bench_table(bench: dict, name: str = "prompt-tuned") -> list[str]:
     return lines
 
 
-def end_to_end_line(bench: dict) -> list[str]:
+def end_to_end_line(bench: dict, data: dict) -> list[str]:
     """The same headline on real sentences (or pairs) of the data file, tokenizer and template included."""
     rows = [r for r in bench.get("end_to_end", []) if r["headline"]]
     if not rows:
         return []
     speedups = ", ".join(f"{r['headline']['speedup']:.2f}x at batch {r['batch']}" for r in rows)
-    what = ROWS[bench["task"]][0]
-    return [
-        "",
-        f"Real {what} of `{bench['config']['data']}` end to end (tokenizer and template included): {speedups}.",
-    ]
+    if "rows" in data:  # a user's file: bench read the held-out test rows (data.rows), written out as a file
+        what = f"rows (the {data['test']} held-out test rows of the file)"
+    else:
+        what = f"{ROWS[bench['task']][0]} of `{bench['config']['data']}`"
+    return ["", f"Real {what} end to end (tokenizer and template included): {speedups}."]
 
 
 def probe_lines(report: dict, probes: dict, cross: dict, compared: dict) -> list[str]:
@@ -265,7 +303,7 @@ def render(results: Path = RESULTS) -> str:
     report = json.loads((results / "report.json").read_text())
     bench = json.loads((results / "bench.json").read_text())
     task = report["data"]["task"]
-    start, end = (PAIR_START, PAIR_END) if task == "mrpc" else (START, END)
+    start, end = next((start, end) for start, end, folder in SECTIONS if folder == results)
     machine = bench["machine"]
     speedups = [p["headline"]["speedup"] for p in bench["points"] if p["headline"]]
     runtimes = sorted({c["runtime"] for c in bench["contenders"]})
@@ -278,7 +316,7 @@ def render(results: Path = RESULTS) -> str:
     lines = [
         start,
         "",
-        f"`skeleton compress --task {task} --data-dir ../shared/data/{task}` with every default of code {code} "
+        f"`{command(report)}` with every default of code {code} "
         f"(step 1: the {teacher_name(report['config'])} model; seed {report['seed']}), on {machine['cpu']} with "
         f"{machine['cores']} cores "
         f"({', '.join(machine['cpu_flags'])}). {_splits(report['data'])} "
@@ -310,7 +348,7 @@ def render(results: Path = RESULTS) -> str:
         + "):",
         "",
         *bench_table(bench, teacher_name(report["config"])),
-        *end_to_end_line(bench),
+        *end_to_end_line(bench, report["data"]),
         "",
         f"Headline over the grid: {min(speedups):.2f}x to {max(speedups):.2f}x.",
         "",
@@ -319,7 +357,11 @@ def render(results: Path = RESULTS) -> str:
     return "\n".join(lines) + "\n"
 
 
-SECTIONS = ((START, END, RESULTS), (PAIR_START, PAIR_END, RESULTS_DIR / "default_mrpc"))
+SECTIONS = (
+    (START, END, RESULTS),
+    (PAIR_START, PAIR_END, RESULTS_DIR / "default_mrpc"),
+    (USER_START, USER_END, RESULTS_DIR / "default_news"),
+)
 
 
 def _section(text: str, start_marker: str = START, end_marker: str = END) -> tuple[int, int]:

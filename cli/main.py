@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cli.options import Option, options, with_options
@@ -54,6 +55,7 @@ app = typer.Typer(
     add_completion=False,
 )
 out = Console()
+PER_CLASS = "f1["  # each class's F1 in a metrics dict: f1[<label name>]
 err = Console(stderr=True)
 
 
@@ -179,7 +181,26 @@ def train_config(task: TaskSpec, stage: str, given: dict, tuned_teacher: bool = 
 
 
 def _metrics_text(metrics: dict) -> str:
-    return "  ".join(f"{k} {v:.2f}" for k, v in metrics.items() if k != "majority_label")
+    """Accuracy and the task's main F1; each class's F1 goes to :func:`_per_class_table`."""
+    return "  ".join(
+        f"{k} {v:.2f}" for k, v in metrics.items() if k != "majority_label" and not k.startswith(PER_CLASS)
+    )
+
+
+def _per_class_table(title: str, models: dict[str, dict]) -> Table | None:
+    """Each class's F1 on validation and test for each model (tasks of more than two classes)."""
+    names = [k for k in next(iter(models.values()))["validation"] if k.startswith(PER_CLASS)]
+    if not names:
+        return None
+    table = Table(title=title)
+    table.add_column("class")
+    for model in models:
+        for split in ("validation", "test"):
+            table.add_column(f"{model}, {split}", justify="right")
+    for key in names:
+        cells = [f"{metrics[split][key]:.2f}" for metrics in models.values() for split in ("validation", "test")]
+        table.add_row(escape(key[len(PER_CLASS) : -1]), *cells)
+    return table
 
 
 @app.command()
@@ -199,6 +220,9 @@ def tune(given: dict, quiet: Quiet = False) -> None:
     for split, metrics in (("validation", result.validation), ("test", result.test)):
         table.add_row(split, _metrics_text(metrics), _metrics_text(result.majority_class[split]))
     out.print(table)
+    per_class = _per_class_table("F1 per class", {"tuned": {"validation": result.validation, "test": result.test}})
+    if per_class is not None:
+        out.print(per_class)
     if result.weak_prior:
         err.print(f"[yellow]warning:[/yellow] {result.weak_prior}; compress would stop here", soft_wrap=True)
     minutes = result.train.seconds / 60
@@ -422,6 +446,11 @@ def _trials_table(report: CompressReport) -> Table:
 
 def print_compress_summary(report: CompressReport, output: str) -> None:
     out.print(_results_table(report))
+    per_class = _per_class_table(
+        "F1 per class", {report.teacher_name: report.prompt_tuned, "Skeleton": report.skeleton}
+    )
+    if per_class is not None:
+        out.print(per_class)
     out.print(_trials_table(report))
     costs = report.cost_model
     if costs:

@@ -232,6 +232,7 @@ def test_a_four_class_csv_compresses_end_to_end_and_answers_with_its_labels(tmp_
         "--max-trials", "1", "--condense-steps", "4", "--no-export", "--device", "cpu", "--output", out,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
+    assert "F1 per class" in result.output and "praise" in result.output  # the user's class names, unmangled
     exported = CliRunner().invoke(app, ["export", str(out), "--variants", "fp32", "--quiet"])
     assert exported.exit_code == 0, exported.output
     report = json.loads((out / "report.json").read_text())
