@@ -1,4 +1,4 @@
-"""Two prompt-tuned models of one pair task, each saved with its own head (``skeleton tune --head ...``, or
+"""Two tuned models of one pair task, each saved with its own head (``skeleton tune --head ...``, or
 a compress run's ``prompt_tuned/``), compared on validation and test with paired bootstrap intervals.
 
     python benchmarks/compare_pair_heads.py --task mrpc --data-dir ../shared/data/mrpc \\
@@ -29,7 +29,11 @@ def head_of(directory: Path) -> str:
 
 def evaluated(task: str, data_dir: str, directory: Path) -> tuple[dict, dict]:
     """(metrics, correct per row) of one saved prompt and head, on validation and test."""
-    workspace = Workspace(DataConfig(task, data_dir), ModelConfig(head=head_of(directory)))
+    meta = json.loads((directory / "skeleton.json").read_text())  # how the model reads texts: prompt, template
+    model = ModelConfig(
+        head=head_of(directory), num_virtual_tokens=meta.get("num_virtual_tokens"), use_template=meta["use_template"]
+    )
+    workspace = Workspace(DataConfig(task, data_dir), model)
     classifier = workspace.load_classifier(directory)
     predictions = workspace.split_predictions(classifier, torch.device("cpu"))
     correct = {split: workspace.correct(split, predictions[split]) for split in ("validation", "test")}

@@ -52,6 +52,8 @@ class TaskSpec:
         tune, condense: the task's recipe: the ``TrainConfig`` fields in which its prompt tuning and
             its condensation depart from the defaults, chosen on validation with the default model
             (``benchmarks/results/tuning_sweep_<task>_minilm.md``). A setting given explicitly wins.
+        tune_backbone: per tuned-backbone kind (``full``, ``lora``), the ``TrainConfig`` fields in which
+            step 1 departs from that kind's recipe, chosen on validation.
         fast_search: the task's default of ``CompressConfig.fast_search``.
         head: the head ``--head auto`` picks for the task (chosen on validation with the default
             model), or ``None``: the checkpoint decides (``modeling.resolve_head``).
@@ -77,6 +79,7 @@ class TaskSpec:
     validation_rows: str = "all"
     tune: Mapping[str, Any] = field(default_factory=dict)
     condense: Mapping[str, Any] = field(default_factory=dict)
+    tune_backbone: Mapping[str, Any] = field(default_factory=dict)
     fast_search: bool = False
     head: str | None = None
     text_columns: tuple[str, ...] = ()
@@ -100,6 +103,7 @@ class TaskSpec:
         """Everything about the task, as JSON (saved with every model it trains)."""
         record = asdict(self)
         record["tune"], record["condense"] = dict(self.tune), dict(self.condense)
+        record["tune_backbone"] = dict(self.tune_backbone)
         return record
 
     @classmethod
@@ -130,7 +134,7 @@ def default_metrics(num_labels: int) -> tuple[str, ...]:
 # the description keys of a user's task (beside TaskSpec's own field names)
 DESCRIPTION_KEYS = {
     "name", "text_columns", "pair", "label_column", "labels", "template", "verbalizer", "metrics",
-    "separator", "head", "tune", "condense", "fast_search", "validation_rows",
+    "separator", "head", "tune", "condense", "tune_backbone", "fast_search", "validation_rows",
     "text_fields", "hub", "local",
 }  # fmt: skip
 
@@ -176,6 +180,7 @@ def describe(record: Mapping[str, Any], source: str = "task description") -> Tas
         validation_rows=record.get("validation_rows", "all"),
         tune=dict(record.get("tune") or {}),
         condense=dict(record.get("condense") or {}),
+        tune_backbone=dict(record.get("tune_backbone") or {}),
         fast_search=bool(record.get("fast_search", False)),
         head=record.get("head"),
         text_columns=columns,
