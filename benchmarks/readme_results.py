@@ -277,6 +277,27 @@ def end_to_end_line(bench: dict, data: dict) -> list[str]:
     return ["", f"Real {what} end to end (tokenizer and template included): {speedups}."]
 
 
+TUNED_HEADS = RESULTS_DIR / "mrpc_tuned_heads"  # benchmarks/compare_pair_heads.py on skeleton tune --task mrpc runs
+
+
+def tuned_head_lines(report: dict) -> list[str]:
+    """A pair task whose backbone was fine-tuned: its head and learning rate, each chosen on validation."""
+    heads = json.loads((TUNED_HEADS / "heads_compared.json").read_text())
+    rates = json.loads((TUNED_HEADS / "lr_compared.json").read_text())
+    head = report.get("head") or report["config"]["model"]["head"]
+    cross, bi = (_metrics(heads[side]["validation"]) for side in ("a", "b"))
+    return [
+        f"Head: `{head}`, the pair read as one sequence. Chosen on validation with the backbone fine-tuned "
+        f"(`skeleton tune --task mrpc --head cls` and `--head bi-encoder`, 345 steps at lr 5e-5; "
+        f"`{(TUNED_HEADS / 'heads_compared.json').relative_to(ROOT)}`): cross-encoded "
+        f"{cross} against the bi-encoder's {bi} on validation, cross-encoded minus bi-encoder "
+        f"{interval_words(heads['a_minus_b']['validation'])} (test, reported only: "
+        f"{interval_words(heads['a_minus_b']['test'])}); then lr 1e-4 against 5e-5 "
+        f"(`{(TUNED_HEADS / 'lr_compared.json').relative_to(ROOT)}`): validation "
+        f"{interval_words(rates['a_minus_b']['validation'])} (test {interval_words(rates['a_minus_b']['test'])})."
+    ]
+
+
 def probe_lines(report: dict, probes: dict, cross: dict, compared: dict) -> list[str]:
     """A pair task's head; beside it, the cross-encoded pair prompt-tuned with the same recipe (the
     difference with its interval), and the linear probes on the frozen model."""
@@ -310,7 +331,9 @@ def render(results: Path = RESULTS) -> str:
     code = report["versions"].get("skeleton_commit", report["versions"].get("skeleton", "?"))
     folder = results.relative_to(ROOT)
     probes = []
-    if task == "mrpc":
+    if task == "mrpc" and report["config"]["tune"]["trains"] != "prompt":
+        probes = tuned_head_lines(report)
+    elif task == "mrpc":
         files = (PROBES, CROSS_ENCODED, HEADS_COMPARED)
         probes = probe_lines(report, *(json.loads(path.read_text()) for path in files))
     lines = [

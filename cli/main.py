@@ -176,7 +176,7 @@ def train_config(task: TaskSpec, stage: str, given: dict, tuned_teacher: bool = 
     options given (``None`` = not given) on top."""
     given = {name: value for name, value in given.items() if value is not None}
     if "epochs" in given and "steps" not in given:
-        given.update(steps=None, min_steps=0)  # epochs asked for replace the recipe's step budget and floor
+        given["steps"] = None  # epochs asked for replace the recipe's step budget
     return replace(task_train_config(task, stage, given.pop("trains", None), tuned_teacher), **given)
 
 

@@ -218,14 +218,3 @@ def test_a_task_recipe_fills_only_what_is_left_open():
     assert explicit.tune == TrainConfig() and explicit.fast_search is False
     assert CompressConfig().resolved().tune == task_train_config("sst2", "tune", "full")  # no recipe for sst2
     assert task_train_config("sst2", "tune", "prompt") == TrainConfig()
-
-
-def test_an_epoch_budget_takes_at_least_min_steps():
-    from skeleton.core.config import TrainConfig
-    from skeleton.method.tuning import planned_steps
-
-    # 100 rows at batch 32 are 4 batches an epoch: two epochs are 8 steps, the floor lifts them to 10
-    assert planned_steps(100, TrainConfig(epochs=2)) == 8
-    assert planned_steps(100, TrainConfig(epochs=2, min_steps=10)) == 10
-    assert planned_steps(100, TrainConfig(epochs=4, min_steps=10)) == 16
-    assert planned_steps(100, TrainConfig(steps=3, min_steps=10)) == 3  # a step budget is what it says

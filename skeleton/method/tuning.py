@@ -173,7 +173,7 @@ def _validates_after(step: int, steps_per_epoch: int, evals_per_epoch: int) -> b
 def planned_steps(rows: int, config: TrainConfig) -> int:
     """The optimiser steps a training run on ``rows`` rows is given (early stopping may end it sooner)."""
     rows = rows if config.max_samples is None else min(rows, config.max_samples)
-    return config.steps or max(1, config.min_steps, math.ceil(config.epochs * math.ceil(rows / config.batch_size)))
+    return config.steps or max(1, math.ceil(config.epochs * math.ceil(rows / config.batch_size)))
 
 
 def _training_rows(train: EncodedSplit, config: TrainConfig) -> EncodedSplit:
