@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 from skeleton.core.layout import VARIANT_FILES
 from skeleton.core.tasks import TaskSpec, describe, description_record, get_task, read_description
@@ -153,8 +154,6 @@ class DataConfig:
         learns its labels from its data (``load_task_data``)."""
         if self.data_file is None:
             return read_description(self.task_file) if self.task_file else get_task(self.task)
-        from pathlib import Path
-
         record = description_record(self.task_file) if self.task_file else {"name": Path(self.data_file).stem}
         if self.text_columns:
             columns = [*self.text_columns, *([self.pair_column] if self.pair_column else [])]
