@@ -256,3 +256,16 @@ def test_a_four_class_csv_compresses_end_to_end_and_answers_with_its_labels(tmp_
         assert answer[0][0]["label"] == predictor.predict(["the great movie"])[0][0]
     finally:
         assert server.stop() in CLEAN_EXITS
+
+
+def test_integer_labels_index_the_names_a_task_file_gives(tmp_path):
+    rows = [{"q": f"text {i}", "y": i % 2} for i in range(30)]
+    data = write_rows(tmp_path / "ints.jsonl", rows)
+    task = tmp_path / "t.yaml"
+    task.write_text("text_columns: [q]\nlabel_column: y\nlabels: [neg, pos]\n")
+    loaded = load_task_data(DataConfig(data_file=str(data), task_file=str(task)))
+    assert loaded.spec.label_names == ("neg", "pos")
+    first = loaded.rows["train"][0]
+    assert loaded.train["label"][0] == rows[first]["y"]
+    plain = load_task_data(DataConfig(data_file=str(data), text_columns=["q"], label_column="y"))
+    assert plain.spec.label_names == ("0", "1")  # no names given: the integers are the names

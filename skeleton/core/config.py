@@ -365,7 +365,7 @@ class SearchConfig:
 # issue 37 (SST-2, 20,000 rows, one epoch: validation 86.85 and 87.15 against the prompt's 82.60). One epoch
 # stays on a small file too: on news.csv three epochs validated 90.52 against one's 88.85 (+1.66, -0.33 to
 # +3.83; benchmarks/results/news_step1_budget/), but that teacher compressed to nothing within the margin
-# (every plan condensed to 88.35 or 88.52 against its 89.52 bar; kept whole, 20 min), where one epoch's
+# (every plan condensed to 88.35 or 88.52 against its 89.52 bar; kept whole, 17 min into the run), where one epoch's
 # shipped 3 of 6 layers at 88.02 in 10 min.
 TUNE_RECIPES = {
     "prompt": {},
@@ -600,9 +600,10 @@ class CompressConfig:
         condensed prompt's default length. A backbone that condenses (``lora``, ``full``) judges
         search trials by short condensations (``trial_share`` of the budget), never by the pruned
         model alone: distillation recovers far more than the uncondensed model shows."""
-        tune = self.tune or task_train_config(self.data.task_spec(), "tune")
+        spec = self.data.task_spec()  # read once: a task file is read from disk
+        tune = self.tune or task_train_config(spec, "tune")
         tuned = tuned_teacher(tune.trains, self.teacher)
-        condense = self.condense or task_train_config(self.data.task_spec(), "condense", tuned_teacher=tuned)
+        condense = self.condense or task_train_config(spec, "condense", tuned_teacher=tuned)
         model = resolve_model(self.model, tune.trains, self.teacher)
         if self.scorer == "skill" and not model.num_virtual_tokens:
             raise ValueError("the skill scorer reads soft-prompt positions: give prompt_tokens, or tune prompt")
@@ -611,7 +612,7 @@ class CompressConfig:
             tokens = min(DEFAULT_CONDENSED_PROMPT_TOKENS, model.num_virtual_tokens)
         fast_search = self.fast_search
         if fast_search is None:
-            fast_search = self.data.task_spec().fast_search and condense.trains == "prompt"
+            fast_search = spec.fast_search and condense.trains == "prompt"
         return replace(
             self,
             model=model,

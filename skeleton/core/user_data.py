@@ -18,7 +18,7 @@ from pathlib import Path
 
 import datasets
 
-from skeleton.core.config import DataConfig
+from skeleton.core.config import DATA_FORMATS, DataConfig
 from skeleton.core.errors import SkeletonError
 from skeleton.core.tasks import TaskSpec
 
@@ -34,7 +34,7 @@ def data_format(path: Path, given: str | None) -> str:
     if found is None:
         raise SkeletonError(
             f"{path}: cannot tell the format from the extension {path.suffix or '(none)'}; "
-            f"pass --data-format ({', '.join(sorted(set(FORMATS.values())))})"
+            f"pass --data-format ({', '.join(DATA_FORMATS)})"
         )
     return found
 
@@ -130,14 +130,18 @@ def canonical_rows(table: datasets.Dataset, spec: TaskSpec, path: Path) -> tuple
     return texts, labels
 
 
+def _integers_index(raw: set[str], names) -> bool:
+    """Whether integer labels stand for positions in ``names`` (every label an integer, none a name)."""
+    return all(INTEGER.match(v) for v in raw) and not (raw & set(names))
+
+
 def label_names(raw: list[str], spec: TaskSpec, path: Path) -> tuple[str, ...]:
     """The task's label names: the description's, else the labels found, sorted (numerically when every
     one is an integer). At least two classes."""
     found = sorted(set(raw), key=lambda x: (int(x), x) if all(INTEGER.match(v) for v in set(raw)) else (0, x))
     if spec.label_names:
         known = set(spec.label_names)
-        numeric = all(INTEGER.match(v) for v in found) and not (set(found) & known)
-        if numeric and all(0 <= int(v) < len(spec.label_names) for v in found):
+        if _integers_index(set(found), known) and all(0 <= int(v) < len(spec.label_names) for v in found):
             return spec.label_names  # integer labels index the described names
         unknown = [v for v in found if v not in known]
         if unknown:
@@ -155,7 +159,7 @@ def label_names(raw: list[str], spec: TaskSpec, path: Path) -> tuple[str, ...]:
 def label_ids(raw: list[str], names: tuple[str, ...], path: Path, split: str = "training") -> list[int]:
     """Each raw label's index in ``names``; one line for a label the training data never had."""
     index = {name: i for i, name in enumerate(names)}
-    if all(INTEGER.match(v) for v in set(raw)) and not (set(raw) & set(names)):
+    if _integers_index(set(raw), names):
         index = {str(i): i for i in range(len(names))}
     ids = []
     for row, value in enumerate(raw, start=1):
