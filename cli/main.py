@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cli.options import Option, options, with_options
+from cli.options import Option, flag_names, options, with_options
 
 # the library's defaults are the command line's: one source, read here (skeleton.core.config is light)
 from skeleton.core.config import (
@@ -31,13 +31,16 @@ from skeleton.core.config import (
     CompareConfig,
     CompressConfig,
     DataConfig,
+    EvaluateConfig,
     ExportConfig,
     ModelConfig,
+    PredictConfig,
     SearchConfig,
     ServeConfig,
     TrainConfig,
     TritonConfig,
     TuneConfig,
+    runtime_named,
     task_train_config,
     tuned_teacher,
 )
@@ -67,7 +70,8 @@ def friendly_errors(command: Callable) -> Callable:
         try:
             return command(*args, **kwargs)
         except (SkeletonError, ValueError) as error:
-            err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+            message = escape(flag_names(str(error), command))
+            err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from None
         except KeyboardInterrupt:
             err.print("interrupted: no output was written (finished stages are kept for --resume)")
@@ -208,10 +212,11 @@ def _per_class_table(title: str, models: dict[str, dict]) -> Table | None:
 @with_options(DATA_OPTIONS, MODEL_OPTIONS, TRAIN_OPTIONS, options(TuneConfig, OUTPUT_OPTIONS))
 def tune(given: dict, quiet: Quiet = False) -> None:
     """Tune a model on a task (prior knowledge injection: --tune prompt, lora or full) and save it."""
-    from skeleton.method.tuning import tune as run_tune
 
     data, model_config, train = _stage_configs(given)
     config = TuneConfig(data, model_config, train, **{name: given[name] for name in OUTPUT_OPTIONS})
+    from skeleton.method.tuning import tune as run_tune
+
     result = run_tune(config, Reporter(enabled=not quiet, console=err))
     table = Table(title=f"skeleton tune: {data.task_spec().name}")
     table.add_column("split")
@@ -259,7 +264,6 @@ def compress(
     quiet: Quiet = False,
 ) -> None:
     """Run Skeleton end to end: tune, score, prune with a searched ratio, condense, save (and export)."""
-    from skeleton.compression import compress as run_compress
 
     search = _build(SearchConfig, SEARCH_OPTIONS, given)
     # a margin given beside a target speed-up asks for the fastest model within it
@@ -270,6 +274,8 @@ def compress(
     )
     targets_ = tuple(t.strip() for t in targets.split(",") if t.strip())
     config = _compress_config(given, COMPRESS_OPTIONS, CONDENSE_KIND_OPTIONS, search=search, targets=targets_)
+    from skeleton.compression import compress as run_compress
+
     result = run_compress(config, Reporter(enabled=not quiet, console=err))
     print_compress_summary(result.report, result.output)
 
@@ -321,13 +327,14 @@ def compare(
     quiet: Quiet = False,
 ) -> None:
     """Compare scorers on one prompt-tuned model at one kept ratio, before and after condensation."""
-    from skeleton.measure.comparison import COMPARE_MD
-    from skeleton.measure.comparison import compare as run_compare
 
     extra = {name: given[name] for name in ("condense", "skill_cache", "output", "overwrite")}
     config = CompareConfig(
         compress=_compress_config(given, COMPARE_OPTIONS), scorers=_names(scorers), kept_ratio=ratio, **extra
     )
+    from skeleton.measure.comparison import COMPARE_MD
+    from skeleton.measure.comparison import compare as run_compare
+
     result = run_compare(config, Reporter(enabled=not quiet, console=err))
     out.print((Path(result.output) / COMPARE_MD).read_text(), highlight=False, markup=False)
     out.print(f"report saved to {result.output}")
@@ -356,13 +363,14 @@ def analyze(
 ) -> None:
     """Suppression curves, per-layer distributions and rank correlations of the scorers (DIR/analysis)."""
     from skeleton.core.layout import ANALYSIS_DIR, ANALYSIS_MD
-    from skeleton.measure.analysis import analyze as run_analyze
 
     try:
         shares = tuple(float(p) for p in percents.split(",") if p.strip())
     except ValueError:
         raise ValueError(f"--percents takes comma-separated numbers, got {percents!r}") from None
     config = AnalyzeConfig(scorers=_names(scorers), suppression_percents=shares, data=tuple(data or ()), **given)
+    from skeleton.measure.analysis import analyze as run_analyze
+
     run_analyze(directory, config, Reporter(enabled=not quiet, console=err))
     out.print((directory / ANALYSIS_DIR / ANALYSIS_MD).read_text(), highlight=False, markup=False)
     out.print(f"analysis saved to {directory / ANALYSIS_DIR} (JSON, Markdown, suppression.png, layers.png)")
@@ -544,11 +552,11 @@ def export(
     quiet: Quiet = False,
 ) -> None:
     """Export a compressed model and its prompt to one standalone ONNX graph per variant (DIR/onnx)."""
-    from skeleton.deploy.export import export_directory
-
     triton_config = TritonConfig(**{name.removeprefix("triton_"): value for name, value in given.items()})
+    config = ExportConfig(variants=tuple(v.strip() for v in variants.split(",") if v.strip()), opset=opset)
     if triton is None or not (directory / ONNX_DIR / MANIFEST_FILE).is_file():
-        config = ExportConfig(variants=tuple(v.strip() for v in variants.split(",") if v.strip()), opset=opset)
+        from skeleton.deploy.export import export_directory
+
         result = export_directory(directory, config, reporter=Reporter(enabled=not quiet, console=err))
         print_export_summary(result, directory)
     if triton is not None:
@@ -608,58 +616,145 @@ def print_export_summary(result: ExportSummary, directory: Path) -> None:
     )
 
 
+PREDICT_OPTIONS = options(PredictConfig, ("runtime", "batch_size", "device", "threads"))
+# a table's columns, for predict's --file and evaluate's --data (help from EvaluateConfig)
+COLUMN_OPTIONS = options(
+    EvaluateConfig, ("data_format", "text_columns", "pair_column", "label_column"), text_columns="text_column"
+)
+JsonOutput = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _predict_config(given: dict, variant: str | None) -> PredictConfig:
+    """PredictConfig from the options; ``--variant`` (the old name) is an alias of ``--runtime``."""
+    if variant is not None:
+        runtime = runtime_named(variant, "variant")
+        if given["runtime"] is not None and runtime_named(given["runtime"]) != runtime:
+            raise SkeletonError(f"--variant {variant} and --runtime {given['runtime']} disagree: give --runtime alone")
+        err.print(f"note: --variant is an alias of --runtime: --runtime {runtime}", highlight=False)
+        given = {**given, "runtime": runtime}
+    return _build(PredictConfig, PREDICT_OPTIONS, given)
+
+
+def _json_line(record: dict) -> None:
+    import json
+
+    out.print(json.dumps(record, ensure_ascii=False), highlight=False, soft_wrap=True, markup=False)
+
+
 @app.command()
 @friendly_errors
+@with_options(PREDICT_OPTIONS, COLUMN_OPTIONS)
 def predict(
+    given: dict,
     directory: Annotated[Path, typer.Argument(help="A compressed model directory with onnx/, or the onnx/ directory.")],
     texts: Annotated[
         list[str] | None, typer.Argument(help="Texts to classify; for pair tasks 'text1<TAB>text2'.")
     ] = None,
     file: Annotated[
-        Path | None, typer.Option(help="Read texts from a file, one per line (pairs tab-separated).")
-    ] = None,
-    variant: Annotated[
-        str | None,
-        typer.Option(help="An exported variant: fp32, optimized, int8, openvino-fp32, openvino-bf16, openvino-int8."),
-    ] = None,
-    runtime: Annotated[
         str | None,
         typer.Option(
-            help="Default: the manifest's (the fastest graph that passed the export's bar). Or one of "
-            + ", ".join(RUNTIME_NAMES)
-            + "; onnx = the fastest onnxruntime graph."
+            help="Read inputs from a file, '-' for standard input: one per line (pairs tab-separated; a blank "
+            "line is an empty text, answered, never dropped), or with --text-column a table's column(s)."
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="Texts per model call.")] = 32,
-    device: Device = "auto",
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per line.")] = False,
+    variant: Annotated[
+        str | None, typer.Option(help="Alias of --runtime, kept for old scripts ('int8' = 'onnx-int8').")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per input: text, label, score and every label's score.")
+    ] = False,
 ) -> None:
-    """Classify texts with an exported model; prints label and score per text."""
-    import json
-
+    """Classify texts with an exported model: one answer per input (label, score, text), in order."""
+    from skeleton.deploy.inputs import line_inputs, read_lines, table_inputs, with_columns
     from skeleton.deploy.predictor import Predictor
 
-    inputs = list(texts or [])
-    if file is not None:
-        if not file.is_file():
-            raise SkeletonError(f"text file not found: {file}")
-        inputs += [line.rstrip("\r") for line in file.read_text(encoding="utf-8-sig").split("\n") if line.strip()]
+    config = _predict_config(given, variant)
+    if given["label_column"] is not None:
+        raise SkeletonError("--label-column: predict reads no labels; 'skeleton evaluate' scores a labelled file")
+    table = bool(given["text_column"])
+    if table and file is None:
+        raise SkeletonError("--text-column names a table's column: give the table with --file")
+    lines = list(texts or []) if table else [*(texts or []), *(read_lines(file) if file is not None else [])]
+    if not lines and not table:
+        raise SkeletonError("no texts: pass them as arguments, or with --file (- for standard input)")
+    predictor = Predictor(directory, device=config.device, runtime=config.runtime, threads=config.threads)
+    if table:
+        spec = with_columns(predictor.task, tuple(given["text_column"]), given["pair_column"])
+        inputs = [*line_inputs(lines, predictor.is_pair, "arguments"), *table_inputs(file, spec, given["data_format"])]
+    else:
+        inputs = line_inputs(lines, predictor.is_pair, "stdin" if file == "-" else str(file or "arguments"))
     if not inputs:
-        raise SkeletonError("no texts: pass them as arguments or with --file")
-    predictor = Predictor(directory, variant=variant, device=device, runtime=runtime)
-    pair = "\t" in inputs[0]
-    rows = [tuple(t.split("\t", 1)) if pair else t for t in inputs]
-    if pair and any(len(r) != 2 for r in rows):
-        raise SkeletonError("pair inputs need exactly one tab between the two texts")
-    for text, (label, score) in zip(inputs, predictor.predict(rows, batch_size=batch_size), strict=True):
+        return
+    probabilities = predictor.probabilities(inputs, batch_size=config.batch_size)  # (inputs, labels)
+    for text, row in zip(inputs, probabilities, strict=True):
+        best = int(row.argmax())
+        label, score = predictor.label_names[best], float(row[best])
         if as_json:
-            out.print(
-                json.dumps({"text": text, "label": label, "score": round(score, 6)}),
-                highlight=False,
-                soft_wrap=True,
+            scores = {name: round(float(p), 6) for name, p in zip(predictor.label_names, row, strict=True)}
+            _json_line(
+                {
+                    "text": text if isinstance(text, str) else list(text),
+                    "label": label,
+                    "score": round(score, 6),
+                    "scores": scores,
+                }
             )
         else:
-            out.print(f"{label}\t{score:.4f}\t{text}", highlight=False, soft_wrap=True)
+            shown = text if isinstance(text, str) else "\t".join(text)
+            out.print(f"{label}\t{score:.4f}\t{shown}", highlight=False, soft_wrap=True, markup=False)
+
+
+@app.command()
+@friendly_errors
+@with_options(PREDICT_OPTIONS, COLUMN_OPTIONS)
+def evaluate(
+    given: dict,
+    directory: Annotated[Path, typer.Argument(help="A compressed model directory with onnx/, or the onnx/ directory.")],
+    data: Annotated[
+        str,
+        typer.Option(
+            help="A labelled file ('-' for standard input): a built-in task's GLUE-style TSV, or CSV, TSV, "
+            "JSON Lines or Parquet with --text-column and --label-column."
+        ),
+    ],
+    as_json: JsonOutput = False,
+) -> None:
+    """Score an exported model on a labelled file: accuracy and macro-F1 with 95% intervals, each class's
+    precision, recall and F1, the confusion matrix."""
+    config = EvaluateConfig(
+        data_file=data,
+        data_format=given["data_format"],
+        text_columns=tuple(given["text_column"] or ()),
+        pair_column=given["pair_column"],
+        label_column=given["label_column"],
+        run=_predict_config(given, None),
+    )
+    from skeleton.measure.accuracy import evaluate_file
+
+    result = evaluate_file(directory, config)
+    if as_json:
+        _json_line(result.to_dict())
+        return
+    print_evaluation(result)
+
+
+def print_evaluation(result) -> None:
+    out.print(f"{result.model} ({result.runtime}) on {result.data}: {result.rows} rows", highlight=False)
+    table = Table()
+    for column in ("metric", "value", f"{100 * next(iter(result.metrics.values()))['level']:.0f}% interval"):
+        table.add_column(column, justify="right")
+    for name, figure in result.metrics.items():
+        table.add_row(name, f"{figure['value']:.2f}", f"{figure['low']:.2f} to {figure['high']:.2f}")
+    out.print(table)
+    classes = Table(title="per class (confusion: rows true, columns predicted)")
+    for column in ("class", "precision", "recall", "F1", "support", *result.label_names):
+        classes.add_column(escape(column), justify="right")
+    for name, counts in zip(result.label_names, result.confusion, strict=True):
+        figures = result.per_class[name]
+        cells = [f"{figures[k]:.2f}" for k in ("precision", "recall", "f1")]
+        classes.add_row(escape(name), *cells, str(figures["support"]), *map(str, counts))
+    out.print(classes)
+    out.print(f"{result.rows / result.seconds:.0f} rows/s, tokenizer included ({result.seconds:.1f} s)")
 
 
 SERVE_OPTIONS = options(
@@ -696,16 +791,21 @@ def serve(
     """Serve exported models over HTTP with dynamic batching (docs at /docs, metrics at /metrics)."""
     import os
 
+    given["api_key"] = given.get("api_key") or os.environ.get("SKELETON_API_KEY") or None
+    config = ServeConfig(device=device, **given)
     from skeleton.deploy.server import serve as run_server
     from skeleton.deploy.serving import parse_model_arguments
 
-    given["api_key"] = given.get("api_key") or os.environ.get("SKELETON_API_KEY") or None
-    config = ServeConfig(device=device, **given)
     named = parse_model_arguments(models)
     runtime = config.runtime or "each model's default runtime"
     key = "API key required" if config.api_key else "no API key"
-    err.print(f"serving {', '.join(named)} on http://{config.host}:{config.port} ({runtime}; {key}); Ctrl-C stops")
-    run_server(named, config)
+
+    def announce(address: str) -> None:  # once the models are loaded and the port is bound
+        err.print(
+            f"serving {', '.join(named)} on {address} ({runtime}; {key}); Ctrl-C stops", highlight=False, soft_wrap=True
+        )
+
+    run_server(named, config, announce)
 
 
 def _numbers(text: str, option: str) -> tuple[int, ...]:
@@ -740,7 +840,6 @@ def bench(
     quiet: Quiet = False,
 ) -> None:
     """Time the Skeleton model against the prompt-tuned model under every runtime; report in DIR/bench/."""
-    from skeleton.measure.bench import run_bench
 
     config = BenchConfig(
         batch_sizes=QUICK_BATCH_SIZES if quick else _numbers(batch_sizes, "--batch-sizes"),
@@ -753,6 +852,8 @@ def bench(
         device=device,
         output=None if output is None else str(output),
     )
+    from skeleton.measure.bench import run_bench
+
     report = run_bench(directory, config, Reporter(enabled=not quiet, console=err))
     print_bench_summary(report, output or directory / "bench")
 

@@ -17,6 +17,9 @@ from typing import Annotated, Any
 import typer
 
 RECIPE = " [default: the task's recipe, see 'skeleton tasks']"
+# a config field's name in an error message: snake_case anywhere (not inside a path), or a plain word that
+# starts the message and is followed by "must"
+FIELD_WORD = re.compile(r"(?<![\w/.-])[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b|^[a-z]+(?= must )")
 
 
 def field_help(cls: type) -> dict[str, str]:
@@ -65,6 +68,29 @@ def options(cls: type, names: Iterable[str], **renamed: str) -> list[Option]:
     return [Option(cls, name, renamed.get(name, "")) for name in names]
 
 
+def option_names(groups: Iterable[list[Option]]) -> dict[str, str | None]:
+    """Each config field of ``groups`` -> the option that sets it; ``None`` for a field several options set
+    (``epochs``: ``--epochs`` and ``--condense-epochs``)."""
+    names: dict[str, set[str]] = {}
+    for option in (option for group in groups for option in group):
+        names.setdefault(option.field, set()).add(option.parameter_name)
+    return {field: next(iter(given)) if len(given) == 1 else None for field, given in names.items()}
+
+
+def flag_names(message: str, command: Callable) -> str:
+    """``message`` with each config field or parameter of ``command`` it names written as the flag a user
+    types (``train_samples`` -> ``--train-samples``): snake_case words anywhere, a plain word leading
+    ``... must``. A field several options set stays as it is."""
+    known: dict[str, str | None] = {name: name for name in inspect.signature(command).parameters}
+    known |= getattr(command, "option_names", {})
+
+    def flag(match: re.Match) -> str:
+        name = match.group(0)
+        return f"--{known[name].replace('_', '-')}" if known.get(name) else name
+
+    return FIELD_WORD.sub(flag, message)
+
+
 def with_options(*groups: list[Option]) -> Callable:
     """Give a command the options of ``groups`` besides its own parameters; it receives them as its
     first argument, a dict keyed by option name."""
@@ -88,6 +114,7 @@ def with_options(*groups: list[Option]) -> Callable:
 
         parameters = generated + own
         wrapper.__signature__ = inspect.Signature(parameters)
+        wrapper.option_names = option_names(groups)
         wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
         del wrapper.__wrapped__  # typer reads the signature above, not the command's
         return wrapper

@@ -19,17 +19,17 @@ def _run(*args):
         (["tune", "--task", "sst3"], "unknown task 'sst3'; known tasks: ag_news, cb, imdb, mrpc, sst2"),
         (["tune", "--data-dir", "/nonexistent/dir"], "data directory not found: /nonexistent/dir"),
         (["tune", "--model", "./no/such/model"], "model path not found"),
-        (["tune", "--train-samples", "0"], "train_samples must be a positive number"),
-        (["compress", "--targets", "attention"], "targets must include ffn"),
+        (["tune", "--train-samples", "0"], "--train-samples must be a positive number"),
+        (["compress", "--targets", "attention"], "--targets must include ffn"),
         (["compress", "--scorer", "magic"], "unknown scorer 'magic'; choose one of attribution"),
-        (["tune", "--prompt-init", "zeros"], "prompt_init must be text or random"),
-        (["tune", "--device", "tpu"], "unknown device 'tpu'"),
-        (["compress", "--target-speedup", "0.8"], "target_speedup must exceed 1, got 0.8"),
+        (["tune", "--prompt-init", "zeros"], "--prompt-init must be text or random"),
+        (["tune", "--device", "tpu"], "--device must be auto, cpu, cuda, cuda:N or mps, got 'tpu'"),
+        (["compress", "--target-speedup", "0.8"], "--target-speedup must exceed 1, got 0.8"),
         (
             ["compress", "--tune", "prompt", "--condensed-prompt-tokens", "0"],
-            "condensed_prompt_tokens must lie in 1..20",
+            "--condensed-prompt-tokens must lie in 1..20",
         ),
-        (["compress", "--condensed-prompt-tokens", "4"], "condensed_prompt_tokens needs a soft prompt"),
+        (["compress", "--condensed-prompt-tokens", "4"], "--condensed-prompt-tokens needs a soft prompt"),
         (["compress", "--tune", "prompt", "--prompt-tokens", "0"], "tune prompt trains the soft prompt"),
         (["compress", "--tune", "full", "--scorer", "skill"], "the skill scorer reads soft-prompt positions"),
         (["compress", "--targets", "ffn,ffn-out,heads"], "targets ffn-out cannot be combined with heads"),
@@ -90,36 +90,135 @@ def test_tasks_lists_the_registry():
         assert name in result.output
 
 
-def test_export_and_predict_commands(tmp_path, tokenizer_dir, sst2_dir):
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, tokenizer_dir, sst2_dir):
+    """A tiny SST-2 model exported by the command (fp32 and optimized graphs)."""
     from tests.test_export import make_compressed_dir
 
-    directory, _ = make_compressed_dir(tmp_path, "bert", "cls", tokenizer_dir, sst2_dir)
+    directory, _ = make_compressed_dir(tmp_path_factory.mktemp("cli"), "bert", "cls", tokenizer_dir, sst2_dir)
     result = _run("export", directory, "--variants", "fp32,optimized", "--quiet")
     assert result.exit_code == 0, result.output
     assert "default variant" in result.output and "truncated" in result.output
+    return directory
 
-    texts = tmp_path / "texts.txt"
-    texts.write_text("the movie was great\nawful plot\n\n")
-    result = _run("predict", directory, "a superb film", "--file", texts, "--json", "--variant", "fp32")
-    assert result.exit_code == 0, result.output
-    rows = [json.loads(line) for line in result.output.strip().splitlines()]
-    assert [row["text"] for row in rows] == ["a superb film", "the movie was great", "awful plot"]
-    # the command prints what the library predicts, label and probability
+
+def _json_rows(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.strip().splitlines()]
+
+
+def test_predict_prints_what_the_library_predicts_one_answer_per_line(tmp_path, exported):
     from skeleton.deploy.predictor import Predictor
 
-    expected = Predictor(directory, variant="fp32").predict(["a superb film", "the movie was great", "awful plot"])
-    assert [row["label"] for row in rows] == [label for label, _ in expected]
-    assert [row["score"] for row in rows] == pytest.approx([score for _, score in expected], abs=1e-6)
+    texts = tmp_path / "texts.txt"
+    texts.write_text("the movie was great\n\nawful plot\r\n\n")  # blank lines are inputs too
+    result = _run("predict", exported, "a superb film", "--file", texts, "--json", "--runtime", "onnx-fp32")
+    assert result.exit_code == 0, result.output
+    rows = _json_rows(result.output)
+    inputs = ["a superb film", "the movie was great", "", "awful plot", ""]
+    assert [row["text"] for row in rows] == inputs
+    predictor = Predictor(exported, runtime="onnx-fp32")
+    expected = predictor.probabilities(inputs)
+    for row, probabilities in zip(rows, expected, strict=True):
+        assert row["label"] == predictor.label_names[int(probabilities.argmax())]
+        assert row["score"] == pytest.approx(float(probabilities.max()), abs=1e-6)
+        assert [row["scores"][name] for name in predictor.label_names] == pytest.approx(probabilities, abs=1e-6)
 
+
+def test_standard_input_gives_the_answers_of_the_file(tmp_path, exported):
+    lines = "a superb film\n\ndull and boring\ngreat\n"
+    (tmp_path / "texts.txt").write_text(lines)
+    from_file = _run("predict", exported, "--file", tmp_path / "texts.txt", "--json")
+    from_stdin = runner.invoke(app, ["predict", str(exported), "--file", "-", "--json"], input=lines)
+    assert from_file.exit_code == 0 and from_stdin.exit_code == 0, from_stdin.output
+    assert len(_json_rows(from_stdin.output)) == 4
+    assert _json_rows(from_stdin.output) == _json_rows(from_file.output)
+
+
+def test_predict_reads_a_tables_named_column(tmp_path, exported):
+    """A labelled TSV read by its column: the header is not a text and the label is not glued on."""
+    table = tmp_path / "reviews.csv"
+    table.write_text('id,review,stars\n1,"a superb film, really",5\n2,,1\n3,awful plot,1\n')
+    result = _run("predict", exported, "--file", table, "--text-column", "review", "--json")
+    assert result.exit_code == 0, result.output
+    assert [row["text"] for row in _json_rows(result.output)] == ["a superb film, really", "", "awful plot"]
+
+
+BAD_RUN_OPTIONS = [
+    (["--batch-size", "-1"], "--batch-size must be at least 1, got -1"),
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--device", "banana"], "--device must be auto, cpu, cuda, cuda:N or mps, got 'banana'"),
+    (["--runtime", "tpu"], "--runtime must be one of torch-fp32"),
+    (["--threads", "0"], "--threads must be at least 1, got 0"),
+]
+# --variant: predict's old name of --runtime (evaluate is new and has --runtime alone)
+BAD_VARIANTS = [
+    (["--variant", "fastest"], "--variant must be one of torch-fp32"),
+    (["--variant", "int8", "--runtime", "onnx-fp32"], "--variant int8 and --runtime onnx-fp32 disagree"),
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "message"),
+    [("predict", *case) for case in BAD_RUN_OPTIONS + BAD_VARIANTS] + [("evaluate", *case) for case in BAD_RUN_OPTIONS],
+)
+def test_each_bad_option_fails_in_one_line_before_any_model_loads(tmp_path, command, args, message):
+    """The directory does not exist: an option checked first is the one reported."""
+    given = ["x"] if command == "predict" else ["--data", tmp_path / "none.csv"]
+    result = _run(command, tmp_path / "no-model", *given, *args)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: {message}"), result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_predict_refusals(tmp_path, exported):
     for args, message in (
-        (["predict", directory], "no texts"),
-        (["predict", directory, "x", "--variant", "int8"], "variant 'int8' was not exported"),
+        (["predict", exported], "no texts"),
+        (["predict", exported, "x", "--runtime", "onnx-int8"], "onnx-int8"),
         (["predict", tmp_path / "nowhere", "x"], "directory not found"),
-        (["predict", directory, "--file", tmp_path / "none.txt"], "text file not found"),
+        (["predict", exported, "--file", tmp_path / "none.txt"], "text file not found"),
+        (["predict", exported, "--text-column", "review", "x"], "give the table with --file"),
+        (["predict", exported, "x", "--pair-column", "b", "--text-column", "a", "--file", "t.csv"], "single texts"),
         (["export", tmp_path], "not a compressed model directory"),
     ):
         failed = _run(*args)
         assert failed.exit_code == 2 and message in failed.output, failed.output
+        assert len(failed.output.strip().splitlines()) == 1, failed.output
+    # the old name of --runtime still works, and says what it stands for
+    alias = _run("predict", exported, "x", "--variant", "fp32")
+    assert alias.exit_code == 0 and "--variant is an alias of --runtime: --runtime onnx-fp32" in alias.output
+
+
+def test_evaluate_scores_a_labelled_file_as_worked_out_by_hand(tmp_path, exported):
+    """Accuracy on a CSV with string labels and on the model's GLUE-style TSV equals the share of rows
+    whose predicted label (from the library) is the file's."""
+    from skeleton.deploy.predictor import Predictor
+
+    rows = [
+        ("a superb film", "positive"),
+        ("awful plot", "negative"),
+        ("great", "positive"),
+        ("dull and boring", "negative"),
+        ("the movie was great", "negative"),
+    ]
+    table = tmp_path / "labelled.csv"
+    table.write_text("text,gold\n" + "".join(f"{t},{g}\n" for t, g in rows))
+    predicted = [label for label, _ in Predictor(exported).predict([t for t, _ in rows])]
+    right = sum(p == g for p, (_, g) in zip(predicted, rows, strict=True))
+    result = _run("evaluate", exported, "--data", table, "--text-column", "text", "--label-column", "gold", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["rows"] == 5 and report["metrics"]["accuracy"]["value"] == pytest.approx(100 * right / 5)
+    assert sum(map(sum, report["confusion"])) == 5
+    assert sum(report["confusion"][i][i] for i in range(2)) == right
+    # the same rows as a GLUE-style TSV with integer labels (the model's label order), read by its header
+    glue = tmp_path / "dev.tsv"
+    glue.write_text("sentence\tlabel\n" + "".join(f"{t}\t{int(g == 'positive')}\n" for t, g in rows))
+    again = json.loads(_run("evaluate", exported, "--data", glue, "--json").output)
+    assert again["metrics"] == report["metrics"] and again["confusion"] == report["confusion"]
+    # a label the model does not have is one line
+    table.write_text("text,gold\ngreat,neutral\n")
+    refused = _run("evaluate", exported, "--data", table, "--text-column", "text", "--label-column", "gold")
+    assert refused.exit_code == 2 and "neutral" in refused.output, refused.output
 
 
 @pytest.mark.parametrize(

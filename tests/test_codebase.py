@@ -69,9 +69,14 @@ def test_imports_only_run_down_the_layers():
 
 def test_a_local_import_is_for_start_up_cost_only():
     """Inside the package, skeleton modules are imported at the top of a file, so the layering reads
-    from the imports; the one exception loads torch only when it is asked for (the registry's
-    PyTorch runtime, where an ONNX or OpenVINO prediction needs no torch)."""
-    allowed = {("skeleton/deploy/registry.py", "skeleton.deploy.artifacts")}
+    from the imports; the exceptions load a heavy library only when it is asked for: torch for the
+    registry's PyTorch runtime (an ONNX or OpenVINO prediction needs no torch), and ``datasets`` (0.8 s
+    to import here, against 0.14 s for the whole predictor) for a table given to predict or evaluate."""
+    allowed = {
+        ("skeleton/deploy/registry.py", "skeleton.deploy.artifacts"),
+        ("skeleton/deploy/inputs.py", "skeleton.core.data"),
+        ("skeleton/deploy/inputs.py", "skeleton.core.user_data"),
+    }
     local = set()
     for path in (ROOT / "skeleton").rglob("*.py"):
         tree = ast.parse(path.read_text())

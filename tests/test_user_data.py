@@ -210,7 +210,7 @@ def test_unparsable_files_and_unseen_test_labels_are_one_line(tmp_path):
         (("--data", broken, *columns), "line 3"),
         (("--data", train, "--test-data", unseen, *columns), "label 'zebra', which training never has"),
         (("--data", tmp_path / "data.xlsx", *columns), "data file not found"),
-        (("--text-column", "headline"), "give data_file (--data FILE) too"),
+        (("--text-column", "headline"), "describe a user's file: give --data too"),
     ):
         result = _compress(*args, "--output", tmp_path / "out")
         assert result.exit_code == 2 and message in result.output, result.output

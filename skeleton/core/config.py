@@ -9,6 +9,7 @@ experiment. Cross-field checks in ``__post_init__`` raise a ``ValueError`` namin
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -29,6 +30,9 @@ ONNX_RUNTIMES = ("onnx-fp32", "onnx-optimized", "onnx-int8")
 OPENVINO_PRECISIONS = ("fp32", "bf16", "int8")  # OpenVINO: f32 or bf16 inference precision, or an NNCF int8 graph
 OPENVINO_RUNTIMES = tuple(f"openvino-{precision}" for precision in OPENVINO_PRECISIONS)
 RUNTIME_NAMES = TORCH_RUNTIMES + ONNX_RUNTIMES + OPENVINO_RUNTIMES
+# what --runtime takes besides RUNTIME_NAMES: the fastest onnxruntime graph a model ships
+CHOSEN_RUNTIMES = ("onnx",)
+DEVICES = "auto, cpu, cuda, cuda:N or mps"
 NNCF_METHODS = ("default", "no-smoothquant", "smoothquant-0.5")  # the NNCF int8 candidates (see deploy.openvino)
 QUICK_BATCH_SIZES = (1, 32)
 QUICK_LENGTHS = (16, 128)
@@ -44,6 +48,30 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def runtime_of(variant: str) -> str:
+    """The runtime a manifest variant runs under: OpenVINO's variants are named by their runtime, the others
+    (``fp32``, ``optimized``, ``int8``) by their graph, run in onnxruntime (``onnx-int8``)."""
+    return variant if variant in OPENVINO_RUNTIMES else f"onnx-{variant}"
+
+
+def runtime_named(name: str, option: str = "runtime") -> str:
+    """A runtime name as ``--runtime`` takes it, from a runtime name or a manifest variant name (``int8``
+    is ``onnx-int8``); a ``ValueError`` naming ``option`` for anything else."""
+    if name in RUNTIME_NAMES or name in CHOSEN_RUNTIMES:
+        return name
+    if name in VARIANT_FILES:
+        return runtime_of(name)
+    raise ValueError(f"{option} must be one of {', '.join(RUNTIME_NAMES + CHOSEN_RUNTIMES)}, got {name!r}")
+
+
+def check_device(name: str) -> str:
+    """``name`` if it names a device (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``), else a ``ValueError``;
+    checked here, before any library loads, whether or not the runtime asked for uses torch."""
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", name.strip().lower()):
+        raise ValueError(f"device must be {DEVICES}, got {name!r}")
+    return name
 
 
 def _at_least_one(config, *names: str) -> None:
@@ -135,7 +163,7 @@ class DataConfig:
         if self.data_file is None:
             given = [name for name in USER_DATA_FIELDS if getattr(self, name)]
             if given:
-                raise ValueError(f"{', '.join(given)} describe a user's file: give data_file (--data FILE) too")
+                raise ValueError(f"{', '.join(given)} describe a user's file: give data_file too")
         if self.pair_column and len(self.text_columns) > 1:
             raise ValueError("pair_column reads two texts as a pair: give one text_columns beside it, not several")
         _at_least_one(self, "max_rows")
@@ -481,6 +509,9 @@ class TuneConfig:
     device: str = "auto"
     overwrite: bool = False
 
+    def __post_init__(self) -> None:
+        check_device(self.device)
+
     def resolved(self) -> TuneConfig:
         """This config with the task's recipe wherever a setting is ``None``, and the model settings of
         what trains (:func:`resolve_model`)."""
@@ -566,6 +597,7 @@ class CompressConfig:
     export: bool = True
 
     def __post_init__(self) -> None:
+        check_device(self.device)
         self.targets = tuple(self.targets)
         unknown = [t for t in self.targets if t not in TARGETS]
         if unknown or "ffn" not in self.targets:
@@ -685,6 +717,7 @@ class ServeConfig:
     drain_seconds: float = 10.0
 
     def __post_init__(self) -> None:
+        check_device(self.device)
         _at_least_one(
             self, "max_batch_tokens", "max_batch_size", "max_queue", "max_client_batch", "max_input_chars", "threads"
         )
@@ -699,6 +732,77 @@ class ServeConfig:
             raise ValueError(f"max_wait_ms must not be negative, got {self.max_wait_ms}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must lie in [0, 65535], got {self.port}")
+        if self.runtime is not None:
+            self.runtime = runtime_named(self.runtime)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class PredictConfig:
+    """How ``skeleton predict`` and ``skeleton evaluate`` run an exported model.
+
+    Attributes:
+        runtime: the runtime that runs the model: ``None`` = the manifest's default (the fastest graph that
+            passed the export's bar), 'onnx' (the fastest onnxruntime graph), a graph runtime ('onnx-int8',
+            'openvino-bf16', ...) or PyTorch ('torch-fp32', 'torch-bf16', 'torch-fp16'); a manifest variant
+            name is read as the runtime that runs it ('int8' is 'onnx-int8').
+        batch_size: texts per model call.
+        device: 'auto' (CUDA when present, else CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'.
+        threads: intra-op threads (default: one per core).
+    """
+
+    runtime: str | None = None
+    batch_size: int = 32
+    device: str = "auto"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        check_device(self.device)
+        _at_least_one(self, "batch_size", "threads")
+        if self.runtime is not None:
+            self.runtime = runtime_named(self.runtime)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class EvaluateConfig:
+    """``skeleton evaluate``: an exported model's accuracy on a labelled file.
+
+    Attributes:
+        data_file: the labelled file: a GLUE-style TSV of a built-in task, or CSV, TSV, JSON, JSON Lines or
+            Parquet with named columns.
+        data_format: the file's format (default: from its extension).
+        text_columns: the column(s) holding the text (default: the columns the model was trained on);
+            several are joined as in training.
+        pair_column: for a pair model, the column holding each pair's second text.
+        label_column: the column holding the label (default: the model's); labels are the model's label
+            names, or integers indexing them.
+        run: the runtime, batch size and device (``PredictConfig``).
+        level: the confidence level of the intervals (percentile bootstrap over the rows).
+    """
+
+    data_file: str = ""
+    data_format: str | None = None
+    text_columns: list[str] = field(default_factory=list)
+    pair_column: str | None = None
+    label_column: str | None = None
+    run: PredictConfig = field(default_factory=PredictConfig)
+    level: float = 0.95
+
+    def __post_init__(self) -> None:
+        self.text_columns = tuple(self.text_columns)
+        if not self.data_file:
+            raise ValueError("data_file is required: the labelled file to evaluate on")
+        if self.data_format is not None and self.data_format not in DATA_FORMATS:
+            raise ValueError(f"data_format must be one of {', '.join(DATA_FORMATS)}, got {self.data_format!r}")
+        if self.pair_column is not None and len(self.text_columns) != 1:
+            raise ValueError("pair_column needs exactly one text_columns beside it (the pair's first text)")
+        if not 0 < self.level < 1:
+            raise ValueError(f"level must lie in (0, 1), got {self.level}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -820,6 +924,7 @@ class AnalyzeConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
+        check_device(self.device)
         self.scorers = _known_scorers(self.scorers)
         self.data = tuple(str(path) for path in self.data)
         self.suppression_percents = tuple(float(p) for p in self.suppression_percents)
@@ -931,6 +1036,7 @@ class BenchConfig:
     output: str | None = None
 
     def __post_init__(self) -> None:
+        check_device(self.device)
         self.batch_sizes = tuple(self.batch_sizes)
         self.lengths = tuple(self.lengths)
         if not self.batch_sizes or min(self.batch_sizes) < 1:

@@ -9,6 +9,8 @@ take percentiles of the resampled differences.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 RESAMPLES = 2000
@@ -55,14 +57,49 @@ def paired_bootstrap(
     }
 
 
-def f1_points(predictions: np.ndarray, labels: np.ndarray, metric: str, num_labels: int) -> float:
-    """``f1`` (of label 1) or ``macro_f1`` (the mean over the classes), in points, from a confusion matrix."""
-    confusion = np.bincount(labels * num_labels + predictions, minlength=num_labels * num_labels)
-    confusion = confusion.reshape(num_labels, num_labels)  # (true, predicted)
+def confusion_matrix(predictions: np.ndarray, labels: np.ndarray, num_labels: int) -> np.ndarray:
+    """(true, predicted) counts of integer ``labels`` and ``predictions``."""
+    labels, predictions = np.asarray(labels, dtype=np.int64), np.asarray(predictions, dtype=np.int64)
+    counts = np.bincount(labels * num_labels + predictions, minlength=num_labels * num_labels)
+    return counts.reshape(num_labels, num_labels)  # (true, predicted)
+
+
+def class_f1(confusion: np.ndarray) -> np.ndarray:
+    """Each class's F1 (0 to 1) from a (true, predicted) confusion matrix; 0 for a class never predicted
+    nor present."""
     true_positive = np.diag(confusion).astype(np.float64)
     denominator = confusion.sum(0) + confusion.sum(1)  # predicted + actual: F1 = 2 TP / (predicted + actual)
-    f1 = np.divide(2 * true_positive, denominator, out=np.zeros(num_labels), where=denominator > 0)
+    return np.divide(2 * true_positive, denominator, out=np.zeros(len(confusion)), where=denominator > 0)
+
+
+def f1_points(predictions: np.ndarray, labels: np.ndarray, metric: str, num_labels: int) -> float:
+    """``f1`` (of label 1) or ``macro_f1`` (the mean over the classes), in points, from a confusion matrix."""
+    f1 = class_f1(confusion_matrix(predictions, labels, num_labels))
     return 100.0 * float(f1[1] if metric == "f1" else f1.mean())
+
+
+def bootstrap_interval(
+    statistic: Callable[[np.ndarray], float],
+    rows: int,
+    level: float = 0.95,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Percentile interval of one model's ``statistic`` (a function of row indices, e.g. the accuracy of
+    those rows): the rows resampled with replacement ``resamples`` times.
+
+    Returns:
+        ``value`` (the statistic over every row), ``low`` and ``high`` (the interval), ``level``.
+    """
+    if rows < 1:
+        raise ValueError("need at least one row")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    rng = np.random.default_rng(seed)
+    values = np.array([statistic(rng.integers(0, rows, size=rows)) for _ in range(resamples)])
+    tail = 100.0 * (1.0 - level) / 2.0
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return {"value": float(statistic(np.arange(rows))), "low": float(low), "high": float(high), "level": level}
 
 
 def paired_bootstrap_f1(

@@ -95,10 +95,13 @@ def _label(value) -> str | None:
     return text or None
 
 
-def canonical_rows(table: datasets.Dataset, spec: TaskSpec, path: Path) -> tuple[dict[str, list[str]], list[str]]:
+def canonical_rows(
+    table: datasets.Dataset, spec: TaskSpec, path: Path, labelled: bool = True, allow_empty: bool = False
+) -> tuple[dict[str, list[str]], list[str]]:
     """The texts in the task's canonical fields and the raw label of every row; one line for a missing
-    column, an empty text or an empty label."""
-    wanted = [*spec.text_columns, spec.label_column]
+    column, an empty text (unless ``allow_empty``) or an empty label. Unlabelled (``labelled=False``):
+    the texts alone, and no labels."""
+    wanted = [*spec.text_columns, spec.label_column] if labelled else list(spec.text_columns)
     missing = [name for name in wanted if name not in table.column_names]
     if missing:
         raise SkeletonError(
@@ -106,7 +109,7 @@ def canonical_rows(table: datasets.Dataset, spec: TaskSpec, path: Path) -> tuple
         )
     columns = {name: table[name] for name in wanted}
     labels = []
-    for row, value in enumerate(columns[spec.label_column], start=1):
+    for row, value in enumerate(columns[spec.label_column] if labelled else (), start=1):
         label = _label(value)
         if label is None:
             raise SkeletonError(f"{path}: row {row} has no label in column {spec.label_column!r}")
@@ -118,7 +121,7 @@ def canonical_rows(table: datasets.Dataset, spec: TaskSpec, path: Path) -> tuple
     else:
         for name, canonical in zip(spec.text_columns, spec.text_fields, strict=True):
             texts[canonical] = [_text(v) for v in columns[name]]
-    for canonical, values in texts.items():
+    for canonical, values in () if allow_empty else texts.items():
         for row, value in enumerate(values, start=1):
             if not value:
                 where = (

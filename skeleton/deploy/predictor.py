@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from skeleton.core.errors import SkeletonError
-from skeleton.core.logits import batched_logits, label_scores
+from skeleton.core.logits import batched_logits, label_scores, softmax
 from skeleton.core.tasks import saved_task
 from skeleton.deploy.manifest import read_manifest, resolve_onnx_dir
 from skeleton.deploy.registry import default_runtime, open_runtime
@@ -63,7 +63,8 @@ class Predictor:
         self.tokenizer = ExportedTokenizer(self.onnx_dir)
         self.label_names = self.manifest.label_names
         self.max_input_tokens = int(self.manifest.max_input_tokens)
-        self.is_pair = saved_task(self.manifest.task, self.manifest.task_spec).is_pair
+        self.task = saved_task(self.manifest.task, self.manifest.task_spec)
+        self.is_pair = self.task.is_pair
 
     def _runtime_name(self, variant: str | None, runtime: str | None) -> str:
         """The runtime name asked for by ``--variant`` or ``--runtime`` (one of them), else the default."""
@@ -93,6 +94,10 @@ class Predictor:
     def logits(self, texts: list, batch_size: int = 32) -> np.ndarray:
         """(texts, labels) logits; texts are strings, or (text1, text2) pairs for pair tasks."""
         return batched_logits(self.runtime, self.encode, texts, len(self.label_names), batch_size)
+
+    def probabilities(self, texts: list, batch_size: int = 32) -> np.ndarray:
+        """(texts, labels) probabilities, in the order of ``label_names``."""
+        return softmax(self.logits(texts, batch_size).astype(np.float64))
 
     def predict(self, texts: list, batch_size: int = 32) -> list[tuple[str, float]]:
         """(label name, probability) per text."""

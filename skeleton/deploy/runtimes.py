@@ -24,7 +24,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from skeleton.core.config import OPENVINO_PRECISIONS, OPENVINO_RUNTIMES
+from skeleton.core.config import OPENVINO_PRECISIONS, runtime_of
 from skeleton.core.errors import SkeletonError
 
 
@@ -114,12 +114,6 @@ class Runtime(abc.ABC):
     def available(cls) -> bool:
         """Whether this machine has the family's library."""
         return importlib.util.find_spec(cls.needs) is not None
-
-
-def runtime_of(variant: str) -> str:
-    """The runtime a manifest variant runs under: OpenVINO's variants are named by their runtime, the others
-    are onnxruntime's graphs (``int8`` -> ``onnx-int8``). The manifest records it too, for readers."""
-    return variant if variant in OPENVINO_RUNTIMES else f"onnx-{variant}"
 
 
 def family_of(name: str) -> str:
