@@ -118,7 +118,7 @@ def test_pair_inputs(server, models, name):
 @pytest.mark.parametrize(
     ("path", "body", "status", "message"),
     [
-        ("/v1/models/sentiment/predict", b"{not json", 422, ""),
+        ("/v1/models/sentiment/predict", b"{not json", 422, "the body is not valid JSON (at character 1"),
         ("/v1/models/sentiment/predict", {"inputs": 5}, 422, "inputs"),
         ("/v1/models/sentiment/predict", {"inputs": []}, 422, "empty"),
         ("/v1/models/sentiment/predict", {"inputs": "x", "raw_scores": "yes"}, 422, "raw_scores"),
@@ -170,8 +170,31 @@ def test_models_health_ready_metrics_and_docs(server):
         "skeleton_queue_depth",
     ):
         assert f"{name}{{" in metrics or f"{name} " in metrics, name
-    assert httpx.get(f"{server.url}/docs").status_code == 200
     assert "/v1/models/{name}/predict" in httpx.get(f"{server.url}/openapi.json").json()["paths"]
+
+
+def test_the_docs_page_needs_no_network(server):
+    """/docs loads its script and style from the server itself: every asset the page names is a path on
+    the server, and each answers 200 (on a machine with no internet the page would otherwise be blank)."""
+    import re
+
+    page = httpx.get(f"{server.url}/docs")
+    assert page.status_code == 200
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert any(a.endswith(".js") for a in assets) and any(a.endswith(".css") for a in assets)
+    for asset in assets:
+        assert asset.startswith("/"), f"{asset} is not served by the server"
+        assert httpx.get(f"{server.url}{asset}").status_code == 200, asset
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "kind"),
+    [("GET", "/predict", 405, "method_not_allowed"), ("GET", "/no/such/route", 404, "not_found")],
+)
+def test_routing_errors_have_the_shape_of_every_error(server, method, path, status, kind):
+    response = httpx.request(method, f"{server.url}{path}", timeout=30)
+    assert response.status_code == status
+    assert response.json() == {"error": response.json()["error"], "error_type": kind}
 
 
 def test_concurrent_requests_are_batched(server, models):
@@ -268,12 +291,30 @@ def test_bad_serve_arguments_are_one_line_errors(tmp_path, models):
     for args, message in (
         (["serve", str(tmp_path / "nowhere")], "directory not found"),
         (["serve", str(models["sentiment"]), "--runtime", "onnx-int8"], "runtime 'onnx-int8' is not available"),
-        (["serve", str(models["sentiment"]), "--runtime", "tpu"], "runtime 'tpu' is not available"),
-        (["serve", str(models["sentiment"]), "--max-batch-size", "0"], "max_batch_size must be at least 1"),
+        (["serve", str(tmp_path / "nowhere"), "--runtime", "tpu"], "--runtime must be one of torch-fp32"),
+        (["serve", str(tmp_path / "nowhere"), "--max-batch-size", "0"], "--max-batch-size must be at least 1"),
+        (["serve", str(tmp_path / "nowhere"), "--device", "banana"], "--device must be auto, cpu"),
     ):
         result = runner.invoke(app, args)
         assert result.exit_code == 2 and message in result.output, result.output
-        assert "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output  # nothing announced "serving"
+
+
+def test_a_busy_port_is_one_line_and_exit_2(models):
+    """The port is bound before the server says it serves: a taken one ends the command in one line."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "cli.main", "serve", str(models["sentiment"]), "--port", str(port)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == f"error: cannot listen on 127.0.0.1:{port}: the port is in use (another server?)"
+    assert done.stdout == ""
 
 
 def test_the_torch_runtime_serves_the_same_predictions(models):

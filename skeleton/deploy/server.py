@@ -15,17 +15,23 @@ refused, never reset), /ready turns 503, every request on an open connection is 
 """
 
 import asyncio
+import errno
 import hmac
+import socket
 import time
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from skeleton.core.config import ServeConfig
+from skeleton.core.errors import SkeletonError
 from skeleton.deploy.serving import ModelServer, RequestError
 
 # no "from __future__ import annotations" here: FastAPI reads the route annotations at run time
@@ -53,6 +59,17 @@ def _error(status: int, message: str, kind: str, headers: dict | None = None) ->
     return JSONResponse({"error": message, "error_type": kind}, status_code=status, headers=headers)
 
 
+HTTP_ERROR_KINDS = {404: "not_found", 405: "method_not_allowed"}
+
+
+def _problem(error: dict) -> str:
+    """One validation error of a request as a sentence: where in the body, and what is wrong."""
+    if error.get("type") == "json_invalid":  # pydantic's location is the character offset
+        return f"the body is not valid JSON (at character {error['loc'][-1]}: {error.get('ctx', {}).get('error')})"
+    where = ".".join(str(p) for p in error["loc"][1:]) or "body"
+    return f"{where}: {error['msg']}"
+
+
 def create_app(server: ModelServer) -> FastAPI:
     """The FastAPI app serving ``server``'s models (batchers start with the app, stop with it)."""
 
@@ -62,7 +79,8 @@ def create_app(server: ModelServer) -> FastAPI:
         yield
         await server.stop()
 
-    app = FastAPI(
+    # the docs page's scripts and styles are served by the server itself (fastapi-offline's copies), not a CDN
+    app = FastAPIOffline(
         title="Skeleton",
         summary="Text classification with slim (task-neuron pruned) models",
         lifespan=lifespan,
@@ -86,11 +104,14 @@ def _error_handlers(app: FastAPI, server: ModelServer) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors()[:3]
-        )
         count(request, 422)
-        return _error(422, problems or "invalid request", "validation")
+        return _error(422, "; ".join(map(_problem, exc.errors()[:3])) or "invalid request", "validation")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        # FastAPI's own refusals (404 no such route, 405 wrong method) in the shape of every other error
+        kind = HTTP_ERROR_KINDS.get(exc.status_code, "http_error")
+        return _error(exc.status_code, str(exc.detail), kind, dict(exc.headers or {}))
 
     @app.exception_handler(RequestError)
     async def refused(request: Request, exc: RequestError):
@@ -206,16 +227,42 @@ def _idle(connection) -> bool:
     return cycle is None or cycle.response_complete
 
 
-def serve(models: dict[str, Path], config: ServeConfig | None = None) -> None:
-    """Load every model (a bad directory fails here, before listening), then serve until SIGTERM or
-    Ctrl-C, draining first: every request accepted is answered."""
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (not yet listening: the server listens on it when it starts); one
+    line naming the address when it is taken or cannot be had."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror as error:
+        raise SkeletonError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a restart reuses the port
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        why = "the port is in use (another server?)" if error.errno == errno.EADDRINUSE else error.strerror
+        raise SkeletonError(f"cannot listen on {host}:{port}: {why}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    models: dict[str, Path], config: ServeConfig | None = None, announce: Callable[[str], None] | None = None
+) -> None:
+    """Load every model and bind the port (a bad directory or a taken port fails here, in one line), then
+    ``announce`` the address and serve until SIGTERM or Ctrl-C, draining first: every request accepted is
+    answered."""
     import uvicorn
 
     config = config or ServeConfig()
     server = ModelServer(models, config)
+    sock = listening_socket(config.host, config.port)
+    host, port = sock.getsockname()[:2]
+    if announce is not None:
+        announce(f"http://{f'[{host}]' if ':' in host else host}:{port}")
     app = create_app(server)
-    settings = uvicorn.Config(app, host=config.host, port=config.port, log_level="warning", access_log=False)
-    _draining_server(server, settings).run()
+    settings = uvicorn.Config(app, log_level="warning", access_log=False)
+    _draining_server(server, settings).run(sockets=[sock])
 
 
 class ServerProcess:
