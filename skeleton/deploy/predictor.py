@@ -14,6 +14,7 @@ import numpy as np
 from skeleton.core.errors import SkeletonError
 from skeleton.core.logits import batched_logits, label_scores, softmax
 from skeleton.core.tasks import saved_task
+from skeleton.deploy.buckets import BucketedRuntime, Buckets
 from skeleton.deploy.manifest import read_manifest, resolve_onnx_dir
 from skeleton.deploy.registry import default_runtime, open_runtime
 from skeleton.deploy.runtimes import (
@@ -39,9 +40,13 @@ class Predictor:
         verify: check every file against the manifest's sha256 first.
         runtime: a runtime name of :func:`skeleton.deploy.registry.runtime_names` (``onnx-int8``,
             ``openvino-int8``, ``torch-fp32``...), ``onnx`` for the default onnxruntime graph, or ``None``
-            for the manifest's default; PyTorch needs the compressed model directory, not only ``onnx/``.
+            (``auto``) for the export's choice for ``use``; PyTorch needs the model directory, not only ``onnx/``.
         threads: intra-op threads (default: one per core).
         spinning: let onnxruntime's idle threads spin (off when other work shares the cores).
+        max_batch: the largest batch bucket: every batch runs padded up to one of a few (batch, tokens)
+            shapes (:class:`~skeleton.deploy.buckets.Buckets`), larger batches as they are.
+        use: what the default runtime (``runtime`` ``None`` or ``auto``) is chosen for: ``predict`` (the
+            graph the export measured fastest one text at a time) or ``serve`` (in a server's batches).
     """
 
     def __init__(
@@ -53,7 +58,10 @@ class Predictor:
         runtime: str | None = None,
         threads: int | None = None,
         spinning: bool = True,
+        max_batch: int = 32,
+        use: str = "predict",
     ):
+        self.use = use
         self.onnx_dir = resolve_onnx_dir(directory)
         self.manifest = read_manifest(self.onnx_dir, verify=verify)
         name = self._runtime_name(variant, runtime)
@@ -65,6 +73,10 @@ class Predictor:
         self.max_input_tokens = int(self.manifest.max_input_tokens)
         self.task = saved_task(self.manifest.task, self.manifest.task_spec)
         self.is_pair = self.task.is_pair
+        self.pad_id = self.tokenizer.pad_token_id or 0
+        self.pad_left = self.tokenizer.padding_side == "left"
+        self.buckets = Buckets.for_model(self.max_input_tokens, max_batch)
+        self.bucketed = BucketedRuntime(self.runtime, self.buckets, self.pad_id, self.pad_left)
 
     def _runtime_name(self, variant: str | None, runtime: str | None) -> str:
         """The runtime name asked for by ``--variant`` or ``--runtime`` (one of them), else the default."""
@@ -78,7 +90,9 @@ class Predictor:
             runtime = runtime_of(self._fastest([v for v in variants if family_of(runtime_of(v)) == "onnx"]))
         if runtime is not None and by_variant is not None and runtime != by_variant:
             raise SkeletonError(f"--variant {variant} and --runtime {runtime} disagree: give one of them")
-        return runtime or by_variant or default_runtime(self.manifest)
+        if runtime == "auto":
+            runtime = None
+        return runtime or by_variant or default_runtime(self.manifest, self.use)
 
     def _fastest(self, variants: list[str]) -> str:
         """The default variant when it is among ``variants``, else the first that passed the bar."""
@@ -91,9 +105,13 @@ class Predictor:
         """Tokenize (template included); inputs longer than ``max_input_tokens`` are truncated."""
         return tokenize(self.tokenizer, texts, self.max_input_tokens)
 
+    def run(self, encoded: dict[str, np.ndarray]) -> np.ndarray:
+        """(batch, labels) logits of one encoded batch, run padded up to its bucket (:mod:`buckets`)."""
+        return self.bucketed.run(encoded)
+
     def logits(self, texts: list, batch_size: int = 32) -> np.ndarray:
         """(texts, labels) logits; texts are strings, or (text1, text2) pairs for pair tasks."""
-        return batched_logits(self.runtime, self.encode, texts, len(self.label_names), batch_size)
+        return batched_logits(self, self.encode, texts, len(self.label_names), batch_size)
 
     def probabilities(self, texts: list, batch_size: int = 32) -> np.ndarray:
         """(texts, labels) probabilities, in the order of ``label_names``."""

@@ -165,9 +165,12 @@ def _service_routes(app: FastAPI, server: ModelServer) -> None:
     async def ready():
         if server.draining:
             return _error(503, "shutting down", "unavailable")
+        if server.warm_up_error:
+            return _error(503, server.warm_up_error, "backend")
         if not server.ready:
-            return _error(503, "models are warming up", "unavailable", {"Retry-After": "1"})
-        return {"status": "ready", "models": list(server.models)}
+            return _error(503, f"warming up: {server.warming} run", "unavailable", {"Retry-After": "1"})
+        seconds = {name: round(model.warm_up_seconds, 2) for name, model in server.models.items()}
+        return {"status": "ready", "models": list(server.models), "warm_up_seconds": seconds}
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def metrics():
@@ -302,12 +305,14 @@ class ServerProcess:
         env = {**os.environ, **({"SKELETON_API_KEY": api_key} if api_key else {})}
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, text=True, env=env)
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"skeleton serve exited with {self.process.returncode}: {self.output()}")
             try:
                 if httpx.get(f"{self.url}/ready", timeout=1, headers=self.headers).status_code == 200:
+                    self.seconds_to_ready = time.monotonic() - started  # from the command's start
                     return
             except httpx.TransportError:
                 pass

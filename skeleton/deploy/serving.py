@@ -27,6 +27,7 @@ from skeleton.core.config import ServeConfig
 from skeleton.core.errors import SkeletonError
 from skeleton.core.layout import MODEL_INPUTS
 from skeleton.core.logits import softmax
+from skeleton.deploy.buckets import pad_to
 from skeleton.deploy.predictor import Predictor
 from skeleton.deploy.runtimes import call_tokenizer
 
@@ -82,6 +83,12 @@ class Metrics:
             buckets=(64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384),
             registry=self.registry,
         )
+        self.padding_tokens = Counter(
+            "skeleton_padding_tokens",
+            "Padding tokens the batches ran: to the longest input, to the length bucket and the batch bucket",
+            ["model"],
+            registry=self.registry,
+        )
         self.queue_depth = Gauge("skeleton_queue_depth", "Inputs waiting", ["model"], registry=self.registry)
 
     def text(self) -> tuple[bytes, str]:
@@ -132,13 +139,19 @@ class ServedModel:
     ):
         self.name, self.config, self.pool, self.metrics = name, config, pool, metrics
         self.predictor = Predictor(
-            directory, runtime=config.runtime, device=config.device, threads=config.threads, spinning=spinning
+            directory,
+            runtime=config.runtime,
+            device=config.device,
+            threads=config.threads,
+            spinning=spinning,
+            max_batch=config.max_batch_size,
+            use="serve",
         )
-        tokenizer = self.predictor.tokenizer
-        self.pad_id = tokenizer.pad_token_id or 0
-        self.pad_left = tokenizer.padding_side == "left"
+        self.buckets = self.predictor.buckets
         self.pending: deque[_Waiting] = deque()
         self.ready = False
+        self.warmed = 0  # buckets run so far by the warm-up
+        self.warm_up_seconds: float | None = None
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
 
@@ -153,6 +166,8 @@ class ServedModel:
             "variant": predictor.variant,
             "max_input_tokens": predictor.max_input_tokens,
             "ready": self.ready,
+            "shapes": len(self.buckets.shapes()),
+            "warm_up_seconds": self.warm_up_seconds,
         }
 
     # -- inputs -------------------------------------------------------------------------------
@@ -254,10 +269,19 @@ class ServedModel:
         self._task = asyncio.get_running_loop().create_task(self._batches(), name=f"batcher-{self.name}")
 
     async def warm_up(self) -> None:
-        """One call through the whole path, so the first client does not pay for it; then ready."""
+        """Run every (batch, tokens) bucket once, so that no client pays for a shape's first call (OpenVINO
+        compiles kernels per shape), and one request through the whole path; then ready."""
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
         sample = [("warm up", "warm up")] if self.predictor.is_pair else ["warm up"]
-        rows = self.encode(sample, truncate=True)
-        await asyncio.get_running_loop().run_in_executor(self.pool, self._run, rows)
+        encoded = self.predictor.encode(sample)  # (1, tokens)
+        for rows, tokens in self.buckets.shapes():
+            cut = {key: values[:, :tokens] for key, values in encoded.items()}
+            arrays = pad_to(cut, rows, tokens, self.predictor.pad_id, self.predictor.pad_left)
+            await loop.run_in_executor(self.pool, self.predictor.runtime.run, arrays)
+            self.warmed += 1
+        await loop.run_in_executor(self.pool, self._run, self.encode(sample, truncate=True))
+        self.warm_up_seconds = time.perf_counter() - started
         self.ready = True
 
     async def stop(self) -> None:
@@ -299,7 +323,9 @@ class ServedModel:
                 continue
             self.metrics.inference_seconds.labels(self.name).observe(time.perf_counter() - started)
             self.metrics.batch_size.labels(self.name).observe(len(batch))
-            self.metrics.batch_tokens.labels(self.name).observe(len(batch) * max(w.length for w in batch))
+            rows, tokens = self.buckets.batch(len(batch)), self.buckets.length(max(w.length for w in batch))
+            self.metrics.batch_tokens.labels(self.name).observe(rows * tokens)
+            self.metrics.padding_tokens.labels(self.name).inc(rows * tokens - sum(w.length for w in batch))
             self.metrics.inputs.labels(self.name).inc(len(batch))
             for waiting, row in zip(batch, logits, strict=True):
                 if not waiting.future.done():  # a client that went away cancelled its future
@@ -319,29 +345,31 @@ class ServedModel:
             if len(chosen) >= self.config.max_batch_size:
                 break
             wider = max(longest, waiting.length)
-            if wider * (len(chosen) + 1) > self.config.max_batch_tokens:
+            if self.buckets.length(wider) * self.buckets.batch(len(chosen) + 1) > self.config.max_batch_tokens:
                 continue
             chosen.append(waiting)
             longest = wider
+        chosen = chosen[: self.buckets.take(len(chosen))]  # a bucket's worth; the rest wait for the next batch
         taken = {id(w) for w in chosen}
         self.pending = deque(w for w in self.pending if id(w) not in taken)
         return chosen
 
     def _run(self, rows: list[dict[str, list[int]]]) -> np.ndarray:
-        """Pad the rows into one batch and run it: (rows, labels) logits."""
+        """Pad the rows into one batch and run it at its bucket's shape: (rows, labels) logits."""
         longest = max(_length(row) for row in rows)
+        pad_id, pad_left = self.predictor.pad_id, self.predictor.pad_left
         arrays = {}
         for key in rows[0]:
-            fill = self.pad_id if key.endswith("input_ids") else 0
+            fill = pad_id if key.endswith("input_ids") else 0
             array = np.full((len(rows), longest), fill, dtype=np.int64)  # (batch, tokens)
             for i, row in enumerate(rows):
                 values = row[key]
-                if self.pad_left:
+                if pad_left:
                     array[i, longest - len(values) :] = values
                 else:
                     array[i, : len(values)] = values
             arrays[key] = array
-        return self.predictor.runtime.run(arrays)
+        return self.predictor.run(arrays)
 
 
 def parse_model_arguments(arguments: list[str]) -> dict[str, Path]:
@@ -366,7 +394,7 @@ class ModelServer:
     """Every served model, their thread pool and metrics; what the HTTP routes call.
 
     Models are loaded (manifests verified) when it is built, so a bad directory fails before the
-    server listens; :meth:`start` starts the batchers and warms each model up.
+    server listens; :meth:`start` starts the batchers and warms each model up in the background.
     """
 
     def __init__(self, models: dict[str, Path], config: ServeConfig | None = None):
@@ -380,6 +408,8 @@ class ModelServer:
             for name, directory in models.items()
         }
         self.draining = False  # set on SIGTERM: answer what was accepted, take nothing new
+        self._warm_up: asyncio.Task | None = None
+        self.warm_up_error: str | None = None
 
     @property
     def busy(self) -> bool:
@@ -404,12 +434,30 @@ class ModelServer:
     def ready(self) -> bool:
         return all(model.ready for model in self.models.values())
 
+    @property
+    def warming(self) -> str:
+        """How far the warm-up has come: shapes run of all."""
+        done = sum(model.warmed for model in self.models.values())
+        total = sum(len(model.buckets.shapes()) for model in self.models.values())
+        return f"{done} of {total} input shapes"
+
     async def start(self) -> None:
+        """Start the batchers and, in the background, the warm-up: the server listens (and /health answers)
+        at once, /ready turns 200 when every model has run every input shape."""
         for model in self.models.values():
             model.start()
-        await asyncio.gather(*(model.warm_up() for model in self.models.values()))
+        self._warm_up = asyncio.get_running_loop().create_task(self._warm_all(), name="warm-up")
+
+    async def _warm_all(self) -> None:
+        try:
+            await asyncio.gather(*(model.warm_up() for model in self.models.values()))
+        except Exception as error:  # a model that cannot run its shapes is never ready; /ready says why
+            self.warm_up_error = f"the warm-up failed: {type(error).__name__}: {error}"
 
     async def stop(self) -> None:
+        if self._warm_up is not None:
+            self._warm_up.cancel()
+            await asyncio.gather(self._warm_up, return_exceptions=True)
         await asyncio.gather(*(model.stop() for model in self.models.values()))
         self.pool.shutdown(wait=True)
 
