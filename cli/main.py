@@ -576,7 +576,17 @@ def _latency_text(latency: dict | None) -> str:
 
 def print_export_summary(result: ExportSummary, directory: Path) -> None:
     table = Table(title=f"ONNX export: {directory / result.directory} (choices made on the {result.judged_on})")
-    columns = ("variant", "MB", "max |diff| vs torch", "agrees with fp32", "val acc", "test acc", "ms (BxT)", "ops")
+    columns = (
+        "variant",
+        "MB",
+        "max |diff| vs torch",
+        "agrees with fp32",
+        "val acc",
+        "test acc",
+        "ms (BxT)",
+        "texts/s (batch)",
+        "ops",
+    )
     for column in columns:
         table.add_column(column, justify="right")
     for name, info in result.variants.items():
@@ -589,6 +599,7 @@ def print_export_summary(result: ExportSummary, directory: Path) -> None:
             _accuracy_text(info.get("validation_accuracy")),
             _accuracy_text(info.get("test_accuracy")),
             _latency_text(info.get("latency_ms")),
+            ", ".join(f"{speed:,.0f} ({batch})" for batch, speed in (info.get("serving") or {}).items()) or "-",
             ", ".join(f"{k} {v}" for k, v in info["fused_ops"].items()) or "-",
         )
     out.print(table)
@@ -611,9 +622,12 @@ def print_export_summary(result: ExportSummary, directory: Path) -> None:
     for name, info in result.rejected_variants.items():
         out.print(f"{name} not shipped: {info['reason']}", highlight=False, soft_wrap=True)
     out.print(
-        f"default variant: {result.default_variant} (the fastest shipped); "
+        f"default variant: {result.default_variant} (the fastest shipped by latency); "
         f"inputs longer than {result.max_input_tokens} tokens are truncated"
     )
+    if result.runtime_choice:
+        choice = result.runtime_choice
+        out.print(f"predict runs {choice['predict']}, serve runs {choice['serve']}: {choice['why']}", soft_wrap=True)
 
 
 PREDICT_OPTIONS = options(PredictConfig, ("runtime", "batch_size", "device", "threads"))
@@ -797,7 +811,7 @@ def serve(
     from skeleton.deploy.serving import parse_model_arguments
 
     named = parse_model_arguments(models)
-    runtime = config.runtime or "each model's default runtime"
+    runtime = config.runtime or "each model's graph for serving"
     key = "API key required" if config.api_key else "no API key"
 
     def announce(address: str) -> None:  # once the models are loaded and the port is bound

@@ -97,5 +97,8 @@ def test_the_registry_names_every_runtime_of_an_export_old_manifests_included():
         "openvino-int8",
     )
     assert runtime_names(new)[:2] == ["onnx-int8", "openvino-int8"] and default_runtime(new) == "openvino-int8"
+    # an export that measured each graph end to end names one for predict and one for serve
+    new.runtime_choice = {"predict": "int8", "serve": "openvino-int8", "why": "measured"}
+    assert default_runtime(new, "predict") == "onnx-int8" and default_runtime(new, "serve") == "openvino-int8"
     with pytest.raises(SkeletonError, match=r"runtime 'openvino-fp32' is not available for \.; choose one of"):
         open_runtime("openvino-fp32", ".", new)

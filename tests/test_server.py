@@ -439,3 +439,46 @@ def test_sigterm_under_load_answers_every_accepted_request(models):
     assert not lost, (len(lost), lost[:3])
     assert set(outcomes) <= {"200", "refused"}, set(outcomes)
     assert outcomes.count("200") > 0 and outcomes.count("refused") > 0
+
+
+def test_the_export_chooses_a_graph_per_use_from_its_own_figures():
+    from skeleton.deploy.export import runtime_choice
+
+    variants = {
+        "fp32": {"serving": {"1": 300.0, "32": 900.0}},
+        "int8": {"serving": {"1": 500.0, "32": 1100.0}},
+        "openvino-int8": {"serving": {"1": 450.0, "32": 1700.0}},
+        "openvino-bf16": {"serving": {"1": 900.0, "32": 2500.0}, "passes_bar": False},  # never chosen
+    }
+    choice = runtime_choice(variants, (1, 32), 256)
+    assert (choice["predict"], choice["serve"]) == ("int8", "openvino-int8")
+    assert (
+        "int8 classified the most at batch 1 (500/s)" in choice["why"] and "256 validation sentences" in choice["why"]
+    )
+    assert runtime_choice({"fp32": {}}, (1, 32), 256) is None  # an export that measured nothing
+
+
+def test_the_server_is_ready_only_once_every_shape_has_run_and_counts_its_padding(models):
+    """In process, no clock: right after start the warm-up has not run and /ready would say 503; once the
+    warm-up task is done every bucket has run once and the model is ready. A request's padding is the
+    bucket's tokens less the inputs' own."""
+    from skeleton.core.config import ServeConfig
+    from skeleton.deploy.serving import ModelServer
+
+    async def scenario():
+        server = ModelServer({"sentiment": models["sentiment"]}, ServeConfig(device="cpu", max_wait_ms=0))
+        model = server.models["sentiment"]
+        await server.start()
+        assert not server.ready and model.warmed == 0 and "0 of" in server.warming
+        await server._warm_up
+        assert server.ready and model.warmed == len(model.buckets.shapes()) and model.warm_up_seconds > 0
+        texts = ["a superb film", "awful plot", "the movie was great"]
+        lengths = [len(ids) for ids in model.predictor.tokenizer(texts)["input_ids"]]
+        await model.predict(texts)
+        rows, tokens = model.buckets.batch(3), model.buckets.length(max(lengths))
+        padding = server.metrics.padding_tokens.labels("sentiment")._value.get()
+        await server.stop()
+        return padding, rows * tokens - sum(lengths)
+
+    counted, expected = asyncio.run(scenario())
+    assert counted == expected and expected > 0

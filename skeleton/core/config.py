@@ -30,8 +30,9 @@ ONNX_RUNTIMES = ("onnx-fp32", "onnx-optimized", "onnx-int8")
 OPENVINO_PRECISIONS = ("fp32", "bf16", "int8")  # OpenVINO: f32 or bf16 inference precision, or an NNCF int8 graph
 OPENVINO_RUNTIMES = tuple(f"openvino-{precision}" for precision in OPENVINO_PRECISIONS)
 RUNTIME_NAMES = TORCH_RUNTIMES + ONNX_RUNTIMES + OPENVINO_RUNTIMES
-# what --runtime takes besides RUNTIME_NAMES: the fastest onnxruntime graph a model ships
-CHOSEN_RUNTIMES = ("onnx",)
+# what --runtime takes besides RUNTIME_NAMES: the graph the export chose for the use, the fastest onnxruntime one
+# "auto": the graph the export measured fastest for the use (predict: batch 1; serve: a server's batch)
+CHOSEN_RUNTIMES = ("auto", "onnx")
 DEVICES = "auto, cpu, cuda, cuda:N or mps"
 NNCF_METHODS = ("default", "no-smoothquant", "smoothquant-0.5")  # the NNCF int8 candidates (see deploy.openvino)
 QUICK_BATCH_SIZES = (1, 32)
@@ -676,8 +677,9 @@ class ServeConfig:
     Attributes:
         host: the address to listen on (loopback by default: put a proxy in front to expose it).
         port: the TCP port.
-        runtime: how each model runs: ``None`` = the manifest's default (the fastest graph that passed the
-            export's bar, whichever runtime), 'onnx' (the fastest onnxruntime graph), a graph runtime
+        runtime: how each model runs: ``None`` or 'auto' = the graph the export measured fastest in a
+            server's batches (end to end, among those that passed its bar; for older exports the manifest's
+            default), 'onnx' (the fastest onnxruntime graph), a graph runtime
             ('onnx-int8', 'openvino-int8', ...) or PyTorch 'torch-fp32' / 'torch-bf16' (autocast, fast on
             CPUs with AMX or AVX512-BF16) / 'torch-fp16' (CUDA).
         device: 'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'.
@@ -744,10 +746,10 @@ class PredictConfig:
     """How ``skeleton predict`` and ``skeleton evaluate`` run an exported model.
 
     Attributes:
-        runtime: the runtime that runs the model: ``None`` = the manifest's default (the fastest graph that
-            passed the export's bar), 'onnx' (the fastest onnxruntime graph), a graph runtime ('onnx-int8',
-            'openvino-bf16', ...) or PyTorch ('torch-fp32', 'torch-bf16', 'torch-fp16'); a manifest variant
-            name is read as the runtime that runs it ('int8' is 'onnx-int8').
+        runtime: the runtime that runs the model: ``None`` or 'auto' = the graph the export measured fastest
+            one text at a time (end to end, among those that passed its bar), 'onnx' (the fastest onnxruntime
+            graph), a graph runtime ('onnx-int8', 'openvino-bf16', ...) or PyTorch ('torch-fp32', 'torch-bf16',
+            'torch-fp16'); a manifest variant name is read as the runtime that runs it ('int8' is 'onnx-int8').
         batch_size: texts per model call.
         device: 'auto' (CUDA when present, else CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'.
         threads: intra-op threads (default: one per core).
@@ -960,6 +962,11 @@ class ExportConfig:
         calibration_samples: training sentences the static quantiser calibrates on.
         latency_shapes: (batch, tokens) shapes the variants are timed at, to pick the fastest.
         latency_repeats: alternated rounds per shape.
+        serving_samples: validation sentences each graph that passed the bar classifies end to end
+            (tokenizer included, batches padded to their buckets as predict and serve run them) at each of
+            ``serving_batches``, to choose the graph ``predict`` runs (fastest at batch 1) and the one
+            ``serve`` runs (fastest at its largest batch).
+        serving_batches: the batch sizes of that measurement: one text at a time, and a server's batch.
         threads: onnxruntime intra-op threads while timing (default: one per core).
     """
 
@@ -975,10 +982,16 @@ class ExportConfig:
     calibration_samples: int = 128
     latency_shapes: tuple[tuple[int, int], ...] = ((1, 64), (32, 128))
     latency_repeats: int = 10
+    serving_samples: int = 256
+    serving_batches: tuple[int, ...] = (1, 32)
     threads: int | None = None
 
     def __post_init__(self) -> None:
         self.variants = tuple(self.variants)
+        self.serving_batches = tuple(self.serving_batches)
+        _at_least_one(self, "serving_samples")
+        if not self.serving_batches or min(self.serving_batches) < 1:
+            raise ValueError(f"serving_batches must be positive numbers, got {self.serving_batches}")
         self.int8_kinds = tuple(self.int8_kinds)
         self.nncf_methods = tuple(self.nncf_methods)
         bad_methods = [m for m in self.nncf_methods if m not in NNCF_METHODS]

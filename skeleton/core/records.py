@@ -130,6 +130,9 @@ class Manifest(Record):
     files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
     source_sha: str | None = None  # skeleton bench's own int8 build: the slim weights it came from
     task_spec: dict | None = None  # the task's description (TaskSpec.to_dict): its pairs, separator, labels
+    # the graphs chosen per use from each variant's measured "serving" figures (sentences/s end to end):
+    # {"predict": variant, "serve": variant, "why": ...}; older manifests have none (default_variant serves)
+    runtime_choice: dict | None = None
 
 
 @dataclass
@@ -147,6 +150,7 @@ class ExportSummary(Record):
     rejected_variants: dict[str, dict] = field(default_factory=dict)
     reduced_candidates: list[dict] = field(default_factory=list)
     judged_on: str | None = None
+    runtime_choice: dict | None = None  # the manifest's: the graph predict runs and the one serve runs
 
     @classmethod
     def of(cls, manifest: Manifest, directory: str, seconds: float) -> ExportSummary:
@@ -159,6 +163,7 @@ class ExportSummary(Record):
             rejected_variants=manifest.rejected_variants,
             reduced_candidates=manifest.reduced_candidates,
             judged_on=manifest.judged_on,
+            runtime_choice=manifest.runtime_choice,
         )
 
 

@@ -65,6 +65,7 @@ from skeleton.core.records import ExportSummary, Manifest, load_report
 from skeleton.core.statistics import paired_bootstrap
 from skeleton.core.timing import time_alternating
 from skeleton.deploy.artifacts import CompressedModel, load
+from skeleton.deploy.buckets import BucketedRuntime, Buckets
 from skeleton.deploy.manifest import sha256_file
 from skeleton.deploy.openvino import ir_files, nncf_quantize
 from skeleton.deploy.quantization import Int8Bar, int8_methods, quantize, quiet_logging
@@ -316,6 +317,47 @@ def _latencies(graphs: dict[str, tuple[str, Path]], vocab_size: int, config: Exp
     return result
 
 
+def _serving_speeds(graphs: dict[str, tuple[str, Path]], judge: _Judge, max_tokens: int, config: ExportConfig):
+    """name -> {batch: sentences/s}: each graph classifying the first ``serving_samples`` validation
+    sentences end to end (tokenizer included, sorted by length and batched as ``Predictor`` does, each batch
+    padded to its bucket as predict and serve run it) at each of ``serving_batches``; calls alternate
+    between the graphs, after untimed passes that run every shape the sentences need."""
+    texts = judge.data.validation[: config.serving_samples]
+    options = RuntimeOptions(threads=config.threads, spinning=False)
+    pad_id, pad_left = judge.tokenizer.pad_token_id or 0, judge.tokenizer.padding_side == "left"
+    result: dict[str, dict[str, float]] = {name: {} for name in graphs}
+    runners = {}
+    for name, (runtime, path) in graphs.items():
+        buckets = Buckets.for_model(max_tokens, max(config.serving_batches))
+        runners[name] = BucketedRuntime(open_graph(runtime, path, options), buckets, pad_id, pad_left)
+    for batch in config.serving_batches:
+        calls = {
+            name: (lambda r=runner, b=batch: batched_logits(r, judge.encode, texts, judge.num_labels, b))
+            for name, runner in runners.items()
+        }
+        timings = time_alternating(calls, repeats=3, warmup=1, min_repeats=3)
+        for name, timing in timings.items():
+            result[name][str(batch)] = round(len(texts) / (timing.median_ms / 1000), 1)
+    return result
+
+
+def runtime_choice(variants: dict[str, dict], batches: tuple[int, ...], samples: int) -> dict | None:
+    """The graph ``predict`` runs (the most sentences/s at the smallest measured batch) and the one ``serve``
+    runs (at the largest), among the variants that passed the bar, from their ``serving`` figures."""
+    measured = {n: v["serving"] for n, v in variants.items() if v.get("passes_bar", True) and v.get("serving")}
+    if not measured:
+        return None
+    one, many = str(min(batches)), str(max(batches))
+    predict = max(measured, key=lambda n: measured[n][one])
+    serve = max(measured, key=lambda n: measured[n][many])
+    return {
+        "predict": predict,
+        "serve": serve,
+        "why": f"end to end, tokenizer included, on {samples} validation sentences: {predict} classified the most "
+        f"at batch {one} ({measured[predict][one]:,.0f}/s), {serve} at batch {many} ({measured[serve][many]:,.0f}/s)",
+    }
+
+
 def _speed_score(latency_ms: dict[str, float]) -> float:
     """Geometric mean latency over the timed shapes: lower is faster."""
     return math.exp(sum(math.log(v) for v in latency_ms.values()) / len(latency_ms))
@@ -394,6 +436,11 @@ def _export_into(work: Path, model: CompressedModel, tokenizer, data: ExportData
         info["latency_ms"] = latency[name]
     shippable = [n for n, v in variants.items() if v.get("passes_bar", True)]
     default = min(shippable, key=lambda n: _speed_score(variants[n]["latency_ms"]))
+    reporter.message("export: timing each shipped graph end to end, tokenizer included")
+    speeds = _serving_speeds({n: graphs[n] for n in shippable}, judge, max_input_tokens(model), config)
+    for name, figures in speeds.items():
+        variants[name]["serving"] = figures
+    choice = runtime_choice(variants, config.serving_batches, min(config.serving_samples, len(data.validation)))
     manifest = Manifest(
         task=model.spec.name,
         label_names=list(model.spec.label_names),
@@ -408,6 +455,7 @@ def _export_into(work: Path, model: CompressedModel, tokenizer, data: ExportData
         reduced_candidates=candidates,
         int8_bar={"max_accuracy_drop": config.int8_max_drop, "min_agreement": config.int8_min_agreement},
         default_variant=default,
+        runtime_choice=choice,
         judged_on=data.source,
         cpu={
             "int8_instructions": int8_instructions(),

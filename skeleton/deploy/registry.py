@@ -54,9 +54,17 @@ def runtime_names(manifest) -> list[str]:
     return [name for family in REGISTRY.values() for name in family.names(manifest)]
 
 
-def default_runtime(manifest) -> str:
-    """The runtime of the manifest's default variant (the fastest graph that passed the export's bar)."""
-    return runtime_of(manifest.default_variant)
+USES = ("predict", "serve")
+
+
+def default_runtime(manifest, use: str = "predict") -> str:
+    """The runtime the export chose for ``use``: ``predict``, the graph that classified the most sentences
+    one at a time, ``serve``, the most in a server's batches (both end to end, tokenizer included); for a
+    manifest without those figures, its default variant (the fastest graph by latency that passed the bar)."""
+    if use not in USES:
+        raise ValueError(f"use must be one of {', '.join(USES)}, got {use!r}")
+    chosen = (manifest.runtime_choice or {}).get(use) or manifest.default_variant
+    return runtime_of(chosen)
 
 
 def open_runtime(name: str, onnx_dir: Path, manifest, options: RuntimeOptions | None = None) -> Runtime:
