@@ -119,21 +119,39 @@ def _error_handlers(app: FastAPI, server: ModelServer) -> None:
         return _error(exc.status, str(exc), exc.kind, exc.headers)
 
 
-def _guards(app: FastAPI, server: ModelServer) -> None:
-    """The API key on every route but /health, and ``Connection: close`` on every answer while draining."""
-    key = (server.config.api_key or "").encode()
+class _Guard:
+    """The API key on every route but /health, and ``Connection: close`` on every answer while draining.
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        if key and request.url.path != "/health":
-            given = request.headers.get("authorization", "")
+    A plain ASGI middleware: Starlette's ``@app.middleware("http")`` wraps every request in task groups and
+    memory streams, which cost the event loop (the one core that tokenizes and answers) a share per request
+    under load."""
+
+    def __init__(self, app, server: ModelServer):
+        self.app, self.server = app, server
+        self.key = (server.config.api_key or "").encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if self.key and scope["path"] != "/health":
+            given = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
             scheme, _, token = given.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key):
-                return _error(401, "missing or wrong API key", "unauthorized", {"WWW-Authenticate": "Bearer"})
-        response = await call_next(request)
-        if server.draining:
-            response.headers["Connection"] = "close"
-        return response
+            if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self.key):
+                refusal = _error(401, "missing or wrong API key", "unauthorized", {"WWW-Authenticate": "Bearer"})
+                return await refusal(scope, receive, send)
+
+        async def closing(message):
+            if message["type"] == "http.response.start" and self.server.draining:
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, receive, closing)
+
+
+def _guards(app: FastAPI, server: ModelServer) -> None:
+    """The API key and the drain's ``Connection: close`` (:class:`_Guard`), outermost."""
+    app.add_middleware(_Guard, server=server)
 
 
 def _prediction_routes(app: FastAPI, server: ModelServer) -> None:

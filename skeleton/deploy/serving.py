@@ -232,11 +232,16 @@ class ServedModel:
             )
         return rows
 
-    def scores(self, logits: np.ndarray, raw_scores: bool) -> list[dict]:
-        """Every label with its probability (or raw logit), highest first."""
+    def scores(self, logits: np.ndarray, raw_scores: bool) -> list[list[dict]]:
+        """For each row of (inputs, labels) logits, every label with its probability (or raw logit), highest
+        first; one softmax and one sort for the whole request."""
         values = logits if raw_scores else softmax(logits.astype(np.float64))
-        order = np.argsort(-values, kind="stable")
-        return [{"label": self.predictor.label_names[i], "score": float(values[i])} for i in order]
+        order = np.argsort(-values, axis=-1, kind="stable")  # (inputs, labels)
+        names = self.predictor.label_names
+        return [
+            [{"label": names[i], "score": float(row[i])} for i in row_order]
+            for row, row_order in zip(values.tolist(), order.tolist(), strict=True)
+        ]
 
     # -- queue and batches --------------------------------------------------------------------
 
@@ -261,7 +266,7 @@ class ServedModel:
         self.metrics.queue_depth.labels(self.name).set(len(self.pending))
         self._wakeup.set()
         logits = await asyncio.gather(*(w.future for w in waiting))
-        results = [self.scores(row, raw_scores) for row in logits]
+        results = self.scores(np.stack(logits), raw_scores)
         return results[0] if single else results
 
     def start(self) -> None:
