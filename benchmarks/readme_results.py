@@ -23,6 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 RESULTS = RESULTS_DIR / "default_sst2"
 README = ROOT / "README.md"
+SERVING = RESULTS_DIR / "serve_sst2_minilm"
+SERVING_REPORTS = "serve_load_*_buckets.json"  # one per runtime, from benchmarks/serve_load.py
+SERVE_START = "<!-- serving results: rendered by python benchmarks/readme_results.py from " + (
+    "benchmarks/results/serve_sst2_minilm -->"
+)
+SERVE_END = "<!-- end of serving results -->"
 START = "<!-- results: rendered by python benchmarks/readme_results.py from benchmarks/results/default_sst2 -->"
 END = "<!-- end of results -->"
 PAIR_START = (
@@ -324,7 +330,7 @@ def render(results: Path = RESULTS) -> str:
     report = json.loads((results / "report.json").read_text())
     bench = json.loads((results / "bench.json").read_text())
     task = report["data"]["task"]
-    start, end = next((start, end) for start, end, folder in SECTIONS if folder == results)
+    start, end = next((start, end) for start, end, folder, _ in SECTIONS if folder == results)
     machine = bench["machine"]
     speedups = [p["headline"]["speedup"] for p in bench["points"] if p["headline"]]
     runtimes = sorted({c["runtime"] for c in bench["contenders"]})
@@ -380,10 +386,56 @@ def render(results: Path = RESULTS) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _figure(report: dict, key: str, digits: int = 0) -> str:
+    """The median of ``key`` over the rounds of a serve_load report, min to max beside it."""
+    median, low, high = report["median"][key]
+    return f"{median:,.{digits}f} ({low:,.{digits}f}-{high:,.{digits}f})"
+
+
+def render_serving(folder: Path = SERVING) -> str:
+    """The serving section from ``benchmarks/serve_load.py``'s reports in ``folder`` (one per runtime)."""
+    reports = [json.loads(path.read_text()) for path in sorted(folder.glob(SERVING_REPORTS))]
+    first = reports[0]
+    machine = first["machine"]
+    rows = [
+        "| runtime | raw graph, batch 1 | raw graph, best batch (first pass) | server | server p50 / p99 ms | "
+        "server, `--max-batch-size 1` | server / raw best | server / batch-1 server | ready after | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for report in reports:
+        errors = sum(r[name]["errors"] for r in report["rounds"] for name in r if isinstance(r[name], dict))
+        rows.append(
+            f"| {report['runtime']} | {_figure(report, 'raw_batch_1')} | {_figure(report, 'raw_best')} "
+            f"({_figure(report, 'raw_cold_best')}) | {_figure(report, 'server_sentences_per_second')} | "
+            f"{_figure(report, 'server_p50_ms')} / {_figure(report, 'server_p99_ms')} | "
+            f"{_figure(report, 'server_batch_1_sentences_per_second')} | {_figure(report, 'server_vs_raw_best', 2)} | "
+            f"{_figure(report, 'server_vs_batch_1', 2)} | "
+            f"{_figure(report, 'server_seconds_to_ready', 1)} s | {errors} |"
+        )
+    lines = [
+        SERVE_START,
+        "",
+        f"`python benchmarks/serve_load.py DIR --data ../shared/data/sst2/dev.tsv --runs server,server_batch_1 "
+        f"--rounds {len(first['rounds'])} --requests {first['requests']} --runtime R` on the default SST-2 model "
+        f"(code {first.get('code') or '?'}), on {machine['cpu']} with {machine['cores']} cores "
+        f"({', '.join(machine['cpu_flags'])}): {first['requests']} requests of 1 to 8 sentences from "
+        f"{first['concurrency']} clients on loopback, the load generator on the same cores. Sentences per second, "
+        "tokenizer included; medians of the rounds with min-max. The raw graph is `Predictor` called in a loop "
+        "(warmed: the best of two passes after a first, which is in brackets); the server's time to ready counts "
+        f"from the command's start. Reports: `{folder.relative_to(ROOT)}/{SERVING_REPORTS}`.",
+        "",
+        *rows,
+        "",
+        SERVE_END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
 SECTIONS = (
-    (START, END, RESULTS),
-    (PAIR_START, PAIR_END, RESULTS_DIR / "default_mrpc"),
-    (USER_START, USER_END, RESULTS_DIR / "default_news"),
+    (START, END, RESULTS, render),
+    (PAIR_START, PAIR_END, RESULTS_DIR / "default_mrpc", render),
+    (USER_START, USER_END, RESULTS_DIR / "default_news", render),
+    (SERVE_START, SERVE_END, SERVING, render_serving),
 )
 
 
@@ -399,9 +451,9 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 when the README's sections differ")
     args = parser.parse_args()
     text = README.read_text()
-    for start_marker, end_marker, results in SECTIONS:
+    for start_marker, end_marker, results, renderer in SECTIONS:
         start, end = _section(text, start_marker, end_marker)
-        rendered = render(results)
+        rendered = renderer(results)
         if args.check and text[start:end] != rendered:
             print("README.md's results sections differ from the reports: run python benchmarks/readme_results.py")
             return 1
