@@ -398,15 +398,15 @@ def render_serving(folder: Path = SERVING) -> str:
     first = reports[0]
     machine = first["machine"]
     rows = [
-        "| runtime | raw graph, batch 1 | raw graph, best batch (first pass) | server | server p50 / p99 ms | "
+        "| runtime | raw graph, batch 1 | raw graph, best batch | its first pass | server | server p50 / p99 ms | "
         "server, `--max-batch-size 1` | server / raw best | server / batch-1 server | ready after | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for report in reports:
         errors = sum(r[name]["errors"] for r in report["rounds"] for name in r if isinstance(r[name], dict))
         rows.append(
-            f"| {report['runtime']} | {_figure(report, 'raw_batch_1')} | {_figure(report, 'raw_best')} "
-            f"({_figure(report, 'raw_cold_best')}) | {_figure(report, 'server_sentences_per_second')} | "
+            f"| {report['runtime']} | {_figure(report, 'raw_batch_1')} | {_figure(report, 'raw_best')} | "
+            f"{_figure(report, 'raw_cold_best')} | {_figure(report, 'server_sentences_per_second')} | "
             f"{_figure(report, 'server_p50_ms')} / {_figure(report, 'server_p99_ms')} | "
             f"{_figure(report, 'server_batch_1_sentences_per_second')} | {_figure(report, 'server_vs_raw_best', 2)} | "
             f"{_figure(report, 'server_vs_batch_1', 2)} | "
@@ -421,7 +421,7 @@ def render_serving(folder: Path = SERVING) -> str:
         f"({', '.join(machine['cpu_flags'])}): {first['requests']} requests of 1 to 8 sentences from "
         f"{first['concurrency']} clients on loopback, the load generator on the same cores. Sentences per second, "
         "tokenizer included; medians of the rounds with min-max. The raw graph is `Predictor` called in a loop "
-        "(warmed: the best of two passes after a first, which is in brackets); the server's time to ready counts "
+        "(warmed: the best of two passes after a first, the first also shown); the server's time to ready counts "
         f"from the command's start. Reports: `{folder.relative_to(ROOT)}/{SERVING_REPORTS}`.",
         "",
         *rows,

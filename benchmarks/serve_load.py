@@ -15,8 +15,9 @@ the other on the same machine and the same requests:
     python benchmarks/serve_load.py --render serve_load_onnx.json serve_load_torch_bf16.json
 
 Writes JSON with sentences/s, p50/p99 request latency, errors, the server's time to ready and its
-rate over the first tenth of the answers against the rest, per round, medians with min and max; ``--render`` turns one or more of those files into serve_load.md and serve_load.png beside
-the first (one row per runtime), the table the README quotes.
+rate over the first tenth of the answers against the rest, per round, medians with min and max;
+``--render`` turns one or more of those files into serve_load.md and serve_load.png beside the first
+(one row per runtime); the README's serving section is rendered from them by readme_results.py.
 """
 
 from __future__ import annotations
