@@ -341,6 +341,14 @@ def _serving_speeds(graphs: dict[str, tuple[str, Path]], judge: _Judge, max_toke
     return result
 
 
+def _measure_serving(variants: dict[str, dict], graphs: dict, judge: _Judge, max_tokens: int, config) -> dict | None:
+    """Each shipped graph's ``serving`` figures (:func:`_serving_speeds`) into ``variants``; the choice per use."""
+    for name, figures in _serving_speeds(graphs, judge, max_tokens, config).items():
+        variants[name]["serving"] = figures
+    samples = min(config.serving_samples, len(judge.data.validation))
+    return runtime_choice(variants, config.serving_batches, samples)
+
+
 def runtime_choice(variants: dict[str, dict], batches: tuple[int, ...], samples: int) -> dict | None:
     """The graph ``predict`` runs (the most sentences/s at the smallest measured batch) and the one ``serve``
     runs (at the largest), among the variants that passed the bar, from their ``serving`` figures."""
@@ -437,10 +445,7 @@ def _export_into(work: Path, model: CompressedModel, tokenizer, data: ExportData
     shippable = [n for n, v in variants.items() if v.get("passes_bar", True)]
     default = min(shippable, key=lambda n: _speed_score(variants[n]["latency_ms"]))
     reporter.message("export: timing each shipped graph end to end, tokenizer included")
-    speeds = _serving_speeds({n: graphs[n] for n in shippable}, judge, max_input_tokens(model), config)
-    for name, figures in speeds.items():
-        variants[name]["serving"] = figures
-    choice = runtime_choice(variants, config.serving_batches, min(config.serving_samples, len(data.validation)))
+    choice = _measure_serving(variants, {n: graphs[n] for n in shippable}, judge, max_input_tokens(model), config)
     manifest = Manifest(
         task=model.spec.name,
         label_names=list(model.spec.label_names),
