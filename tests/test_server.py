@@ -372,9 +372,12 @@ def test_every_registered_runtime_serves_what_predict_gives(every_graph):
         finally:
             assert running.stop() in CLEAN_EXITS
         assert described["models"][0]["runtime"] == name
+        # onnxruntime's int8 graph quantises activations per batch, and the server batches the five texts as 4 + 1
+        # (a bucket's worth) where predict runs them as one batch padded to 8: its logits agree within int8 error
+        tolerance = 0.05 if name == "onnx-int8" else 1e-4
         for rows, expected in zip(served.json(), logits, strict=True):
             logit = dict(zip(predictor.label_names, expected.tolist(), strict=True))
-            assert {r["label"]: r["score"] for r in rows} == pytest.approx(logit, abs=1e-4), name
+            assert {r["label"]: r["score"] for r in rows} == pytest.approx(logit, abs=tolerance), name
 
 
 def test_an_api_key_guards_every_route_but_health(models):
