@@ -30,6 +30,7 @@ from skeleton.core.logits import softmax
 from skeleton.deploy.buckets import pad_to
 from skeleton.deploy.predictor import Predictor
 from skeleton.deploy.runtimes import call_tokenizer
+from skeleton.deploy.tokenizer import finish_columns
 
 
 class RequestError(SkeletonError):
@@ -361,19 +362,9 @@ class ServedModel:
 
     def _run(self, rows: list[dict[str, list[int]]]) -> np.ndarray:
         """Pad the rows into one batch and run it at its bucket's shape: (rows, labels) logits."""
-        longest = max(_length(row) for row in rows)
-        pad_id, pad_left = self.predictor.pad_id, self.predictor.pad_left
-        arrays = {}
-        for key in rows[0]:
-            fill = pad_id if key.endswith("input_ids") else 0
-            array = np.full((len(rows), longest), fill, dtype=np.int64)  # (batch, tokens)
-            for i, row in enumerate(rows):
-                values = row[key]
-                if pad_left:
-                    array[i, longest - len(values) :] = values
-                else:
-                    array[i, : len(values)] = values
-            arrays[key] = array
+        columns = {key: [row[key] for row in rows] for key in rows[0]}
+        tokenizer = self.predictor.tokenizer
+        arrays = finish_columns(columns, True, "np", self.predictor.pad_id, tokenizer.padding_side)  # (batch, tokens)
         return self.predictor.run(arrays)
 
 
