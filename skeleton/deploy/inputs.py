@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
@@ -78,20 +80,22 @@ def with_columns(
     return replace(spec, text_columns=columns or spec.text_columns, label_column=label_column or spec.label_column)
 
 
-def _table_path(source: str | Path, data_format: str | None, stdin: TextIO | None):
-    """The table's path and format; standard input is copied to a temporary file of its format first
-    (the readers take paths). Returns (path, format, temporary directory to remove or None)."""
+@contextmanager
+def _table(source: str | Path, data_format: str | None, stdin: TextIO | None) -> Iterator[tuple[Path, str]]:
+    """The table's path and format; standard input is copied to a temporary file of its format first (the
+    readers take paths), removed when the block ends."""
     from skeleton.core.user_data import data_format as format_of
 
     if str(source) != STDIN:
         path = Path(source).expanduser()
-        return path, format_of(path, data_format), None
+        yield path, format_of(path, data_format)
+        return
     if data_format is None:
         raise SkeletonError("--file -: name the table's format with --data-format (standard input has no extension)")
-    folder = tempfile.TemporaryDirectory(prefix="skeleton-stdin-")
-    path = Path(folder.name) / f"input.{data_format}"
-    path.write_text(_read_text(source, stdin), encoding="utf-8")
-    return path, data_format, folder
+    with tempfile.TemporaryDirectory(prefix="skeleton-stdin-") as folder:
+        path = Path(folder) / f"input.{data_format}"
+        path.write_text(_read_text(source, stdin), encoding="utf-8")
+        yield path, data_format
 
 
 def table_inputs(source: str | Path, spec: TaskSpec, data_format: str | None = None, stdin: TextIO | None = None):
@@ -101,12 +105,8 @@ def table_inputs(source: str | Path, spec: TaskSpec, data_format: str | None = N
 
     if not spec.text_columns:
         raise SkeletonError("a table needs its text column(s) named: --text-column (and --pair-column for pairs)")
-    path, kind, folder = _table_path(source, data_format, stdin)
-    try:
+    with _table(source, data_format, stdin) as (path, kind):
         texts, _ = canonical_rows(read_table(path, kind), spec, path, labelled=False, allow_empty=True)
-    finally:
-        if folder is not None:
-            folder.cleanup()
     columns = [texts[name] for name in spec.text_fields]
     return columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
 
@@ -118,8 +118,7 @@ def labelled_inputs(
     named columns, a built-in task's GLUE-style TSV by its header."""
     from skeleton.core.data import read_labelled, split_texts
 
-    path, kind, folder = _table_path(source, data_format, stdin)
-    try:
+    with _table(source, data_format, stdin) as (path, kind):
         if not spec.text_columns and kind != "tsv":
             raise SkeletonError(
                 f"{path}: name its columns with --text-column and --label-column "
@@ -128,7 +127,4 @@ def labelled_inputs(
         if not path.is_file():
             raise SkeletonError(f"data file not found: {path}")
         split = read_labelled(path, spec, kind)
-    finally:
-        if folder is not None:
-            folder.cleanup()
     return split_texts(split, spec), [int(label) for label in split["label"]]
