@@ -326,10 +326,11 @@ def _serving_speeds(graphs: dict[str, tuple[str, Path]], judge: _Judge, max_toke
     options = RuntimeOptions(threads=config.threads, spinning=False)
     pad_id, pad_left = judge.tokenizer.pad_token_id or 0, judge.tokenizer.padding_side == "left"
     result: dict[str, dict[str, float]] = {name: {} for name in graphs}
-    runners = {}
-    for name, (runtime, path) in graphs.items():
-        buckets = Buckets.for_model(max_tokens, max(config.serving_batches))
-        runners[name] = BucketedRuntime(open_graph(runtime, path, options), buckets, pad_id, pad_left)
+    buckets = Buckets.for_model(max_tokens, max(config.serving_batches))
+    runners = {
+        name: BucketedRuntime(open_graph(runtime, path, options), buckets, pad_id, pad_left)
+        for name, (runtime, path) in graphs.items()
+    }
     for batch in config.serving_batches:
         calls = {
             name: (lambda r=runner, b=batch: batched_logits(r, judge.encode, texts, judge.num_labels, b))
