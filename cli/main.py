@@ -47,7 +47,7 @@ from skeleton.core.config import (
 from skeleton.core.errors import SkeletonError
 from skeleton.core.layout import CONFIG_FILE, MANIFEST_FILE, ONNX_DIR, PROMPT_TUNED_DIR
 from skeleton.core.progress import Reporter
-from skeleton.core.records import BenchReport, CompressReport, ExportSummary
+from skeleton.core.records import BenchReport, CompressReport, ExportSummary, speed_text
 from skeleton.core.tasks import TASKS, TaskSpec, read_description
 
 app = typer.Typer(
@@ -261,9 +261,17 @@ def compress(
             "--target-speedup, the fastest model at least that fast within it."
         ),
     ] = None,
+    shapes: Annotated[
+        str,
+        typer.Option(
+            help="Batch x input tokens the search's speed-up must hold at, comma-separated (the objective is the "
+            "slowest of them): a server that only sees batch 32 can say '32x64,32x128'."
+        ),
+    ] = ",".join(f"{b}x{t}" for b, t in CompressConfig.cost_shapes),
     quiet: Quiet = False,
 ) -> None:
-    """Run Skeleton end to end: tune, score, prune with a searched ratio, condense, save (and export)."""
+    """Run Skeleton end to end: tune, score, prune to the fastest plan within the margin, condense, save (and
+    export)."""
 
     search = _build(SearchConfig, SEARCH_OPTIONS, given)
     # a margin given beside a target speed-up asks for the fastest model within it
@@ -273,7 +281,9 @@ def compress(
         within_margin=search.target_speedup is not None and margin is not None,
     )
     targets_ = tuple(t.strip() for t in targets.split(",") if t.strip())
-    config = _compress_config(given, COMPRESS_OPTIONS, CONDENSE_KIND_OPTIONS, search=search, targets=targets_)
+    config = _compress_config(
+        given, COMPRESS_OPTIONS, CONDENSE_KIND_OPTIONS, search=search, targets=targets_, cost_shapes=_shapes(shapes)
+    )
     from skeleton.compression import compress as run_compress
 
     result = run_compress(config, Reporter(enabled=not quiet, console=err))
@@ -425,18 +435,16 @@ def _trials_table(report: CompressReport) -> Table:
     costs = report.cost_model
     trials = Table(title=f"search over the {kind}")
     columns = [kind, "validation acc", "drop (interval)", "accepted", "seconds"]
-    for column in columns + (["predicted speed-up", "heads kept"] if costs else []):
+    for column in columns + (["speed-up at the slowest shape", "layers, heads kept"] if costs else []):
         trials.add_column(column, justify="right")
     for trial in report.search["trials"]:
         interval = trial["details"].get("drop_interval")
         extra = []
         if costs:
-            predicted = trial["details"].get("predicted_speedup", {})
-            heads = trial["details"].get("kept_heads")
-            extra = [
-                ", ".join(f"{v:.2f}x@{k}" for k, v in predicted.items()),
-                "-" if heads is None else str(sum(heads)),
-            ]
+            details = trial["details"]
+            heads = details.get("kept_heads")
+            layers = details.get("kept_layers") or range(len(heads or []))
+            extra = [_slowest_text(details), "-" if heads is None else f"{len(layers)}, {sum(heads)}"]
         trials.add_row(
             f"{trial['value']:.2f}",
             _trial_accuracy(trial),
@@ -452,6 +460,33 @@ def _trials_table(report: CompressReport) -> Table:
     return trials
 
 
+def _slowest_text(details: dict) -> str:
+    """A trial's speed-up at its slowest shape: measured (predicted), or predicted alone when untimed."""
+    if "measured_speedup" in details:
+        shape = details["slowest_shape"]
+        measured = details["measured_speedup"][shape]
+        return f"{measured:.2f}x ({measured * (1 + details['prediction_error'][shape]):.2f}x) @{shape}"
+    predicted = details.get("predicted_speedup") or {}
+    if not predicted:
+        return "-"
+    shape = min(predicted, key=predicted.get)
+    return f"predicted {predicted[shape]:.2f}x @{shape}"
+
+
+def _speed_table(report: CompressReport) -> Table:
+    """The shipped plan's speed-up per shape: measured beside predicted, and the prediction's error."""
+    costs = report.cost_model
+    table = Table(title="Skeleton model's speed-up per batch x input tokens (table runtime)")
+    for column in ("shape", "predicted", "measured", "error"):
+        table.add_column(column, justify="right")
+    measured = costs.get("measured_speedup") or {}
+    for shape, predicted in costs["predicted_speedup"].items():
+        timed = measured.get(shape)
+        error = "-" if timed is None else f"{100 * (predicted / timed - 1):+.0f}%"
+        table.add_row(shape, f"{predicted:.2f}x", "-" if timed is None else f"{timed:.2f}x", error)
+    return table
+
+
 def print_compress_summary(report: CompressReport, output: str) -> None:
     out.print(_results_table(report))
     per_class = _per_class_table(
@@ -462,12 +497,13 @@ def print_compress_summary(report: CompressReport, output: str) -> None:
     out.print(_trials_table(report))
     costs = report.cost_model
     if costs:
-        predicted = ", ".join(f"{v:.2f}x at {k}" for k, v in costs["predicted_speedup"].items())
+        out.print(_speed_table(report))
         runtime = costs["table"]["key"].get("runtime", "onnx-int8")
+        measured = speed_text(costs)
         out.print(
-            f"predicted speed-up against the {report.teacher_name} model on {runtime}: {predicted}; "
-            f"heads kept per layer {report.kept_heads or 'all'}; prompt tokens {report.prompt_tokens['skeleton']} "
-            "(measure with 'skeleton bench')"
+            f"speed-up against the {report.teacher_name} model, both on {runtime}: "
+            f"{measured or 'not measured (predicted only)'}; heads kept per layer {report.kept_heads or 'all'}; "
+            f"prompt tokens {report.prompt_tokens['skeleton']} (every runtime: 'skeleton bench')"
         )
     differences = [("accuracy", report.accuracy_difference), *report.metric_difference.items()]
     for metric, by_split in differences:
@@ -820,6 +856,19 @@ def serve(
         )
 
     run_server(named, config, announce)
+
+
+def _shapes(text: str) -> tuple[tuple[int, int], ...]:
+    """``"1x16,32x128"`` -> ((1, 16), (32, 128))."""
+    try:
+        shapes = tuple(
+            tuple(int(v) for v in part.strip().lower().split("x")) for part in text.split(",") if part.strip()
+        )
+    except ValueError:
+        shapes = ()
+    if not shapes or any(len(s) != 2 or min(s) < 1 for s in shapes):
+        raise SkeletonError(f"--shapes takes positive batch x tokens pairs such as 1x16,32x128, got {text!r}")
+    return shapes
 
 
 def _numbers(text: str, option: str) -> tuple[int, ...]:

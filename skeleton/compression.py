@@ -35,12 +35,19 @@ from skeleton.core.layout import (
 )
 from skeleton.core.modeling import PromptedClassifier, save_prompt_and_head
 from skeleton.core.progress import SILENT, Reporter
-from skeleton.core.records import CompressReport, write_json
+from skeleton.core.records import CompressReport, speed_text, write_json
 from skeleton.core.statistics import paired_bootstrap, paired_bootstrap_f1
 from skeleton.core.units import NeuronScores, PruningPlan
 from skeleton.core.workspace import Workspace
 from skeleton.deploy.export import export_directory
 from skeleton.measure.latency import CostModel, cost_model
+from skeleton.measure.plan_latency import (
+    PlanTimer,
+    largest_error,
+    refit_costs,
+    refitted_from,
+    shipped_timing,
+)
 from skeleton.method.condensation import Condensation
 from skeleton.method.planning import Planner
 from skeleton.method.pruning import (
@@ -220,10 +227,12 @@ def _run_search(condensation: Condensation, tuned: PromptTuned, checkpoint, repo
     variable = condensation.planner.kind
 
     def record(trial: Trial) -> None:
+        speed = speed_text(trial.details)
         reporter.message(
             f"  trial {variable} {trial.value:.2f}: validation {trial.validation_accuracy:.2f} "
             f"({'accepted' if trial.accepted else 'rejected'}, "
             f"threshold {config.search.threshold(baseline):.2f}, {trial.seconds:.0f}s)"
+            + (f"; {speed}" if speed else "")
         )
         finished = (checkpoint.done("trials") or {"trials": []})["trials"] + [asdict(trial)]
         checkpoint.finish("trials", {"trials": finished})
@@ -256,9 +265,14 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
         costs = _cost_model(config, classifier, reporter)
         timings["latency_table"] = time.perf_counter() - clock
         planner = Planner(scores, config, costs)
+        clock = time.perf_counter()
+        timer, refit = _refit(planner, classifier, checkpoint, reporter)
+        timings["latency_refit"] = time.perf_counter() - clock
         calibration = _calibrate(planner, classifier, config, checkpoint, workspace, device, reporter)
         threshold = config.search.threshold(tuned.validation["accuracy"])
-        condensation = Condensation(workspace, planner, classifier, config, checkpoint.stages, device, threshold)
+        condensation = Condensation(
+            workspace, planner, classifier, config, checkpoint.stages, device, threshold, _trial_timing(timer)
+        )
         clock = time.perf_counter()
         condensation.training_split(reporter)
         timings["teacher_logits"] = time.perf_counter() - clock
@@ -268,7 +282,9 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
         clock = time.perf_counter()
         skeleton_model, plan = condensation.skeleton_model(search, reporter)
         timings["condensation"] = time.perf_counter() - clock
-        outcome = _Outcome(tuned, skeleton_model, plan, search, calibration, costs, weak_prior, timings)
+        if timer is not None:
+            timer.close()
+        outcome = _Outcome(tuned, skeleton_model, plan, search, calibration, planner.costs, refit, weak_prior, timings)
         report = _finish(work, outcome, condensation, scores, started, reporter)
         # the prompt-tuned prompt and head stay, for comparisons and re-runs with --prompt
         (work / STATE_FILE).unlink(missing_ok=True)
@@ -287,7 +303,8 @@ class _Outcome:
     plan: PruningPlan | None
     search: SearchResult
     calibration: dict | None
-    costs: CostModel | None
+    costs: CostModel | None  # refitted to timed whole models
+    refit: dict | None  # the timed plans the cost model was refitted to
     weak_prior: str | None
     timings: dict[str, float]
 
@@ -370,7 +387,7 @@ def _report(
         kept_layers=plan.kept_layers if plan else None,
         prompt_tokens={"prompt_tuned": classifier.num_virtual_tokens, "skeleton": skeleton_model.num_virtual_tokens},
         template_tokens=workspace.template_tokens(),
-        cost_model=_cost_summary(outcome.costs, plan, skeleton_model),
+        cost_model=_cost_summary(outcome),
         head_weight_calibration=outcome.calibration,
         parameters={
             "backbone_before": count_parameters(classifier.backbone),
@@ -412,16 +429,53 @@ def _calibrate(planner: Planner, classifier, config: CompressConfig, checkpoint,
     return done
 
 
-def _cost_summary(costs: CostModel | None, plan: PruningPlan | None, skeleton_model: PromptedClassifier) -> dict | None:
-    """The latency table behind the search and what it predicts for the Skeleton model."""
+def _refit(planner: Planner, classifier, checkpoint, reporter) -> tuple[PlanTimer | None, dict | None]:
+    """Before the search: time a few pruned backbones beside the unpruned one on the table's runtime and
+    refit the planner's cost model to them (the timings kept across ``--resume``). Returns the timer the
+    search's trials are timed with, and the refit's record."""
+    if planner.costs is None:
+        return None, None
+    timer = PlanTimer(planner.costs, classifier.backbone)
+    done = checkpoint.done("latency_refit")
+    if done is None:
+        refitted, done = refit_costs(timer, planner, classifier, reporter)
+        checkpoint.finish("latency_refit", done)
+    else:
+        refitted = refitted_from(planner.costs, done["points"])
+    reporter.message(
+        f"  largest error over the timed plans and shapes: table {100 * largest_error(done, 'table'):.0f}%, "
+        f"refitted {100 * largest_error(done):.0f}%"
+    )
+    planner.costs = timer.costs = refitted
+    return timer, done
+
+
+def _trial_timing(timer: PlanTimer | None):
+    """What a search trial calls to time its pruned model (``None`` without a cost model)."""
+    if timer is None:
+        return None
+
+    def measure(pruned: PromptedClassifier, plan: PruningPlan) -> dict:
+        return timer.measure(pruned.backbone, plan.heads_per_layer(timer.costs.num_heads), plan.kept_sizes)
+
+    return measure
+
+
+def _cost_summary(outcome: _Outcome) -> dict | None:
+    """The latency table behind the search, what it predicts for the Skeleton model and, for the trial
+    that shipped, what was measured."""
+    costs, plan, skeleton_model = outcome.costs, outcome.plan, outcome.skeleton_model
     if costs is None:
         return None
     heads = plan.heads_per_layer(costs.num_heads) if plan else costs.num_heads
     widths = plan.kept_sizes if plan else costs.widths
     table = costs.table
     return {
+        **shipped_timing(outcome.search),
         "predicted_speedup": costs.speedups(heads, widths),
         "predicted_latency_fraction": costs.fraction(heads, widths),
+        "predicted_slowest_shape": costs.slowest_shape(heads, widths),
+        "refit": outcome.refit,
         "reference_ms": costs.reference_ms(),
         "unit_costs": dict(zip(("head", "neuron"), costs.unit_costs(), strict=True)),
         "prompt_tokens": skeleton_model.num_virtual_tokens,

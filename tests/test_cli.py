@@ -33,6 +33,9 @@ def _run(*args):
         (["compress", "--tune", "prompt", "--prompt-tokens", "0"], "tune prompt trains the soft prompt"),
         (["compress", "--tune", "full", "--scorer", "skill"], "the skill scorer reads soft-prompt positions"),
         (["compress", "--targets", "ffn,ffn-out,heads"], "targets ffn-out cannot be combined with heads"),
+        (["compress", "--shapes", "1x16,big"], "--shapes takes positive batch x tokens pairs such as 1x16,32x128"),
+        (["compress", "--shapes", "0x16"], "--shapes takes positive batch x tokens pairs"),
+        (["compress", "--shapes", "1x16x2"], "--shapes takes positive batch x tokens pairs"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message):

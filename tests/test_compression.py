@@ -286,6 +286,20 @@ def test_compress_with_heads_and_a_target_speedup(tmp_path, tiny_bert_dir, sst2_
     assert [t["value"] for t in report.search["trials"]] == [pytest.approx(1 / 1.2)]
     costs = report.cost_model
     assert set(costs["predicted_speedup"]) == {"1x8", "4x16"}
+    # the trial's pruned model was timed on the table's runtime: measured beside predicted at every shape,
+    # and the shipped plan (the trial's) reports that timing and its slowest shape
+    trial = report.search["trials"][0]["details"]
+    assert set(trial["measured_speedup"]) == set(trial["predicted_speedup"]) == {"1x8", "4x16"}
+    assert costs["measured_speedup"] == trial["measured_speedup"]
+    assert costs["slowest_shape"] == min(trial["measured_speedup"], key=trial["measured_speedup"].get)
+    # before the search, pruned plans were timed beside the unpruned model at both prompt lengths (4 tokens for
+    # the prompt-tuned model, 2 for the Skeleton model) and the cost model refitted to them
+    refit = costs["refit"]
+    assert refit["runtime"] == costs["table"]["key"]["runtime"] and refit["plans"]
+    assert len(refit["points"]) == len(refit["plans"]) + 1
+    assert set(refit["points"][0][2]) == {"1x10", "1x12", "4x18", "4x20"}
+    assert set(refit["points"][1][2]) == {"1x10", "4x18"}
+    assert set(refit["refit"]) == {"1x10", "1x12", "4x18", "4x20"}
     # the target is reached, or the measured table (tiny layers beside fixed costs, timed on a machine
     # that may be busy) put it out of reach and the plan went as far as it can: one head left in all
     assert costs["predicted_latency_fraction"] <= 1 / 1.2 + 1e-6 or sum(report.kept_heads) == 1

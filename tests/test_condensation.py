@@ -379,7 +379,9 @@ def test_a_value_whose_plan_an_earlier_trial_had_is_not_condensed_again(tmp_path
         )
 
     condensation.planner = SimpleNamespace(prune=lambda c, v: (f"model {v}", plan(v)), describe=lambda p: {})
-    runs = []
+    runs, timed = [], []
+    # each trial's pruned model is timed once, and its timing joins the trial's details
+    condensation.measure = lambda pruned, plan: timed.append(pruned) or {"measured_speedup": {"1x16": len(timed)}}
 
     def fake_trial(pruned, plan, value, details, reporter):
         runs.append(value)
@@ -390,6 +392,7 @@ def test_a_value_whose_plan_an_earlier_trial_had_is_not_condensed_again(tmp_path
     again = condensation.trial(0.45, None)
     assert runs == [0.4] and again[0] == first[0] == 80.4
     assert again[2]["same_plan_as"] == 0.4 and list(again[2]["correct"]) == [True, False]
+    assert timed == ["model 0.4"] and first[2]["measured_speedup"] == again[2]["measured_speedup"] == {"1x16": 1}
     condensation.condensed[0.4] = ("model 0.4", "plan", 80.4)
     assert condensation._condensed_in_full(0.45, None) == ("model 0.4", "plan", 80.4)
     condensation.trial(0.5, None)

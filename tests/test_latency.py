@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -44,6 +45,95 @@ def test_cost_model_speedups_count_the_prompt_tokens():
     assert costs.fraction([2, 1], [32, 16]) == pytest.approx(slim / reference)
     head, neuron = costs.unit_costs()
     assert head == pytest.approx(1.0 / reference) and neuron == pytest.approx(0.01 / reference)
+
+
+def _two_shape_costs(layers: int = 4) -> CostModel:
+    """A table at 1x16 and 32x128 whose layer costs 1 ms per head plus 0.01 ms per neuron (x20 at 32x128)."""
+    plane = lambda scale: [[scale * (h + 0.01 * w) for w in (16, 64)] for h in (1, 4)]  # noqa: E731
+    table = LatencyTable(
+        key={"runtime": "openvino-int8"},
+        shapes=[[1, 16], [32, 128]],
+        heads=[1, 4],
+        widths=[16, 64],
+        layer_ms={"1x16": plane(1.0), "32x128": plane(20.0)},
+        outside_ms={"1x16": 1.0, "32x128": 5.0},
+    )
+    return CostModel(table, [(1, 16), (32, 128)], 0, 0, num_heads=[4] * layers, widths=[64] * layers)
+
+
+def test_a_refit_recovers_a_fixed_cost_per_layer_the_table_missed():
+    """Whole models timed on the runtime cost what the one-layer table says scaled by 1.3, plus 0.8 ms per
+    kept layer and 0.5 ms more outside at 1x16 (at 32x128: x1.1, 2 ms, +3 ms), timings off by up to 2%:
+    the refit recovers those, reproduces the timings it was fitted on within 3%, and predicts a plan it
+    never saw within 3%."""
+    import numpy as np
+
+    costs = _two_shape_costs()
+    truth = {"1x16": (1.5, 0.8, 1.3), "32x128": (8.0, 2.0, 1.1)}
+
+    def timed(heads, widths, noise):
+        ms = {}
+        for key, (outside, per_layer, scale) in truth.items():
+            kept = [(h, w) for h, w in zip(heads, widths, strict=True) if h > 0]
+            ms[key] = (outside + sum(per_layer + scale * costs.table.layer(key, h, w) for h, w in kept)) * noise
+        return ms
+
+    plans = [
+        ([4, 4, 4, 4], [64] * 4),
+        ([2, 2, 2, 2], [32] * 4),
+        ([4, 2, 0, 0], [64, 32, 0, 0]),
+        ([1, 0, 0, 0], [16, 0, 0, 0]),
+    ]
+    noise = np.random.default_rng(0).uniform(0.98, 1.02, len(plans))
+    measured = [(heads, widths, timed(heads, widths, n)) for (heads, widths), n in zip(plans, noise, strict=True)]
+    refitted = costs.refitted(measured)
+    for key, (_, per_layer, scale) in truth.items():
+        fitted = refitted.refit[key]
+        assert fitted[1] == pytest.approx(per_layer, rel=0.35) and fitted[2] == pytest.approx(scale, rel=0.1)
+    for heads, widths, ms in measured:
+        for key in truth:
+            assert refitted.model_ms(key, heads, widths) == pytest.approx(ms[key], rel=0.03)
+    unseen = ([3, 1, 0, 2], [48, 16, 0, 40])
+    for key, ms in timed(*unseen, 1.0).items():
+        assert refitted.model_ms(key, *unseen) == pytest.approx(ms, rel=0.03)
+        assert abs(costs.model_ms(key, *unseen) / ms - 1) > 0.1  # the table alone was far off
+
+
+def test_a_refit_without_timings_that_vary_stays_the_table():
+    """Timings of the unpruned model alone cannot tell a layer's fixed cost from the outside cost: the refit
+    matches them and keeps the table's proportions (no cost per layer made up)."""
+    costs = _two_shape_costs()
+    full = {key: costs.model_ms(key, costs.num_heads, costs.widths) for key in ("1x16", "32x128")}
+    refitted = costs.refitted([(costs.num_heads, costs.widths, full)])
+    for key in full:
+        assert refitted.refit[key] == pytest.approx([costs.table.outside_ms[key], 0.0, 1.0], abs=1e-6)
+
+
+def test_a_removed_layer_is_predicted_faster_than_the_same_layer_thinned_to_one_head():
+    """Removing a layer removes its fixed cost; thinning it to one head and 16 neurons keeps that cost."""
+    costs = _two_shape_costs(layers=2)
+    refitted = replace(costs, refit={"1x16": [1.0, 0.8, 1.0], "32x128": [5.0, 2.0, 1.0]})
+    removed = refitted.speedups([4, 0], [64, 0])
+    thinned = refitted.speedups([4, 1], [64, 16])
+    for shape in ("1x16", "32x128"):
+        assert removed[shape] > thinned[shape]
+    # by hand at 1x16: reference 1 + 2 x (0.8 + 4.64) = 11.88 ms; removed 1 + 5.44 = 6.44; thinned 6.44 + 0.8 + 1.16
+    assert removed["1x16"] == pytest.approx(11.88 / 6.44) and thinned["1x16"] == pytest.approx(11.88 / 8.4)
+
+
+def test_the_objective_is_the_slowest_shape_and_that_shape_is_reported():
+    """Batch 1 pays the outside cost on a tenth of the work: its speed-up is the least, so it is the
+    objective's shape, and the fraction is its latency over the reference's."""
+    from skeleton.measure.plan_latency import compare
+
+    costs = _two_shape_costs()
+    heads, widths = [1, 1, 0, 0], [16, 16, 0, 0]
+    speedups = costs.speedups(heads, widths)
+    assert costs.slowest_shape(heads, widths) == "1x16" and speedups["1x16"] < speedups["32x128"]
+    assert costs.fraction(heads, widths) == pytest.approx(1 / speedups["1x16"])
+    timing = compare({"1x16": 2.0, "32x128": 1.5}, speedups)
+    assert timing["slowest_shape"] == "32x128" and timing["predicted_slowest_shape"] == "1x16"
+    assert timing["prediction_error"]["32x128"] == pytest.approx(speedups["32x128"] / 1.5 - 1)
 
 
 def test_a_table_is_measured_once_and_read_from_the_cache(tmp_path, monkeypatch):
@@ -130,7 +220,7 @@ def test_the_table_quantises_like_the_export_on_this_cpu(tmp_path, monkeypatch, 
 
     methods, original = [], latency.quantize
     monkeypatch.setattr(latency, "quantize", lambda m, *a, **k: methods.append(m) or original(m, *a, **k))
-    graph = latency.build_int8_graph(latency._layer_model(tiny_config("bert"), 1, 2, 32), tmp_path, "layer")
+    graph = latency.build_graph(latency._layer_model(tiny_config("bert"), 1, 2, 32), tmp_path, "layer")
     assert graph.is_file()
     (method,) = methods
     assert (method.kind, method.per_channel, method.reduce_range) == ("dynamic-fused", True, cpu_kind == "avx2")

@@ -369,5 +369,17 @@ __all__ = [
     "Record",
     "TuneReport",
     "load_report",
+    "speed_text",
     "write_json",
 ]
+
+
+def speed_text(timing: dict) -> str:
+    """``"measured 2.4x at 1x64, the slowest shape (predicted 2.3x)"`` of a trial's or the shipped plan's
+    timing; empty when it was not timed."""
+    if "measured_speedup" not in timing:
+        return ""
+    slowest = timing["slowest_shape"]
+    measured = timing["measured_speedup"][slowest]
+    predicted = measured * (1.0 + timing["prediction_error"][slowest])
+    return f"measured {measured:.2f}x at {slowest}, the slowest shape (predicted {predicted:.2f}x)"

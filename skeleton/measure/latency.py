@@ -1,21 +1,28 @@
 """A per-layer latency table: what one encoder layer costs on this machine against its kept heads and
-FFN width, on the runtime the model will ship on (an int8 graph: onnxruntime's or OpenVINO's, whichever
-runs the backbone's layers faster here), as Kwon et al. (2022) cost heads and neurons before choosing
-which to remove.
+FFN width, on the runtime the model will most likely ship on (onnxruntime's or OpenVINO's int8 graph, or
+OpenVINO's bf16 graph on CPUs with native bf16: whichever runs the backbone's layers fastest here), as
+Kwon et al. (2022) cost heads and neurons before choosing which to remove.
 
 The table is measured once per machine, runtime and backbone shape and cached. ``auto`` picks the
-runtime first: a two-layer model of the full shape, made int8 both ways, is timed on both with calls
-alternating, and the faster one is the table's. One-layer models of the backbone's family are built
-with random weights at a grid of (heads, FFN width), exported and quantised exactly like a shipped
-model on that runtime (onnxruntime: per-channel dynamic int8 on the fused graph; OpenVINO: NNCF with the
-transformer preset), and timed side by side in one process (calls alternating, spinning off) at every
-(batch, tokens) shape, the soft prompt's tokens included. A
-two-layer model gives the cost outside the layers (embeddings, input processing), so
+runtime first: a two-layer model of the full shape, built for each candidate runtime, is timed on all
+of them with calls alternating, and the fastest is the table's. One-layer models of the backbone's
+family are built with random weights at a grid of (heads, FFN width), exported (and quantised) exactly
+like a shipped model on that runtime (onnxruntime: per-channel dynamic int8 on the fused graph;
+OpenVINO: NNCF with the transformer preset, or the fp32 graph under the bf16 hint), and timed side by
+side in one process (calls alternating, spinning off) at every (batch, tokens) shape, the soft
+prompt's tokens included. A two-layer model gives the cost outside the layers (embeddings, input
+processing), so
 
     latency(model) = outside + sum over layers of layer(heads, width)
 
 with ``layer`` interpolated bilinearly on the grid. Ratios of two such predictions are the
-predicted speed-ups the search aims at; ``skeleton bench`` measures the real ones.
+predicted speed-ups the search aims at. One-layer graphs miss what only whole models show (how the
+runtime schedules many layers, what a layer costs whatever is left in it), so the compress run times
+real pruned models too (:mod:`skeleton.measure.plan_latency`) and refits, per shape,
+
+    latency(model) = outside' + sum over kept layers of (per_layer + scale x layer(heads, width))
+
+to what it measured (:meth:`CostModel.refitted`); ``skeleton bench`` measures the shipped model.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +42,7 @@ from torch import nn
 
 from skeleton.core.architectures import ffn_layers, from_config, intermediate_size, num_heads, ort_model_type
 from skeleton.core.errors import SkeletonError
-from skeleton.core.machine import cpu_name, has_vnni
+from skeleton.core.machine import cpu_name, has_vnni, native_bf16
 from skeleton.core.progress import SILENT, Reporter
 from skeleton.core.timing import time_alternating
 from skeleton.deploy.export import optimize_graph
@@ -46,7 +53,11 @@ from skeleton.deploy.runtimes import OpenVinoRuntime, RuntimeOptions, synthetic_
 from skeleton.method.pruning import apply_pruning, full_plan
 
 TABLE_FORMAT = "skeleton-latency/2"
-TABLE_RUNTIMES = ("onnx-int8", "openvino-int8")  # the int8 runtimes a table can be measured on
+# the runtimes a table can be measured on: the int8 graphs, and OpenVINO's bf16 where the CPU has bf16 arithmetic
+TABLE_RUNTIMES = ("onnx-int8", "openvino-int8", "openvino-bf16")
+# the refit's pull toward the table as measured (see CostModel.refitted): a relative error of 10% weighs as
+# much as moving a parameter by 1% of the slowest timing
+REFIT_RIDGE = 1e-2
 MEASURE_ATTEMPTS = 3  # measurements of one shape before a table whose layers keep costing nothing is refused
 
 
@@ -135,6 +146,9 @@ class CostModel:
         num_heads, widths: the unpruned per-layer heads and FFN widths.
         sequences_per_input: sequences the backbone runs per input (a bi-encoder's pair: 2), so an
             input shape (batch, tokens) is timed as (sequences_per_input x batch, tokens + prompt).
+        refit: per table shape, ``[outside ms, ms per kept layer, scale of the table's layer ms]`` fitted
+            to whole pruned models timed on the table's runtime (:meth:`refitted`); ``None``: the table as
+            measured (``[outside, 0, 1]``).
     """
 
     table: LatencyTable
@@ -144,30 +158,58 @@ class CostModel:
     num_heads: list[int]
     widths: list[int]
     sequences_per_input: int = 1
+    refit: dict[str, list[float]] | None = None
 
-    def _key(self, batch: int, tokens: int, prompt: int) -> str:
+    def shape_in_table(self, batch: int, tokens: int, prompt: int) -> str:
+        """The table shape an input shape runs at: sequences x (tokens + soft prompt)."""
         return shape_key(batch * self.sequences_per_input, tokens + prompt)
+
+    def _correction(self, key: str) -> tuple[float, float, float]:
+        if self.refit is not None and key in self.refit:
+            outside, per_layer, scale = self.refit[key]
+            return outside, per_layer, scale
+        return self.table.outside_ms[key], 0.0, 1.0
+
+    def layer_ms(self, key: str, heads: int, width: int) -> float:
+        """Milliseconds of one kept layer at table shape ``key`` (refitted when measured)."""
+        _, per_layer, scale = self._correction(key)
+        return max(0.0, per_layer + scale * self.table.layer(key, heads, width))
+
+    def model_ms(self, key: str, heads: list[int], widths: list[int]) -> float:
+        """Predicted milliseconds of a whole model at table shape ``key`` (a layer with 0 heads is removed
+        and costs nothing)."""
+        layers = zip(heads, widths, strict=True)
+        return self._correction(key)[0] + sum(self.layer_ms(key, h, w) for h, w in layers if h > 0)
 
     def reference_ms(self) -> dict[str, float]:
         prompt = self.reference_prompt_tokens
         return {
-            shape_key(b, t): self.table.model(self._key(b, t, prompt), self.num_heads, self.widths)
+            shape_key(b, t): self.model_ms(self.shape_in_table(b, t, prompt), self.num_heads, self.widths)
+            for b, t in self.input_shapes
+        }
+
+    def predicted_ms(self, heads: list[int], widths: list[int]) -> dict[str, float]:
+        """Predicted milliseconds of a Skeleton model per input shape."""
+        prompt = self.prompt_tokens
+        return {
+            shape_key(b, t): self.model_ms(self.shape_in_table(b, t, prompt), heads, widths)
             for b, t in self.input_shapes
         }
 
     def speedups(self, heads: list[int], widths: list[int]) -> dict[str, float]:
         """Predicted speed-up per input shape (``"1x64"``: prompt-tuned ms / Skeleton ms)."""
         reference = self.reference_ms()
-        return {
-            shape_key(b, t): reference[shape_key(b, t)]
-            / self.table.model(self._key(b, t, self.prompt_tokens), heads, widths)
-            for b, t in self.input_shapes
-        }
+        return {shape: reference[shape] / ms for shape, ms in self.predicted_ms(heads, widths).items()}
 
     def fraction(self, heads: list[int], widths: list[int]) -> float:
-        """Predicted latency over the prompt-tuned model's, at the shape where it is largest (the target
-        must hold at every shape)."""
+        """Predicted latency over the prompt-tuned model's at the slowest shape, where the speed-up is least
+        (the objective: the target must hold at every shape)."""
         return max(1.0 / s for s in self.speedups(heads, widths).values())
+
+    def slowest_shape(self, heads: list[int], widths: list[int]) -> str:
+        """The input shape whose predicted speed-up is least: the one :meth:`fraction` reports."""
+        speedups = self.speedups(heads, widths)
+        return min(speedups, key=speedups.get)
 
     def layer_shares(self) -> list[float]:
         """Each whole unpruned layer as a share of the prompt-tuned model's latency, averaged over shapes."""
@@ -175,7 +217,7 @@ class CostModel:
         shares = []
         for heads, width in zip(self.num_heads, self.widths, strict=True):
             per_shape = [
-                self.table.layer(self._key(b, t, self.prompt_tokens), heads, width) / reference[shape_key(b, t)]
+                self.layer_ms(self.shape_in_table(b, t, self.prompt_tokens), heads, width) / reference[shape_key(b, t)]
                 for b, t in self.input_shapes
             ]
             shares.append(float(np.mean(per_shape)))
@@ -187,10 +229,63 @@ class CostModel:
         reference = self.reference_ms()
         per_head, per_neuron = [], []
         for b, t in self.input_shapes:
-            head_ms, neuron_ms = self.table.slopes(self._key(b, t, self.prompt_tokens))
-            per_head.append(head_ms / reference[shape_key(b, t)])
-            per_neuron.append(neuron_ms / reference[shape_key(b, t)])
+            key = self.shape_in_table(b, t, self.prompt_tokens)
+            head_ms, neuron_ms = self.table.slopes(key)
+            scale = max(self._correction(key)[2], 1e-9)
+            per_head.append(scale * head_ms / reference[shape_key(b, t)])
+            per_neuron.append(scale * neuron_ms / reference[shape_key(b, t)])
         return float(np.mean(per_head)), float(np.mean(per_neuron))
+
+    def table_shapes(self) -> list[tuple[int, int]]:
+        """Every (sequences, tokens) shape the table is read at, for both prompt lengths."""
+        prompts = sorted({self.reference_prompt_tokens, self.prompt_tokens})
+        return sorted({(b * self.sequences_per_input, t + p) for b, t in self.input_shapes for p in prompts})
+
+    def refitted(self, measured: list[tuple[list[int], list[int], dict[str, float]]], ridge: float = REFIT_RIDGE):
+        """This cost model refitted to whole models timed on the table's runtime.
+
+        Args:
+            measured: (per-layer heads, per-layer widths, milliseconds per table shape key) of each
+                timed model, the unpruned one included (a layer with 0 heads is removed).
+            ridge: pull toward the table as measured (``[outside, 0, 1]``), relative to the fit's
+                squared relative errors: small, so that measurements decide wherever they vary.
+
+        Returns:
+            A copy whose ``refit`` holds, per table shape, the outside cost, the cost of each kept layer
+            whatever is left in it, and the scale of the table's layer costs that fit the timings in
+            least squares of relative error.
+        """
+        refit = {}
+        for key in self.table.outside_ms:
+            rows = [(heads, widths, ms[key]) for heads, widths, ms in measured if key in ms]
+            if rows:
+                refit[key] = _fit_shape(self.table, key, rows, ridge)
+        return replace(self, refit=refit)
+
+    def to_dict(self) -> dict:
+        """What the report keeps of the model beside the table (the table is in the cache and the report)."""
+        return {"refit": self.refit, "runtime": self.table.key.get("runtime")}
+
+
+def _fit_shape(table: LatencyTable, key: str, rows: list, ridge: float) -> list[float]:
+    """``[outside, per kept layer, scale]`` at one table shape: least squares of the relative error
+    ``(outside + per_layer x layers + scale x sum of table layers) / measured - 1``, with a ridge toward
+    the table (parameters relative to the slowest timing, so the ridge weighs all three alike)."""
+    reference = max(ms for *_, ms in rows)
+    design, target = [], []
+    for heads, widths, ms in rows:
+        kept = [(h, w) for h, w in zip(heads, widths, strict=True) if h > 0]
+        layers = sum(table.layer(key, h, w) for h, w in kept)
+        design.append([reference / ms, reference * len(kept) / ms, layers / ms])
+        target.append(1.0)
+    prior = np.asarray([table.outside_ms[key] / reference, 0.0, 1.0])
+    design = np.vstack([np.asarray(design), np.sqrt(ridge) * np.eye(3)])
+    target = np.concatenate([np.asarray(target), np.sqrt(ridge) * prior])
+    solution, *_ = np.linalg.lstsq(design, target, rcond=None)
+    outside, per_layer, scale = float(solution[0]) * reference, float(solution[1]) * reference, float(solution[2])
+    if scale <= 0:  # the timings cannot tell the layers' size apart: keep the table's proportions
+        return [table.outside_ms[key], 0.0, 1.0]
+    return [max(0.0, outside), per_layer, scale]
 
 
 def default_grid(full: int, points: tuple[float, ...]) -> list[int]:
@@ -221,10 +316,11 @@ def _layer_model(config, layers: int, heads: int, width: int) -> nn.Module:
     return apply_pruning(model, plan)
 
 
-def build_int8_graph(model: nn.Module, directory: Path, name: str, runtime: str = "onnx-int8") -> Path:
-    """Export ``model`` (a bare encoder) and quantise it the way a shipped model's int8 graph is made on
-    ``runtime``: onnxruntime's per-channel dynamic int8 on the fused graph (7-bit weights without VNNI),
-    or NNCF's transformer preset for OpenVINO (calibrated on random token ids)."""
+def build_graph(model: nn.Module, directory: Path, name: str, runtime: str = "onnx-int8") -> Path:
+    """Export ``model`` (a bare encoder) and make the graph a shipped model runs on ``runtime``:
+    onnxruntime's per-channel dynamic int8 on the fused graph (7-bit weights without VNNI), NNCF's
+    transformer preset for OpenVINO's int8 (calibrated on random token ids), or the fp32 graph itself
+    for OpenVINO's bf16 (the precision is a compile hint)."""
     fp32, fused, int8 = (directory / f"{name}-{kind}.onnx" for kind in ("fp32", "fused", "int8"))
     ids = torch.ones(2, 8, dtype=torch.long)
     with torch.no_grad():
@@ -238,6 +334,8 @@ def build_int8_graph(model: nn.Module, directory: Path, name: str, runtime: str 
             opset_version=17,
             dynamo=False,
         )
+    if runtime == "openvino-bf16":
+        return fp32
     if runtime == "openvino-int8":
         target = directory / f"{name}-int8.xml"
         calibration = [synthetic_batch(4, 32, 1024, with_token_types=False, seed=s) for s in range(4)]
@@ -248,16 +346,25 @@ def build_int8_graph(model: nn.Module, directory: Path, name: str, runtime: str 
     return int8
 
 
-def table_runtime(config, shapes: list[tuple[int, int]], threads: int | None, repeats: int = 7) -> str:
-    """The int8 runtime that runs the full backbone's layers faster here (geometric mean over ``shapes``):
-    the runtime the export will most likely ship, so the table is measured on it."""
+def candidate_runtimes() -> tuple[str, ...]:
+    """The table runtimes worth timing here: onnxruntime's int8, and with OpenVINO its int8 and, on CPUs
+    with bf16 arithmetic (AVX-512 bf16, AMX), its bf16."""
     if not OpenVinoRuntime.available():
-        return "onnx-int8"
+        return ("onnx-int8",)
+    return TABLE_RUNTIMES if native_bf16() else ("onnx-int8", "openvino-int8")
+
+
+def table_runtime(config, shapes: list[tuple[int, int]], threads: int | None, repeats: int = 7) -> str:
+    """The table runtime that runs the full backbone's layers fastest here (geometric mean over
+    ``shapes``): the runtime the export will most likely ship, so the table is measured on it."""
+    candidates = candidate_runtimes()
+    if len(candidates) == 1:
+        return candidates[0]
     with tempfile.TemporaryDirectory() as scratch:
         full = _layer_model(config, 2, num_heads(config), intermediate_size(config))
         options = RuntimeOptions(threads=threads, spinning=False)
-        runtimes = {r: open_graph(r, build_int8_graph(full, Path(scratch), r, r), options) for r in TABLE_RUNTIMES}
-        logs = {r: 0.0 for r in TABLE_RUNTIMES}
+        runtimes = {r: open_graph(r, build_graph(full, Path(scratch), r, r), options) for r in candidates}
+        logs = {r: 0.0 for r in candidates}
         for batch, tokens in shapes:
             encoded = synthetic_batch(batch, tokens, 1024, with_token_types=False)
             calls = {name: (lambda r=runtime, e=encoded: r.run(e)) for name, runtime in runtimes.items()}
@@ -270,7 +377,7 @@ def table_key(config, shapes, heads: list[int], widths: list[int], threads: int 
     import onnxruntime
 
     version = onnxruntime.__version__
-    if runtime == "openvino-int8":
+    if runtime.startswith("openvino"):
         import openvino
 
         version = openvino.__version__
@@ -291,7 +398,7 @@ def table_key(config, shapes, heads: list[int], widths: list[int], threads: int 
 
 
 def _measure_layers(config, shapes, heads: list[int], widths: list[int], threads, repeats: int, runtime: str, reporter):
-    """Per shape: one layer's int8 latency at every (heads, width) of the grid, and the time spent
+    """Per shape: one layer's latency at every (heads, width) of the grid, and the time spent
     outside the layers (embeddings, pooling): twice the one-layer graph's time less the two-layer graph's."""
     full_heads, full_width = num_heads(config), intermediate_size(config)
     grid = [(h, w) for h in heads for w in widths]
@@ -301,8 +408,8 @@ def _measure_layers(config, shapes, heads: list[int], widths: list[int], threads
     with tempfile.TemporaryDirectory() as scratch:
         graphs = {}
         for h, w in grid:
-            graphs[(1, h, w)] = build_int8_graph(_layer_model(config, 1, h, w), Path(scratch), f"1-{h}-{w}", runtime)
-        graphs[(2, full_heads, full_width)] = build_int8_graph(
+            graphs[(1, h, w)] = build_graph(_layer_model(config, 1, h, w), Path(scratch), f"1-{h}-{w}", runtime)
+        graphs[(2, full_heads, full_width)] = build_graph(
             _layer_model(config, 2, full_heads, full_width), Path(scratch), "2-full", runtime
         )
         options = RuntimeOptions(threads=threads, spinning=False)
@@ -350,7 +457,7 @@ def measure_table(
         heads, widths: grids of kept heads and FFN widths (default: 5 and 6 points up to the full size).
         threads: onnxruntime intra-op threads (default: one per core).
         repeats: alternated rounds per shape.
-        runtime: ``onnx-int8``, ``openvino-int8`` or ``auto`` (the faster of the two here, see ``table_runtime``).
+        runtime: one of ``TABLE_RUNTIMES`` or ``auto`` (the fastest here, see ``table_runtime``).
     """
     if runtime not in (*TABLE_RUNTIMES, "auto"):
         raise SkeletonError(f"a latency table runs on {', '.join(TABLE_RUNTIMES)} or auto, not {runtime!r}")
@@ -383,6 +490,7 @@ def measure_table(
 def _cached_choice(config, shapes, threads, use_cache: bool) -> str:
     """``table_runtime``, remembered per machine, thread count, backbone shape and library versions."""
     key = table_key(config, shapes, [], [], threads, "auto")
+    key["candidates"] = list(candidate_runtimes())
     if OpenVinoRuntime.available():
         import openvino
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -49,8 +50,10 @@ class Condensation:
         stages: Path,
         device,
         threshold: float,
+        measure: Callable[[PromptedClassifier, PruningPlan], dict] | None = None,
     ) -> None:
         self.workspace, self.planner, self.classifier = workspace, planner, classifier
+        self.measure = measure
         self.config, self.stages, self.device = config, stages, device
         self.threshold = threshold  # the lowest validation accuracy the search accepts
         # search value -> (model, plan, validation accuracy) of every value condensed in full
@@ -105,6 +108,8 @@ class Condensation:
             earlier, accuracy, earlier_details = self._tried[structure]
             self._same_plan[round(value, 6)] = earlier
             return accuracy, time.perf_counter() - started, {**earlier_details, "same_plan_as": earlier}
+        if self.measure is not None:
+            details.update(self.measure(pruned, plan))
         if self.config.fast_search:
             accuracy, predictions = self._validated(pruned)
             details["before_condensation"] = accuracy
