@@ -18,11 +18,13 @@ processing), so
 with ``layer`` interpolated bilinearly on the grid. Ratios of two such predictions are the
 predicted speed-ups the search aims at. One-layer graphs miss what only whole models show (how the
 runtime schedules many layers, what a layer costs whatever is left in it), so the compress run times
-real pruned models too (:mod:`skeleton.measure.plan_latency`) and refits, per shape,
+real pruned models too (:mod:`skeleton.measure.plan_latency`) and refits, per shape, a fixed cost per
+model, per kept layer, per head and per neuron,
 
-    latency(model) = outside' + sum over kept layers of (per_layer + scale x layer(heads, width))
+    latency(model) = outside + sum over kept layers of (per_layer + per_head x heads + per_neuron x width)
 
-to what it measured (:meth:`CostModel.refitted`); ``skeleton bench`` measures the shipped model.
+to what it measured (:meth:`CostModel.refitted`; the table's least-squares plane is the prior, and no
+cost may go below zero); ``skeleton bench`` measures the shipped model.
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.optimize import nnls
 from torch import nn
 
 from skeleton.core.architectures import ffn_layers, from_config, intermediate_size, num_heads, ort_model_type
@@ -55,8 +59,8 @@ from skeleton.method.pruning import apply_pruning, full_plan
 TABLE_FORMAT = "skeleton-latency/2"
 # the runtimes a table can be measured on: the int8 graphs, and OpenVINO's bf16 where the CPU has bf16 arithmetic
 TABLE_RUNTIMES = ("onnx-int8", "openvino-int8", "openvino-bf16")
-# the refit's pull toward the table as measured (see CostModel.refitted): a relative error of 10% weighs as
-# much as moving a parameter by 1% of the slowest timing
+# the refit's pull toward the table (see _fit_shape): a relative error of 1% weighs as much as moving a
+# parameter by 10% of what it contributes to the slowest timed model
 REFIT_RIDGE = 1e-2
 MEASURE_ATTEMPTS = 3  # measurements of one shape before a table whose layers keep costing nothing is refused
 
@@ -119,12 +123,17 @@ class LatencyTable:
         layers = zip(heads, widths, strict=True)
         return self.outside_ms[shape] + sum(self.layer(shape, h, w) for h, w in layers if h > 0)
 
-    def slopes(self, shape: str) -> tuple[float, float]:
-        """(milliseconds per head, per FFN neuron) of one layer: a least-squares plane through the grid."""
+    def plane(self, shape: str) -> tuple[float, float, float]:
+        """(milliseconds of a layer whatever it keeps, per head, per FFN neuron): a least-squares plane
+        through the grid (slopes at least 1e-9: a unit never costs nothing)."""
         rows = [(1.0, h, w) for h in self.heads for w in self.widths]
         values = [v for row in self.layer_ms[shape] for v in row]
         solution, *_ = np.linalg.lstsq(np.asarray(rows), np.asarray(values), rcond=None)
-        return float(max(solution[1], 1e-9)), float(max(solution[2], 1e-9))
+        return float(max(solution[0], 0.0)), float(max(solution[1], 1e-9)), float(max(solution[2], 1e-9))
+
+    def slopes(self, shape: str) -> tuple[float, float]:
+        """(milliseconds per head, per FFN neuron) of one layer: the slopes of :meth:`plane`."""
+        return self.plane(shape)[1:]
 
     def to_dict(self) -> dict:
         return {"format": TABLE_FORMAT, **asdict(self)}
@@ -146,9 +155,9 @@ class CostModel:
         num_heads, widths: the unpruned per-layer heads and FFN widths.
         sequences_per_input: sequences the backbone runs per input (a bi-encoder's pair: 2), so an
             input shape (batch, tokens) is timed as (sequences_per_input x batch, tokens + prompt).
-        refit: per table shape, ``[outside ms, ms per kept layer, scale of the table's layer ms]`` fitted
+        refit: per table shape, ``[outside, per kept layer, per head, per FFN neuron]`` milliseconds fitted
             to whole pruned models timed on the table's runtime (:meth:`refitted`); ``None``: the table as
-            measured (``[outside, 0, 1]``).
+            measured (bilinear per layer).
     """
 
     table: LatencyTable
@@ -164,22 +173,24 @@ class CostModel:
         """The table shape an input shape runs at: sequences x (tokens + soft prompt)."""
         return shape_key(batch * self.sequences_per_input, tokens + prompt)
 
-    def _correction(self, key: str) -> tuple[float, float, float]:
-        if self.refit is not None and key in self.refit:
-            outside, per_layer, scale = self.refit[key]
-            return outside, per_layer, scale
-        return self.table.outside_ms[key], 0.0, 1.0
+    def _linear(self, key: str) -> list[float] | None:
+        return None if self.refit is None else self.refit.get(key)
 
     def layer_ms(self, key: str, heads: int, width: int) -> float:
         """Milliseconds of one kept layer at table shape ``key`` (refitted when measured)."""
-        _, per_layer, scale = self._correction(key)
-        return max(0.0, per_layer + scale * self.table.layer(key, heads, width))
+        linear = self._linear(key)
+        if linear is None:
+            return self.table.layer(key, heads, width)
+        _, per_layer, per_head, per_neuron = linear
+        return per_layer + per_head * heads + per_neuron * width
 
     def model_ms(self, key: str, heads: list[int], widths: list[int]) -> float:
         """Predicted milliseconds of a whole model at table shape ``key`` (a layer with 0 heads is removed
         and costs nothing)."""
+        linear = self._linear(key)
+        outside = self.table.outside_ms[key] if linear is None else linear[0]
         layers = zip(heads, widths, strict=True)
-        return self._correction(key)[0] + sum(self.layer_ms(key, h, w) for h, w in layers if h > 0)
+        return outside + sum(self.layer_ms(key, h, w) for h, w in layers if h > 0)
 
     def reference_ms(self) -> dict[str, float]:
         prompt = self.reference_prompt_tokens
@@ -230,10 +241,10 @@ class CostModel:
         per_head, per_neuron = [], []
         for b, t in self.input_shapes:
             key = self.shape_in_table(b, t, self.prompt_tokens)
-            head_ms, neuron_ms = self.table.slopes(key)
-            scale = max(self._correction(key)[2], 1e-9)
-            per_head.append(scale * head_ms / reference[shape_key(b, t)])
-            per_neuron.append(scale * neuron_ms / reference[shape_key(b, t)])
+            linear = self._linear(key)
+            head_ms, neuron_ms = self.table.slopes(key) if linear is None else (max(v, 1e-9) for v in linear[2:])
+            per_head.append(head_ms / reference[shape_key(b, t)])
+            per_neuron.append(neuron_ms / reference[shape_key(b, t)])
         return float(np.mean(per_head)), float(np.mean(per_neuron))
 
     def table_shapes(self) -> list[tuple[int, int]]:
@@ -247,13 +258,12 @@ class CostModel:
         Args:
             measured: (per-layer heads, per-layer widths, milliseconds per table shape key) of each
                 timed model, the unpruned one included (a layer with 0 heads is removed).
-            ridge: pull toward the table as measured (``[outside, 0, 1]``), relative to the fit's
-                squared relative errors: small, so that measurements decide wherever they vary.
+            ridge: pull toward the table's plane (see :func:`_fit_shape`): small, so that the
+                measurements decide wherever they vary.
 
         Returns:
-            A copy whose ``refit`` holds, per table shape, the outside cost, the cost of each kept layer
-            whatever is left in it, and the scale of the table's layer costs that fit the timings in
-            least squares of relative error.
+            A copy whose ``refit`` holds, per table shape, the milliseconds outside the layers, of each kept
+            layer whatever is left in it, of each head and of each FFN neuron, fitted to the timings.
         """
         refit = {}
         for key in self.table.outside_ms:
@@ -268,24 +278,26 @@ class CostModel:
 
 
 def _fit_shape(table: LatencyTable, key: str, rows: list, ridge: float) -> list[float]:
-    """``[outside, per kept layer, scale]`` at one table shape: least squares of the relative error
-    ``(outside + per_layer x layers + scale x sum of table layers) / measured - 1``, with a ridge toward
-    the table (parameters relative to the slowest timing, so the ridge weighs all three alike)."""
-    reference = max(ms for *_, ms in rows)
-    design, target = [], []
+    """``[outside, per kept layer, per head, per neuron]`` milliseconds at one table shape: non-negative
+    least squares of the relative error ``(outside + per_layer x layers + per_head x heads + per_neuron x
+    neurons) / measured - 1`` over the timed models, with a ridge toward the table (its outside cost and
+    least-squares plane). Each parameter is scaled by its share of the slowest timed model, so the ridge
+    weighs them alike; non-negative, because removing a unit never makes a model slower."""
+    features = []
     for heads, widths, ms in rows:
         kept = [(h, w) for h, w in zip(heads, widths, strict=True) if h > 0]
-        layers = sum(table.layer(key, h, w) for h, w in kept)
-        design.append([reference / ms, reference * len(kept) / ms, layers / ms])
-        target.append(1.0)
-    prior = np.asarray([table.outside_ms[key] / reference, 0.0, 1.0])
-    design = np.vstack([np.asarray(design), np.sqrt(ridge) * np.eye(3)])
-    target = np.concatenate([np.asarray(target), np.sqrt(ridge) * prior])
-    solution, *_ = np.linalg.lstsq(design, target, rcond=None)
-    outside, per_layer, scale = float(solution[0]) * reference, float(solution[1]) * reference, float(solution[2])
-    if scale <= 0:  # the timings cannot tell the layers' size apart: keep the table's proportions
-        return [table.outside_ms[key], 0.0, 1.0]
-    return [max(0.0, outside), per_layer, scale]
+        features.append([1.0, len(kept), sum(h for h, _ in kept), sum(w for _, w in kept), ms])
+    slowest = max(features, key=lambda f: f[-1])
+    reference = slowest[-1]
+    # a parameter's scale: what it contributes to the slowest model (at least a millionth of it)
+    scales = np.asarray([max(count, 1.0) for count in slowest[:4]])
+    scales = reference / scales
+    prior = np.asarray([table.outside_ms[key], *table.plane(key)]) / scales
+    design = np.asarray([[v * s / f[-1] for v, s in zip(f[:4], scales, strict=True)] for f in features])
+    design = np.vstack([design, np.sqrt(ridge) * np.eye(4)])
+    target = np.concatenate([np.ones(len(features)), np.sqrt(ridge) * prior])
+    solution, _ = nnls(design, target)
+    return [float(v) for v in solution * scales]
 
 
 def default_grid(full: int, points: tuple[float, ...]) -> list[int]:
@@ -323,7 +335,9 @@ def build_graph(model: nn.Module, directory: Path, name: str, runtime: str = "on
     for OpenVINO's bf16 (the precision is a compile hint)."""
     fp32, fused, int8 = (directory / f"{name}-{kind}.onnx" for kind in ("fp32", "fused", "int8"))
     ids = torch.ones(2, 8, dtype=torch.long)
-    with torch.no_grad():
+    # the tracer's warnings are about shapes fixed at export, which this timing graph does not rely on
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(
             _HiddenStates(model),
             (ids, torch.ones_like(ids)),
