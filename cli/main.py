@@ -18,7 +18,21 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cli.options import Option, flag_names, options, with_options
+from cli.options import (
+    CONDENSE_PANEL,
+    DATA_PANEL,
+    EXPORT_PANEL,
+    MODEL_PANEL,
+    OUTPUT_PANEL,
+    SCORING_PANEL,
+    SEARCH_PANEL,
+    TEACHER_PANEL,
+    Option,
+    flag_names,
+    in_panel,
+    options,
+    with_options,
+)
 
 # the library's defaults are the command line's: one source, read here (skeleton.core.config is light)
 from skeleton.core.config import (
@@ -105,24 +119,29 @@ DATA_OPTIONS = options(
         "max_rows",
         "seed",
     ),
+    panel=DATA_PANEL,
     data_file="data",
     text_columns="text_column",
 )
 MODEL_OPTIONS = options(
     ModelConfig,
     ("model", "head", "num_virtual_tokens", "prompt_init", "max_length", "use_template"),
+    panel=MODEL_PANEL,
     num_virtual_tokens="prompt_tokens",
     use_template="template",
 )
 # training settings default to the task's recipe (skeleton.core.tasks): None here means "not given"
-TRAIN_OPTIONS = [
-    Option(TrainConfig, "trains", "tune", recipe=True, help_prefix="Prior knowledge injection (step 1): "),
-    Option(TrainConfig, "backbone_lr", "tune_lr", recipe=True, help_prefix="Prior knowledge injection: "),
-    *(
-        Option(TrainConfig, name, recipe=True)
-        for name in ("epochs", "steps", "head_init", "batch_size", "lr", "head_lr", "patience")
-    ),
-]
+TRAIN_OPTIONS = in_panel(
+    TEACHER_PANEL,
+    [
+        Option(TrainConfig, "trains", "tune", recipe=True, help_prefix="Prior knowledge injection (step 1): "),
+        Option(TrainConfig, "backbone_lr", "tune_lr", recipe=True, help_prefix="Prior knowledge injection: "),
+        *(
+            Option(TrainConfig, name, recipe=True)
+            for name in ("epochs", "steps", "head_init", "batch_size", "lr", "head_lr", "patience")
+        ),
+    ],
+)
 CONDENSE_OPTIONS = [
     Option(TrainConfig, "epochs", "condense_epochs", recipe=True, help_prefix="Knowledge condensation: "),
     Option(TrainConfig, "steps", "condense_steps", recipe=True, help_prefix="Knowledge condensation: "),
@@ -136,29 +155,21 @@ CONDENSE_KIND_OPTIONS = [
     Option(TrainConfig, "distill", recipe=True, help_prefix="Knowledge condensation: "),
     Option(TrainConfig, "temperature", recipe=True, help_prefix="Knowledge condensation: "),
 ]
+CONDENSE_OPTIONS = in_panel(CONDENSE_PANEL, CONDENSE_OPTIONS)
+CONDENSE_KIND_OPTIONS = in_panel(CONDENSE_PANEL, CONDENSE_KIND_OPTIONS)
 OUTPUT_OPTIONS = ("device", "output", "overwrite")
-COMPRESS_OPTIONS = options(
-    CompressConfig,
-    (
-        "prompt",
-        "teacher",
-        "min_gain",
-        "allow_weak_prior",
-        "scorer",
-        "attribution_samples",
-        "scorer_samples",
-        "skill_prompts",
-        "condensed_prompt_tokens",
-        "fast_search",
-        "trial_steps",
-        "bias_compensation",
-        "round_to",
-        "export",
-        "resume",
-        *OUTPUT_OPTIONS,
+COMPRESS_OPTIONS = [
+    *options(CompressConfig, ("prompt", "teacher", "min_gain", "allow_weak_prior"), panel=TEACHER_PANEL),
+    *options(CompressConfig, ("scorer", "attribution_samples", "scorer_samples", "skill_prompts"), panel=SCORING_PANEL),
+    *options(
+        CompressConfig,
+        ("condensed_prompt_tokens", "fast_search", "trial_steps", "bias_compensation", "round_to"),
+        panel=SEARCH_PANEL,
     ),
-)
-SEARCH_OPTIONS = options(SearchConfig, ("max_trials", "confidence", "target_speedup"))
+    *options(CompressConfig, ("export",), panel=EXPORT_PANEL),
+    *options(CompressConfig, ("resume", *OUTPUT_OPTIONS), panel=OUTPUT_PANEL),
+]
+SEARCH_OPTIONS = options(SearchConfig, ("max_trials", "confidence", "target_speedup"), panel=SEARCH_PANEL)
 Quiet = Annotated[bool, typer.Option(help="No progress bars.")]
 Device = Annotated[str, typer.Option(help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N.")]
 
@@ -251,14 +262,16 @@ def compress(
         str,
         typer.Option(
             help="'ffn'; 'ffn,heads' (and ',layers') to prune attention heads (and whole layers) too, ranked "
-            "with the neurons by score per measured latency; 'ffn,ffn-out' to prune the second FFN's output dims."
+            "with the neurons by score per measured latency; 'ffn,ffn-out' to prune the second FFN's output dims.",
+            rich_help_panel=SEARCH_PANEL,
         ),
     ] = ",".join(CompressConfig.targets),
     margin: Annotated[
         float | None,
         typer.Option(
             help=f"Accepted validation accuracy drop, in points [default: {SearchConfig.margin}]; given beside "
-            "--target-speedup, the fastest model at least that fast within it."
+            "--target-speedup, the fastest model at least that fast within it.",
+            rich_help_panel=SEARCH_PANEL,
         ),
     ] = None,
     shapes: Annotated[

@@ -6,6 +6,7 @@ the config class's docstring (``Attributes:``), so the command line cannot drift
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import re
@@ -19,6 +20,21 @@ import typer
 RECIPE = " [default: the task's recipe, see 'skeleton tasks']"
 # a config field's name in an error message: snake_case anywhere (not inside a path), or a plain word that
 # starts the message and is followed by "must"
+# the headings --help lists options under, in this order (options without one come first, under "Options")
+DATA_PANEL, MODEL_PANEL, TEACHER_PANEL = "Data", "Model", "Step 1: the teacher"
+SCORING_PANEL, SEARCH_PANEL, CONDENSE_PANEL = "Step 2: scoring", "Step 3: search and pruning", "Step 4: condensation"
+EXPORT_PANEL, OUTPUT_PANEL = "Export", "Output"
+PANELS = (
+    None,
+    DATA_PANEL,
+    MODEL_PANEL,
+    TEACHER_PANEL,
+    SCORING_PANEL,
+    SEARCH_PANEL,
+    CONDENSE_PANEL,
+    EXPORT_PANEL,
+    OUTPUT_PANEL,
+)
 FIELD_WORD = re.compile(r"(?<![\w/.-])[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b|^[a-z]+(?= must )")
 
 
@@ -44,6 +60,7 @@ class Option:
     name: str = ""  # the parameter (and --flag) name; default: the field's
     recipe: bool = False  # default None: the task's recipe fills it in
     help_prefix: str = ""
+    panel: str | None = None  # the heading it is listed under in --help
 
     @property
     def parameter_name(self) -> str:
@@ -57,15 +74,23 @@ class Option:
             kind, default, help_text = kind | None, None, help_text + RECIPE
         else:
             default = spec.default if spec.default is not MISSING else spec.default_factory()
-        annotation = Annotated[kind, typer.Option(help=help_text)]
+        # a negative switch (no_auth) is one flag, not --no-auth/--no-no-auth
+        names = [f"--{self.parameter_name.replace('_', '-')}"] if kind is bool and self.field.startswith("no_") else []
+        annotation = Annotated[kind, typer.Option(*names, help=help_text, rich_help_panel=self.panel)]
         return inspect.Parameter(
             self.parameter_name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
         )
 
 
-def options(cls: type, names: Iterable[str], **renamed: str) -> list[Option]:
-    """Options for ``names`` of ``cls``'s fields; ``renamed`` maps a field to its command-line name."""
-    return [Option(cls, name, renamed.get(name, "")) for name in names]
+def options(cls: type, names: Iterable[str], panel: str | None = None, **renamed: str) -> list[Option]:
+    """Options for ``names`` of ``cls``'s fields, listed under ``panel`` in ``--help``; ``renamed`` maps a
+    field to its command-line name."""
+    return [Option(cls, name, renamed.get(name, ""), panel=panel) for name in names]
+
+
+def in_panel(panel: str, group: list[Option]) -> list[Option]:
+    """``group`` listed under ``panel`` in ``--help``."""
+    return [dataclasses.replace(option, panel=panel) for option in group]
 
 
 def option_names(groups: Iterable[list[Option]]) -> dict[str, str | None]:
@@ -101,7 +126,8 @@ def with_options(*groups: list[Option]) -> Callable:
             p.replace(annotation=hints.get(p.name, p.annotation), kind=inspect.Parameter.KEYWORD_ONLY)
             for p in list(inspect.signature(command).parameters.values())[1:]
         ]
-        generated = [option.parameter() for group in groups for option in group]
+        generated = [option for group in groups for option in group]
+        generated = [o.parameter() for o in sorted(generated, key=lambda o: PANELS.index(o.panel))]
         names = [p.name for p in generated]
         clash = {p.name for p in own} & set(names)
         if clash or len(set(names)) != len(names):

@@ -33,6 +33,7 @@ from skeleton.core.layout import (
     STAGES_DIR,
     STATE_FILE,
 )
+from skeleton.core.machine import describe_cpu
 from skeleton.core.modeling import PromptedClassifier, save_prompt_and_head
 from skeleton.core.progress import SILENT, Reporter
 from skeleton.core.records import CompressReport, speed_text, write_json
@@ -339,7 +340,8 @@ def _finish(
     value = outcome.search.value
     classifier, planner = condensation.classifier, condensation.planner
     ablations = _ablations(classifier, planner, value, config, workspace, device) if plan is not None else {}
-    save_classifier(skeleton_model, workspace.tokenizer, work, plan, skeleton_meta(workspace))
+    meta = skeleton_meta(workspace, skeleton_model.num_virtual_tokens)
+    save_classifier(skeleton_model, workspace.tokenizer, work, plan, meta)
     scores.save(work / SCORES_FILE)
     outcome.timings["total"] = time.perf_counter() - started
     report = _report(outcome, condensation, workspace.split_metrics(skeleton_predictions), differences, ablations)
@@ -401,6 +403,7 @@ def _report(
         prompt_tuning=tuned.training,
         config=config.to_dict(),
         versions=library_versions(),
+        machine=describe_cpu(),
     )
 
 

@@ -55,7 +55,7 @@ def test_compare_writes_one_row_per_scorer_that_a_rerun_of_its_pruning_reproduce
         pruned, plan = Planner(scores, config).prune(classifier, 0.5)
         assert plan.kept_fraction == pytest.approx(row["kept_fraction"])
         assert workspace.evaluate_splits(pruned, torch.device("cpu")) == row["before_condensation"]
-        assert set(row["after_condensation"]) == {"validation", "test"} and row["condensation_seconds"] > 0
+        assert set(row["after_condensation"]) == {"validation", "test"}
 
     again = runner.invoke(app, args)
     assert again.exit_code == 2 and "already exists" in again.output

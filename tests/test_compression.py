@@ -27,6 +27,10 @@ def test_compress_end_to_end_and_reload(tmp_path, tiny_bert_dir, sst2_dir):
     report = json.loads((out / "report.json").read_text())
     assert report == json.loads(json.dumps(result.report.to_dict(), default=str))
     assert 1 <= len(report["search"]["trials"]) <= 5
+    # the machine it ran on (the plan depends on it), and the whole command's wall time beside its stages'
+    from skeleton.core.machine import describe_cpu
+
+    assert report["machine"] == describe_cpu() and "total" in report["timings_seconds"]
     plan = json.loads((out / "pruning_plan.json").read_text())
     assert report["kept_fraction"] == pytest.approx(plan["kept_fraction"])
     assert report["search_value"] == pytest.approx(0.15)
@@ -314,6 +318,10 @@ def test_compress_with_heads_and_a_target_speedup(tmp_path, tiny_bert_dir, sst2_
     assert all(1 <= plan["kept_heads"][i] <= 4 for i in kept_layers)
     loaded = skeleton.load(out, device="cpu")
     assert loaded.classifier.num_virtual_tokens == 2
+    # skeleton.json, which bench's multiply-accumulate count (the "ideal" speed-up) reads, says so too
+    from skeleton.measure.bench import ModelShape
+
+    assert ModelShape.of(out).num_virtual_tokens == 2
     assert [layer.num_heads for layer in ffn_layers(loaded.classifier.backbone)] == [
         plan["kept_heads"][i] for i in kept_layers
     ]
@@ -348,8 +356,6 @@ def test_compress_with_the_companion_papers_scorers(tmp_path, tiny_bert_dir, sst
     assert scores.scorer == scorer and [len(s) for s in scores.ffn] == [64, 64]
     if scorer == "lca":  # weight-mass ranks: every neuron once, 128 first
         assert sorted(torch.cat(scores.ffn).tolist()) == list(range(1, 129))
-    else:  # predictivities, averaged over the two prompts
-        assert ((torch.cat(scores.ffn) >= 0.5) & (torch.cat(scores.ffn) <= 1)).all()
     assert not any((tmp_path / "out").glob("**/skill-prompt-*"))  # the extra prompts stay in the working dir
 
 

@@ -252,11 +252,20 @@ def test_overload_gets_429_and_sigterm_loses_nothing_in_flight(models):
         async def send(client, n):
             return await client.post(f"{running.url}/predict", json={"inputs": TEXTS[:n]})
 
+        async def waiting(client) -> float:
+            text = (await client.get(f"{running.url}/metrics")).text
+            return sum(
+                float(line.split()[-1])
+                for line in text.splitlines()
+                if line.startswith("skeleton_queue_depth") and 'model="sentiment"' in line
+            )
+
         async def burst(count, n, then=None):
             async with httpx.AsyncClient(timeout=30) as client:
                 tasks = [asyncio.create_task(send(client, n)) for _ in range(count)]
-                if then is not None:
-                    await asyncio.sleep(0.15)
+                if then is not None:  # once every input waits in the queue for its batch
+                    while await waiting(client) < count * n:
+                        assert not any(t.done() for t in tasks), "a request was answered before all were queued"
                     then()
                 return await asyncio.gather(*tasks)
 
@@ -413,6 +422,7 @@ def test_sigterm_under_load_answers_every_accepted_request(models):
     accepted is answered; the rest are refused at connect time (the listener closed), none reset or dropped."""
     running = Server([str(models["sentiment"])])
     outcomes: list[str] = []
+    answering: asyncio.Event | None = None  # made inside the event loop, below
 
     async def client(remaining: list[int]):
         while remaining:
@@ -421,15 +431,19 @@ def test_sigterm_under_load_answers_every_accepted_request(models):
                 async with httpx.AsyncClient(timeout=60) as http:  # a new connection per request
                     response = await http.post(f"{running.url}/predict", json={"inputs": TEXTS[:2]})
                 outcomes.append(str(response.status_code))
+                if len(outcomes) >= 20:
+                    answering.set()
             except httpx.ConnectError:
                 outcomes.append("refused")
             except httpx.TransportError as error:  # reset, or closed with the request unanswered
                 outcomes.append(f"lost: {type(error).__name__}")
 
     async def load():
+        nonlocal answering
+        answering = asyncio.Event()
         remaining = list(range(600))
         tasks = [asyncio.create_task(client(remaining)) for _ in range(32)]
-        await asyncio.sleep(1.0)
+        await answering.wait()  # SIGTERM once the server is busy answering (20 answers out)
         running.process.send_signal(signal.SIGTERM)
         await asyncio.gather(*tasks)
 

@@ -20,10 +20,17 @@ def test_calls_alternate_in_a_rotating_order_after_warmup():
     assert {name: t.repeats for name, t in timings.items()} == {"a": 3, "b": 3, "c": 3}
 
 
-def test_time_budget_stops_after_the_minimum_rounds():
-    import time
+def test_time_budget_stops_after_the_minimum_rounds_and_at_the_budget():
+    """A clock the calls move themselves: "slow" takes 10 ms, "fast" none. With no budget the minimum
+    rounds run; with 45 ms, the round in which 45 ms were spent is the last (5 rounds of 10 ms)."""
+    now = [0.0]
 
-    calls = {"slow": lambda: time.sleep(0.01), "fast": lambda: None}
-    timings = time_alternating(calls, repeats=50, warmup=0, max_seconds=0.0, min_repeats=2)
+    def slow():
+        now[0] += 0.010
+
+    calls = {"slow": slow, "fast": lambda: None}
+    timings = time_alternating(calls, repeats=50, warmup=0, max_seconds=0.0, min_repeats=2, clock=lambda: now[0])
     assert timings["slow"].repeats == 2 and timings["fast"].repeats == 2
-    assert timings["slow"].median_ms >= 10 > timings["fast"].median_ms
+    assert timings["slow"].median_ms == pytest.approx(10.0) and timings["fast"].median_ms == 0.0
+    timings = time_alternating(calls, repeats=50, warmup=0, max_seconds=0.045, min_repeats=2, clock=lambda: now[0])
+    assert timings["slow"].repeats == timings["fast"].repeats == 5

@@ -246,6 +246,9 @@ class CompressReport(Record):
     timings_seconds: dict[str, float] = field(default_factory=dict)
     prompt_tuning: dict | None = None  # how the prompt-tuned model was trained (None: a given prompt)
     versions: dict[str, str] = field(default_factory=dict)
+    # the CPU the run was on (name, cores, the flags that decide the fastest runtime): the plan, and so the
+    # speed and accuracy, depend on it
+    machine: dict = field(default_factory=dict)
 
     @property
     def teacher_name(self) -> str:

@@ -48,6 +48,7 @@ def time_alternating(
     warmup: int = 2,
     max_seconds: float | None = None,
     min_repeats: int = 3,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, Timing]:
     """Time each callable, one call of each per repeat, in a rotating order.
 
@@ -58,6 +59,7 @@ def time_alternating(
         max_seconds: stop after the round in which this much time was spent timing, once
             ``min_repeats`` rounds are done (large shapes on slow runtimes).
         min_repeats: rounds always run, whatever ``max_seconds`` says.
+        clock: seconds now (a test passes a clock it moves itself).
 
     Returns:
         name -> :class:`Timing`.
@@ -69,14 +71,14 @@ def time_alternating(
         for _ in range(warmup):
             calls[name]()
     samples: dict[str, list[float]] = {name: [] for name in names}
-    started = time.perf_counter()
+    started = clock()
     for round_index in range(repeats):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
-            begin = time.perf_counter()
+            begin = clock()
             calls[name]()
-            samples[name].append(time.perf_counter() - begin)
-        spent = time.perf_counter() - started
+            samples[name].append(clock() - begin)
+        spent = clock() - started
         if max_seconds is not None and round_index + 1 >= min_repeats and spent >= max_seconds:
             break
     return {name: Timing.from_samples(values) for name, values in samples.items()}

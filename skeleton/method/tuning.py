@@ -382,15 +382,16 @@ def tune(config: TuneConfig, reporter: Reporter = SILENT) -> TuneResult:
     return TuneResult(str(output), validation, test, result, majority, weak_prior)
 
 
-def skeleton_meta(workspace: Workspace) -> ModelMeta:
-    """``skeleton.json``: what :func:`skeleton.load` needs to turn texts into inputs."""
+def skeleton_meta(workspace: Workspace, num_virtual_tokens: int | None = None) -> ModelMeta:
+    """``skeleton.json``: what :func:`skeleton.load` needs to turn texts into inputs; ``num_virtual_tokens``:
+    the saved model's soft-prompt length when it differs from step 1's (a Skeleton model's shortened prompt)."""
     return ModelMeta(
         task=workspace.spec.name,
         base_model=workspace.model_path,
         head=workspace.head,
         use_template=workspace.use_template,
         max_length=workspace.model_config.max_length,
-        num_virtual_tokens=workspace.model_config.prompt_tokens,
+        num_virtual_tokens=workspace.model_config.prompt_tokens if num_virtual_tokens is None else num_virtual_tokens,
         label_names=list(workspace.spec.label_names),
         task_spec=workspace.spec.to_dict(),
     )
