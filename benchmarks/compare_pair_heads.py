@@ -3,7 +3,7 @@ a compress run's ``prompt_tuned/``), compared on validation and test with paired
 
     python benchmarks/compare_pair_heads.py --task mrpc --data-dir ../shared/data/mrpc \\
         --a exported_models/mrpc-all-MiniLM-L6-v2/prompt_tuned --b exported_models/mrpc-all-MiniLM-L6-v2-prompt \\
-        --output benchmarks/results/mrpc_cross_encoded_tune/heads_compared.json
+        --output benchmarks/sweeps/mrpc_cross_encoded_tune/heads_compared.json
 
 Each model is evaluated through its own head's encoding (a bi-encoder's sentences apart, a cross-encoder's
 templated pair); the data settings are the defaults, so the splits are the ones compress and tune used.

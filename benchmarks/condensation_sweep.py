@@ -6,7 +6,7 @@ layers) at one predicted latency fraction, condenses it and evaluates it; valida
 a default is chosen on, test accuracy is reported beside it. The teacher's logits are computed once.
 
     python benchmarks/condensation_sweep.py --from exported_models/sst2-2x --sweep prompt-length \\
-        --task sst2 --data-dir ../shared/data/sst2 --output benchmarks/results/condensation_prompt_length_sst2.json
+        --task sst2 --data-dir ../shared/data/sst2 --output benchmarks/sweeps/condensation_prompt_length_sst2.json
 
 Sweeps: ``prompt-length`` (4 / 8 / 12 / 20 prompt tokens at 2x, distilled full condensation),
 ``modes`` (prompt, distilled LoRA, distilled full at 2x, 8 tokens), ``curve`` (prompt-only against

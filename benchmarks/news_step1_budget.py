@@ -1,9 +1,9 @@
 """news.csv, step 1's budget: the default fine-tuning (one epoch, lr 5e-5) against lr 1e-4 and three epochs,
-on the same held-out splits, with paired bootstrap intervals (benchmarks/results/news_step1_budget/).
+on the same held-out splits, with paired bootstrap intervals (benchmarks/sweeps/news_step1_budget/).
 
     skeleton tune --data ../shared/data/news/news.csv --text-column headline --text-column body \
         --label-column category [--tune-lr 1e-4 | --epochs 3] --output DIR    # each model first
-    python benchmarks/news_step1_budget.py benchmarks/results/news_step1_budget/teachers_compared.json
+    python benchmarks/news_step1_budget.py benchmarks/sweeps/news_step1_budget/teachers_compared.json
 """
 
 import json

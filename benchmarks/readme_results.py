@@ -1,7 +1,10 @@
-"""Render the README's results sections from the committed reports of the default runs.
+"""Render the results sections of the README and docs/ from the committed reports of the default runs.
 
-    python benchmarks/readme_results.py            # rewrite the sections between the README's markers
-    python benchmarks/readme_results.py --check    # exit 1 when the README differs from the reports
+    python benchmarks/readme_results.py            # rewrite the sections between the files' markers
+    python benchmarks/readme_results.py --check    # exit 1 when a file differs from the reports
+
+The README holds one short table of every default run (``render_summary``); ``docs/results.md`` each run
+in full and ``docs/serving.md`` the load benchmark.
 
 Each section is made from two files in ``benchmarks/results/default_<task>/``: ``report.json``, what
 ``skeleton compress --task <task> --data-dir ../shared/data/<task>`` wrote, and ``bench.json``, what
@@ -23,6 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 RESULTS = RESULTS_DIR / "default_sst2"
 README = ROOT / "README.md"
+RESULTS_DOC = ROOT / "docs" / "results.md"
+SERVING_DOC = ROOT / "docs" / "serving.md"
+SUMMARY_START = "<!-- summary: rendered by python benchmarks/readme_results.py from benchmarks/results/default_* -->"
+SUMMARY_END = "<!-- end of summary -->"
+SUMMARY_RUNS = ("default_sst2", "default_mrpc", "default_news")  # the default runs, in the README's order
 SERVING = RESULTS_DIR / "serve_sst2_minilm"
 SERVING_REPORTS = "serve_load_*_buckets.json"  # one per runtime, from benchmarks/serve_load.py
 SERVE_START = "<!-- serving results: rendered by python benchmarks/readme_results.py from " + (
@@ -39,9 +47,10 @@ USER_START = (
     "<!-- user data results: rendered by python benchmarks/readme_results.py from benchmarks/results/default_news -->"
 )
 USER_END = "<!-- end of user data results -->"
-PROBES = RESULTS_DIR / "probes_mrpc_minilm.json"
-CROSS_ENCODED = RESULTS_DIR / "mrpc_cross_encoded_tune" / "report.json"  # skeleton tune --task mrpc --head cls
-HEADS_COMPARED = RESULTS_DIR / "mrpc_cross_encoded_tune" / "heads_compared.json"  # benchmarks/compare_pair_heads.py
+SWEEPS_DIR = ROOT / "benchmarks" / "sweeps"  # one-off probes and sweeps behind a default
+PROBES = SWEEPS_DIR / "probes_mrpc_minilm.json"
+CROSS_ENCODED = SWEEPS_DIR / "mrpc_cross_encoded_tune" / "report.json"  # skeleton tune --task mrpc --head cls
+HEADS_COMPARED = SWEEPS_DIR / "mrpc_cross_encoded_tune" / "heads_compared.json"  # benchmarks/compare_pair_heads.py
 METRIC_NAMES = {"f1": "F1", "macro_f1": "macro-F1"}
 # what one row of a task's splits is called, and what its test split is
 ROWS = {"sst2": ("sentences", "the GLUE dev split"), "mrpc": ("pairs", "the MRPC test split")}
@@ -283,7 +292,7 @@ def end_to_end_line(bench: dict, data: dict) -> list[str]:
     return ["", f"Real {what} end to end (tokenizer and template included): {speedups}."]
 
 
-TUNED_HEADS = RESULTS_DIR / "mrpc_tuned_heads"  # benchmarks/compare_pair_heads.py on skeleton tune --task mrpc runs
+TUNED_HEADS = SWEEPS_DIR / "mrpc_tuned_heads"  # benchmarks/compare_pair_heads.py on skeleton tune --task mrpc runs
 
 
 def tuned_head_lines(report: dict) -> list[str]:
@@ -330,7 +339,7 @@ def render(results: Path = RESULTS) -> str:
     report = json.loads((results / "report.json").read_text())
     bench = json.loads((results / "bench.json").read_text())
     task = report["data"]["task"]
-    start, end = next((start, end) for start, end, folder, _ in SECTIONS if folder == results)
+    start, end = next((start, end) for _, start, end, folder, _ in SECTIONS if folder == results)
     machine = bench["machine"]
     speedups = [p["headline"]["speedup"] for p in bench["points"] if p["headline"]]
     runtimes = sorted({c["runtime"] for c in bench["contenders"]})
@@ -431,35 +440,101 @@ def render_serving(folder: Path = SERVING) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _removed_short(report: dict) -> str:
+    """What the Skeleton model removed, in a few words: layers, heads, FFN neurons."""
+    parts = []
+    layers = report.get("kept_layers")
+    total_layers = len(report["kept_sizes"] or [])
+    if layers is not None and total_layers:
+        parts.append(f"{total_layers - len(layers)} of {total_layers} layers")
+    heads = report.get("kept_heads")
+    per_layer = ((report.get("cost_model") or {}).get("table") or {}).get("key", {}).get("num_heads")
+    if heads and per_layer and total_layers:
+        parts.append(f"{per_layer * total_layers - sum(heads)} of {per_layer * total_layers} heads")
+    parts.append(f"{100 * report['removed_fraction']:.1f}% of FFN neurons")
+    return ", ".join(parts)
+
+
+def _summary_row(folder: Path) -> tuple[str, dict]:
+    report = json.loads((folder / "report.json").read_text())
+    bench = json.loads((folder / "bench.json").read_text())
+    speedups = [p["headline"]["speedup"] for p in bench["points"] if p["headline"]]
+    name = (
+        report["data"]["task"]
+        if not report["config"]["data"].get("data_file")
+        else Path(report["config"]["data"]["data_file"]).name
+    )
+    teacher, skeleton = report["prompt_tuned"], report["skeleton"]
+    minutes = report["timings_seconds"].get("total", 0.0) / 60
+    row = (
+        f"| {name} | {teacher_name(report['config'])}: {teacher['validation']['accuracy']:.2f} / "
+        f"{teacher['test']['accuracy']:.2f} | {skeleton['validation']['accuracy']:.2f} / "
+        f"{skeleton['test']['accuracy']:.2f} | {interval_words(report['accuracy_difference']['test'])} | "
+        f"{_removed_short(report)} | {min(speedups):.2f}x to {max(speedups):.2f}x | {minutes:.1f} min |"
+    )
+    return row, bench["machine"]
+
+
+def render_summary(folders: tuple[Path, ...]) -> str:
+    """The README's table: each default run's teacher and Skeleton accuracy, what went, bench's range."""
+    rows, machines = zip(*(_summary_row(folder) for folder in folders), strict=True)
+    machine = machines[0]
+    cpus = {(m["cpu"], tuple(m["cpu_flags"])) for m in machines}
+    where = f"{machine['cpu']} with {machine['cores']} cores ({', '.join(machine['cpu_flags'])})"
+    lines = [
+        SUMMARY_START,
+        "",
+        f"Each default run, seed 42, on {where}"
+        + ("" if len(cpus) == 1 else " (and others: see docs/results.md)")
+        + ". Accuracy in %, validation / test (test only reported); the speed-up is `skeleton bench`'s, the "
+        "Skeleton model's fastest runtime against the teacher's fastest of all, over batch {1, 8, 32} x input "
+        "tokens {16, 64, 128}. Every figure, and the runs before: [docs/results.md](docs/results.md).",
+        "",
+        "| data | teacher | Skeleton | Skeleton minus teacher, test (95% interval) | removed | speed-up | compress |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        SUMMARY_END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# (file, start marker, end marker, what it is rendered from, renderer)
 SECTIONS = (
-    (START, END, RESULTS, render),
-    (PAIR_START, PAIR_END, RESULTS_DIR / "default_mrpc", render),
-    (USER_START, USER_END, RESULTS_DIR / "default_news", render),
-    (SERVE_START, SERVE_END, SERVING, render_serving),
+    (README, SUMMARY_START, SUMMARY_END, tuple(RESULTS_DIR / run for run in SUMMARY_RUNS), render_summary),
+    (RESULTS_DOC, START, END, RESULTS, render),
+    (RESULTS_DOC, PAIR_START, PAIR_END, RESULTS_DIR / "default_mrpc", render),
+    (RESULTS_DOC, USER_START, USER_END, RESULTS_DIR / "default_news", render),
+    (SERVING_DOC, SERVE_START, SERVE_END, SERVING, render_serving),
 )
 
 
-def _section(text: str, start_marker: str = START, end_marker: str = END) -> tuple[int, int]:
+def _section(text: str, start_marker: str = START, end_marker: str = END, path: Path = README) -> tuple[int, int]:
     start, end = text.find(start_marker), text.find(end_marker)
     if start < 0 or end < start:
-        raise SystemExit(f"{README} has no results markers ({start_marker!r} ... {end_marker!r})")
+        raise SystemExit(f"{path} has no results markers ({start_marker!r} ... {end_marker!r})")
     return start, end + len(end_marker) + 1
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 when the README's sections differ")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a file's sections differ")
     args = parser.parse_args()
-    text = README.read_text()
-    for start_marker, end_marker, results, renderer in SECTIONS:
-        start, end = _section(text, start_marker, end_marker)
+    texts = {path: path.read_text() for path in {section[0] for section in SECTIONS}}
+    for path, start_marker, end_marker, results, renderer in SECTIONS:
+        text = texts[path]
+        start, end = _section(text, start_marker, end_marker, path)
         rendered = renderer(results)
         if args.check and text[start:end] != rendered:
-            print("README.md's results sections differ from the reports: run python benchmarks/readme_results.py")
+            print(
+                f"{path.relative_to(ROOT)}'s results sections differ from the reports: run python "
+                "benchmarks/readme_results.py"
+            )
             return 1
-        text = text[:start] + rendered + text[end:]
+        texts[path] = text[:start] + rendered + text[end:]
     if not args.check:
-        README.write_text(text)
+        for path, text in texts.items():
+            path.write_text(text)
     return 0
 
 

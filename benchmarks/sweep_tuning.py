@@ -89,10 +89,10 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--jobs", type=int, default=1, help="settings run at once (threads are split among them)")
     parser.add_argument("--only", nargs="*", help="setting names to run (default: all not yet in the output)")
-    parser.add_argument("--output", type=Path, help="default: benchmarks/results/tuning_sweep_<task>_minilm")
+    parser.add_argument("--output", type=Path, help="default: benchmarks/sweeps/tuning_sweep_<task>_minilm")
     args = parser.parse_args()
     settings = SWEEPS[args.task]
-    args.output = args.output or Path(f"benchmarks/results/tuning_sweep_{args.task}_minilm")
+    args.output = args.output or Path(f"benchmarks/sweeps/tuning_sweep_{args.task}_minilm")
     results = args.output.with_suffix(".json")
     # each finished setting is written at once, so an interrupted sweep resumes where it stopped
     rows = json.loads(results.read_text()) if results.is_file() else []

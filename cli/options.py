@@ -35,6 +35,7 @@ PANELS = (
     EXPORT_PANEL,
     OUTPUT_PANEL,
 )
+QUOTED_FIELD = re.compile(r"'([a-z][a-z0-9_]*)'")  # a field named in a docstring, as 'data_file'
 FIELD_WORD = re.compile(r"(?<![\w/.-])[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b|^[a-z]+(?= must )")
 
 
@@ -66,10 +67,15 @@ class Option:
     def parameter_name(self) -> str:
         return self.name or self.field
 
-    def parameter(self) -> inspect.Parameter:
+    def parameter(self, flags: dict[str, str | None] | None = None) -> inspect.Parameter:
+        """The command's parameter; ``flags`` (field -> option name) turns the help's 'field' into '--flag'."""
         spec = next(f for f in fields(self.cls) if f.name == self.field)
         kind = typing.get_type_hints(self.cls)[self.field]
         help_text = self.help_prefix + field_help(self.cls).get(self.field, "")
+        if flags:
+            help_text = QUOTED_FIELD.sub(
+                lambda m: f"--{flags[m[1]].replace('_', '-')}" if flags.get(m[1]) else m[0], help_text
+            )
         if self.recipe:
             kind, default, help_text = kind | None, None, help_text + RECIPE
         else:
@@ -126,8 +132,9 @@ def with_options(*groups: list[Option]) -> Callable:
             p.replace(annotation=hints.get(p.name, p.annotation), kind=inspect.Parameter.KEYWORD_ONLY)
             for p in list(inspect.signature(command).parameters.values())[1:]
         ]
+        flags = option_names(groups)
         generated = [option for group in groups for option in group]
-        generated = [o.parameter() for o in sorted(generated, key=lambda o: PANELS.index(o.panel))]
+        generated = [o.parameter(flags) for o in sorted(generated, key=lambda o: PANELS.index(o.panel))]
         names = [p.name for p in generated]
         clash = {p.name for p in own} & set(names)
         if clash or len(set(names)) != len(names):

@@ -16,13 +16,40 @@ def _renderer():
 
 
 def test_every_results_section_is_the_rendering_of_the_committed_reports():
-    """SST-2, the pair task, a user's file and serving: each section between its markers."""
+    """The README's summary, and in docs/ SST-2, the pair task, a user's file and serving: each section
+    between its markers."""
     renderer = _renderer()
+    assert [path.name for path, *_ in renderer.SECTIONS] == [
+        "README.md",
+        "results.md",
+        "results.md",
+        "results.md",
+        "serving.md",
+    ]
+    for path, start_marker, end_marker, results, render in renderer.SECTIONS:
+        text = path.read_text()
+        start, end = renderer._section(text, start_marker, end_marker, path)
+        assert text[start:end] == render(results), (
+            f"{path.name} {start_marker}: run python benchmarks/readme_results.py"
+        )
+
+
+def test_the_readme_is_short_and_links_what_moved():
+    """At most 200 lines, and every document it sends a reader to exists."""
+    import re
+
     text = (ROOT / "README.md").read_text()
-    assert len(renderer.SECTIONS) == 4
-    for start_marker, end_marker, results, render in renderer.SECTIONS:
-        start, end = renderer._section(text, start_marker, end_marker)
-        assert text[start:end] == render(results), f"{start_marker}: run python benchmarks/readme_results.py"
+    assert len(text.splitlines()) <= 200
+    links = re.findall(r"\]\(([^)#]+)\)", text)
+    assert {"docs/commands.md", "docs/results.md", "docs/serving.md", "docs/architecture.md"} <= set(links)
+    assert all((ROOT / link).is_file() for link in links), links
+
+
+def test_the_commands_page_is_the_command_lines_own():
+    """docs/commands.md is what python -m cli.reference writes from the options (the config fields)."""
+    from cli.reference import DOC, render
+
+    assert DOC.read_text() == render(), "run python -m cli.reference"
 
 
 @pytest.mark.parametrize(
@@ -34,13 +61,13 @@ def test_a_difference_is_worded_by_its_interval(low, high, words):
     assert _renderer().interval_words(ci).endswith(words)
 
 
-def test_every_module_is_in_the_readme_map():
-    """The README's module map lists every module of the package, by its path under skeleton/."""
-    text = (ROOT / "README.md").read_text()
+def test_every_module_is_in_the_architecture_map():
+    """docs/architecture.md's module map lists every module of the package, by its path under skeleton/."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
     modules = [
         str(path.relative_to(ROOT / "skeleton"))
         for path in (ROOT / "skeleton").rglob("*.py")
         if path.name != "__init__.py"
     ]
     missing = [module for module in modules if f"`{module}`" not in text]
-    assert not missing, f"README.md's module map does not list {missing}"
+    assert not missing, f"docs/architecture.md's module map does not list {missing}"

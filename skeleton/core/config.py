@@ -396,7 +396,7 @@ class SearchConfig:
 # and full fine-tuning (lr 5e-5) with the head at 1e-3 and 10% warm-up are the settings measured in
 # issue 37 (SST-2, 20,000 rows, one epoch: validation 86.85 and 87.15 against the prompt's 82.60). One epoch
 # stays on a small file too: on news.csv three epochs validated 90.52 against one's 88.85 (+1.66, -0.33 to
-# +3.83; benchmarks/results/news_step1_budget/), but that teacher compressed to nothing within the margin
+# +3.83; benchmarks/sweeps/news_step1_budget/), but that teacher compressed to nothing within the margin
 # (every plan condensed to 88.35 or 88.52 against its 89.52 bar; kept whole, 17 min into the run), where one epoch's
 # shipped 3 of 6 layers at 88.02 in 10 min.
 TUNE_RECIPES = {
@@ -452,7 +452,7 @@ CONDENSE_RECIPES = {
 }
 DEFAULT_TRAINS = "full"
 # with a latency table (the default search), the condensed prompt's length, chosen on validation
-# from 4 / 8 / 12 / 20 (benchmarks/results/condensation_prompt_length_sst2.json)
+# from 4 / 8 / 12 / 20 (benchmarks/sweeps/condensation_prompt_length_sst2.json)
 DEFAULT_CONDENSED_PROMPT_TOKENS = 4
 # search trials of a condensing backbone train this share of the condensation's steps (the chosen
 # search value is then condensed in full)
@@ -465,9 +465,9 @@ def default_condense_config(trains: str = DEFAULT_TRAINS) -> TrainConfig:
 
     One epoch was chosen on validation for the prompt (SST-2, default model): at kept ratio 0.50 one
     epoch reaches 87.20 against a quarter epoch's 85.90, at 0.25 85.35 against 85.25
-    (benchmarks/results/condensation_sweep_sst2_minilm.json). Full distilled condensation was chosen
+    (benchmarks/sweeps/condensation_sweep_sst2_minilm.json). Full distilled condensation was chosen
     over LoRA and the prompt alone on validation at the 2x plan
-    (benchmarks/results/condensation_modes_sst2.json).
+    (benchmarks/sweeps/condensation_modes_sst2.json).
     """
     if trains not in CONDENSE_RECIPES:
         raise ValueError(f"condense must be one of {', '.join(CONDENSE_RECIPES)}, got {trains!r}")

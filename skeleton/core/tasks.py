@@ -51,7 +51,7 @@ class TaskSpec:
             split holds phrases cut from its own sentences (SST-2), so that validation is sentences.
         tune, condense: the task's recipe: the ``TrainConfig`` fields in which its prompt tuning and
             its condensation depart from the defaults, chosen on validation with the default model
-            (``benchmarks/results/tuning_sweep_<task>_minilm.md``). A setting given explicitly wins.
+            (``benchmarks/sweeps/tuning_sweep_<task>_minilm.md``). A setting given explicitly wins.
         tune_backbone: per tuned-backbone kind (``full``, ``lora``), the ``TrainConfig`` fields in which
             step 1 departs from that kind's recipe, chosen on validation.
         fast_search: the task's default of ``CompressConfig.fast_search``.
