@@ -18,7 +18,7 @@ def test_finds_the_smallest_ratio_within_the_margin(cliff):
         calls.append(ratio)
         return (90.0 if ratio >= cliff - 1e-9 else 60.0), 0.0, {}
 
-    result = binary_search(evaluate, baseline_accuracy=90.5, config=SearchConfig(margin=1.0))
+    result = binary_search(evaluate, teacher_accuracy=90.5, config=SearchConfig(margin=1.0))
     assert result.value == pytest.approx(cliff)
     assert len(calls) <= 5 and len(result.trials) == len(calls)
     assert len(set(calls)) == len(calls)
@@ -60,20 +60,20 @@ def test_config_checks_fields():
 def test_confidence_rejects_a_drop_within_the_margin_but_not_surely_so():
     """One sentence of 100 lost is a 1-point drop, inside a 1-point margin, but the interval of a
     drop measured on one sentence reaches about 3 points: with confidence the ratio is rejected."""
-    baseline = np.array([True] * 90 + [False] * 10)
-    trial = baseline.copy()
+    teacher = np.array([True] * 90 + [False] * 10)
+    trial = teacher.copy()
     trial[0] = False
 
     def evaluate(ratio):
         return 100.0 * trial.mean(), 0.0, {"correct": trial.copy()}
 
-    plain = binary_search(evaluate, 90.0, SearchConfig(margin=1.0, max_trials=1), baseline_correct=baseline)
+    plain = binary_search(evaluate, 90.0, SearchConfig(margin=1.0, max_trials=1), teacher_correct=teacher)
     assert plain.trials[0].accepted
     interval = plain.trials[0].details["drop_interval"]
     assert interval["drop"] == pytest.approx(1.0) and interval["high"] > 1.0
     assert "correct" not in plain.trials[0].details  # turned into the interval, not stored
     sure = binary_search(
-        evaluate, 90.0, SearchConfig(margin=1.0, max_trials=1, confidence=0.9), baseline_correct=baseline
+        evaluate, 90.0, SearchConfig(margin=1.0, max_trials=1, confidence=0.9), teacher_correct=teacher
     )
     assert not sure.trials[0].accepted and sure.value == 1.0
     with pytest.raises(ValueError, match="confidence"):

@@ -366,9 +366,9 @@ class SearchConfig:
         if self.within_margin and self.target_speedup is None:
             raise ValueError("within_margin needs target_speedup")
 
-    def threshold(self, baseline_accuracy: float) -> float:
+    def threshold(self, teacher_accuracy: float) -> float:
         """The lowest validation accuracy a search value may reach and be accepted (without ``confidence``)."""
-        return baseline_accuracy - self.margin
+        return teacher_accuracy - self.margin
 
     @property
     def target_latency_fraction(self) -> float | None:

@@ -586,7 +586,7 @@ def _reduced_variant(work: Path, variant: str, judge: _Judge, fp32: dict, fp32_l
         problem = f" ({info['problem']})" if info["problem"] else ""
         reporter.message(f"export: {variant} {method['name']}: {_summary(info)}{problem}")
     built = [c for c in candidates if "path" in c]
-    # with the bar, the fastest that passes; without it (a benchmark's baseline), the fastest of all
+    # with the bar, the fastest that passes; without it (the teacher of a benchmark), the fastest of all
     pool = [c for c in built if c["problem"] is None] if config.int8_bar else built
     if pool:
         graphs = {str(i): (c["runtime"], c["path"]) for i, c in enumerate(pool)}

@@ -218,7 +218,7 @@ def analyze(directory: str | Path, config: AnalyzeConfig, reporter: Reporter = S
     def accuracy(model, split) -> float:
         return evaluate(model, split, device, EVAL_BATCH_SIZE, workspace.pad_token_id)["accuracy"]
 
-    baseline = accuracy(classifier, workspace.validation)
+    teacher = accuracy(classifier, workspace.validation)
     curves = _suppression_curves(
         classifier, scores, config, lambda: accuracy(classifier, workspace.validation), reporter
     )
@@ -232,11 +232,11 @@ def analyze(directory: str | Path, config: AnalyzeConfig, reporter: Reporter = S
         neurons=sum(len(s) for s in scores[RANDOM]),
         layer_widths=[len(s) for s in scores[RANDOM]],
         validation_rows=len(workspace.validation),
-        prompt_tuned_validation_accuracy=baseline,
+        prompt_tuned_validation_accuracy=teacher,
         run_scorer=run.config.get("scorer"),
         scoring_seconds=seconds,
         suppression={
-            name: [{"percent": 0.0, "neurons": 0, "validation_accuracy": baseline}, *points]
+            name: [{"percent": 0.0, "neurons": 0, "validation_accuracy": teacher}, *points]
             for name, points in curves.items()
         },
         top_percent=config.top_percent,

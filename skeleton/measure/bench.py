@@ -1,6 +1,6 @@
 """``skeleton bench``: how much faster the Skeleton model is than the prompt-tuned model, run every way.
 
-The baseline is the prompt-tuned model of the same run, rebuilt from ``DIR/prompt_tuned``
+The teacher is the one of the same run, rebuilt from ``DIR/prompt_tuned``
 on the original backbone and exported by the same code (its int8 graph is written even when it fails
 the accuracy bar: a user quantising with optimum would run it anyway). Both models are timed under
 every runtime this machine offers: PyTorch fp32, PyTorch bf16 autocast (CPUs with native bf16) or
@@ -117,7 +117,7 @@ class Contender:
 
 
 def _fingerprint(directory: Path) -> str:
-    """Identifies the prompt-tuned model and the code versions a cached baseline was built from."""
+    """Identifies the prompt-tuned model and the code versions a cached teacher was built from."""
     digest = hashlib.sha256()
     for path in sorted((directory / PROMPT_TUNED_DIR).rglob("*")):
         if path.is_file():
@@ -164,7 +164,7 @@ def build_prompt_tuned(directory: Path, reporter: Reporter = SILENT) -> Path:
 
 def _slim_unshipped_dir(directory: Path, variants: list[str], reporter: Reporter) -> Path:
     """When the Skeleton model's export shipped no graph of some reduced-precision ``variants`` (int8,
-    bf16), those built the same way as the baseline's (the fastest candidate, bar or not), so each runtime
+    bf16), those built the same way as the teacher's (the fastest candidate, bar or not), so each runtime
     is compared on both sides; not shippable."""
     target = directory / BENCH_DIR / UNSHIPPED_INT8_DIR
     manifest = target / ONNX_DIR / MANIFEST_FILE
@@ -208,12 +208,12 @@ def _graph_contenders(model: str, directory: Path, config: BenchConfig, wanted: 
     return found
 
 
-def contenders(directory: Path, baseline: Path, config: BenchConfig, reporter: Reporter = SILENT) -> list[Contender]:
+def contenders(directory: Path, teacher: Path, config: BenchConfig, reporter: Reporter = SILENT) -> list[Contender]:
     """Every model/runtime pair to time: both models under each runtime both can run."""
     device = str(resolve_device(config.device))
     wanted = set(config.runtimes or offered_runtimes(device))
     result: list[Contender] = []
-    for model, model_dir in (("skeleton", directory), ("prompt_tuned", baseline)):
+    for model, model_dir in (("skeleton", directory), ("prompt_tuned", teacher)):
         for name in (n for n in TORCH_RUNTIMES if n in wanted):
             engine = TorchRuntime(model_dir, device=device, precision=precision_of(name))
             # `skeleton predict` runs exported graphs only, so PyTorch is not a shippable Skeleton runtime
@@ -424,12 +424,12 @@ def run_bench(directory: str | Path, config: BenchConfig | None = None, reporter
     torch.set_num_threads(threads)
     config.threads = threads
     started = time.perf_counter()
-    baseline = build_prompt_tuned(directory, reporter)
+    teacher = build_prompt_tuned(directory, reporter)
     max_tokens = int(read_manifest(directory / ONNX_DIR, verify=False).max_input_tokens)
     if max(config.lengths) > max_tokens:
         raise SkeletonError(f"length {max(config.lengths)} exceeds the model's {max_tokens} input tokens")
-    pairs = contenders(directory, baseline, config, reporter)
-    shapes = {"skeleton": ModelShape.of(directory), "prompt_tuned": ModelShape.of(baseline)}
+    pairs = contenders(directory, teacher, config, reporter)
+    shapes = {"skeleton": ModelShape.of(directory), "prompt_tuned": ModelShape.of(teacher)}
     points = []
     grid = [(b, n) for b in config.batch_sizes for n in config.lengths]
     with reporter.bar("bench: synthetic grid", len(grid)) as bar:

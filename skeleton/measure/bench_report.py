@@ -157,7 +157,7 @@ def _contender_notes(report: dict) -> list[str]:
     lines = ["", "## Runtimes", ""]
     for c in report["contenders"]:
         if c["model"] == "prompt_tuned":
-            status = "baseline"
+            status = "the teacher, timed on every runtime"
         else:
             status = "shippable (offered by `skeleton predict`)" if c["shippable"] else "timed, not shippable"
         lines.append(f"- {c['model']}/{c['runtime']}: {status}" + (f" ({c['note']})" if c["note"] else ""))

@@ -61,11 +61,11 @@ class SearchResult:
 
 def binary_search(
     evaluate: Callable[[float], tuple[float, float, dict]],
-    baseline_accuracy: float,
+    teacher_accuracy: float,
     config: SearchConfig,
     on_trial: Callable[[Trial], None] | None = None,
     done: list[Trial] | None = None,
-    baseline_correct: Sequence[bool] | None = None,
+    teacher_correct: Sequence[bool] | None = None,
     kind: str = KEPT_RATIO,
 ) -> SearchResult:
     """Find the smallest search value whose validation accuracy stays within the margin.
@@ -73,21 +73,21 @@ def binary_search(
     Args:
         evaluate: search value -> (validation accuracy, seconds, details) of the pruned (and condensed)
             model; ``details["correct"]``, per validation row whether it was right, is turned into a
-            paired interval against ``baseline_correct`` and not stored.
-        baseline_accuracy: the prompt-tuned model's validation accuracy.
+            paired interval against ``teacher_correct`` and not stored.
+        teacher_accuracy: the teacher's validation accuracy.
         config: margin, grid step, trial budget and confidence.
         on_trial: called after each trial (for progress, checkpoints).
         done: trials already run (``--resume``); their values are not evaluated again.
-        baseline_correct: per validation row, whether the prompt-tuned model was right (needed
+        teacher_correct: per validation row, whether the teacher was right (needed
             with ``config.confidence``).
         kind: what the values are, :data:`KEPT_RATIO` or :data:`LATENCY_FRACTION` (for the record).
 
     Returns:
         The accepted value and the trials.
     """
-    if config.confidence is not None and baseline_correct is None:
-        raise ValueError("a search with confidence needs the baseline's per-row correctness")
-    threshold = config.threshold(baseline_accuracy)
+    if config.confidence is not None and teacher_correct is None:
+        raise ValueError("a search with confidence needs the teacher's per-row correctness")
+    threshold = config.threshold(teacher_accuracy)
     grid = config.grid()
     known = {round(t.value, 6): t for t in (done or [])}
     trials: list[Trial] = []
@@ -100,8 +100,8 @@ def binary_search(
             accuracy, seconds, details = evaluate(value)
             accepted = accuracy >= threshold
             correct = details.pop("correct", None)
-            if correct is not None and baseline_correct is not None:
-                interval = drop_interval(correct, baseline_correct, config.confidence or 0.95)
+            if correct is not None and teacher_correct is not None:
+                interval = drop_interval(correct, teacher_correct, config.confidence or 0.95)
                 details["drop_interval"] = interval
                 if config.confidence is not None:
                     accepted = interval["high"] <= config.margin
@@ -117,7 +117,7 @@ def binary_search(
     return SearchResult(min(accepted) if accepted else 1.0, threshold, trials, kind)
 
 
-def drop_interval(correct: Sequence[bool], baseline_correct: Sequence[bool], level: float) -> dict[str, float]:
-    """Paired bootstrap interval of the accuracy drop (baseline minus candidate), in points."""
-    ci = paired_bootstrap(np.asarray(baseline_correct), np.asarray(correct), level)
+def drop_interval(correct: Sequence[bool], teacher_correct: Sequence[bool], level: float) -> dict[str, float]:
+    """Paired bootstrap interval of the accuracy drop (teacher minus candidate), in points."""
+    ci = paired_bootstrap(np.asarray(teacher_correct), np.asarray(correct), level)
     return {"drop": ci["difference"], "low": ci["low"], "high": ci["high"], "level": level}
