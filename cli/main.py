@@ -147,7 +147,7 @@ CONDENSE_OPTIONS = [
     Option(TrainConfig, "steps", "condense_steps", recipe=True, help_prefix="Knowledge condensation: "),
     Option(TrainConfig, "max_samples", "condense_samples", help_prefix="Knowledge condensation: "),
 ]
-# what condensation trains and distils from: compress's (compare's --condense is whether to condense at all)
+# what condensation trains and distils from
 CONDENSE_KIND_OPTIONS = [
     Option(TrainConfig, "trains", "condense", recipe=True, help_prefix="Knowledge condensation: "),
     Option(TrainConfig, "backbone_lr", "condense_lr", recipe=True, help_prefix="Knowledge condensation: "),
@@ -305,7 +305,7 @@ def compress(
 
 def _compress_config(given: dict, group: list[Option], kinds: tuple | list = (), **settings) -> CompressConfig:
     """A CompressConfig from the shared data, model and training options, ``group``'s and ``settings``;
-    ``kinds``: compress's condensation-kind options (compare's --condense says whether to condense, not what)."""
+    ``kinds``: compress's condensation-kind options."""
     data, model_config, train = _stage_configs(given)
     condense = {option.field: given[option.parameter_name] for option in CONDENSE_OPTIONS + list(kinds)}
     shared = {name: given[name] for name in ("batch_size", "lr", "head_lr", "seed")}
@@ -339,7 +339,7 @@ def _names(text: str) -> tuple[str, ...]:
     TRAIN_OPTIONS,
     CONDENSE_OPTIONS,
     COMPARE_OPTIONS,
-    options(CompareConfig, ("condense", "skill_cache", "output", "overwrite")),
+    options(CompareConfig, ("after_condensation", "skill_cache", "output", "overwrite")),
 )
 def compare(
     given: dict,
@@ -351,7 +351,7 @@ def compare(
 ) -> None:
     """Compare scorers on one prompt-tuned model at one kept ratio, before and after condensation."""
 
-    extra = {name: given[name] for name in ("condense", "skill_cache", "output", "overwrite")}
+    extra = {name: given[name] for name in ("after_condensation", "skill_cache", "output", "overwrite")}
     config = CompareConfig(
         compress=_compress_config(given, COMPARE_OPTIONS), scorers=_names(scorers), kept_ratio=ratio, **extra
     )

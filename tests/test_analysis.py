@@ -102,7 +102,14 @@ def test_analyze_a_compressed_directory(tmp_path, tiny_bert_dir, sst2_dir):
     assert report.run_scorer == "attribution"
 
     # scores a 'skeleton compare' run saved for the same prompt-tuned model are reused as they are
-    common = [*tiny_cli_options(tiny_bert_dir, sst2_dir), "--train-samples", "120", "--round-to", "4", "--no-condense"]
+    common = [
+        *tiny_cli_options(tiny_bert_dir, sst2_dir),
+        "--train-samples",
+        "120",
+        "--round-to",
+        "4",
+        "--no-after-condensation",
+    ]
     compared = runner.invoke(
         app,
         ["compare", *common, "--prompt", str(tmp_path / "run" / "prompt_tuned"), "--scorers", "lca"]

@@ -88,7 +88,15 @@ def test_bad_scorer_list_is_one_line_and_exit_2():
 
 
 def test_compare_tunes_the_prompt_when_none_is_given_and_keeps_it(tmp_path, tiny_bert_dir, sst2_dir):
-    args = ["compare", *_common(tiny_bert_dir, sst2_dir), "--steps", "4", "--scorers", "random", "--no-condense"]
+    args = [
+        "compare",
+        *_common(tiny_bert_dir, sst2_dir),
+        "--steps",
+        "4",
+        "--scorers",
+        "random",
+        "--no-after-condensation",
+    ]
     result = runner.invoke(app, [*args, "--round-to", "4", "--output", str(tmp_path / "cmp")])
     assert result.exit_code == 0, result.output
     report = CompareReport.load(tmp_path / "cmp" / "compare.json")

@@ -869,7 +869,7 @@ class CompareConfig:
             ``prompt`` reuses a tuned prompt, its own ``scorer`` is not used).
         scorers: the scorers to compare.
         kept_ratio: the share of FFN neurons every scorer keeps.
-        condense: re-tune the prompt on each pruned model (the "after condensation" columns).
+        after_condensation: also re-tune the prompt on each pruned model (the "after condensation" columns).
         skill_cache: where the skill scorer's extra prompts are kept, so that another compare or
             ``skeleton analyze`` reuses them (default: the output's ``skill_prompts/``).
         output: the report's directory (default: ``exported_models/<task>-<model>-compare``).
@@ -879,7 +879,7 @@ class CompareConfig:
     compress: CompressConfig = field(default_factory=CompressConfig)
     scorers: tuple[str, ...] = SCORERS
     kept_ratio: float = 0.5
-    condense: bool = True
+    after_condensation: bool = True
     skill_cache: str | None = None
     output: str | None = None
     overwrite: bool = False

@@ -82,7 +82,7 @@ def compare(config: CompareConfig, reporter: Reporter = SILENT) -> CompareResult
                 "details": {k: v for k, v in scores.extra.items() if k != "seconds"},
                 "before_condensation": workspace.evaluate_splits(pruned, device, batch_size),
             }
-            if config.condense:
+            if config.after_condensation:
                 clock = time.perf_counter()
                 train_on(workspace, pruned, settings.condense, device, reporter, f"{name}: condensing")
                 row["condensation_seconds"] = time.perf_counter() - clock

@@ -76,7 +76,7 @@ class Condensation:
             if path.is_file():
                 logits = load_file(str(path))["logits"]
             else:
-                reporter.message(f"teacher logits: the prompt-tuned model on {len(self.workspace.train)} training rows")
+                reporter.message(f"teacher logits: the teacher on {len(self.workspace.train)} training rows")
                 logits = predict_logits(
                     self.classifier,
                     self.workspace.train,
