@@ -27,7 +27,8 @@ _EXPORTS = {
     "compress": "skeleton.compression",
     "TuneResult": "skeleton.method.tuning",
     "tune": "skeleton.method.tuning",
-    "CompressedModel": "skeleton.deploy.artifacts",
+    "LoadedModel": "skeleton.deploy.artifacts",
+    "CompressedModel": "skeleton.deploy.artifacts",  # LoadedModel's name before it held teachers too
     "load": "skeleton.deploy.artifacts",
     "export_directory": "skeleton.deploy.export",
     "Predictor": "skeleton.deploy.predictor",

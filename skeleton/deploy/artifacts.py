@@ -28,8 +28,9 @@ from skeleton.method.pruning import apply_pruning
 
 
 @dataclass
-class CompressedModel:
-    """A Skeleton model rebuilt from a directory, ready to classify texts.
+class LoadedModel:
+    """A model directory (a Skeleton model, or the teacher in its ``prompt_tuned/``) rebuilt, ready to
+    classify texts.
 
     Attributes:
         classifier: the prompted classifier on the slim backbone (eval mode).
@@ -90,7 +91,7 @@ class CompressedModel:
         return label_scores(self.logits(texts, batch_size), self.spec.label_names)
 
 
-def load(directory: str | Path, device: str = "auto", attn_implementation: str | None = None) -> CompressedModel:
+def load(directory: str | Path, device: str = "auto", attn_implementation: str | None = None) -> LoadedModel:
     """Rebuild a working model from a directory written by ``skeleton compress`` or ``skeleton tune``.
 
     The slim backbone is rebuilt from ``config.json`` and ``pruning_plan.json`` (per-layer FFN
@@ -125,7 +126,7 @@ def load(directory: str | Path, device: str = "auto", attn_implementation: str |
     classifier = load_prompt_and_head(backbone, tokenizer, spec, directory)
     resolved = resolve_device(device)
     classifier.to(resolved).eval()
-    return CompressedModel(classifier, tokenizer, spec, plan, meta, resolved)
+    return LoadedModel(classifier, tokenizer, spec, plan, meta, resolved)
 
 
 class TorchRuntime(Runtime):
@@ -139,7 +140,7 @@ class TorchRuntime(Runtime):
         """``directory``: a model directory, or a model :func:`skeleton.load` already rebuilt."""
         if precision not in self.PRECISIONS:
             raise SkeletonError(f"unknown precision {precision!r}; choose one of {', '.join(self.PRECISIONS)}")
-        self.model = directory if isinstance(directory, CompressedModel) else load(directory, device=device)
+        self.model = directory if isinstance(directory, LoadedModel) else load(directory, device=device)
         if precision == "fp16" and self.model.device.type != "cuda":
             raise SkeletonError("fp16 autocast runs on CUDA; on a CPU use bf16 (or fp32)")
         self.precision = precision
@@ -154,3 +155,6 @@ class TorchRuntime(Runtime):
         dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
         with torch.inference_mode(), torch.autocast(model.device.type, dtype=dtype, enabled=dtype is not None):
             return model.classifier(**inputs).float().cpu().numpy()
+
+
+CompressedModel = LoadedModel  # the name before it held teachers too; kept for existing scripts

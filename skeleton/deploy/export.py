@@ -64,7 +64,7 @@ from skeleton.core.progress import SILENT, Reporter
 from skeleton.core.records import ExportSummary, Manifest, load_report
 from skeleton.core.statistics import paired_bootstrap
 from skeleton.core.timing import time_alternating
-from skeleton.deploy.artifacts import CompressedModel, load
+from skeleton.deploy.artifacts import LoadedModel, load
 from skeleton.deploy.buckets import BucketedRuntime, Buckets
 from skeleton.deploy.manifest import sha256_file
 from skeleton.deploy.openvino import ir_files, nncf_quantize
@@ -104,7 +104,7 @@ class OnnxClassifier(nn.Module):
     """What goes into the graph: the prompted classifier with its prompt as a constant, taking the
     inputs ``names`` in their order (a bi-encoder's pair included)."""
 
-    def __init__(self, model: CompressedModel, names: list[str]):
+    def __init__(self, model: LoadedModel, names: list[str]):
         super().__init__()
         self.classifier = model.classifier
         self.register_buffer("prompt", model.classifier.prompt_embeddings().detach().clone())
@@ -114,7 +114,7 @@ class OnnxClassifier(nn.Module):
         return self.classifier(**dict(zip(self.names, inputs, strict=True)), prompt=self.prompt)
 
 
-def graph_inputs(model: CompressedModel, tokenizer) -> list[str]:
+def graph_inputs(model: LoadedModel, tokenizer) -> list[str]:
     """The graph's inputs, in order: ids and mask, token types where the family takes them, and a
     bi-encoder's second sentences."""
     if model.classifier.head_config.separate_pairs:
@@ -122,7 +122,7 @@ def graph_inputs(model: CompressedModel, tokenizer) -> list[str]:
     return ["input_ids", "attention_mask"] + (["token_type_ids"] if _uses_token_types(model, tokenizer) else [])
 
 
-def graph_tokenizer(model: CompressedModel):
+def graph_tokenizer(model: LoadedModel):
     """The tokenizer the graph's inputs come from: the template inside for a templated model, each
     text of a pair on its own for a bi-encoder."""
     tokenizer = template_tokenizer(
@@ -131,7 +131,7 @@ def graph_tokenizer(model: CompressedModel):
     return SeparatePairs(tokenizer) if model.classifier.head_config.separate_pairs else tokenizer
 
 
-def max_input_tokens(model: CompressedModel) -> int:
+def max_input_tokens(model: LoadedModel) -> int:
     """The longest tokenized input (special tokens and template included) the exported tokenizer lets
     through: the length the model was trained and validated at (``--max-length``), within what the
     position table holds, so a served model reads a long input as training read it."""
@@ -194,7 +194,7 @@ def _task_data(directory: Path, workspace):
         return None
 
 
-def export_data(directory: Path, workspace, model: CompressedModel, config: ExportConfig) -> ExportData:
+def export_data(directory: Path, workspace, model: LoadedModel, config: ExportConfig) -> ExportData:
     """Validation, test and calibration sentences recreated from the run's seed and data settings;
     synthetic sentences of vocabulary words when no data is reachable (parity still runs)."""
     data = _task_data(directory, workspace)
@@ -221,7 +221,7 @@ def _accuracy(logits: np.ndarray, labels: list[int] | None) -> float | None:
 class _Judge:
     """Runs graphs on the export's sentences and measures what the bar and the report need."""
 
-    def __init__(self, model: CompressedModel, tokenizer, data: ExportData, reference: np.ndarray, threads: int | None):
+    def __init__(self, model: LoadedModel, tokenizer, data: ExportData, reference: np.ndarray, threads: int | None):
         self.tokenizer = tokenizer
         self.data = data
         self.reference = reference  # PyTorch logits of the first parity sentences
@@ -267,7 +267,7 @@ class _Judge:
         return {"test_accuracy": _accuracy(test_logits, self.data.test_labels)}
 
 
-def _trace(model: CompressedModel, tokenizer, target: Path, opset: int) -> list[str]:
+def _trace(model: LoadedModel, tokenizer, target: Path, opset: int) -> list[str]:
     """Trace the prompted classifier (prompt as a constant) to ``target``; returns the input names."""
     names = graph_inputs(model, tokenizer)
     wrapper = OnnxClassifier(model, names).eval()
@@ -293,7 +293,7 @@ def _trace(model: CompressedModel, tokenizer, target: Path, opset: int) -> list[
     return names
 
 
-def _uses_token_types(model: CompressedModel, tokenizer) -> bool:
+def _uses_token_types(model: LoadedModel, tokenizer) -> bool:
     config = model.classifier.backbone.config
     return (
         "token_type_ids" in tokenizer("a").keys()
@@ -416,7 +416,7 @@ def export_directory(
     return result
 
 
-def _export_into(work: Path, model: CompressedModel, tokenizer, data: ExportData, config, reporter) -> Manifest:
+def _export_into(work: Path, model: LoadedModel, tokenizer, data: ExportData, config, reporter) -> Manifest:
     """Write every variant and the manifest into ``work``; returns the manifest."""
     reporter.message("export: tracing the fp32 graph")
     names = _trace(model, tokenizer, work / VARIANT_FILES["fp32"], config.opset)
@@ -665,11 +665,11 @@ def optimize_graph(source: Path, target: Path, model_type: str, head_size: int |
     return heads
 
 
-def _head_size(model: CompressedModel) -> int:
+def _head_size(model: LoadedModel) -> int:
     return ffn_layers(model.classifier.backbone)[0].head_size
 
 
-def _write_config(model: CompressedModel, directory: Path) -> None:
+def _write_config(model: LoadedModel, directory: Path) -> None:
     """config.json with labels, for optimum's ORTModelForSequenceClassification and pipelines."""
     config = copy.deepcopy(model.classifier.backbone.config)
     config.id2label = dict(enumerate(model.spec.label_names))

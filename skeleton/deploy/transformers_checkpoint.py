@@ -15,12 +15,12 @@ from skeleton.core.architectures import sequence_classifier
 from skeleton.core.errors import SkeletonError
 from skeleton.core.files import atomic_directory
 from skeleton.core.modeling import SEQUENCE
-from skeleton.deploy.artifacts import CompressedModel, load
+from skeleton.deploy.artifacts import LoadedModel, load
 
 PARITY_TOLERANCE = 1e-4  # largest logit difference accepted between the checkpoint and the model it came from
 
 
-def transformers_classifier(model: CompressedModel) -> torch.nn.Module:
+def transformers_classifier(model: LoadedModel) -> torch.nn.Module:
     """The ``*ForSequenceClassification`` equal to ``model``; refused in one line when ``model`` is not a
     plain classifier (pruned, a soft prompt, a template, or a head transformers has no class for)."""
     classifier = model.classifier
