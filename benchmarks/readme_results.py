@@ -150,6 +150,17 @@ def accuracy_table(report: dict) -> list[str]:
 
 
 def _trial(trial: dict) -> str:
+    text = _trial_accuracy(trial)
+    details = trial["details"]
+    if "measured_speedup" not in details:
+        return text
+    shape = details["slowest_shape"]
+    measured = details["measured_speedup"][shape]
+    predicted = measured * (1 + details["prediction_error"][shape])
+    return f"{text[:-1]}; {measured:.2f}x measured at {shape}, {predicted:.2f}x predicted)"
+
+
+def _trial_accuracy(trial: dict) -> str:
     details = trial["details"]
     verdict = "accepted" if trial["accepted"] else "rejected"
     if "predicted_full_condensation_accuracy" in details:
@@ -249,6 +260,35 @@ def export_table(report: dict) -> list[str]:
     for name, why in export.get("rejected_variants", {}).items():
         lines += ["", f"Not shipped: {name}, {why['reason']}."]
     return lines
+
+
+def prediction_table(report: dict, bench: dict) -> list[str]:
+    """Per batch x input tokens: the shipped plan's speed-up as the search predicted it, as the search
+    measured it (its pruned model against the teacher, on the table's runtime) and as bench measured the
+    shipped model (fastest against fastest, every runtime); empty for a run that timed no plan."""
+    costs = report.get("cost_model") or {}
+    measured = costs.get("measured_speedup")
+    if not measured:
+        return []
+    points = {f"{p['batch']}x{p['length']}": p["headline"] for p in bench["points"] if p["headline"]}
+    lengths = sorted({int(k.split("x")[1]) for k in measured})
+    lines = [
+        f"The search's prediction beside measurement (runtime {costs['table']['key'].get('runtime')}; predicted / "
+        "measured in the search / `skeleton bench`, and the prediction's error against bench):",
+        "",
+        "| batch \\ input tokens | " + " | ".join(map(str, lengths)) + " |",
+        "|---" * (len(lengths) + 1) + "|",
+    ]
+    for batch in sorted({int(k.split("x")[0]) for k in measured}):
+        cells = []
+        for length in lengths:
+            key = f"{batch}x{length}"
+            predicted = costs["predicted_speedup"][key]
+            bench_text = f"{points[key]['speedup']:.2f}x" if key in points else "-"
+            error = f" ({100 * (predicted / points[key]['speedup'] - 1):+.0f}%)" if key in points else ""
+            cells.append(f"{predicted:.2f}x / {measured[key]:.2f}x / {bench_text}{error}")
+        lines.append(f"| {batch} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def _ms(timing: dict) -> str:
@@ -388,6 +428,7 @@ def render(results: Path = RESULTS) -> str:
         *bench_table(bench, teacher_name(report["config"])),
         *end_to_end_line(bench, report["data"]),
         "",
+        *prediction_table(report, bench),
         f"Headline over the grid: {min(speedups):.2f}x to {max(speedups):.2f}x.",
         "",
         end,
