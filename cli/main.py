@@ -278,7 +278,8 @@ def compress(
         str,
         typer.Option(
             help="Batch x input tokens the search's speed-up must hold at, comma-separated (the objective is the "
-            "slowest of them): a server that only sees batch 32 can say '32x64,32x128'."
+            "slowest of them): a server that only sees batch 32 can say '32x64,32x128'.",
+            rich_help_panel=SEARCH_PANEL,
         ),
     ] = ",".join(f"{b}x{t}" for b, t in CompressConfig.cost_shapes),
     quiet: Quiet = False,

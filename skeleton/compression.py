@@ -194,11 +194,11 @@ def _cost_model(config: CompressConfig, classifier: PromptedClassifier, reporter
     )
 
 
-def _search(config: CompressConfig, run_trial, baseline: float, record, previous, baseline_correct) -> SearchResult:
+def _search(config: CompressConfig, run_trial, teacher: float, record, previous, teacher_correct) -> SearchResult:
     """The paper's binary search over the search config's grid (with a target speed-up alone, the
     grid is the target's latency fraction only, so it is the one trial)."""
     kind = LATENCY_FRACTION if config.uses_costs else KEPT_RATIO
-    search = binary_search(run_trial, baseline, config.search, record, previous, baseline_correct, kind)
+    search = binary_search(run_trial, teacher, config.search, record, previous, teacher_correct, kind)
     target = config.search.target_latency_fraction
     if target is not None and search.value >= 1.0:
         # nothing at or beyond the target speed-up stayed within the margin: the target model is
@@ -224,7 +224,7 @@ def _guard(workspace: Workspace, tuned: PromptTuned, config: CompressConfig, rep
 def _run_search(condensation: Condensation, tuned: PromptTuned, checkpoint, reporter: Reporter):
     """Step 3: the search over the kept ratio (or the latency fraction), each trial checkpointed."""
     config, workspace = condensation.config, condensation.workspace
-    baseline = tuned.validation["accuracy"]
+    teacher = tuned.validation["accuracy"]
     variable = condensation.planner.kind
 
     def record(trial: Trial) -> None:
@@ -232,8 +232,7 @@ def _run_search(condensation: Condensation, tuned: PromptTuned, checkpoint, repo
         reporter.message(
             f"  trial {variable} {trial.value:.2f}: validation {trial.validation_accuracy:.2f} "
             f"({'accepted' if trial.accepted else 'rejected'}, "
-            f"threshold {config.search.threshold(baseline):.2f}, {trial.seconds:.0f}s)"
-            + (f"; {speed}" if speed else "")
+            f"threshold {config.search.threshold(teacher):.2f}, {trial.seconds:.0f}s)" + (f"; {speed}" if speed else "")
         )
         finished = (checkpoint.done("trials") or {"trials": []})["trials"] + [asdict(trial)]
         checkpoint.finish("trials", {"trials": finished})
@@ -244,9 +243,9 @@ def _run_search(condensation: Condensation, tuned: PromptTuned, checkpoint, repo
         if "full_condensation_accuracy" in trial.details:
             details = trial.details
             condensation.gain = details["full_condensation_accuracy"] - details["short_condensation_accuracy"]
-    baseline_correct = workspace.correct("validation", tuned.predictions["validation"])
+    teacher_correct = workspace.correct("validation", tuned.predictions["validation"])
     run_trial = functools.partial(condensation.trial, reporter=reporter)
-    return _search(config, run_trial, baseline, record, previous, baseline_correct)
+    return _search(config, run_trial, teacher, record, previous, teacher_correct)
 
 
 def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressResult:
