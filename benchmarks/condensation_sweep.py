@@ -26,10 +26,10 @@ from safetensors.torch import load_file, save_file
 
 from skeleton.core.config import CompressConfig, DataConfig, ModelConfig, SearchConfig, default_condense_config
 from skeleton.core.evaluation import predict_logits
-from skeleton.core.layout import PROMPT_TUNED_DIR, REPORT_FILE, SCORES_FILE
+from skeleton.core.file_names import PROMPT_TUNED_DIR, REPORT_FILE, SCORES_FILE
 from skeleton.core.progress import Reporter
+from skeleton.core.scores_and_plans import NeuronScores
 from skeleton.core.statistics import paired_bootstrap
-from skeleton.core.units import NeuronScores
 from skeleton.core.workspace import Workspace
 from skeleton.measure.latency import cost_model
 from skeleton.method.planning import Planner

@@ -46,8 +46,8 @@ def classifier(workspace):
 def slim_dir(tmp_path_factory, workspace):
     """The default model with 30% of its FFN neurons (random ranking), saved and exported."""
     from skeleton.core.config import ExportConfig
-    from skeleton.core.files import save_classifier
-    from skeleton.core.units import NeuronScores
+    from skeleton.core.outputs import save_classifier
+    from skeleton.core.scores_and_plans import NeuronScores
     from skeleton.deploy.export import export_directory
     from skeleton.method.pruning import apply_pruning, make_plan
     from skeleton.method.tuning import skeleton_meta

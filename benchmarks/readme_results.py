@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from skeleton.core.records import teacher_name
+from skeleton.core.reports import teacher_name
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"

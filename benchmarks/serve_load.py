@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from skeleton.core.files import source_commit
 from skeleton.core.machine import describe_cpu
+from skeleton.core.outputs import source_commit
 from skeleton.measure.bench import task_texts
 
 

@@ -59,9 +59,9 @@ from skeleton.core.config import (
     tuned_teacher,
 )
 from skeleton.core.errors import SkeletonError
-from skeleton.core.layout import CONFIG_FILE, MANIFEST_FILE, ONNX_DIR, PROMPT_TUNED_DIR
+from skeleton.core.file_names import CONFIG_FILE, MANIFEST_FILE, ONNX_DIR, PROMPT_TUNED_DIR
 from skeleton.core.progress import Reporter
-from skeleton.core.records import BenchReport, CompressReport, ExportSummary, speed_text
+from skeleton.core.reports import BenchReport, CompressReport, ExportSummary, speed_text
 from skeleton.core.tasks import TASKS, TaskSpec, read_description
 
 app = typer.Typer(
@@ -386,7 +386,7 @@ def analyze(
     quiet: Quiet = False,
 ) -> None:
     """Suppression curves, per-layer distributions and rank correlations of the scorers (DIR/analysis)."""
-    from skeleton.core.layout import ANALYSIS_DIR, ANALYSIS_MD
+    from skeleton.core.file_names import ANALYSIS_DIR, ANALYSIS_MD
 
     try:
         shares = tuple(float(p) for p in percents.split(",") if p.strip())
@@ -857,8 +857,8 @@ def serve(
 
     given["api_key"] = given.get("api_key") or os.environ.get("SKELETON_API_KEY") or None
     config = ServeConfig(device=device, **given)
+    from skeleton.deploy.model_queues import parse_model_arguments
     from skeleton.deploy.server import serve as run_server
-    from skeleton.deploy.serving import parse_model_arguments
 
     named = parse_model_arguments(models)
     runtime = config.runtime or "each model's graph for serving"

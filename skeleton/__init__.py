@@ -27,9 +27,9 @@ _EXPORTS = {
     "compress": "skeleton.compression",
     "TuneResult": "skeleton.method.tuning",
     "tune": "skeleton.method.tuning",
-    "LoadedModel": "skeleton.deploy.artifacts",
-    "CompressedModel": "skeleton.deploy.artifacts",  # LoadedModel's name before it held teachers too
-    "load": "skeleton.deploy.artifacts",
+    "LoadedModel": "skeleton.deploy.loading",
+    "CompressedModel": "skeleton.deploy.loading",  # LoadedModel's name before it held teachers too
+    "load": "skeleton.deploy.loading",
     "export_directory": "skeleton.deploy.export",
     "Predictor": "skeleton.deploy.predictor",
     "run_bench": "skeleton.measure.bench",

@@ -25,8 +25,7 @@ from skeleton.core.config import ExportConfig
 from skeleton.core.config import default_condense_config as default_condense_config
 from skeleton.core.device import resolve_device
 from skeleton.core.errors import SkeletonError
-from skeleton.core.files import atomic_directory, library_versions, save_classifier
-from skeleton.core.layout import (
+from skeleton.core.file_names import (
     PROMPT_TUNED_DIR,
     REPORT_FILE,
     SCORES_FILE,
@@ -35,10 +34,11 @@ from skeleton.core.layout import (
 )
 from skeleton.core.machine import describe_cpu
 from skeleton.core.modeling import PromptedClassifier, save_prompt_and_head
+from skeleton.core.outputs import atomic_directory, library_versions, save_classifier
 from skeleton.core.progress import SILENT, Reporter
-from skeleton.core.records import CompressReport, speed_text, write_json
+from skeleton.core.reports import CompressReport, speed_text, write_json
+from skeleton.core.scores_and_plans import NeuronScores, PruningPlan
 from skeleton.core.statistics import paired_bootstrap, paired_bootstrap_f1
-from skeleton.core.units import NeuronScores, PruningPlan
 from skeleton.core.workspace import Workspace
 from skeleton.deploy.export import export_directory
 from skeleton.measure.latency import CostModel, cost_model

@@ -10,7 +10,7 @@ from skeleton.compression import compress
 from skeleton.core.architectures import ffn_layers
 from skeleton.core.config import AnalyzeConfig
 from skeleton.core.data import DataConfig
-from skeleton.core.records import AnalysisReport
+from skeleton.core.reports import AnalysisReport
 from skeleton.measure.analysis import spearman, suppressed, top_masks
 from skeleton.method.search import SearchConfig
 from skeleton.method.tuning import TrainConfig

@@ -73,7 +73,7 @@ def test_a_local_import_is_for_start_up_cost_only():
     registry's PyTorch runtime (an ONNX or OpenVINO prediction needs no torch), and ``datasets`` (0.8 s
     to import here, against 0.14 s for the whole predictor) for a table given to predict or evaluate."""
     allowed = {
-        ("skeleton/deploy/registry.py", "skeleton.deploy.artifacts"),
+        ("skeleton/deploy/registry.py", "skeleton.deploy.loading"),
         ("skeleton/deploy/inputs.py", "skeleton.core.data"),
         ("skeleton/deploy/inputs.py", "skeleton.core.user_data"),
     }

@@ -6,8 +6,8 @@ from cli.main import app
 from skeleton.core.config import CompareConfig, CompressConfig
 from skeleton.core.data import DataConfig
 from skeleton.core.modeling import load_prompt_and_head
-from skeleton.core.records import CompareReport
-from skeleton.core.units import NeuronScores
+from skeleton.core.reports import CompareReport
+from skeleton.core.scores_and_plans import NeuronScores
 from skeleton.core.workspace import ModelConfig, Workspace
 from skeleton.method.planning import Planner
 from tests.helpers import tiny_cli_options

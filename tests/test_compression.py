@@ -9,7 +9,7 @@ from skeleton.core.architectures import ffn_layers
 from skeleton.core.config import ExportConfig
 from skeleton.core.data import DataConfig
 from skeleton.core.errors import SkeletonError
-from skeleton.core.files import partial_path
+from skeleton.core.outputs import partial_path
 from skeleton.core.workspace import ModelConfig
 from skeleton.method.search import SearchConfig
 from skeleton.method.tuning import TrainConfig, TuneConfig, tune
@@ -337,7 +337,7 @@ def test_compress_with_heads_and_a_target_speedup(tmp_path, tiny_bert_dir, sst2_
 
 @pytest.mark.parametrize("scorer", ["skill", "lca"])
 def test_compress_with_the_companion_papers_scorers(tmp_path, tiny_bert_dir, sst2_dir, scorer):
-    from skeleton.core.units import NeuronScores
+    from skeleton.core.scores_and_plans import NeuronScores
 
     config = _config(
         tmp_path,

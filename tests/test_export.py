@@ -10,10 +10,10 @@ from skeleton.core.architectures import ffn_layers
 from skeleton.core.config import ExportConfig
 from skeleton.core.data import DataConfig
 from skeleton.core.errors import SkeletonError
-from skeleton.core.files import save_classifier
 from skeleton.core.modeling import BI_ENCODER
-from skeleton.core.records import Manifest, TuneReport
-from skeleton.core.units import NeuronScores
+from skeleton.core.outputs import save_classifier
+from skeleton.core.reports import Manifest, TuneReport
+from skeleton.core.scores_and_plans import NeuronScores
 from skeleton.core.workspace import ModelConfig, Workspace
 from skeleton.deploy.export import export_directory
 from skeleton.deploy.predictor import Predictor

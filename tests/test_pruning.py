@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from skeleton.core.architectures import ffn_layers
-from skeleton.core.units import NeuronScores, PruningPlan
+from skeleton.core.scores_and_plans import NeuronScores, PruningPlan
 from skeleton.method.pruning import (
     PaddedLinear,
     _layer_counts,

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from skeleton.core.errors import SkeletonError
-from skeleton.core.records import CompressReport, ExportSummary, Manifest, ModelMeta, TuneReport, load_report
+from skeleton.core.reports import CompressReport, ExportSummary, Manifest, ModelMeta, TuneReport, load_report
 
 
 def _manifest() -> Manifest:

@@ -80,7 +80,7 @@ def test_a_graph_prediction_loads_no_torch(tmp_path, tokenizer_dir, sst2_dir):
 
 
 def test_the_registry_names_every_runtime_of_an_export_old_manifests_included():
-    from skeleton.core.records import Manifest
+    from skeleton.core.reports import Manifest
     from skeleton.deploy.registry import REGISTRY, default_runtime, open_runtime, runtime_names
 
     assert set(REGISTRY) == {"onnx", "openvino", "torch"}

@@ -3,7 +3,7 @@ import torch
 
 from skeleton.core.architectures import ffn_layers
 from skeleton.core.batching import collate, iterate_batches
-from skeleton.core.units import NeuronScores
+from skeleton.core.scores_and_plans import NeuronScores
 from skeleton.method.scoring import REGISTRY, collect_ffn_statistics, get_scorer
 from tests.conftest import ARCHITECTURE_NAMES
 from tests.helpers import encoded_rows, tiny_classifier

@@ -13,9 +13,9 @@ import pytest
 
 from skeleton.core.config import ExportConfig
 from skeleton.deploy.export import export_directory
+from skeleton.deploy.model_queues import parse_model_arguments
 from skeleton.deploy.predictor import Predictor
 from skeleton.deploy.server import ServerProcess
-from skeleton.deploy.serving import parse_model_arguments
 from tests.conftest import synthetic_rows
 
 TEXTS = ["a superb film", "the movie was great", "awful plot", "dull and boring", "great"]
@@ -40,7 +40,7 @@ def _pair_model(root: Path, tokenizer_dir, tiny_bert_dir, head: str = "cls") -> 
     """An MRPC-shaped (pair task) model on the tiny backbone, untrained: serving only needs it to run;
     ``head`` cls reads the pair as one sequence, bi-encoder each sentence on its own."""
     from skeleton.core.data import DataConfig
-    from skeleton.core.files import save_classifier
+    from skeleton.core.outputs import save_classifier
     from skeleton.core.workspace import ModelConfig, Workspace
     from skeleton.method.tuning import skeleton_meta
 
@@ -480,7 +480,7 @@ def test_the_server_is_ready_only_once_every_shape_has_run_and_counts_its_paddin
     warm-up task is done every bucket has run once and the model is ready. A request's padding is the
     bucket's tokens less the inputs' own."""
     from skeleton.core.config import ServeConfig
-    from skeleton.deploy.serving import ModelServer
+    from skeleton.deploy.model_queues import ModelServer
 
     async def scenario():
         server = ModelServer({"sentiment": models["sentiment"]}, ServeConfig(device="cpu", max_wait_ms=0))

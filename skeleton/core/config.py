@@ -13,7 +13,7 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from skeleton.core.layout import VARIANT_FILES
+from skeleton.core.file_names import VARIANT_FILES
 from skeleton.core.tasks import TaskSpec, describe, description_record, get_task, read_description
 
 DATA_FORMATS = ("csv", "tsv", "json", "jsonl", "parquet")

@@ -32,7 +32,7 @@ from skeleton.core.architectures import (
     sequence_head_spec,
 )
 from skeleton.core.errors import SkeletonError
-from skeleton.core.layout import ADAPTER_CONFIG_FILE, CONFIG_FILE, HEAD_CONFIG_FILE, HEAD_FILE, PROMPT_DIR
+from skeleton.core.file_names import ADAPTER_CONFIG_FILE, CONFIG_FILE, HEAD_CONFIG_FILE, HEAD_FILE, PROMPT_DIR
 from skeleton.core.tasks import TaskSpec
 
 DEFAULT_MODEL = "default"

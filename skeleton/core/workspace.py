@@ -21,7 +21,7 @@ from skeleton.core.config import ModelConfig as ModelConfig
 from skeleton.core.data import DataConfig, TaskData, load_task_data
 from skeleton.core.errors import SkeletonError
 from skeleton.core.evaluation import compute_metrics, predict_logits
-from skeleton.core.layout import MODEL_FILE
+from skeleton.core.file_names import MODEL_FILE
 from skeleton.core.modeling import (
     BI_ENCODER,
     build_classifier,

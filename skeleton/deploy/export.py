@@ -46,8 +46,7 @@ from skeleton.core.batching import template_tokenizer
 from skeleton.core.config import ExportConfig
 from skeleton.core.data import DataConfig, load_task_data, split_texts
 from skeleton.core.errors import SkeletonError
-from skeleton.core.files import library_versions
-from skeleton.core.layout import (
+from skeleton.core.file_names import (
     CONFIG_FILE,
     MANIFEST_FILE,
     META_FILE,
@@ -60,12 +59,13 @@ from skeleton.core.layout import (
 )
 from skeleton.core.logits import batched_logits
 from skeleton.core.machine import flags_simulated, has_vnni, int8_instructions, native_bf16
+from skeleton.core.outputs import library_versions
 from skeleton.core.progress import SILENT, Reporter
-from skeleton.core.records import ExportSummary, Manifest, load_report
+from skeleton.core.reports import ExportSummary, Manifest, load_report
 from skeleton.core.statistics import paired_bootstrap
 from skeleton.core.timing import time_alternating
-from skeleton.deploy.artifacts import LoadedModel, load
 from skeleton.deploy.buckets import BucketedRuntime, Buckets
+from skeleton.deploy.loading import LoadedModel, load
 from skeleton.deploy.manifest import sha256_file
 from skeleton.deploy.openvino import ir_files, nncf_quantize
 from skeleton.deploy.quantization import Int8Bar, int8_methods, quantize, quiet_logging

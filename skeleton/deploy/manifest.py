@@ -7,8 +7,8 @@ import hashlib
 from pathlib import Path
 
 from skeleton.core.errors import SkeletonError
-from skeleton.core.layout import MANIFEST_FILE, ONNX_DIR
-from skeleton.core.records import Manifest
+from skeleton.core.file_names import MANIFEST_FILE, ONNX_DIR
+from skeleton.core.reports import Manifest
 
 
 def sha256_file(path: Path) -> str:

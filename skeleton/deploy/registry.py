@@ -1,7 +1,7 @@
 """The runtime registry: every runtime family, registered once, and how a runtime is found by name.
 
 Families: ``onnx`` and ``openvino`` (graphs, :mod:`skeleton.deploy.runtimes`) and ``torch`` (the model
-directory rebuilt by :func:`skeleton.load`, :class:`skeleton.deploy.artifacts.TorchRuntime`, imported only
+directory rebuilt by :func:`skeleton.load`, :class:`skeleton.deploy.loading.TorchRuntime`, imported only
 when a PyTorch runtime is opened, so an ONNX or OpenVINO prediction never loads torch).
 """
 
@@ -24,7 +24,7 @@ from skeleton.deploy.runtimes import (
 
 class TorchRuntimes(Runtime):
     """The registry's entry for PyTorch: the model directory rebuilt by :func:`skeleton.load`, run by
-    :class:`skeleton.deploy.artifacts.TorchRuntime` (imported only when one is opened, so torch loads
+    :class:`skeleton.deploy.loading.TorchRuntime` (imported only when one is opened, so torch loads
     only for a PyTorch runtime)."""
 
     family = "torch"
@@ -39,7 +39,7 @@ class TorchRuntimes(Runtime):
 
     @classmethod
     def open(cls, name, onnx_dir, manifest, options):
-        from skeleton.deploy.artifacts import TorchRuntime  # torch loads only for a PyTorch runtime
+        from skeleton.deploy.loading import TorchRuntime  # torch loads only for a PyTorch runtime
 
         runtime = TorchRuntime(Path(onnx_dir).parent, device=options.device, precision=precision_of(name))
         runtime.name = name

@@ -6,7 +6,7 @@ before the dash).
 - ``openvino-<precision>``: the exported graphs compiled by OpenVINO (fp32, bf16 by the inference
   precision hint, int8 from NNCF post-training quantisation);
 - ``torch-<precision>``: the PyTorch model rebuilt from the model directory (fp32, bf16 or fp16
-  autocast), which lives beside the loader in :mod:`skeleton.deploy.artifacts`.
+  autocast), which lives beside the loader in :mod:`skeleton.deploy.loading`.
 
 Predict, serve, bench, export and the CLI read the registry: adding a runtime is one class here, its
 line in the registry and its test. This module imports numpy alone; a runtime's library loads when one

@@ -1,4 +1,4 @@
-"""``skeleton serve``: the HTTP routes over :class:`~skeleton.deploy.serving.ModelServer`.
+"""``skeleton serve``: the HTTP routes over :class:`~skeleton.deploy.model_queues.ModelServer`.
 
 Routes (OpenAPI docs at /docs):
 - POST /v1/models/{name}/predict and, with one model loaded, POST /predict: {"inputs": text |
@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from skeleton.core.config import ServeConfig
 from skeleton.core.errors import SkeletonError
-from skeleton.deploy.serving import ModelServer, RequestError
+from skeleton.deploy.model_queues import ModelServer, RequestError
 
 # no "from __future__ import annotations" here: FastAPI reads the route annotations at run time
 

@@ -13,9 +13,9 @@ import torch
 
 from skeleton.core.architectures import sequence_classifier
 from skeleton.core.errors import SkeletonError
-from skeleton.core.files import atomic_directory
 from skeleton.core.modeling import SEQUENCE
-from skeleton.deploy.artifacts import LoadedModel, load
+from skeleton.core.outputs import atomic_directory
+from skeleton.deploy.loading import LoadedModel, load
 
 PARITY_TOLERANCE = 1e-4  # largest logit difference accepted between the checkpoint and the model it came from
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from skeleton.core.architectures import pretrained_tokenizer
 from skeleton.core.config import TritonConfig
 from skeleton.core.errors import SkeletonError
-from skeleton.core.files import atomic_directory
-from skeleton.core.layout import MODEL_INPUTS, PAIR_INPUTS
+from skeleton.core.file_names import MODEL_INPUTS, PAIR_INPUTS
+from skeleton.core.outputs import atomic_directory
 from skeleton.core.tasks import saved_task
 from skeleton.deploy.manifest import read_manifest, resolve_onnx_dir
 from skeleton.deploy.runtimes import family_of, runtime_of

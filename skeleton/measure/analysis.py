@@ -29,8 +29,7 @@ from skeleton.core.data import DataConfig, read_tsv
 from skeleton.core.device import resolve_device
 from skeleton.core.errors import SkeletonError
 from skeleton.core.evaluation import evaluate
-from skeleton.core.files import atomic_directory, library_versions
-from skeleton.core.layout import (
+from skeleton.core.file_names import (
     ANALYSIS_DIR,
     ANALYSIS_JSON,
     ANALYSIS_MD,
@@ -42,11 +41,12 @@ from skeleton.core.layout import (
     SUPPRESSION_PNG,
 )
 from skeleton.core.modeling import prompt_fingerprint
+from skeleton.core.outputs import atomic_directory, library_versions
 from skeleton.core.progress import SILENT, Reporter
-from skeleton.core.records import AnalysisReport, CompareReport, CompressReport
-from skeleton.core.units import NeuronScores, PruningPlan
+from skeleton.core.reports import AnalysisReport, CompareReport, CompressReport
+from skeleton.core.scores_and_plans import NeuronScores, PruningPlan
 from skeleton.core.workspace import ModelConfig, Workspace
-from skeleton.deploy.artifacts import load
+from skeleton.deploy.loading import load
 from skeleton.measure.comparison import COMPARE_JSON, scores_path
 from skeleton.method.scoring import score_neurons, scoring_context
 

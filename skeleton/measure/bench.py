@@ -43,8 +43,7 @@ from skeleton.core.config import (
 from skeleton.core.data import DataConfig, read_labelled, split_texts
 from skeleton.core.device import resolve_device
 from skeleton.core.errors import SkeletonError
-from skeleton.core.files import atomic_directory, library_versions, save_classifier
-from skeleton.core.layout import (
+from skeleton.core.file_names import (
     BENCH_DIR,
     HEAD_CONFIG_FILE,
     MANIFEST_FILE,
@@ -58,13 +57,14 @@ from skeleton.core.layout import (
 )
 from skeleton.core.machine import describe_cpu, native_bf16
 from skeleton.core.modeling import BI_ENCODER
+from skeleton.core.outputs import atomic_directory, library_versions, save_classifier
 from skeleton.core.progress import SILENT, Reporter
-from skeleton.core.records import BenchReport, CompressReport, Manifest, ModelMeta, TuneReport, load_report
+from skeleton.core.reports import BenchReport, CompressReport, Manifest, ModelMeta, TuneReport, load_report
 from skeleton.core.tasks import saved_task
 from skeleton.core.timing import time_alternating
 from skeleton.core.workspace import ModelConfig, Workspace
-from skeleton.deploy.artifacts import TorchRuntime
 from skeleton.deploy.export import export_directory
+from skeleton.deploy.loading import TorchRuntime
 from skeleton.deploy.manifest import read_manifest, sha256_file
 from skeleton.deploy.registry import open_runtime
 from skeleton.deploy.runtimes import (

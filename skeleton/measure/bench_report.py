@@ -9,8 +9,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from skeleton.core.layout import PLOT_BY_BATCH, PLOT_BY_LENGTH, PLOT_LATENCY, REPORT_JSON, REPORT_MD
-from skeleton.core.records import BenchReport
+from skeleton.core.file_names import PLOT_BY_BATCH, PLOT_BY_LENGTH, PLOT_LATENCY, REPORT_JSON, REPORT_MD
+from skeleton.core.reports import BenchReport
 
 
 def write_report(folder: Path, report: dict) -> None:

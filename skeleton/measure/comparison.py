@@ -15,10 +15,10 @@ from pathlib import Path
 
 from skeleton.core.config import CompareConfig
 from skeleton.core.device import resolve_device
-from skeleton.core.files import atomic_directory, library_versions
 from skeleton.core.modeling import prompt_fingerprint, save_prompt_and_head
+from skeleton.core.outputs import atomic_directory, library_versions
 from skeleton.core.progress import SILENT, Reporter
-from skeleton.core.records import CompareReport
+from skeleton.core.reports import CompareReport
 from skeleton.core.workspace import Workspace
 from skeleton.method.planning import Planner
 from skeleton.method.scoring import score_neurons, scoring_context

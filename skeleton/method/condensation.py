@@ -19,10 +19,10 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from skeleton.core.batching import EncodedSplit
 from skeleton.core.config import CompressConfig
 from skeleton.core.evaluation import predict_logits
-from skeleton.core.layout import MODEL_FILE, TEACHER_FILE
+from skeleton.core.file_names import MODEL_FILE, TEACHER_FILE
 from skeleton.core.modeling import PromptedClassifier, load_prompt_and_head, save_prompt_and_head
 from skeleton.core.progress import Reporter
-from skeleton.core.units import PruningPlan
+from skeleton.core.scores_and_plans import PruningPlan
 from skeleton.core.workspace import Workspace
 from skeleton.method.planning import Planner
 from skeleton.method.search import SearchResult

@@ -12,7 +12,7 @@ import torch
 
 from skeleton.core.config import CompressConfig
 from skeleton.core.modeling import PromptedClassifier, shorten_prompt
-from skeleton.core.units import NeuronScores, PruningPlan
+from skeleton.core.scores_and_plans import NeuronScores, PruningPlan
 from skeleton.method.pruning import Costs, apply_pruning, make_cost_plan, make_plan
 from skeleton.method.search import KEPT_RATIO, LATENCY_FRACTION
 

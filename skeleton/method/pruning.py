@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from skeleton.core.architectures import ffn_layers, keep_layers
-from skeleton.core.units import NeuronScores, PruningPlan
+from skeleton.core.scores_and_plans import NeuronScores, PruningPlan
 
 
 class PaddedLinear(nn.Module):

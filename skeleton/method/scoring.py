@@ -34,7 +34,7 @@ from skeleton.core.errors import SkeletonError
 from skeleton.core.evaluation import predict_logits
 from skeleton.core.modeling import MeanPoolHead, PromptedClassifier, save_prompt_and_head
 from skeleton.core.progress import SILENT, Reporter
-from skeleton.core.units import NeuronScores
+from skeleton.core.scores_and_plans import NeuronScores
 from skeleton.core.workspace import Workspace
 from skeleton.method.lca import GRID, lca_scores
 from skeleton.method.skill import Predictivity, across_prompts

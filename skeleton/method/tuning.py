@@ -18,11 +18,11 @@ from skeleton.core.config import TuneConfig as TuneConfig
 from skeleton.core.device import resolve_device
 from skeleton.core.evaluation import compute_metrics, predict_logits
 from skeleton.core.evaluation import evaluate as evaluate
-from skeleton.core.files import atomic_directory, library_versions, save_classifier
-from skeleton.core.layout import REPORT_FILE
+from skeleton.core.file_names import REPORT_FILE
 from skeleton.core.modeling import PromptedClassifier
+from skeleton.core.outputs import atomic_directory, library_versions, save_classifier
 from skeleton.core.progress import SILENT, Reporter
-from skeleton.core.records import ModelMeta, TuneReport
+from skeleton.core.reports import ModelMeta, TuneReport
 from skeleton.core.workspace import Workspace
 from skeleton.method.adaptation import close_backbone, open_backbone
 

@@ -17,10 +17,10 @@ from safetensors.torch import save_model
 from transformers import PreTrainedTokenizerBase
 
 from skeleton.core.errors import SkeletonError
-from skeleton.core.layout import META_FILE, MODEL_FILE, PLAN_FILE
+from skeleton.core.file_names import META_FILE, MODEL_FILE, PLAN_FILE
 from skeleton.core.modeling import PromptedClassifier, save_prompt_and_head
-from skeleton.core.records import ModelMeta
-from skeleton.core.units import PruningPlan
+from skeleton.core.reports import ModelMeta
+from skeleton.core.scores_and_plans import PruningPlan
 
 
 def library_versions() -> dict[str, str]:

@@ -17,12 +17,12 @@ from skeleton.core.batching import Batch, collate, encode_split
 from skeleton.core.config import TORCH_PRECISIONS
 from skeleton.core.device import resolve_device
 from skeleton.core.errors import SkeletonError
-from skeleton.core.layout import CONFIG_FILE, HEAD_CONFIG_FILE, META_FILE, MODEL_FILE, MODEL_INPUTS, PLAN_FILE
+from skeleton.core.file_names import CONFIG_FILE, HEAD_CONFIG_FILE, META_FILE, MODEL_FILE, MODEL_INPUTS, PLAN_FILE
 from skeleton.core.logits import batched_logits, label_scores, softmax
 from skeleton.core.modeling import HeadConfig, PromptedClassifier, load_prompt_and_head, load_tokenizer
-from skeleton.core.records import ModelMeta
+from skeleton.core.reports import ModelMeta
+from skeleton.core.scores_and_plans import PruningPlan
 from skeleton.core.tasks import TaskSpec, saved_task
-from skeleton.core.units import PruningPlan
 from skeleton.deploy.runtimes import Runtime
 from skeleton.method.pruning import apply_pruning
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from skeleton.core.config import ServeConfig
 from skeleton.core.errors import SkeletonError
-from skeleton.core.layout import MODEL_INPUTS
+from skeleton.core.file_names import MODEL_INPUTS
 from skeleton.core.logits import softmax
 from skeleton.deploy.buckets import pad_to
 from skeleton.deploy.predictor import Predictor
