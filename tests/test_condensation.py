@@ -270,8 +270,10 @@ def test_the_default_search_returns_the_fastest_trial_within_the_margin(tmp_path
     accepted = [t["value"] for t in trials if t["accepted"]]
     assert all(t["accepted"] == (t["value"] >= 0.3 - 1e-9) for t in trials)
     assert report.search_value == min(accepted) == pytest.approx(0.3)
-    # the shipped model is the chosen fraction's, condensed in full (not the 3-step trial)
-    assert (0.3, None) in condensed
+    # the shipped model is the chosen fraction's, condensed in full (not the 3-step trial): on a tiny model
+    # neighbouring fractions can land on one plan, which is then condensed once, under the first of them
+    chosen = next(t for t in trials if t["value"] == pytest.approx(0.3))
+    assert (round(chosen["details"].get("same_plan_as", 0.3), 6), None) in condensed
     assert len(teacher_passes) == 1  # the teacher's logits are computed once, for every trial
     assert report.prompt_tokens["skeleton"] == min(
         DEFAULT_CONDENSED_PROMPT_TOKENS, report.prompt_tokens["prompt_tuned"]
