@@ -916,7 +916,7 @@ def bench(
     output: Annotated[Path | None, typer.Option(help="Report folder (default: DIR/bench).")] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Time the Skeleton model against the prompt-tuned model under every runtime; report in DIR/bench/."""
+    """Time the Skeleton model against its teacher under every runtime; report in DIR/bench/."""
 
     config = BenchConfig(
         batch_sizes=QUICK_BATCH_SIZES if quick else _numbers(batch_sizes, "--batch-sizes"),

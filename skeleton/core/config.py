@@ -274,9 +274,9 @@ class TrainConfig:
             Either way the result is a plain model of the same shapes.
         backbone_lr: AdamW learning rate of what trains in the backbone (LoRA adapters or encoder weights).
         lora_rank: the LoRA adapters' rank (their alpha is twice it).
-        distill: weight of the distillation loss, the KL divergence to a teacher's
-            temperature-softened logits (the unpruned prompt-tuned model's, computed once per
-            training row); the cross-entropy with the labels takes the rest. 0: labels alone.
+        distill: weight of the distillation loss, the KL divergence to the teacher's
+            temperature-softened logits (computed once per training row); the cross-entropy with the
+            labels takes the rest. 0: labels alone.
         temperature: the distillation temperature (the KL term is scaled by its square).
     """
 
@@ -335,9 +335,9 @@ class SearchConfig:
             bootstrap interval of its accuracy drop, at this level, stays within ``margin``;
             ``None`` accepts on the observed drop alone (the paper's rule). Either way every trial
             reports its interval.
-        target_speedup: prune until the predicted speed-up against the prompt-tuned model's fastest
-            CPU runtime reaches this at every cost shape (a latency table makes the prediction);
-            the grid then runs over predicted latency fractions instead of kept neuron ratios.
+        target_speedup: prune until the speed-up against the teacher, predicted by the cost model refitted to
+            pruned models timed on the table's runtime, reaches this at every shape of ``cost_shapes`` (the
+            trial's pruned model is timed too, and the report gives both).
         within_margin: with ``target_speedup``, search the latency fractions at or below its own
             for the fastest model within ``margin`` (without it, the target model is the answer,
             and the report says how much accuracy it keeps).
@@ -566,9 +566,9 @@ class CompressConfig:
             its logits teach, its own head reads the slim backbone, and it has no soft prompt.
         output: output directory; ``None`` = ``exported_models/<task>-<model>``.
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda``...
-        min_gain: after step 1, the prompt-tuned model must beat the majority class on validation by
-            this many points, or compress stops (a model that has not learned the task cannot be
-            localised; the tuned prompt is kept for ``--resume``).
+        min_gain: after step 1, the teacher must beat the majority class on validation by this many
+            points, or compress stops (a model that has not learned the task cannot be localised; the
+            tuned teacher is kept for ``--resume``).
         allow_weak_prior: go on anyway; the report then marks the result ``weak_prior``.
         resume: continue after the last finished stage of an interrupted run with the same output.
         overwrite: replace an existing output directory.
