@@ -335,9 +335,9 @@ class SearchConfig:
             bootstrap interval of its accuracy drop, at this level, stays within ``margin``;
             ``None`` accepts on the observed drop alone (the paper's rule). Either way every trial
             reports its interval.
-        target_speedup: prune until the speed-up against the teacher, predicted by the cost model refitted to
-            pruned models timed on the table's runtime, reaches this at every shape of ``cost_shapes`` (``--shapes``; the
-            trial's pruned model is timed too, and the report gives both).
+        target_speedup: prune until the speed-up against the teacher, predicted by the cost model refitted
+            to pruned models timed on the table's runtime, reaches this at every shape of ``cost_shapes``
+            (``--shapes``; the trial's pruned model is timed too, and the report gives both).
         within_margin: with ``target_speedup``, search the latency fractions at or below its own
             for the fastest model within ``margin`` (without it, the target model is the answer,
             and the report says how much accuracy it keeps).

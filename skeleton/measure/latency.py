@@ -272,6 +272,7 @@ class CostModel:
                 refit[key] = _fit_shape(self.table, key, rows, ridge)
         return replace(self, refit=refit)
 
+
 def _fit_shape(table: LatencyTable, key: str, rows: list, ridge: float) -> list[float]:
     """``[outside, per kept layer, per head, per neuron]`` milliseconds at one table shape: non-negative
     least squares of the relative error ``(outside + per_layer x layers + per_head x heads + per_neuron x
