@@ -66,7 +66,7 @@ from skeleton.core.tasks import TASKS, TaskSpec, read_description
 
 app = typer.Typer(
     name="skeleton",
-    help="Find the FFN neurons a task needs, cut the rest out, ship a slim ONNX model.",
+    help="Find the neurons, heads and layers a task needs, cut the rest out, ship a slim ONNX and OpenVINO model.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
