@@ -156,7 +156,7 @@ def _trial(trial: dict) -> str:
         return text
     shape = details["slowest_shape"]
     measured = details["measured_speedup"][shape]
-    predicted = measured * (1 + details["prediction_error"][shape])
+    predicted = details["predicted_speedup"][shape]
     return f"{text[:-1]}; {measured:.2f}x measured at {shape}, {predicted:.2f}x predicted)"
 
 

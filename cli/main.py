@@ -479,7 +479,7 @@ def _slowest_text(details: dict) -> str:
     if "measured_speedup" in details:
         shape = details["slowest_shape"]
         measured = details["measured_speedup"][shape]
-        return f"{measured:.2f}x ({measured * (1 + details['prediction_error'][shape]):.2f}x) @{shape}"
+        return f"{measured:.2f}x ({details['predicted_speedup'][shape]:.2f}x) @{shape}"
     predicted = details.get("predicted_speedup") or {}
     if not predicted:
         return "-"
@@ -493,10 +493,10 @@ def _speed_table(report: CompressReport) -> Table:
     table = Table(title="Skeleton model's speed-up per batch x input tokens (table runtime)")
     for column in ("shape", "predicted", "measured", "error"):
         table.add_column(column, justify="right")
-    measured = costs.get("measured_speedup") or {}
+    measured, errors = costs.get("measured_speedup") or {}, costs.get("prediction_error") or {}
     for shape, predicted in costs["predicted_speedup"].items():
         timed = measured.get(shape)
-        error = "-" if timed is None else f"{100 * (predicted / timed - 1):+.0f}%"
+        error = "-" if timed is None else f"{100 * errors[shape]:+.0f}%"
         table.add_row(shape, f"{predicted:.2f}x", "-" if timed is None else f"{timed:.2f}x", error)
     return table
 

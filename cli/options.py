@@ -147,7 +147,7 @@ def with_options(*groups: list[Option]) -> Callable:
 
         parameters = generated + own
         wrapper.__signature__ = inspect.Signature(parameters)
-        wrapper.option_names = option_names(groups)
+        wrapper.option_names = flags
         wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
         del wrapper.__wrapped__  # typer reads the signature above, not the command's
         return wrapper

@@ -46,7 +46,6 @@ from skeleton.measure.plan_latency import (
     PlanTimer,
     largest_error,
     refit_costs,
-    refitted_from,
     shipped_timing,
 )
 from skeleton.method.condensation import Condensation
@@ -443,7 +442,7 @@ def _refit(planner: Planner, classifier, checkpoint, reporter) -> tuple[PlanTime
         refitted, done = refit_costs(timer, planner, classifier, reporter)
         checkpoint.finish("latency_refit", done)
     else:
-        refitted = refitted_from(planner.costs, done["points"])
+        refitted = planner.costs.refitted(done["points"])
     reporter.message(
         f"  largest error over the timed plans and shapes: table {100 * largest_error(done, 'table'):.0f}%, "
         f"refitted {100 * largest_error(done):.0f}%"

@@ -384,5 +384,5 @@ def speed_text(timing: dict) -> str:
         return ""
     slowest = timing["slowest_shape"]
     measured = timing["measured_speedup"][slowest]
-    predicted = measured * (1.0 + timing["prediction_error"][slowest])
+    predicted = timing["predicted_speedup"][slowest]
     return f"measured {measured:.2f}x at {slowest}, the slowest shape (predicted {predicted:.2f}x)"

@@ -249,8 +249,8 @@ class CostModel:
 
     def table_shapes(self) -> list[tuple[int, int]]:
         """Every (sequences, tokens) shape the table is read at, for both prompt lengths."""
-        prompts = sorted({self.reference_prompt_tokens, self.prompt_tokens})
-        return sorted({(b * self.sequences_per_input, t + p) for b, t in self.input_shapes for p in prompts})
+        prompts = (self.reference_prompt_tokens, self.prompt_tokens)
+        return shapes_in_table(self.input_shapes, prompts, self.sequences_per_input)
 
     def refitted(self, measured: list[tuple[list[int], list[int], dict[str, float]]], ridge: float = REFIT_RIDGE):
         """This cost model refitted to whole models timed on the table's runtime.
@@ -271,6 +271,12 @@ class CostModel:
             if rows:
                 refit[key] = _fit_shape(self.table, key, rows, ridge)
         return replace(self, refit=refit)
+
+
+def shapes_in_table(input_shapes, prompt_lengths, sequences_per_input: int = 1) -> list[tuple[int, int]]:
+    """The (sequences, tokens) shapes a table is measured and read at: each input (batch, tokens) at each
+    soft-prompt length, a bi-encoder's batch counting two sequences per input."""
+    return sorted({(b * sequences_per_input, t + p) for b, t in input_shapes for p in set(prompt_lengths)})
 
 
 def _fit_shape(table: LatencyTable, key: str, rows: list, ridge: float) -> list[float]:
@@ -531,8 +537,7 @@ def cost_model(
     layers = ffn_layers(backbone)
     if any(layer.num_heads != num_heads(backbone.config) for layer in layers):
         raise SkeletonError("the cost model needs the unpruned backbone")
-    token_counts = {reference_prompt_tokens, prompt_tokens}
-    shapes = [(b * sequences_per_input, t + p) for b, t in input_shapes for p in token_counts]
+    shapes = shapes_in_table(input_shapes, (reference_prompt_tokens, prompt_tokens), sequences_per_input)
     table = measure_table(backbone.config, shapes, threads=threads, reporter=reporter, **grid)
     return CostModel(
         table,

@@ -40,11 +40,11 @@ class PlanTimer:
         self.costs, self.reference, self.repeats, self.threads = costs, reference, repeats, threads
         self.runtime = costs.table.key["runtime"]
         self._scratch = tempfile.TemporaryDirectory(prefix="skeleton-plan-latency-")
-        self._reference_graph = None
+        self._reference_runtime = None
         self._built = 0
 
     def close(self) -> None:
-        self._reference_graph = None
+        self._reference_runtime = None
         self._scratch.cleanup()
 
     def _open(self, model: nn.Module):
@@ -55,9 +55,9 @@ class PlanTimer:
     def time(self, backbones: dict[str, nn.Module]) -> dict[str, dict[str, float]]:
         """Median milliseconds per table shape key of the unpruned backbone (under :data:`REFERENCE`, at
         both prompt lengths) and of each of ``backbones`` (at the Skeleton model's), calls alternating."""
-        if self._reference_graph is None:
-            self._reference_graph = self._open(self.reference)
-        runtimes = {REFERENCE: self._reference_graph, **{name: self._open(m) for name, m in backbones.items()}}
+        if self._reference_runtime is None:
+            self._reference_runtime = self._open(self.reference)
+        runtimes = {REFERENCE: self._reference_runtime, **{name: self._open(m) for name, m in backbones.items()}}
         costs = self.costs
         skeleton_keys = {costs.shape_in_table(b, t, costs.prompt_tokens) for b, t in costs.input_shapes}
         vocab = self.reference.config.vocab_size
@@ -109,7 +109,7 @@ def refit_costs(timer: PlanTimer, planner, classifier, reporter: Reporter = SILE
     Returns:
         (the refitted cost model, the record: every timed plan with its measured speed-ups beside the
         table's prediction and the refit's, and the measurements the refit rests on, ``points``, from
-        which :func:`refitted_from` rebuilds it on ``--resume``).
+        which :meth:`CostModel.refitted` rebuilds it on ``--resume``).
     """
     costs = timer.costs
     layer_options = (True, False) if "layers" in planner.config.targets else (False,)
@@ -130,7 +130,7 @@ def refit_costs(timer: PlanTimer, planner, classifier, reporter: Reporter = SILE
     timings = timer.time(backbones)
     points = [[costs.num_heads, costs.widths, timings[REFERENCE]]]
     points += [[heads, widths, timings[name]] for name, (heads, widths) in kept.items()]
-    refitted = refitted_from(costs, points)
+    refitted = costs.refitted(points)
     plans = {}
     for name, (heads, widths) in kept.items():
         measured = timer.speedups(timings, name)
@@ -141,11 +141,6 @@ def refit_costs(timer: PlanTimer, planner, classifier, reporter: Reporter = SILE
             "refitted": compare(measured, refitted.speedups(heads, widths)),
         }
     return refitted, {"runtime": timer.runtime, "plans": plans, "refit": refitted.refit, "points": points}
-
-
-def refitted_from(costs: CostModel, points: list) -> CostModel:
-    """``costs`` refitted to recorded measurements (``[heads, widths, ms per table shape]`` each)."""
-    return costs.refitted([(heads, widths, ms) for heads, widths, ms in points])
 
 
 def largest_error(record: dict, kind: str = "refitted") -> float:
