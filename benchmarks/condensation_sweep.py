@@ -10,12 +10,15 @@ a default is chosen on, test accuracy is reported beside it. The teacher's logit
 
 Sweeps: ``prompt-length`` (4 / 8 / 12 / 20 prompt tokens at 2x, distilled full condensation),
 ``modes`` (prompt, distilled LoRA, distilled full at 2x, 8 tokens), ``curve`` (prompt-only against
-distilled LoRA at predicted speed-ups 1.5 / 2 / 2.5 / 3, 8 tokens).
+distilled LoRA at predicted speed-ups 1.5 / 2 / 2.5 / 3, 8 tokens), ``epochs`` (the source run's own
+shipped plan, ``pruning_plan.json``, condensed with its own recipe for 1 / 2 / 3 / 4 epochs: what a
+longer condensation buys on a small training split).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from dataclasses import replace
@@ -24,15 +27,23 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from skeleton.core.config import CompressConfig, DataConfig, ModelConfig, SearchConfig, default_condense_config
+from skeleton.core.config import (
+    CompressConfig,
+    DataConfig,
+    ModelConfig,
+    SearchConfig,
+    TrainConfig,
+    default_condense_config,
+)
 from skeleton.core.evaluation import predict_logits
-from skeleton.core.file_names import PROMPT_TUNED_DIR, REPORT_FILE, SCORES_FILE
+from skeleton.core.file_names import PLAN_FILE, PROMPT_TUNED_DIR, REPORT_FILE, SCORES_FILE
 from skeleton.core.progress import Reporter
-from skeleton.core.scores_and_plans import NeuronScores
+from skeleton.core.scores_and_plans import NeuronScores, PruningPlan
 from skeleton.core.statistics import paired_bootstrap
 from skeleton.core.workspace import Workspace
 from skeleton.measure.latency import cost_model
 from skeleton.method.planning import Planner
+from skeleton.method.pruning import apply_pruning
 from skeleton.method.tuning import train_prompt
 
 FULL = dict(trains="full", distill=0.5, backbone_lr=1e-4)
@@ -42,6 +53,7 @@ SWEEPS = {
     "prompt-length": [dict(speedup=2.0, tokens=t, **FULL) for t in (4, 8, 12, 20)],
     "modes": [dict(speedup=2.0, tokens=8, **m) for m in (PROMPT, LORA, FULL)],
     "curve": [dict(speedup=s, tokens=8, **m) for s in (2.0, 3.0, 1.5, 2.5) for m in (PROMPT, LORA)],
+    "epochs": [dict(epochs=e, shipped_plan=True) for e in (1, 2, 3, 4)],
 }
 
 
@@ -71,21 +83,39 @@ def _planner(source: Path, setting: dict, workspace: Workspace, classifier, repo
     return planner
 
 
+def _shipped_plan(source: Path, classifier):
+    """A copy of the prompt-tuned classifier pruned to the source run's shipped plan, and the plan."""
+    plan = PruningPlan.load(source / PLAN_FILE)
+    pruned = copy.deepcopy(classifier)
+    apply_pruning(pruned.backbone, plan, NeuronScores.load(source / SCORES_FILE))
+    return pruned, plan
+
+
 def run(args) -> dict:
     device = torch.device("cpu")
     reporter = Reporter(enabled=not args.quiet)
-    workspace = Workspace.open(DataConfig(args.task, args.data_dir), ModelConfig(), device, reporter)
     source = Path(args.source)
+    if args.data_dir is None:  # the source run's own data, splits and model settings
+        config = json.loads((source / REPORT_FILE).read_text())["config"]
+        data, model = DataConfig.from_dict(config["data"]), ModelConfig(**config["model"])
+    else:
+        data, model = DataConfig(args.task, args.data_dir), ModelConfig()
+    workspace = Workspace.open(data, model, device, reporter)
     classifier = workspace.load_classifier(source / PROMPT_TUNED_DIR)
     teacher = _teacher(workspace, classifier, Path(args.output).with_suffix(".teacher.safetensors"), device)
     train = workspace.train.with_teacher(teacher)
     baseline = workspace.split_predictions(classifier, device)
     rows = []
     for setting in SWEEPS[args.sweep]:
-        planner = _planner(source, setting, workspace, classifier, reporter)
-        pruned, plan = planner.prune(classifier, 1.0 / setting["speedup"])
-        fields = {k: setting[k] for k in ("trains", "distill", "backbone_lr") if k in setting}
-        condense = replace(default_condense_config(), **fields, steps=args.steps)
+        if setting.get("shipped_plan"):
+            pruned, plan = _shipped_plan(source, classifier)
+            recipe = TrainConfig(**json.loads((source / REPORT_FILE).read_text())["config"]["condense"])
+            condense = replace(recipe, epochs=setting["epochs"], steps=None)
+        else:
+            planner = _planner(source, setting, workspace, classifier, reporter)
+            pruned, plan = planner.prune(classifier, 1.0 / setting["speedup"])
+            fields = {k: setting[k] for k in ("trains", "distill", "backbone_lr") if k in setting}
+            condense = replace(default_condense_config(), **fields, steps=args.steps)
         started = time.perf_counter()
         result = train_prompt(pruned, train, workspace.validation, condense, device, workspace.pad_token_id, reporter)
         seconds = time.perf_counter() - started
@@ -97,7 +127,8 @@ def run(args) -> dict:
             row[split] = 100.0 * float(correct.mean())
             row[f"{split}_difference"] = paired_bootstrap(correct, workspace.correct(split, baseline[split]))
         rows.append(row)
-        print(json.dumps({k: row[k] for k in ("speedup", "tokens", "trains", "validation", "test", "steps")}))
+        shown = ("speedup", "tokens", "trains", "epochs", "validation", "test", "steps")
+        print(json.dumps({k: row.get(k) for k in shown}))
         Path(args.output).write_text(json.dumps(_document(args, workspace, classifier, baseline, rows), indent=2))
     return _document(args, workspace, classifier, baseline, rows)
 
@@ -117,7 +148,7 @@ def main() -> None:
     parser.add_argument("--from", dest="source", required=True, help="a compress output directory (ffn,heads,layers)")
     parser.add_argument("--sweep", choices=sorted(SWEEPS), required=True)
     parser.add_argument("--task", default="sst2")
-    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--data-dir", help="default: the source run's own data and model settings")
     parser.add_argument("--steps", type=int, default=None, help="condensation steps (default: one epoch)")
     parser.add_argument("--output", required=True)
     parser.add_argument("--quiet", action="store_true")
