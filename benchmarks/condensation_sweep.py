@@ -12,7 +12,7 @@ Sweeps: ``prompt-length`` (4 / 8 / 12 / 20 prompt tokens at 2x, distilled full c
 ``modes`` (prompt, distilled LoRA, distilled full at 2x, 8 tokens), ``curve`` (prompt-only against
 distilled LoRA at predicted speed-ups 1.5 / 2 / 2.5 / 3, 8 tokens), ``epochs`` (the source run's own
 shipped plan, ``pruning_plan.json``, condensed with its own recipe for 1 / 2 / 3 / 4 epochs: what a
-longer condensation buys on a small training split).
+longer condensation buys on a small training split), ``floor`` (that plan, one epoch raised to 600 steps).
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ SWEEPS = {
     "modes": [dict(speedup=2.0, tokens=8, **m) for m in (PROMPT, LORA, FULL)],
     "curve": [dict(speedup=s, tokens=8, **m) for s in (2.0, 3.0, 1.5, 2.5) for m in (PROMPT, LORA)],
     "epochs": [dict(epochs=e, shipped_plan=True) for e in (1, 2, 3, 4)],
+    "floor": [dict(epochs=1, min_steps=600, shipped_plan=True)],
 }
 
 
@@ -110,7 +111,7 @@ def run(args) -> dict:
         if setting.get("shipped_plan"):
             pruned, plan = _shipped_plan(source, classifier)
             recipe = TrainConfig(**json.loads((source / REPORT_FILE).read_text())["config"]["condense"])
-            condense = replace(recipe, epochs=setting["epochs"], steps=None)
+            condense = replace(recipe, epochs=setting["epochs"], steps=None, min_steps=setting.get("min_steps"))
         else:
             planner = _planner(source, setting, workspace, classifier, reporter)
             pruned, plan = planner.prune(classifier, 1.0 / setting["speedup"])

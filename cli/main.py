@@ -145,6 +145,7 @@ TRAIN_OPTIONS = in_panel(
 CONDENSE_OPTIONS = [
     Option(TrainConfig, "epochs", "condense_epochs", recipe=True, help_prefix="Knowledge condensation: "),
     Option(TrainConfig, "steps", "condense_steps", recipe=True, help_prefix="Knowledge condensation: "),
+    Option(TrainConfig, "min_steps", "condense_min_steps", recipe=True, help_prefix="Knowledge condensation: "),
     Option(TrainConfig, "max_samples", "condense_samples", help_prefix="Knowledge condensation: "),
 ]
 # what condensation trains and distils from

@@ -2,6 +2,7 @@
 weights, every encoder weight trained; and the paper's prompt-only mode left as it was."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -191,15 +192,18 @@ def test_the_default_compress_searches_everything_and_condenses_the_backbone():
     assert config.model.num_virtual_tokens == 0 and config.condensed_prompt_tokens is None
     prompted = CompressConfig(tune=TrainConfig(trains="prompt")).resolved()
     assert prompted.condensed_prompt_tokens == DEFAULT_CONDENSED_PROMPT_TOKENS
-    assert config.trial_budget(625) == round(DEFAULT_TRIAL_SHARE * 625) and not config.fast_search
-    assert CompressConfig(trial_steps=50).resolved().trial_budget(30) == 30  # never past the whole budget
+    # 20,000 rows at batch 32: 625 steps, above the floor; trials take a quarter of them
+    assert config.trial_budget(20000) == round(DEFAULT_TRIAL_SHARE * 625) and not config.fast_search
+    # a trial budget at or past the whole condensation is the whole condensation
+    unfloored = replace(default_condense_config(), min_steps=None)
+    assert CompressConfig(trial_steps=50, condense=unfloored).resolved().trial_budget(30 * 32) is None
     # the paper's mode: FFN neurons by kept ratio, the prompt alone, no teacher, trials in full
     paper = CompressConfig(targets=("ffn",), condense=default_condense_config("prompt")).resolved()
     mrpc = CompressConfig(data=DataConfig("mrpc")).resolved()
     assert not mrpc.fast_search  # short trials instead of judging the uncondensed model
     mrpc_paper = CompressConfig(data=DataConfig("mrpc"), condense=default_condense_config("prompt")).resolved()
     assert mrpc_paper.fast_search  # the paper's mode keeps the task's recipe
-    assert not paper.uses_costs and paper.condensed_prompt_tokens is None and paper.trial_budget(625) is None
+    assert not paper.uses_costs and paper.condensed_prompt_tokens is None and paper.trial_budget(20000) is None
     assert paper.condense.distill == 0.0 and paper.condense.trains == "prompt"
     for trains, recipe in CONDENSE_RECIPES.items():
         assert default_condense_config(trains) == TrainConfig(
@@ -207,6 +211,25 @@ def test_the_default_compress_searches_everything_and_condenses_the_backbone():
         )
     with pytest.raises(ValueError, match="condense must be one of"):
         default_condense_config("everything")
+
+
+def test_a_small_training_split_is_condensed_for_at_least_the_floor_and_its_trials_stay_short():
+    """min_steps raises one epoch of a small split to the floor; --condense-steps overrides both; search
+    trials take their share of the epoch, not of the floor, so the floor costs only full condensations."""
+    from skeleton.core.config import DEFAULT_CONDENSE_MIN_STEPS, DEFAULT_TRIAL_SHARE, CompressConfig
+
+    condense = TrainConfig(epochs=1, batch_size=32, min_steps=600, trains="full")
+    assert condense.planned_steps(4798) == 600  # news.csv: 150 steps an epoch
+    assert condense.planned_steps(20000) == 625  # SST-2's epoch is past the floor: unchanged
+    assert replace(condense, epochs=5).planned_steps(4798) == 750
+    assert replace(condense, steps=40).planned_steps(4798) == 40
+    assert replace(condense, min_steps=None).planned_steps(4798) == 150
+    with pytest.raises(ValueError, match="min_steps"):
+        TrainConfig(min_steps=0)
+    config = CompressConfig().resolved()
+    assert config.condense.min_steps == DEFAULT_CONDENSE_MIN_STEPS
+    assert config.trial_budget(4798) == round(DEFAULT_TRIAL_SHARE * 150)
+    assert config.condense.planned_steps(4798) == DEFAULT_CONDENSE_MIN_STEPS
 
 
 def test_the_command_line_takes_the_recipe_of_the_kind_asked_for():

@@ -26,7 +26,7 @@ from skeleton.core.scores_and_plans import PruningPlan
 from skeleton.core.workspace import Workspace
 from skeleton.method.planning import Planner
 from skeleton.method.search import SearchResult
-from skeleton.method.tuning import planned_steps, train_prompt
+from skeleton.method.tuning import train_prompt
 
 
 class Condensation:
@@ -59,9 +59,7 @@ class Condensation:
         # search value -> (model, plan, validation accuracy) of every value condensed in full
         self.condensed: dict[float, tuple[PromptedClassifier, PruningPlan, float]] = {}
         self._train = None
-        total = planned_steps(len(workspace.train), config.condense)
-        budget = config.trial_budget(total)
-        self.trial_steps = None if budget is None or budget >= total else budget  # None: trials condense in full
+        self.trial_steps = config.trial_budget(len(workspace.train))  # None: trials condense in full
         self.gain: float | None = None  # what a full condensation adds to a short one, measured once
         self._tried: dict[str, tuple[float, float, dict]] = {}  # plan structure -> (value, accuracy, details)
         self._same_plan: dict[float, float] = {}  # search value -> the earlier value with the same plan

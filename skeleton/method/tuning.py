@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -170,12 +169,6 @@ def _validates_after(step: int, steps_per_epoch: int, evals_per_epoch: int) -> b
     return (step * evals_per_epoch) // steps_per_epoch > ((step - 1) * evals_per_epoch) // steps_per_epoch
 
 
-def planned_steps(rows: int, config: TrainConfig) -> int:
-    """The optimiser steps a training run on ``rows`` rows is given (early stopping may end it sooner)."""
-    rows = rows if config.max_samples is None else min(rows, config.max_samples)
-    return config.steps or max(1, math.ceil(config.epochs * math.ceil(rows / config.batch_size)))
-
-
 def _training_rows(train: EncodedSplit, config: TrainConfig) -> EncodedSplit:
     """The rows training sees: all, or a seeded subset of ``config.max_samples``."""
     if config.distill > 0 and train.teacher_logits is None:
@@ -208,7 +201,7 @@ def train_prompt(
     backbone = open_backbone(classifier, config.trains, config.lora_rank)
     optimizer = _optimizer(classifier, config, backbone)
     steps_per_epoch = num_batches(train, config.batch_size)
-    total_steps = planned_steps(len(train), config)
+    total_steps = config.planned_steps(len(train))
     scheduler = _linear_schedule(optimizer, total_steps, int(config.warmup_ratio * total_steps))
     history: list[dict] = []
     if config.head_init == "probe" and classifier.head is not None:
