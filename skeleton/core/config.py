@@ -252,10 +252,10 @@ class TrainConfig:
 
     Attributes:
         epochs: passes over the training split (early stopping may end sooner).
-        steps: the budget in optimiser steps instead (overrides ``epochs`` and ``min_steps``), so a
+        steps: the budget in optimiser steps instead (overrides ``epochs`` and the floor below), so a
             small data set gets as many updates as a large one; early stopping still ends it sooner.
-        min_steps: at least this many optimiser steps, however few ``epochs`` make (a small training
-            split is passed over more than ``epochs`` times); ``None``: no floor.
+        min_steps: a floor: at least this many optimiser steps, however few ``epochs`` make (a small
+            training split is passed over more often); early stopping may still end it sooner.
         batch_size: training batch size.
         lr: AdamW learning rate of the soft prompt.
         head_lr: AdamW learning rate of the cls head.
