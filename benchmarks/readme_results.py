@@ -186,7 +186,8 @@ def _removed(report: dict) -> str:
     full = round(sum(kept) / report["kept_fraction"] / len(kept)) if kept else None
     text = f"FFN widths kept per layer: {', '.join(map(str, kept))} of {full}."
     if report.get("kept_layers") is not None:
-        text += f" Layers kept: {', '.join(map(str, report['kept_layers']))} of {len(kept)} (numbered from 0)."
+        layers = report["kept_layers"]
+        text += f" Layers kept: {len(layers)} of {len(kept)} (numbered from 0: {', '.join(map(str, layers))})."
     if report.get("kept_heads") is not None:
         text += f" Attention heads kept per layer: {', '.join(map(str, report['kept_heads']))}."
     tokens = report["prompt_tokens"]
