@@ -193,6 +193,8 @@ def train_config(task: TaskSpec, stage: str, given: dict, tuned_teacher: bool = 
     given = {name: value for name, value in given.items() if value is not None}
     if "epochs" in given and "steps" not in given:
         given["steps"] = None  # epochs asked for replace the recipe's step budget
+    if "epochs" in given and "min_steps" not in given:
+        given["min_steps"] = None  # ... and its floor: --condense-epochs 2 is two passes, on any split
     return replace(task_train_config(task, stage, given.pop("trains", None), tuned_teacher), **given)
 
 

@@ -241,6 +241,12 @@ def test_the_command_line_takes_the_recipe_of_the_kind_asked_for():
     given = train_config("sst2", "condense", {"trains": "prompt", "distill": 0.3, "lr": None})
     assert given.distill == 0.3 and given.lr == TrainConfig.lr
     assert train_config("sst2", "condense", {}).trains == "full"
+    # epochs asked for are that many passes: the recipe's floor goes with its epoch
+    assert train_config("sst2", "condense", {}).min_steps == 600
+    two = train_config("sst2", "condense", {"epochs": 2.0})
+    assert two.min_steps is None and two.planned_steps(4798) == 300
+    floored = train_config("sst2", "condense", {"epochs": 2.0, "min_steps": 400})
+    assert floored.planned_steps(4798) == 400
 
 
 def test_the_default_search_returns_the_fastest_trial_within_the_margin(tmp_path, tiny_bert_dir, sst2_dir, monkeypatch):
