@@ -260,9 +260,10 @@ def test_an_option_given_wins_over_the_task_recipe():
 
     recipe = train_config("mrpc", "tune", {"trains": "prompt"})
     assert recipe == TrainConfig(**TASKS["mrpc"].tune) and recipe.steps is not None
-    # the default kind (a tuned backbone) keeps the recipe's step budget over its own rates (MRPC's: lr 1e-4)
+    # the default kind (a tuned backbone) keeps the recipe's batch with its own rates and budget (MRPC's: lr
+    # 1e-4, twice the prompt's steps)
     tuned = train_config("mrpc", "tune", {})
-    assert (tuned.trains, tuned.steps, tuned.backbone_lr, tuned.head_init) == ("full", recipe.steps, 1e-4, "random")
+    assert (tuned.trains, tuned.steps, tuned.backbone_lr, tuned.head_init) == ("full", 2 * recipe.steps, 1e-4, "random")
     # epochs asked for replace the recipe's step budget; options not given keep the recipe's values
     given = train_config("mrpc", "tune", {"trains": "prompt", "epochs": 2.0, "lr": 0.5, "head_lr": None})
     assert (given.epochs, given.steps, given.lr, given.head_lr) == (2.0, None, 0.5, recipe.head_lr)

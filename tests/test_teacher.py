@@ -104,10 +104,11 @@ def test_tune_prompt_is_the_papers_setting_unchanged():
     assert (tuned.num_virtual_tokens, tuned.use_template, tuned.head) == (0, False, "cls")
     assert resolve_model(ModelConfig(head="sequence"), "lora").head == "sequence"
     assert resolve_model(ModelConfig(), "full", "some/checkpoint").head == "sequence"  # a teacher's own head
-    # a tuned backbone keeps the task's step budget, not the prompt's learning rates or probe start; its
-    # own recipe applies (MRPC's full fine-tuning at 1e-4)
+    # a tuned backbone keeps the task's batch, not the prompt's learning rates or probe start; its own
+    # recipe applies (MRPC's full fine-tuning at 1e-4 for 690 steps)
     mrpc = task_train_config("mrpc", "tune", "full")
-    assert (mrpc.steps, mrpc.batch_size, mrpc.head_init, mrpc.backbone_lr) == (345, 16, "random", 1e-4)
+    assert (mrpc.steps, mrpc.batch_size, mrpc.head_init, mrpc.backbone_lr) == (690, 16, "random", 1e-4)
+    assert task_train_config("mrpc", "tune", "lora").steps == 345  # LoRA keeps the prompt's budget
     assert task_train_config("mrpc", "tune", "lora").backbone_lr == 1e-3
     sst2 = task_train_config("sst2", "tune", "full")
     assert (sst2.backbone_lr, sst2.steps) == (5e-5, None)

@@ -204,8 +204,8 @@ def test_a_task_recipe_fills_only_what_is_left_open():
     assert paper.tune == replace(TrainConfig(), **mrpc.tune) != TrainConfig()
     assert paper.condense == replace(default_condense_config(), **mrpc.condense)
     config = CompressConfig(data=DataConfig("mrpc")).resolved()
-    # the default fine-tunes: the recipe's step budget and batch, the tuned kind's rates, no probe start
-    assert (config.tune.trains, config.tune.steps, config.tune.batch_size) == ("full", 345, 16)
+    # the default fine-tunes: the recipe's batch, the tuned kind's rates and budget, no probe start
+    assert (config.tune.trains, config.tune.steps, config.tune.batch_size) == ("full", 690, 16)
     assert config.tune.head_init == "random" and config.tune.backbone_lr == 1e-4
     # condensing a tuned teacher trains its head at the backbone's rate
     tuned = replace(default_condense_config(), **mrpc.condense)
