@@ -96,9 +96,9 @@ def run(args) -> dict:
     device = torch.device("cpu")
     reporter = Reporter(enabled=not args.quiet)
     source = Path(args.source)
+    source_config = json.loads((source / REPORT_FILE).read_text())["config"]
     if args.data_dir is None:  # the source run's own data, splits and model settings
-        config = json.loads((source / REPORT_FILE).read_text())["config"]
-        data, model = DataConfig.from_dict(config["data"]), ModelConfig(**config["model"])
+        data, model = DataConfig.from_dict(source_config["data"]), ModelConfig(**source_config["model"])
     else:
         data, model = DataConfig(args.task, args.data_dir), ModelConfig()
     workspace = Workspace.open(data, model, device, reporter)
@@ -110,7 +110,7 @@ def run(args) -> dict:
     for setting in SWEEPS[args.sweep]:
         if setting.get("shipped_plan"):
             pruned, plan = _shipped_plan(source, classifier)
-            recipe = TrainConfig(**json.loads((source / REPORT_FILE).read_text())["config"]["condense"])
+            recipe = TrainConfig(**source_config["condense"])
             condense = replace(recipe, epochs=setting["epochs"], steps=None, min_steps=setting.get("min_steps"))
         else:
             planner = _planner(source, setting, workspace, classifier, reporter)

@@ -191,10 +191,9 @@ def train_config(task: TaskSpec, stage: str, given: dict, tuned_teacher: bool = 
     """The task's recipe for ``stage`` (for condensation, the recipe of the kind asked for) with the
     options given (``None`` = not given) on top."""
     given = {name: value for name, value in given.items() if value is not None}
-    if "epochs" in given and "steps" not in given:
-        given["steps"] = None  # epochs asked for replace the recipe's step budget
-    if "epochs" in given and "min_steps" not in given:
-        given["min_steps"] = None  # ... and its floor: --condense-epochs 2 is two passes, on any split
+    if "epochs" in given:  # epochs asked for replace the recipe's step budget and its floor (two passes are two)
+        given.setdefault("steps", None)
+        given.setdefault("min_steps", None)
     return replace(task_train_config(task, stage, given.pop("trains", None), tuned_teacher), **given)
 
 

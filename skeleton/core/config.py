@@ -683,7 +683,7 @@ class CompressConfig:
         condensation's). The default share is of the condensation's epochs, not of the floor
         (``condense.min_steps``) that raises a small split's full condensation: trials cost what they
         did without it."""
-        condense = self.condense or default_condense_config()
+        condense = self.condense if self.condense is not None else self.resolved().condense  # the task's recipe
         total = condense.planned_steps(rows)
         if self.trial_steps is not None:
             budget = self.trial_steps
