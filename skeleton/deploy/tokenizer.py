@@ -54,6 +54,22 @@ class ExportedTokenizer:
         self.model_max_length = int(settings.get("model_max_length", 512))
         self.model_input_names = settings.get("model_input_names") or ["input_ids", "token_type_ids", "attention_mask"]
         self.separate_pairs = settings.get(PAIR_ENCODING_KEY) == SEPARATE
+        self._cutting: dict[int, object] = {}  # max length -> a copy of the backend that truncates at it
+
+    def _backend(self, max_length: int | None):
+        """The backend that cuts at ``max_length`` (``None``: that does not cut). Each setting has a copy of its
+        own, set once, so that threads may encode at once: changing a shared backend's truncation while
+        another thread encodes with it fails ("Already borrowed")."""
+        if max_length is None:
+            return self.backend
+        backend = self._cutting.get(max_length)
+        if backend is None:
+            from tokenizers import Tokenizer
+
+            backend = Tokenizer.from_str(self.backend.to_str())
+            backend.enable_truncation(max_length, strategy="longest_first")
+            self._cutting[max_length] = backend  # two threads may both build one: either copy is the same
+        return backend
 
     def __call__(
         self,
@@ -72,12 +88,7 @@ class ExportedTokenizer:
             inputs = list(first) + list(second)
         else:
             inputs = list(first) if second is None else list(zip(first, second, strict=True))
-        if truncation:
-            self.backend.enable_truncation(max_length or self.model_max_length, strategy="longest_first")
-        try:
-            encodings = self.backend.encode_batch(inputs)
-        finally:
-            self.backend.no_truncation()
+        encodings = self._backend(max_length or self.model_max_length if truncation else None).encode_batch(inputs)
         if self.separate_pairs:
             ids = [e.ids for e in encodings]
             columns = pair_columns(ids[: len(first)], ids[len(first) :])
