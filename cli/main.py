@@ -836,6 +836,7 @@ SERVE_OPTIONS = options(
         "max_client_batch",
         "max_input_chars",
         "threads",
+        "streams",
         "spinning",
         "api_key",
         "no_auth",

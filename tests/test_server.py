@@ -498,3 +498,70 @@ def test_the_server_is_ready_only_once_every_shape_has_run_and_counts_its_paddin
 
     counted, expected = asyncio.run(scenario())
     assert counted == expected and expected > 0
+
+
+def test_openvino_streams_run_batches_at_once_with_the_logits_of_one_stream(every_graph):
+    """The throughput hint's streams: as many infer requests as streams, batches from several threads at once,
+    each with the logits the latency hint's one request gives."""
+    import concurrent.futures
+
+    one = Predictor(every_graph, runtime="openvino-fp32", streams=1)
+    two = Predictor(every_graph, runtime="openvino-fp32", streams=2)
+    assert (one.runtime.parallel, two.runtime.parallel) == (1, 2)
+    batches = [TEXTS[i:] + TEXTS[:i] for i in range(len(TEXTS))]
+    expected = [one.logits(batch) for batch in batches]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        got = list(pool.map(two.logits, batches))
+    for logits, reference in zip(got, expected, strict=True):
+        assert np.abs(logits - reference).max() < 1e-5
+    with pytest.raises(Exception, match="streams must be at least 1"):
+        Predictor(every_graph, runtime="openvino-fp32", streams=0)
+
+
+def test_the_server_runs_as_many_batches_at_once_as_its_runtime_has_streams(every_graph):
+    """In process, no clock deciding: the runtime's calls wait at a barrier of two, which only two batches in
+    flight at once can pass (one at a time, the first would wait there for ever: the barrier's timeout is
+    a guard against a hang, not a measure). Every request gets its own answer; warm-up ran each shape on
+    both streams."""
+    import threading
+
+    from skeleton.core.config import ServeConfig
+    from skeleton.deploy.model_queues import ModelServer
+
+    config = ServeConfig(device="cpu", runtime="openvino-fp32", streams=2, max_wait_ms=0, max_batch_size=1)
+    reference = Predictor(every_graph, runtime="openvino-fp32").logits(TEXTS[:2])
+
+    async def scenario():
+        server = ModelServer({"sentiment": every_graph}, config)
+        model = server.models["sentiment"]
+        calls = []
+        run = model.predictor.runtime.run
+
+        def counted(arrays):
+            calls.append(arrays["input_ids"].shape)
+            return run(arrays)
+
+        model.predictor.runtime.run = counted
+        await server.start()
+        await server._warm_up
+        assert model.describe()["batches_at_once"] == 2
+        shapes = model.buckets.shapes()
+        assert len(calls) == 2 * len(shapes) + 1  # every shape on both streams, then one request end to end
+        barrier = threading.Barrier(2, timeout=60)
+
+        def together(arrays):
+            barrier.wait()
+            return run(arrays)
+
+        model.predictor.runtime.run = together
+        answers = await asyncio.gather(
+            model.predict(TEXTS[0], raw_scores=True), model.predict(TEXTS[1], raw_scores=True)
+        )
+        await server.stop()
+        return model.predictor.label_names, answers
+
+    names, answers = asyncio.run(scenario())
+    for rows, expected in zip(answers, reference, strict=True):
+        assert {r["label"]: r["score"] for r in rows} == pytest.approx(
+            dict(zip(names, expected.tolist(), strict=True)), abs=1e-4
+        )

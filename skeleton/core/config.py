@@ -720,6 +720,9 @@ class ServeConfig:
         max_client_batch: inputs one request may carry (more: 413).
         max_input_chars: characters one input may have (more: 413).
         threads: onnxruntime intra-op threads per model (default: one per core).
+        streams: batches of one model an OpenVINO graph runs at once, each on its share of the cores
+            (default: as many as OpenVINO's throughput hint chooses, 2 on a 2-core CPU); 1 runs one batch
+            at a time on every core (the latency hint). Other runtimes run one batch at a time.
         spinning: let onnxruntime's idle threads spin between batches. Default: on with one model
             (384 against 333 sentences/s under load on SST-2 training sentences), off with several,
             whose idle sessions' spinning threads would take the cores from the busy one (339 against
@@ -743,6 +746,7 @@ class ServeConfig:
     max_client_batch: int = 64
     max_input_chars: int = 20_000
     threads: int | None = None
+    streams: int | None = None
     spinning: bool | None = None
     api_key: str | None = None
     no_auth: bool = False
@@ -751,7 +755,14 @@ class ServeConfig:
     def __post_init__(self) -> None:
         check_device(self.device)
         _at_least_one(
-            self, "max_batch_tokens", "max_batch_size", "max_queue", "max_client_batch", "max_input_chars", "threads"
+            self,
+            "max_batch_tokens",
+            "max_batch_size",
+            "max_queue",
+            "max_client_batch",
+            "max_input_chars",
+            "threads",
+            "streams",
         )
         if not self.api_key and not self.no_auth and not is_loopback(self.host):
             raise ValueError(

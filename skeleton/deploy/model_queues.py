@@ -4,8 +4,11 @@ A request's inputs are checked and tokenized as it arrives, then wait in their m
 batcher task per model takes the oldest waiting input and the waiting inputs closest to it in
 length, up to ``max_batch_size`` inputs and ``max_batch_tokens`` tokens after padding, after waiting
 at most ``max_wait_ms`` for more; the batch runs in a thread pool sized to the cores, off the event
-loop, through :class:`~skeleton.deploy.runtimes.Predictor`'s runtime (the one inference surface). A full
-queue refuses new inputs at once (429) instead of letting latency grow without end.
+loop, through :class:`~skeleton.deploy.runtimes.Predictor`'s runtime (the one inference surface). As
+many batches run at once as the runtime has streams (OpenVINO's throughput hint: one per share of the
+cores), so that one batch's inference overlaps the next one's padding and the event loop's work; a new
+batch is formed only when a stream is free, so it takes everything that arrived meanwhile. A full queue
+refuses new inputs at once (429) instead of letting latency grow without end.
 
 The HTTP layer (:mod:`skeleton.deploy.server`) only turns JSON into these calls and their errors into
 status codes.
@@ -147,6 +150,7 @@ class ServedModel:
             spinning=spinning,
             max_batch=config.max_batch_size,
             use="serve",
+            streams=config.streams,
         )
         self.buckets = self.predictor.buckets
         self.pending: deque[_Waiting] = deque()
@@ -155,6 +159,9 @@ class ServedModel:
         self.warm_up_seconds: float | None = None
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
+        self._streams: asyncio.Semaphore | None = None  # batches that may run at once
+        self._running: set[asyncio.Task] = set()
+        self._parallel = self.predictor.runtime.parallel
 
     def describe(self) -> dict:
         predictor = self.predictor
@@ -165,6 +172,7 @@ class ServedModel:
             "pair_inputs": predictor.is_pair,
             "runtime": predictor.runtime_name,
             "variant": predictor.variant,
+            "batches_at_once": self._parallel,
             "max_input_tokens": predictor.max_input_tokens,
             "ready": self.ready,
             "shapes": len(self.buckets.shapes()),
@@ -272,11 +280,13 @@ class ServedModel:
 
     def start(self) -> None:
         self._wakeup = asyncio.Event()
+        self._streams = asyncio.Semaphore(self._parallel)
         self._task = asyncio.get_running_loop().create_task(self._batches(), name=f"batcher-{self.name}")
 
     async def warm_up(self) -> None:
-        """Run every (batch, tokens) bucket once, so that no client pays for a shape's first call (OpenVINO
-        compiles kernels per shape), and one request through the whole path; then ready."""
+        """Run every (batch, tokens) bucket once on every stream at once, so that no client pays for a shape's
+        first call (OpenVINO compiles kernels per shape, and each stream keeps its own), and one request
+        through the whole path; then ready."""
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         sample = [("warm up", "warm up")] if self.predictor.is_pair else ["warm up"]
@@ -284,7 +294,8 @@ class ServedModel:
         for rows, tokens in self.buckets.shapes():
             cut = {key: values[:, :tokens] for key, values in encoded.items()}
             arrays = pad_to(cut, rows, tokens, self.predictor.pad_id, self.predictor.pad_left)
-            await loop.run_in_executor(self.pool, self.predictor.runtime.run, arrays)
+            run = self.predictor.runtime.run
+            await asyncio.gather(*(loop.run_in_executor(self.pool, run, arrays) for _ in range(self._parallel)))
             self.warmed += 1
         await loop.run_in_executor(self.pool, self._run, self.encode(sample, truncate=True))
         self.warm_up_seconds = time.perf_counter() - started
@@ -294,6 +305,7 @@ class ServedModel:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        await asyncio.gather(*self._running, return_exceptions=True)  # batches already running finish
         for waiting in self.pending:
             if not waiting.future.done():
                 waiting.future.set_exception(RequestError("the server is shutting down", 503, "unavailable"))
@@ -306,6 +318,7 @@ class ServedModel:
             while not self.pending:
                 self._wakeup.clear()
                 await self._wakeup.wait()
+            await self._streams.acquire()  # a stream free: the batch is formed now, of what waits now
             deadline = loop.time() + wait
             while len(self.pending) < self.config.max_batch_size and loop.time() < deadline:
                 self._wakeup.clear()
@@ -316,7 +329,16 @@ class ServedModel:
             batch = self._take()
             self.metrics.queue_depth.labels(self.name).set(len(self.pending))
             if not batch:
+                self._streams.release()
                 continue
+            task = loop.create_task(self._run_batch(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run_batch(self, batch: list[_Waiting]) -> None:
+        """Run one batch in the pool and answer its inputs; its stream is free again after."""
+        loop = asyncio.get_running_loop()
+        try:
             started = time.perf_counter()
             for waiting in batch:
                 self.metrics.queue_seconds.labels(self.name).observe(started - waiting.arrived)
@@ -326,7 +348,7 @@ class ServedModel:
                 for waiting in batch:
                     if not waiting.future.done():
                         waiting.future.set_exception(RequestError(f"inference failed: {error}", 500, "backend"))
-                continue
+                return
             self.metrics.inference_seconds.labels(self.name).observe(time.perf_counter() - started)
             self.metrics.batch_size.labels(self.name).observe(len(batch))
             rows, tokens = self.buckets.batch(len(batch)), self.buckets.length(max(w.length for w in batch))
@@ -336,6 +358,8 @@ class ServedModel:
             for waiting, row in zip(batch, logits, strict=True):
                 if not waiting.future.done():  # a client that went away cancelled its future
                     waiting.future.set_result(row)
+        finally:
+            self._streams.release()
 
     def _take(self) -> list[_Waiting]:
         """The oldest waiting input and those closest to it in length, within both batch limits."""

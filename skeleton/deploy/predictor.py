@@ -47,6 +47,8 @@ class Predictor:
             shapes (:class:`~skeleton.deploy.buckets.Buckets`), larger batches as they are.
         use: what the default runtime (``runtime`` ``None`` or ``auto``) is chosen for: ``predict`` (the
             graph the export measured fastest one text at a time) or ``serve`` (in a server's batches).
+        streams: OpenVINO's batches at once (:class:`~skeleton.deploy.runtimes.RuntimeOptions`): 1 (every core
+            on one batch) or ``None`` (its throughput hint's choice, for a server's concurrent batches).
     """
 
     def __init__(
@@ -60,12 +62,15 @@ class Predictor:
         spinning: bool = True,
         max_batch: int = 32,
         use: str = "predict",
+        streams: int | None = 1,
     ):
         self.use = use
         self.onnx_dir = resolve_onnx_dir(directory)
         self.manifest = read_manifest(self.onnx_dir, verify=verify)
         name = self._runtime_name(variant, runtime)
-        self.runtime = open_runtime(name, self.onnx_dir, self.manifest, RuntimeOptions(device, threads, spinning))
+        self.runtime = open_runtime(
+            name, self.onnx_dir, self.manifest, RuntimeOptions(device, threads, spinning, streams)
+        )
         self.runtime_name = name
         self.variant = next((v for v in self.manifest.variants if runtime_of(v) == name), None)
         self.tokenizer = ExportedTokenizer(self.onnx_dir)
