@@ -5,8 +5,10 @@ clients; the server runs as its own process, started as a user starts it. Measur
 the other on the same machine and the same requests:
 - raw: the exported graph the server runs, called directly through ``Predictor`` in a loop on all
   the requests' sentences (tokenizer included, batches padded to the same buckets), at each batch size,
-  in a child process: the first pass (``cold``) and the best of two more (warmed); the best warmed
-  figure is the ceiling the server is held against (``--runtime`` picks how both run);
+  in a child process: the first pass (``cold``) and the best of two more (warmed), one batch at a time
+  and, where the runtime can (OpenVINO's throughput hint, as the server opens it), as many batches at
+  once as it has streams; the best warmed figure of all is the ceiling the server is held against
+  (``--runtime`` picks how both run);
 - the server with its defaults;
 - the server with --max-batch-size 1 (no batching);
 - two models served at once, the requests alternating between them.
@@ -15,7 +17,8 @@ the other on the same machine and the same requests:
     python benchmarks/serve_load.py --render serve_load_onnx.json serve_load_torch_bf16.json
 
 Writes JSON with sentences/s, p50/p99 request latency, errors, the server's time to ready and its
-rate over the first tenth of the answers against the rest, per round, medians with min and max;
+rate over the first tenth of the answers against the rest, the CPU time the server and the load
+generator spent per sentence (the raw loop's too), per round, medians with min and max;
 ``--render`` turns one or more of those files into serve_load.md and serve_load.png beside the first
 (one row per runtime); the README's serving section is rendered from them by readme_results.py.
 """
@@ -47,18 +50,30 @@ def make_requests(texts: list, count: int, seed: int) -> list[list]:
 def raw_throughput(directory: Path, texts: list, batch_sizes: tuple[int, ...], runtime: str) -> dict[str, float]:
     """Sentences per second of the model called directly (tokenizer included), per batch size: the first
     pass over the sentences (``cold_batch_B``: new input shapes compile as they come, as a server without
-    warm-up meets them) and the best of two more (``batch_B``: warmed, the ceiling a server is held to)."""
+    warm-up meets them) and the best of two more (``batch_B``: warmed). Where the runtime can run several
+    batches at once (OpenVINO's throughput hint, as the server opens it), also that many batches from as
+    many threads (``streams_batch_B``). The best warmed figure of either is the ceiling a server is held to."""
+    import concurrent.futures
+
     from skeleton.deploy.predictor import Predictor
 
-    predictor = Predictor(directory, runtime=runtime, max_batch=max(batch_sizes))
     result = {}
-    for batch in batch_sizes:
-        for attempt in range(3):
-            started = time.perf_counter()
-            predictor.logits(texts, batch_size=batch)
-            speed = len(texts) / (time.perf_counter() - started)
-            key = f"cold_batch_{batch}" if attempt == 0 else f"batch_{batch}"
-            result[key] = max(speed, result.get(key, 0.0))
+    for streams, prefix in ((1, ""), (None, "streams_")):
+        predictor = Predictor(directory, runtime=runtime, max_batch=max(batch_sizes), streams=streams)
+        parallel = predictor.runtime.parallel
+        if streams is None and parallel == 1:
+            break  # one batch at a time either way: measured above
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=parallel)
+        for batch in batch_sizes:
+            chunks = [texts[i : i + batch] for i in range(0, len(texts), batch)]
+            for attempt in range(3):
+                started, cpu = time.perf_counter(), time.process_time()
+                list(pool.map(lambda chunk: predictor.logits(chunk, batch_size=batch), chunks))  # noqa: B023
+                speed = len(texts) / (time.perf_counter() - started)
+                key = f"{prefix}cold_batch_{batch}" if attempt == 0 else f"{prefix}batch_{batch}"
+                if speed > result.get(key, 0.0):  # CPU time of every thread of the process, per sentence
+                    result[key], result[f"cpu_ms_{key}"] = speed, 1000 * (time.process_time() - cpu) / len(texts)
+        pool.shutdown()
     return result
 
 
@@ -120,11 +135,17 @@ def run_server(models: dict[str, Path], options: list[str], requests: list[list]
     server = ServerProcess([f"{name}={path}" for name, path in models.items()], options)
     try:
         import httpx
+        import psutil
 
         names = list(models)
         urls = [f"{server.url}/v1/models/{name}/predict" for name in names]
+        # where the two cores went: the server's CPU time and this load generator's, per sentence answered
+        served, client = psutil.Process(server.process.pid), time.process_time()
+        before = sum(served.cpu_times()[:2])
         # no client-side warm-up: the load starts as soon as /ready says 200, as a user's traffic would
         result = asyncio.run(_load(lambda i: urls[i % len(urls)], requests, concurrency))
+        result["cpu_ms_per_sentence"] = 1000 * (sum(served.cpu_times()[:2]) - before) / result["sentences"]
+        result["load_generator_cpu_ms_per_sentence"] = 1000 * (time.process_time() - client) / result["sentences"]
         ready = httpx.get(f"{server.url}/ready", timeout=30).json()
         result["warm_up_seconds"] = ready.get("warm_up_seconds")
         result["seconds_to_ready"] = server.seconds_to_ready
@@ -289,10 +310,10 @@ def one_round(args, requests: list[list], flat: list, batch_sizes: tuple[int, ..
     spawn = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as child:
         raw = child.submit(raw_throughput, args.directory, flat, batch_sizes, args.runtime).result()
-    best = max(v for k, v in raw.items() if k.startswith("batch_"))
+    best = max(v for k, v in raw.items() if k.startswith(("batch_", "streams_batch_")))
     result: dict = {f"raw_{k}": v for k, v in raw.items()}
     result["raw_best"] = best
-    result["raw_cold_best"] = max(v for k, v in raw.items() if k.startswith("cold_"))
+    result["raw_cold_best"] = max(v for k, v in raw.items() if k.startswith(("cold_", "streams_cold_")))
     if "server" in wanted:
         result["server"] = run_server({"model": args.directory}, extra, requests, args.concurrency)
     if "server_batch_1" in wanted:
@@ -314,6 +335,8 @@ def one_round(args, requests: list[list], flat: list, batch_sizes: tuple[int, ..
                 "first_tenth_sentences_per_second",
                 "rest_sentences_per_second",
                 "seconds_to_ready",
+                "cpu_ms_per_sentence",
+                "load_generator_cpu_ms_per_sentence",
             ):
                 result[f"{name}_{key}"] = float(result[name][key])
     if "server" in result:
