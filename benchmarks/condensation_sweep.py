@@ -12,7 +12,10 @@ Sweeps: ``prompt-length`` (4 / 8 / 12 / 20 prompt tokens at 2x, distilled full c
 ``modes`` (prompt, distilled LoRA, distilled full at 2x, 8 tokens), ``curve`` (prompt-only against
 distilled LoRA at predicted speed-ups 1.5 / 2 / 2.5 / 3, 8 tokens), ``epochs`` (the source run's own
 shipped plan, ``pruning_plan.json``, condensed with its own recipe for 1 / 2 / 3 / 4 epochs: what a
-longer condensation buys on a small training split), ``floor`` (that plan, one epoch raised to 600 steps).
+longer condensation buys on a small training split), ``floor`` (that plan, one epoch raised to 600 steps),
+``recipe`` (the distillation weight 0.5 / 1.0 and the backbone's learning rate 1e-4 / 2e-4, on the shipped
+plan or, with ``--value V``, the plan the source run's search made at value V: its refitted cost model and
+head/layer exchange rate, so a trial the search rejected can be condensed again).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ SWEEPS = {
     "curve": [dict(speedup=s, tokens=8, **m) for s in (2.0, 3.0, 1.5, 2.5) for m in (PROMPT, LORA)],
     "epochs": [dict(epochs=e, shipped_plan=True) for e in (1, 2, 3, 4)],
     "floor": [dict(epochs=1, min_steps=600, shipped_plan=True)],
+    "recipe": [dict(recipe=True, distill=d, backbone_lr=lr) for d in (0.5, 1.0) for lr in (1e-4, 2e-4)],
 }
 
 
@@ -67,18 +71,26 @@ def _teacher(workspace: Workspace, classifier, path: Path, device) -> torch.Tens
 
 
 def _planner(source: Path, setting: dict, workspace: Workspace, classifier, reporter) -> Planner:
-    """The planner the source run used (its scores and exchange rate), at the setting's prompt length."""
+    """The planner the source run used (its scores, exchange rate and, when it refitted its cost model to
+    timed plans, that refit), at the setting's prompt length (default: the run's own)."""
     report = json.loads((source / REPORT_FILE).read_text())
+    tokens = setting.get("tokens", report["config"]["condensed_prompt_tokens"])
     config = CompressConfig(
         data=workspace.data_config,
         targets=tuple(report["config"]["targets"]),
-        condensed_prompt_tokens=setting["tokens"],
-        search=SearchConfig(target_speedup=setting["speedup"]),
+        condensed_prompt_tokens=tokens,
+        search=SearchConfig(target_speedup=setting.get("speedup")),
     )
     scores = NeuronScores.load(source / SCORES_FILE)
     prompt = classifier.num_virtual_tokens
     shapes = [tuple(s) for s in report["config"]["cost_shapes"]]
-    costs = cost_model(classifier.backbone, shapes, prompt, setting["tokens"], reporter=reporter)
+    sequences = 2 if classifier.head_config.separate_pairs else 1  # a bi-encoder runs both sentences
+    costs = cost_model(
+        classifier.backbone, shapes, prompt, tokens or prompt, reporter=reporter, sequences_per_input=sequences
+    )
+    refit = (report.get("cost_model") or {}).get("refit")
+    if refit and "tokens" not in setting:
+        costs = costs.refitted(refit["points"])
     planner = Planner(scores, config, costs)
     planner.use(report["head_weight_calibration"]["weights"])
     return planner
@@ -108,7 +120,18 @@ def run(args) -> dict:
     baseline = workspace.split_predictions(classifier, device)
     rows = []
     for setting in SWEEPS[args.sweep]:
-        if setting.get("shipped_plan"):
+        if args.only and (setting.get("distill"), setting.get("backbone_lr")) not in args.only:
+            continue
+        if setting.get("recipe"):
+            if args.value is None:
+                pruned, plan = _shipped_plan(source, classifier)
+            else:
+                pruned, plan = _planner(source, {}, workspace, classifier, reporter).prune(classifier, args.value)
+            fields = {k: setting[k] for k in ("distill", "backbone_lr")}
+            condense = replace(TrainConfig(**source_config["condense"]), **fields)
+            if source_config["condense"]["head_lr"] == source_config["condense"]["backbone_lr"]:  # a tuned teacher
+                condense = replace(condense, head_lr=setting["backbone_lr"])
+        elif setting.get("shipped_plan"):
             pruned, plan = _shipped_plan(source, classifier)
             recipe = TrainConfig(**source_config["condense"])
             condense = replace(recipe, epochs=setting["epochs"], steps=None, min_steps=setting.get("min_steps"))
@@ -128,7 +151,8 @@ def run(args) -> dict:
             row[split] = 100.0 * float(correct.mean())
             row[f"{split}_difference"] = paired_bootstrap(correct, workspace.correct(split, baseline[split]))
         rows.append(row)
-        shown = ("speedup", "tokens", "trains", "epochs", "validation", "test", "steps")
+        row["value"] = args.value
+        shown = ("speedup", "tokens", "trains", "epochs", "distill", "backbone_lr", "validation", "test", "steps")
         print(json.dumps({k: row.get(k) for k in shown}))
         Path(args.output).write_text(json.dumps(_document(args, workspace, classifier, baseline, rows), indent=2))
     return _document(args, workspace, classifier, baseline, rows)
@@ -151,6 +175,12 @@ def main() -> None:
     parser.add_argument("--task", default="sst2")
     parser.add_argument("--data-dir", help="default: the source run's own data and model settings")
     parser.add_argument("--steps", type=int, default=None, help="condensation steps (default: one epoch)")
+    parser.add_argument("--value", type=float, help="recipe: the plan at this search value (default: the shipped plan)")
+    parser.add_argument(
+        "--only",
+        type=lambda text: [tuple(float(v) for v in pair.split(":")) for pair in text.split(",")],
+        help="recipe: only these distill:backbone_lr settings, e.g. 0.5:2e-4",
+    )
     parser.add_argument("--output", required=True)
     parser.add_argument("--quiet", action="store_true")
     run(parser.parse_args())

@@ -202,14 +202,16 @@ def test_a_task_recipe_fills_only_what_is_left_open():
     mrpc = get_task("mrpc")
     paper = CompressConfig(data=DataConfig("mrpc"), tune=task_train_config("mrpc", "tune", "prompt")).resolved()
     assert paper.tune == replace(TrainConfig(), **mrpc.tune) != TrainConfig()
-    assert paper.condense == replace(default_condense_config(), **mrpc.condense)
+    full = replace(default_condense_config(), **mrpc.condense, **mrpc.condense_backbone["full"])
+    assert paper.condense == full and full.backbone_lr == 1e-4  # MRPC's own rate for full condensation
+    assert default_condense_config().backbone_lr == task_train_config("sst2", "condense").backbone_lr == 2e-4
+    assert task_train_config("mrpc", "condense", "lora").backbone_lr == default_condense_config("lora").backbone_lr
     config = CompressConfig(data=DataConfig("mrpc")).resolved()
     # the default fine-tunes: the recipe's batch, the tuned kind's rates and budget, no probe start
     assert (config.tune.trains, config.tune.steps, config.tune.batch_size) == ("full", 690, 16)
     assert config.tune.head_init == "random" and config.tune.backbone_lr == 1e-4
     # condensing a tuned teacher trains its head at the backbone's rate
-    tuned = replace(default_condense_config(), **mrpc.condense)
-    assert config.condense == replace(tuned, head_lr=tuned.backbone_lr)
+    assert config.condense == replace(full, head_lr=full.backbone_lr)
     assert config.fast_search is False  # the default condenses the backbone: short trials, not fast search
     prompt_only = CompressConfig(data=DataConfig("mrpc"), condense=default_condense_config("prompt")).resolved()
     assert prompt_only.fast_search is mrpc.fast_search

@@ -54,6 +54,7 @@ class TaskSpec:
             (``benchmarks/sweeps/tuning_sweep_<task>_minilm.md``). A setting given explicitly wins.
         tune_backbone: per tuned-backbone kind (``full``, ``lora``), the ``TrainConfig`` fields in which
             step 1 departs from that kind's recipe, chosen on validation.
+        condense_backbone: likewise for condensation, per kind of what it trains (``full``, ``lora``).
         fast_search: the task's default of ``CompressConfig.fast_search``.
         head: the head ``--head auto`` picks for the task (chosen on validation with the default
             model), or ``None``: the checkpoint decides (``modeling.resolve_head``).
@@ -80,6 +81,7 @@ class TaskSpec:
     tune: Mapping[str, Any] = field(default_factory=dict)
     condense: Mapping[str, Any] = field(default_factory=dict)
     tune_backbone: Mapping[str, Any] = field(default_factory=dict)
+    condense_backbone: Mapping[str, Any] = field(default_factory=dict)
     fast_search: bool = False
     head: str | None = None
     text_columns: tuple[str, ...] = ()
@@ -104,6 +106,7 @@ class TaskSpec:
         record = asdict(self)
         record["tune"], record["condense"] = dict(self.tune), dict(self.condense)
         record["tune_backbone"] = dict(self.tune_backbone)
+        record["condense_backbone"] = dict(self.condense_backbone)
         return record
 
     @classmethod
@@ -134,7 +137,7 @@ def default_metrics(num_labels: int) -> tuple[str, ...]:
 # the description keys of a user's task (beside TaskSpec's own field names)
 DESCRIPTION_KEYS = {
     "name", "text_columns", "pair", "label_column", "labels", "template", "verbalizer", "metrics",
-    "separator", "head", "tune", "condense", "tune_backbone", "fast_search", "validation_rows",
+    "separator", "head", "tune", "condense", "tune_backbone", "condense_backbone", "fast_search", "validation_rows",
     "text_fields", "hub", "local",
 }  # fmt: skip
 
@@ -181,6 +184,7 @@ def describe(record: Mapping[str, Any], source: str = "task description") -> Tas
         tune=dict(record.get("tune") or {}),
         condense=dict(record.get("condense") or {}),
         tune_backbone=dict(record.get("tune_backbone") or {}),
+        condense_backbone=dict(record.get("condense_backbone") or {}),
         fast_search=bool(record.get("fast_search", False)),
         head=record.get("head"),
         text_columns=columns,
