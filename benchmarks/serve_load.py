@@ -59,7 +59,7 @@ def raw_throughput(directory: Path, texts: list, batch_sizes: tuple[int, ...], r
 
     result = {}
     for streams, prefix in ((1, ""), (None, "streams_")):
-        predictor = Predictor(directory, runtime=runtime, max_batch=max(batch_sizes), streams=streams)
+        predictor = Predictor(directory, runtime=runtime, max_batch=max(batch_sizes), streams=streams, use="serve")
         parallel = predictor.runtime.parallel
         if streams is None and parallel == 1:
             break  # one batch at a time either way: measured above
