@@ -297,26 +297,3 @@ def test_keep_all_pruning_is_the_identity_for_the_bi_encoder(model_type, tokeniz
     apply_pruning(classifier.backbone, plan)
     with torch.no_grad():
         torch.testing.assert_close(classifier(**inputs), before, rtol=0, atol=0)
-
-
-def test_a_calibration_tie_removes_whole_layers_and_keeping_them_must_be_better():
-    """Every candidate at the majority class (a deep cut of a fine-tuned model before condensation) says
-    nothing: the search keeps whole layers removable. Keeping every layer wins only by scoring higher."""
-    from types import SimpleNamespace
-
-    from skeleton.method.planning import Planner
-
-    def rows(keep: float, remove: float) -> list[dict]:
-        return [
-            {"head_weight": w, "prune_layers": on, "bias_adjusted_validation_accuracy": remove if on else keep}
-            for w in (1.0, 4.0, None)
-            for on in (False, True)
-        ]
-
-    planner = SimpleNamespace()
-    best = Planner.use(planner, rows(51.65, 51.65))
-    assert (best["head_weight"], planner.prune_layers, planner.head_weight) == (1.0, True, 1.0)
-    Planner.use(planner, rows(70.0, 69.9))
-    assert planner.prune_layers is False
-    Planner.use(planner, rows(60.0, 71.3))
-    assert planner.prune_layers is True

@@ -111,11 +111,8 @@ class Planner:
         return results
 
     def use(self, calibration: list[dict]) -> dict:
-        """Adopt the best candidate of a calibration; returns its row. A tie goes to removing whole layers:
-        keeping every layer must show itself better on validation, since a layer's fixed cost goes only
-        with the layer (before condensation a deep cut of a fine-tuned model can leave every candidate at
-        the majority class, and the first one, layers kept, would then win by its place in the list)."""
-        best = max(calibration, key=lambda r: (r["bias_adjusted_validation_accuracy"], bool(r.get("prune_layers"))))
+        """Adopt the best candidate of a calibration; returns its row."""
+        best = max(calibration, key=lambda r: r["bias_adjusted_validation_accuracy"])
         self.head_weight = math.inf if best["head_weight"] is None else best["head_weight"]
         self.prune_layers = bool(best.get("prune_layers", False))
         return best
