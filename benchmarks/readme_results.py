@@ -450,8 +450,9 @@ def render_serving(folder: Path = SERVING) -> str:
     machine = first["machine"]
     rows = [
         "| runtime | raw graph, batch 1 | raw graph, best batch | its first pass | server | server p50 / p99 ms | "
-        "server, `--max-batch-size 1` | server / raw best | server / batch-1 server | ready after | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "server, `--max-batch-size 1` | server / raw best | server / batch-1 server | CPU ms per sentence: "
+        "server / load generator | ready after | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for report in reports:
         errors = sum(r[name]["errors"] for r in report["rounds"] for name in r if isinstance(r[name], dict))
@@ -460,7 +461,8 @@ def render_serving(folder: Path = SERVING) -> str:
             f"{_figure(report, 'raw_cold_best')} | {_figure(report, 'server_sentences_per_second')} | "
             f"{_figure(report, 'server_p50_ms')} / {_figure(report, 'server_p99_ms')} | "
             f"{_figure(report, 'server_batch_1_sentences_per_second')} | {_figure(report, 'server_vs_raw_best', 2)} | "
-            f"{_figure(report, 'server_vs_batch_1', 2)} | "
+            f"{_figure(report, 'server_vs_batch_1', 2)} | {_figure(report, 'server_cpu_ms_per_sentence', 2)} / "
+            f"{_figure(report, 'server_load_generator_cpu_ms_per_sentence', 2)} | "
             f"{_figure(report, 'server_seconds_to_ready', 1)} s | {errors} |"
         )
     lines = [
@@ -472,7 +474,8 @@ def render_serving(folder: Path = SERVING) -> str:
         f"({', '.join(machine['cpu_flags'])}): {first['requests']} requests of 1 to 8 sentences from "
         f"{first['concurrency']} clients on loopback, the load generator on the same cores. Sentences per second, "
         "tokenizer included; medians of the rounds with min-max. The raw graph is `Predictor` called in a loop "
-        "(warmed: the best of two passes after a first, the first also shown); the server's time to ready counts "
+        "(warmed: the best of two passes after a first, the first also shown), one batch at a time and, where the "
+        "runtime has streams (OpenVINO), as many at once, the best of either; the server's time to ready counts "
         f"from the command's start. Reports: `{folder.relative_to(ROOT)}/{SERVING_REPORTS}`.",
         "",
         *rows,
