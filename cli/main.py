@@ -978,6 +978,8 @@ def tasks(
     for spec, source in described:
         recipe = [f"{k}={v}" for k, v in spec.tune.items()]
         recipe += [f"condense {k}={v}" for k, v in spec.condense.items()]
+        for stage, kinds in (("tune", spec.tune_backbone), ("condense", spec.condense_backbone)):
+            recipe += [f"{stage} {kind} {k}={v}" for kind, fields in kinds.items() for k, v in fields.items()]
         recipe += ["fast-search"] * spec.fast_search + [f"validation-rows={spec.validation_rows}"] * (
             spec.validation_rows != "all"
         )

@@ -86,11 +86,14 @@ def test_tune_and_compress_run_and_print_summaries(tmp_path, tiny_bert_dir, sst2
     assert again.exit_code == 2 and "already exists" in again.output
 
 
-def test_tasks_lists_the_registry():
+def test_tasks_lists_the_registry_with_each_recipe(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # one line a task: the recipe is not wrapped
     result = _run("tasks")
     assert result.exit_code == 0
     for name in ("sst2", "mrpc", "ag_news", "imdb", "cb"):
         assert name in result.output
+    mrpc = next(line for line in result.output.splitlines() if "│ mrpc" in line)
+    assert "tune full steps=690" in mrpc and "condense full backbone_lr=0.0001" in mrpc
 
 
 @pytest.fixture(scope="module")
