@@ -37,6 +37,7 @@ from skeleton.core.config import (
     SearchConfig,
     TrainConfig,
     default_condense_config,
+    tuned_teacher,
 )
 from skeleton.core.evaluation import predict_logits
 from skeleton.core.file_names import PLAN_FILE, PROMPT_TUNED_DIR, REPORT_FILE, SCORES_FILE
@@ -129,8 +130,8 @@ def run(args) -> dict:
                 pruned, plan = _planner(source, {}, workspace, classifier, reporter).prune(classifier, args.value)
             fields = {k: setting[k] for k in ("distill", "backbone_lr")}
             condense = replace(TrainConfig(**source_config["condense"]), **fields)
-            if source_config["condense"]["head_lr"] == source_config["condense"]["backbone_lr"]:  # a tuned teacher
-                condense = replace(condense, head_lr=setting["backbone_lr"])
+            if tuned_teacher(source_config["tune"]["trains"], source_config.get("teacher")):
+                condense = replace(condense, head_lr=condense.backbone_lr)  # as compress trains a tuned head
         elif setting.get("shipped_plan"):
             pruned, plan = _shipped_plan(source, classifier)
             recipe = TrainConfig(**source_config["condense"])
