@@ -6,8 +6,8 @@ length, up to ``max_batch_size`` inputs and ``max_batch_tokens`` tokens after pa
 at most ``max_wait_ms`` for more; the batch runs in a thread pool sized to the cores, off the event
 loop, through :class:`~skeleton.deploy.runtimes.Predictor`'s runtime (the one inference surface). As
 many batches run at once as the runtime has streams (OpenVINO's throughput hint: one per share of the
-cores), so that one batch's inference overlaps the next one's padding and the event loop's work; a new
-batch is formed only when a stream is free, so it takes everything that arrived meanwhile. A full queue
+cores; on 2 cores alike under load to one batch at a time, more one text at a time: docs/serving.md); a
+new batch is formed only when a stream is free, so it takes everything that arrived meanwhile. A full queue
 refuses new inputs at once (429) instead of letting latency grow without end.
 
 The HTTP layer (:mod:`skeleton.deploy.server`) only turns JSON into these calls and their errors into
