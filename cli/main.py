@@ -912,6 +912,13 @@ def bench(
     ] = None,
     threads: Annotated[int | None, typer.Option(help="Intra-op threads (default: one per core).")] = None,
     repeats: Annotated[int, typer.Option(help="Alternated rounds per grid point (at most).")] = 10,
+    calls_per_turn: Annotated[
+        int,
+        typer.Option(
+            help="Calls of each runtime in a row per round, the last timed: 1 times each call just after the "
+            "others ran (caches cold); 3 times it with its own model in the caches, as when it serves alone."
+        ),
+    ] = 1,
     data: Annotated[
         Path | None, typer.Option(help="A task TSV whose real sentences are also timed end to end.")
     ] = None,
@@ -928,6 +935,7 @@ def bench(
         threads=threads,
         repeats=repeats,
         min_repeats=min(5, repeats),
+        calls_per_turn=calls_per_turn,
         data=None if data is None else str(data),
         device=device,
         output=None if output is None else str(output),

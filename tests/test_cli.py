@@ -280,6 +280,7 @@ def test_an_option_given_wins_over_the_task_recipe():
         (["bench", ".", "--batch-sizes", "1,x"], "--batch-sizes takes comma-separated whole numbers, got '1,x'"),
         (["bench", ".", "--runtimes", "tensorrt"], "runtimes must be among"),
         (["bench", ".", "--threads", "0"], "threads must be at least 1"),
+        (["bench", ".", "--calls-per-turn", "0"], "--calls-per-turn must be at least 1"),
     ],
 )
 def test_bench_bad_input_is_one_line_and_exit_2(args, message):

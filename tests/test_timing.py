@@ -34,3 +34,28 @@ def test_time_budget_stops_after_the_minimum_rounds_and_at_the_budget():
     assert timings["slow"].median_ms == pytest.approx(10.0) and timings["fast"].median_ms == 0.0
     timings = time_alternating(calls, repeats=50, warmup=0, max_seconds=0.045, min_repeats=2, clock=lambda: now[0])
     assert timings["slow"].repeats == timings["fast"].repeats == 5
+
+
+def test_calls_per_turn_runs_each_contender_in_a_row_and_times_the_last_call():
+    """A clock the calls move themselves: a contender's first call in its turn takes 10 ms (caches refilled),
+    the ones after it 1 ms. One call per turn times the cold call; three per turn time the warm one, and each
+    contender still gets its turn every round, in a rotated order."""
+    now, last, order = [0.0], [None], []
+
+    def call(name):
+        def run():
+            order.append(name)
+            now[0] += 0.001 if last[0] == name else 0.010
+            last[0] = name
+
+        return run
+
+    calls = {name: call(name) for name in ("a", "b", "c")}
+    cold = time_alternating(calls, repeats=4, warmup=0, clock=lambda: now[0])
+    assert all(t.median_ms == pytest.approx(10.0) for t in cold.values())
+    order.clear()
+    warm = time_alternating(calls, repeats=4, warmup=0, clock=lambda: now[0], calls_per_turn=3)
+    assert all(t.median_ms == pytest.approx(1.0) and t.repeats == 4 for t in warm.values())
+    assert order[:9] == ["a"] * 3 + ["b"] * 3 + ["c"] * 3 and order[9:18] == ["b"] * 3 + ["c"] * 3 + ["a"] * 3
+    with pytest.raises(ValueError, match="calls_per_turn"):
+        time_alternating(calls, calls_per_turn=0)

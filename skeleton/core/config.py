@@ -1079,6 +1079,10 @@ class BenchConfig:
         warmup: untimed calls of each contender per grid point.
         max_seconds: stop a grid point's rounds after this long (at least ``min_repeats`` rounds run).
         min_repeats: rounds every grid point gets.
+        calls_per_turn: calls of each contender in a row per round, only the last timed
+            (:func:`skeleton.core.timing.time_alternating`): 1 times each call just after the other
+            contenders ran (their weights evicted its own from the caches); more times it warm, as a
+            model serving alone runs.
         data: a task file (TSV) whose real sentences are also timed end to end, tokenizer included.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         output: where the report goes; ``None`` = ``DIR/bench``.
@@ -1092,6 +1096,7 @@ class BenchConfig:
     warmup: int = 2
     max_seconds: float = 20.0
     min_repeats: int = 5
+    calls_per_turn: int = 1
     data: str | None = None
     device: str = "auto"
     output: str | None = None
@@ -1113,6 +1118,8 @@ class BenchConfig:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
         if self.repeats < 1 or self.min_repeats < 1 or self.warmup < 0:
             raise ValueError("repeats and min_repeats must be at least 1, warmup at least 0")
+        if self.calls_per_turn < 1:
+            raise ValueError(f"calls_per_turn must be at least 1, got {self.calls_per_turn}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -40,6 +40,13 @@ def headline_range(report: dict) -> tuple[float, float] | None:
     return BenchReport.from_dict(report).headline_range()
 
 
+def _turns(calls_per_turn: int) -> str:
+    """How each round called a contender (:func:`skeleton.core.timing.time_alternating`)."""
+    if calls_per_turn == 1:
+        return ", one call of each per round (each timed just after the others ran: caches cold)"
+    return f", {calls_per_turn} calls of each in a row per round, the last timed (its own model in the caches)"
+
+
 def markdown(report: dict) -> str:
     batches, lengths = _grid(report)
     machine = report["machine"]
@@ -50,7 +57,9 @@ def markdown(report: dict) -> str:
         f"{', '.join(machine['cpu_flags']) or 'none'}; torch {report['versions'].get('torch')}, onnxruntime "
         f"{report['versions'].get('onnxruntime')}. Random token ids; per grid point every model/runtime pair "
         "is warmed up, then their calls alternate in one process; medians of "
-        f"{report['config']['min_repeats']}-{report['config']['repeats']} rounds.",
+        f"{report['config']['min_repeats']}-{report['config']['repeats']} rounds"
+        + _turns(report["config"].get("calls_per_turn", 1))
+        + ".",
         "",
         "## Headline: fastest shippable Skeleton runtime vs the prompt-tuned model's fastest runtime",
         "",
