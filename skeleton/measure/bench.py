@@ -302,18 +302,17 @@ def _headline_pair(contenders_: list[Contender], latency: dict) -> tuple[Contend
     return best_slim, min(prompt_tuned, key=lambda c: latency[c.key]["median_ms"])
 
 
+def _timed(calls: dict, config: BenchConfig) -> dict:
+    """``calls`` timed alternating in one process, as ``config`` says (rounds, warm-up, budget, calls per turn)."""
+    budget = (config.repeats, config.warmup, config.max_seconds, config.min_repeats)
+    return time_alternating(calls, *budget, calls_per_turn=config.calls_per_turn)
+
+
 def _point(contenders_: list[Contender], shapes: dict[str, ModelShape], batch: int, length: int, config) -> dict:
     """Time every contender at one (batch, length) and derive speed-ups."""
     encoded = synthetic_batch(batch, length, shapes["skeleton"].vocab_size, pairs=shapes["skeleton"].pairs)
     calls = {c.key: (lambda c=c: c.engine.run(encoded)) for c in contenders_}
-    timings = time_alternating(
-        calls,
-        config.repeats,
-        config.warmup,
-        config.max_seconds,
-        config.min_repeats,
-        calls_per_turn=config.calls_per_turn,
-    )
+    timings = _timed(calls, config)
     latency = {key: _summary_of(timing, batch) for key, timing in timings.items()}
     macs = {model: shape.macs(batch, length) for model, shape in shapes.items()}
     ideal = macs["prompt_tuned"] / macs["skeleton"]
@@ -378,14 +377,7 @@ def _end_to_end(contenders_: list[Contender], directory: Path, config: BenchConf
         for batch in config.batch_sizes:
             chunk = [texts[i] for i in rng.choice(len(texts), size=min(batch, len(texts)), replace=False)]
             calls = {c.key: (lambda c=c, t=chunk: c.engine.run(encoders[c.key](t))) for c in contenders_}
-            timings = time_alternating(
-                calls,
-                config.repeats,
-                config.warmup,
-                config.max_seconds,
-                config.min_repeats,
-                calls_per_turn=config.calls_per_turn,
-            )
+            timings = _timed(calls, config)
             tokens = tokenize(tokenizer, chunk, max_tokens)["input_ids"].shape[1]
             latency = {key: _summary_of(timing, len(chunk)) for key, timing in timings.items()}
             slim, base = _headline_pair(contenders_, latency)
