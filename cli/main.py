@@ -918,7 +918,7 @@ def bench(
             help="Calls of each runtime in a row per round, the last timed: 1 times each call just after the "
             "others ran (caches cold); 3 times it with its own model in the caches, as when it serves alone."
         ),
-    ] = 1,
+    ] = BenchConfig.calls_per_turn,
     data: Annotated[
         Path | None, typer.Option(help="A task TSV whose real sentences are also timed end to end.")
     ] = None,

@@ -1,9 +1,10 @@
 """Fair latency measurement: calls of the things compared alternate in one process.
 
 Timing A for a while and then B for a while lets a change of machine load (another process, the CPU
-clock, a cache filled by A) land on one side only. Here every repeat runs one call of each
-contender, in an order rotated each repeat, after warm-up calls of each, so both sides see the same
-conditions; the median and the 10th/90th percentiles of each side's calls are reported.
+clock, a cache filled by A) land on one side only. Here every repeat gives each contender one turn
+(one call, or ``calls_per_turn`` in a row with the last timed), in an order rotated each repeat, after
+warm-up calls of each, so both sides see the same conditions; the median and the 10th/90th
+percentiles of each side's timed calls are reported.
 
 One call per turn times each contender just after the others ran: with many contenders (bench times up
 to sixteen graphs of tens of megabytes each) its weights are out of the CPU's caches every time, as they
@@ -57,7 +58,7 @@ def time_alternating(
     clock: Callable[[], float] = time.perf_counter,
     calls_per_turn: int = 1,
 ) -> dict[str, Timing]:
-    """Time each callable, one call of each per repeat, in a rotating order.
+    """Time each callable, one turn of each per repeat, in a rotating order.
 
     Args:
         calls: name -> a callable doing one unit of work (one batch through one runtime).

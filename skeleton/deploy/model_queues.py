@@ -291,10 +291,10 @@ class ServedModel:
         started = time.perf_counter()
         sample = [("warm up", "warm up")] if self.predictor.is_pair else ["warm up"]
         encoded = self.predictor.encode(sample)  # (1, tokens)
+        run = self.predictor.runtime.run
         for rows, tokens in self.buckets.shapes():
             cut = {key: values[:, :tokens] for key, values in encoded.items()}
             arrays = pad_to(cut, rows, tokens, self.predictor.pad_id, self.predictor.pad_left)
-            run = self.predictor.runtime.run
             await asyncio.gather(*(loop.run_in_executor(self.pool, run, arrays) for _ in range(self._parallel)))
             self.warmed += 1
         await loop.run_in_executor(self.pool, self._run, self.encode(sample, truncate=True))
