@@ -837,6 +837,7 @@ SERVE_OPTIONS = options(
         "max_input_chars",
         "threads",
         "streams",
+        "static_batch_one",
         "spinning",
         "api_key",
         "no_auth",
@@ -919,6 +920,13 @@ def bench(
             "others ran (caches cold); 3 times it with its own model in the caches, as when it serves alone."
         ),
     ] = BenchConfig.calls_per_turn,
+    static_batch_one: Annotated[
+        bool,
+        typer.Option(
+            help="OpenVINO runs batches of one on graphs compiled for each length up to 128 tokens, on both "
+            "sides, as 'serve --static-batch-one' does."
+        ),
+    ] = BenchConfig.static_batch_one,
     data: Annotated[
         Path | None, typer.Option(help="A task TSV whose real sentences are also timed end to end.")
     ] = None,
@@ -936,6 +944,7 @@ def bench(
         repeats=repeats,
         min_repeats=min(5, repeats),
         calls_per_turn=calls_per_turn,
+        static_batch_one=static_batch_one,
         data=None if data is None else str(data),
         device=device,
         output=None if output is None else str(output),

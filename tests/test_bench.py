@@ -87,12 +87,30 @@ def test_bench_times_both_models_and_writes_its_report(compressed_dir, monkeypat
     assert not any(c["shippable"] for c in report.contenders if c["runtime"].startswith("torch"))
     assert report.machine["threads"] >= 1 and report.versions["onnxruntime"]
     assert "Headline" in (folder / "bench.md").read_text()
+    assert "OpenVINO ran batches of one on graphs compiled for each length" in (folder / "bench.md").read_text()
 
     # the prompt-tuned model is cached: a second run does not export it again
     import skeleton.deploy.export as export_module
 
     monkeypatch.setattr(export_module, "export_directory", lambda *a, **k: pytest.fail("baseline rebuilt"))
     run_bench(compressed_dir, BenchConfig(batch_sizes=(1,), lengths=(8,), runtimes=("onnx-fp32",), repeats=2))
+
+
+def test_openvino_batches_of_one_run_on_static_graphs_on_both_sides_unless_told(compressed_dir):
+    from skeleton.measure.bench import build_prompt_tuned, contenders
+
+    teacher = build_prompt_tuned(compressed_dir)
+    for static, expected in ((True, (8,)), (False, ())):  # 200 tokens is beyond the static lengths' 128
+        config = BenchConfig(
+            batch_sizes=(1, 2), lengths=(8, 200), runtimes=("openvino-fp32",), static_batch_one=static, device="cpu"
+        )
+        engines = {c.model: c.engine for c in contenders(compressed_dir, teacher, config)}
+        assert {model: engine.static_lengths for model, engine in engines.items()} == {
+            "skeleton": expected,
+            "prompt_tuned": expected,
+        }
+    no_batch_one = BenchConfig(batch_sizes=(2,), lengths=(8,), runtimes=("openvino-fp32",), device="cpu")
+    assert all(c.engine.static_lengths == () for c in contenders(compressed_dir, teacher, no_batch_one))
 
 
 def test_bench_times_real_sentences_end_to_end(compressed_dir, sst2_dir):

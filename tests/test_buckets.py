@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from skeleton.core.config import ExportConfig
-from skeleton.deploy.buckets import Buckets, pad_to
+from skeleton.deploy.buckets import Buckets, pad_to, static_lengths
 from skeleton.deploy.export import export_directory
 from skeleton.deploy.predictor import Predictor
 
@@ -72,3 +72,36 @@ def test_logits_with_bucket_padding_equal_logits_without(graphs, runtime):
     tolerance = 0.05 if runtime.endswith("int8") else 1e-4
     assert np.abs(bucketed - plain).max() < tolerance, runtime
     assert (bucketed.argmax(-1) == plain.argmax(-1)).all()
+
+
+def test_static_lengths_are_the_buckets_up_to_128_tokens():
+    assert static_lengths(Buckets.for_model(508, 32).lengths) == (16, 32, 48, 64, 80, 96, 112, 128)
+    assert static_lengths((16, 64, 128, 256)) == (16, 64, 128)
+
+
+@pytest.mark.parametrize("runtime", ["openvino-fp32", "openvino-int8"])
+def test_a_batch_of_one_runs_on_its_static_graph_with_the_dynamic_graphs_logits(graphs, runtime):
+    """``static_batch_one``: a text alone runs on the graph compiled for its bucket's shape, every other batch on
+    the dynamic graph, and the two give the same logits (one graph, two compilations: int8 kernels chosen for a
+    fixed shape round differently, within the int8 error the bucket test allows)."""
+    tolerance = 0.05 if runtime.endswith("int8") else 1e-4
+    static = Predictor(graphs, runtime=runtime, static_batch_one=True)
+    dynamic = Predictor(graphs, runtime=runtime)
+    assert static.runtime.static_lengths == static_lengths(static.buckets.lengths) != ()
+    assert dynamic.runtime.static_lengths == ()
+    for text in TEXTS:
+        alone = static.encode([text])
+        encoded = pad_to(alone, 1, static.buckets.length(alone["input_ids"].shape[1]), 0)
+        compiled, _ = static.runtime.graph_for(encoded)
+        assert compiled is not static.runtime.compiled  # the static graph of this length
+        fixed, moving = static.runtime.run(encoded), dynamic.runtime.run(encoded)
+        assert np.abs(fixed - moving).max() < tolerance and fixed.argmax() == moving.argmax()
+    # two texts, or one at a length that is no bucket, run on the dynamic graph
+    pair = static.encode(TEXTS[:2])
+    assert static.runtime.graph_for(pair)[0] is static.runtime.compiled
+    odd = static.encode([TEXTS[0]])
+    assert odd["input_ids"].shape[1] not in static.runtime.static_lengths
+    assert static.runtime.graph_for(odd)[0] is static.runtime.compiled
+    # end to end at batch 1, the predictions are the dynamic predictor's
+    fixed, moving = static.logits(TEXTS, batch_size=1), dynamic.logits(TEXTS, batch_size=1)
+    assert np.abs(fixed - moving).max() < tolerance and (fixed.argmax(-1) == moving.argmax(-1)).all()

@@ -565,3 +565,45 @@ def test_the_server_runs_as_many_batches_at_once_as_its_runtime_has_streams(ever
         assert {r["label"]: r["score"] for r in rows} == pytest.approx(
             dict(zip(names, expected.tolist(), strict=True)), abs=1e-4
         )
+
+
+def test_static_batch_one_compiles_a_graph_per_short_length_and_the_warm_up_runs_each(every_graph):
+    """``--static-batch-one``: the server's OpenVINO runtime holds a graph per length bucket up to 128 tokens,
+    the warm-up runs a batch of one at each of them on that graph, and a lone request is answered with
+    the dynamic graph's logits."""
+    from skeleton.core.config import ServeConfig
+    from skeleton.deploy.buckets import static_lengths
+    from skeleton.deploy.model_queues import ModelServer
+
+    config = ServeConfig(device="cpu", runtime="openvino-fp32", streams=1, max_wait_ms=0, static_batch_one=True)
+    plain = Predictor(every_graph, runtime="openvino-fp32")
+    reference = dict(zip(plain.label_names, plain.logits(TEXTS[:1])[0].tolist(), strict=True))
+
+    async def scenario():
+        server = ModelServer({"sentiment": every_graph}, config)
+        model = server.models["sentiment"]
+        runtime = model.predictor.runtime
+        fixed = []
+        graph_for = runtime.graph_for
+
+        def counted(feeds):
+            compiled, requests = graph_for(feeds)
+            if compiled is not runtime.compiled:
+                fixed.append(feeds["input_ids"].shape)
+            return compiled, requests
+
+        runtime.graph_for = counted
+        await server.start()
+        await server._warm_up
+        warmed = sorted(fixed)
+        answer = await model.predict(TEXTS[0], raw_scores=True)
+        described = model.describe()
+        await server.stop()
+        return warmed, answer, described, model.buckets
+
+    warmed, answer, described, buckets = asyncio.run(scenario())
+    expected = static_lengths(buckets.lengths)
+    assert described["static_batch_one_lengths"] == list(expected) != []
+    # every static length warmed (the warm-up's closing request end to end runs one of them again)
+    assert sorted(set(warmed)) == [(1, length) for length in expected] and len(warmed) == len(expected) + 1
+    assert all(abs(score["score"] - reference[score["label"]]) < 1e-4 for score in answer)

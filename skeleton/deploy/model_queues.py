@@ -151,6 +151,7 @@ class ServedModel:
             max_batch=config.max_batch_size,
             use="serve",
             streams=config.streams,
+            static_batch_one=config.static_batch_one,
         )
         self.buckets = self.predictor.buckets
         self.pending: deque[_Waiting] = deque()
@@ -176,6 +177,7 @@ class ServedModel:
             "max_input_tokens": predictor.max_input_tokens,
             "ready": self.ready,
             "shapes": len(self.buckets.shapes()),
+            "static_batch_one_lengths": list(getattr(predictor.runtime, "static_lengths", ())),
             "warm_up_seconds": self.warm_up_seconds,
         }
 

@@ -14,7 +14,7 @@ import numpy as np
 from skeleton.core.errors import SkeletonError
 from skeleton.core.logits import batched_logits, label_scores, softmax
 from skeleton.core.tasks import saved_task
-from skeleton.deploy.buckets import BucketedRuntime, Buckets
+from skeleton.deploy.buckets import BucketedRuntime, Buckets, static_lengths
 from skeleton.deploy.manifest import read_manifest, resolve_onnx_dir
 from skeleton.deploy.registry import default_runtime, open_runtime
 from skeleton.deploy.runtimes import (
@@ -49,6 +49,10 @@ class Predictor:
             graph the export measured fastest one text at a time) or ``serve`` (in a server's batches).
         streams: OpenVINO's batches at once (:class:`~skeleton.deploy.runtimes.RuntimeOptions`): 1 (every core
             on one batch) or ``None`` (its throughput hint's choice, for a server's concurrent batches).
+        static_batch_one: on OpenVINO, also compile the graph for one text at each length bucket up to
+            :data:`~skeleton.deploy.buckets.STATIC_UP_TO` tokens, which batches of one then run on (faster
+            calls, a compile of a fraction of a second and a copy of the weights each; for a server, not for
+            a few predictions).
     """
 
     def __init__(
@@ -63,24 +67,26 @@ class Predictor:
         max_batch: int = 32,
         use: str = "predict",
         streams: int | None = 1,
+        static_batch_one: bool = False,
     ):
         self.use = use
         self.onnx_dir = resolve_onnx_dir(directory)
         self.manifest = read_manifest(self.onnx_dir, verify=verify)
+        self.max_input_tokens = int(self.manifest.max_input_tokens)
+        self.buckets = Buckets.for_model(self.max_input_tokens, max_batch)
         name = self._runtime_name(variant, runtime)
+        fixed = static_lengths(self.buckets.lengths) if static_batch_one else ()
         self.runtime = open_runtime(
-            name, self.onnx_dir, self.manifest, RuntimeOptions(device, threads, spinning, streams)
+            name, self.onnx_dir, self.manifest, RuntimeOptions(device, threads, spinning, streams, fixed)
         )
         self.runtime_name = name
         self.variant = next((v for v in self.manifest.variants if runtime_of(v) == name), None)
         self.tokenizer = ExportedTokenizer(self.onnx_dir)
         self.label_names = self.manifest.label_names
-        self.max_input_tokens = int(self.manifest.max_input_tokens)
         self.task = saved_task(self.manifest.task, self.manifest.task_spec)
         self.is_pair = self.task.is_pair
         self.pad_id = self.tokenizer.pad_token_id or 0
         self.pad_left = self.tokenizer.padding_side == "left"
-        self.buckets = Buckets.for_model(self.max_input_tokens, max_batch)
         self.bucketed = BucketedRuntime(self.runtime, self.buckets, self.pad_id, self.pad_left)
 
     def _runtime_name(self, variant: str | None, runtime: str | None) -> str:

@@ -76,12 +76,18 @@ class RuntimeOptions:
             caller waiting for one answer wants) or ``None`` for OpenVINO's throughput hint, which splits the
             cores into the streams it chooses and keeps an infer request per stream (what a server under load
             wants); any other number asks for that many streams. Other runtimes run one batch at a time.
+        static_lengths: input lengths at which OpenVINO also compiles the graph for one sequence of exactly
+            that length, which a batch of one at that length then runs on: a graph of fixed shapes skips the
+            shape inference and memory planning a dynamic one redoes at every call, a large share of a small
+            model's batch-1 latency. Each costs a compile (a fraction of a second) and a copy of the
+            weights in memory; other runtimes ignore it.
     """
 
     device: str = "auto"
     threads: int | None = None
     spinning: bool = True
     streams: int | None = 1
+    static_lengths: tuple[int, ...] = ()
 
 
 class Runtime(abc.ABC):
@@ -194,6 +200,9 @@ class OpenVinoRuntime(Runtime):
     ``precision``: ``fp32`` (inference precision f32), ``bf16`` (the bf16 inference-precision hint;
     worth it on CPUs with native bf16), ``int8`` (an NNCF-quantised graph; the CPU plugin picks the
     precision of what stays float).
+
+    ``static_lengths``: see :class:`RuntimeOptions`; a batch of one sequence at one of those lengths runs on a
+    copy of the graph compiled for that shape alone, every other batch on the dynamic graph.
     """
 
     name = "openvino"
@@ -201,7 +210,14 @@ class OpenVinoRuntime(Runtime):
     needs = "openvino"
     PRECISIONS = OPENVINO_PRECISIONS
 
-    def __init__(self, path: Path, precision: str = "fp32", threads: int | None = None, streams: int | None = 1):
+    def __init__(
+        self,
+        path: Path,
+        precision: str = "fp32",
+        threads: int | None = None,
+        streams: int | None = 1,
+        static_lengths: tuple[int, ...] = (),
+    ):
         import openvino as ov
 
         if precision not in self.PRECISIONS:
@@ -215,31 +231,71 @@ class OpenVinoRuntime(Runtime):
             config["INFERENCE_NUM_THREADS"] = int(threads)
         if precision in ("fp32", "bf16"):
             config["INFERENCE_PRECISION_HINT"] = "f32" if precision == "fp32" else "bf16"
+        if any(length < 1 for length in static_lengths):
+            raise SkeletonError(f"static lengths must be positive, got {sorted(static_lengths)}")
         core = ov.Core()
         self.path = Path(path)
-        self.compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+        model = core.read_model(str(path))
+        self.compiled = core.compile_model(model, "CPU", config)
         self.parallel = 1 if streams == 1 else int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        # one infer request per batch that may run at once: a call takes a free one, or waits for one
-        self._requests: queue.SimpleQueue = queue.SimpleQueue()
-        for _ in range(self.parallel):
-            self._requests.put(self.compiled.create_infer_request())
+        self._requests = self._request_pool(self.compiled)
         self.input_names = {name for port in self.compiled.inputs for name in port.get_names()}
+        # (compiled graph, its infer requests) per static input length, each for a batch of one
+        self._static = {length: self._fixed(core, model, config, length) for length in sorted(set(static_lengths))}
         self.name = f"openvino-{precision}"
+
+    def _request_pool(self, compiled) -> queue.SimpleQueue:
+        """One infer request per batch that may run at once: a call takes a free one, or waits for one."""
+        requests: queue.SimpleQueue = queue.SimpleQueue()
+        for _ in range(self.parallel):
+            requests.put(compiled.create_infer_request())
+        return requests
+
+    def _fixed(self, core, model, config: dict, length: int):
+        """The graph compiled for one sequence of ``length`` tokens, with its infer requests."""
+        import openvino as ov
+
+        fixed = model.clone()
+        shapes = {}
+        for port in fixed.inputs:
+            if port.get_partial_shape().rank.get_length() != 2:
+                name = port.get_any_name()
+                raise SkeletonError(f"{self.path}: input {name} is not (batch, tokens); no static shapes")
+            shapes[port.get_any_name()] = ov.PartialShape([1, length])
+        fixed.reshape(shapes)
+        compiled = core.compile_model(fixed, "CPU", config)
+        return compiled, self._request_pool(compiled)
+
+    @property
+    def static_lengths(self) -> tuple[int, ...]:
+        return tuple(self._static)
 
     @classmethod
     def from_graph(cls, path, precision, options):
         if options.device.startswith("cuda"):
             raise SkeletonError("OpenVINO runs on the CPU here; on CUDA use an onnx or torch runtime")
-        return cls(path, precision, threads=options.threads, streams=options.streams)
+        fixed = options.static_lengths
+        return cls(path, precision, threads=options.threads, streams=options.streams, static_lengths=fixed)
+
+    def graph_for(self, feeds: dict[str, np.ndarray]):
+        """(compiled graph, its infer requests) that ``feeds`` run on: the static graph of their length when
+        every input is one sequence of one of the static lengths (a pair's two texts alike), else the dynamic one."""
+        shapes = {array.shape for array in feeds.values()}
+        if len(shapes) == 1:
+            ((sequences, tokens),) = shapes
+            if sequences == 1 and tokens in self._static:
+                return self._static[tokens]
+        return self.compiled, self._requests
 
     def run(self, encoded):
         feeds = {k: np.asarray(v, dtype=np.int64) for k, v in encoded.items() if k in self.input_names}
-        request = self._requests.get()
+        compiled, requests = self.graph_for(feeds)
+        request = requests.get()
         try:
             result = request.infer(feeds)
-            return np.array(result[self.compiled.output(0)], dtype=np.float32)
+            return np.array(result[compiled.output(0)], dtype=np.float32)
         finally:
-            self._requests.put(request)
+            requests.put(request)
 
 
 def synthetic_batch(

@@ -63,6 +63,7 @@ from skeleton.core.reports import BenchReport, CompressReport, Manifest, ModelMe
 from skeleton.core.tasks import saved_task
 from skeleton.core.timing import time_alternating
 from skeleton.core.workspace import ModelConfig, Workspace
+from skeleton.deploy.buckets import static_lengths
 from skeleton.deploy.export import export_directory
 from skeleton.deploy.loading import TorchRuntime
 from skeleton.deploy.manifest import read_manifest, sha256_file
@@ -195,7 +196,8 @@ def _graph_contenders(model: str, directory: Path, config: BenchConfig, wanted: 
     """The exported graphs of one model under their runtimes (onnx-*, openvino-*), as wanted."""
     onnx_dir = directory / ONNX_DIR
     manifest = read_manifest(onnx_dir)
-    options = RuntimeOptions(config.device, config.threads, spinning=False)
+    fixed = static_lengths(config.lengths) if config.static_batch_one and 1 in config.batch_sizes else ()
+    options = RuntimeOptions(config.device, config.threads, spinning=False, static_lengths=fixed)
     found = {}
     for variant, info in manifest.variants.items():
         name = runtime_of(variant)

@@ -47,6 +47,16 @@ def _turns(calls_per_turn: int) -> str:
     return f", {calls_per_turn} calls of each in a row per round, the last timed (its own model in the caches)"
 
 
+def _static(config: dict) -> str:
+    """Whether OpenVINO ran batches of one on graphs compiled for their shape (``--static-batch-one``)."""
+    if config.get("static_batch_one"):
+        return (
+            " OpenVINO ran batches of one on graphs compiled for each length up to 128 tokens, both models "
+            "(as `serve --static-batch-one`)."
+        )
+    return " OpenVINO ran every shape on its dynamic graph."
+
+
 def markdown(report: dict) -> str:
     batches, lengths = _grid(report)
     machine = report["machine"]
@@ -59,7 +69,8 @@ def markdown(report: dict) -> str:
         "is warmed up, then their calls alternate in one process; medians of "
         f"{report['config']['min_repeats']}-{report['config']['repeats']} rounds"
         + _turns(report["config"].get("calls_per_turn", 1))
-        + ".",
+        + "."
+        + _static(report["config"]),
         "",
         "## Headline: fastest shippable Skeleton runtime vs the prompt-tuned model's fastest runtime",
         "",
