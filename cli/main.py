@@ -924,7 +924,7 @@ def bench(
         bool,
         typer.Option(
             help="OpenVINO runs batches of one on graphs compiled for each length up to 128 tokens, on both "
-            "sides, as 'serve --static-batch-one' does."
+            "sides, as 'serve --static-batch-one' does (off: as serve and predict by default)."
         ),
     ] = BenchConfig.static_batch_one,
     data: Annotated[

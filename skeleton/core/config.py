@@ -731,9 +731,10 @@ class ServeConfig:
             (default: as many as OpenVINO's throughput hint chooses, 2 on a 2-core CPU); 1 runs one batch
             at a time on every core (the latency hint). Other runtimes run one batch at a time.
         static_batch_one: on OpenVINO, also compile the graph for one input at each length bucket up to 128
-            tokens, so that a batch of one runs on a graph of fixed shape: the default SST-2 model at batch 1
-            (1x16) answers about 20% sooner, for a compile of about 0.2 s per bucket before ready and a copy
-            of the weights per bucket (about 70 MB each for MiniLM-L6, most of it the embedding table).
+            tokens, so that a batch of one runs on a graph of fixed shape, which skips the shape work a dynamic
+            graph redoes at every call (the default SST-2 model's openvino-int8 graph at 1x16: 0.83 against
+            0.65 ms here), for a compile of about 0.2 s per bucket before ready and a copy of the compiled
+            weights per bucket (about 70 MB each for MiniLM-L6, most of it the embedding table).
         spinning: let onnxruntime's idle threads spin between batches. Default: on with one model
             (384 against 333 sentences/s under load on SST-2 training sentences), off with several,
             whose idle sessions' spinning threads would take the cores from the busy one (339 against
@@ -1085,7 +1086,7 @@ class BenchConfig:
         max_seconds: stop a grid point's rounds after this long (at least ``min_repeats`` rounds run).
         min_repeats: rounds every grid point gets.
         static_batch_one: OpenVINO runs batches of one on graphs compiled for each grid length up to 128
-            tokens (both models), as ``serve --static-batch-one`` does.
+            tokens (both models), as ``serve --static-batch-one`` does; off, as the server and predict by default.
         calls_per_turn: calls of each contender in a row per round, only the last timed
             (:func:`skeleton.core.timing.time_alternating`): 1 times each call just after the other
             contenders ran (their weights evicted its own from the caches); more times it warm, as a
@@ -1104,7 +1105,7 @@ class BenchConfig:
     max_seconds: float = 20.0
     min_repeats: int = 5
     calls_per_turn: int = 1
-    static_batch_one: bool = True
+    static_batch_one: bool = False
     data: str | None = None
     device: str = "auto"
     output: str | None = None
