@@ -607,3 +607,41 @@ def test_static_batch_one_compiles_a_graph_per_short_length_and_the_warm_up_runs
     # every static length warmed (the warm-up's closing request end to end runs one of them again)
     assert sorted(set(warmed)) == [(1, length) for length in expected] and len(warmed) == len(expected) + 1
     assert all(abs(score["score"] - reference[score["label"]]) < 1e-4 for score in answer)
+
+
+def test_by_default_a_lone_input_runs_alone_and_what_arrives_meanwhile_runs_together(models):
+    """In process, no clock deciding, the default wait (none): a lone input on an idle model runs alone; inputs
+    that arrive while its batch runs (held at a gate) wait, and run as one batch once it is done (the test's
+    timeouts guard a hang, they do not measure)."""
+    import threading
+
+    from skeleton.core.config import ServeConfig
+    from skeleton.deploy.model_queues import ModelServer
+
+    async def scenario():
+        server = ModelServer({"sentiment": models["sentiment"]}, ServeConfig(device="cpu"))
+        model = server.models["sentiment"]
+        await server.start()
+        await server._warm_up
+        run, gate, shapes = model.predictor.runtime.run, threading.Event(), []
+
+        def held(arrays):
+            shapes.append(arrays["input_ids"].shape[0])
+            gate.wait(timeout=60)
+            return run(arrays)
+
+        model.predictor.runtime.run = held
+        first = asyncio.create_task(model.predict(TEXTS[0]))
+        while not shapes:  # the idle model took the lone input
+            await asyncio.sleep(0)
+        rest = [asyncio.create_task(model.predict(text)) for text in TEXTS[1:]]
+        while len(model.pending) < len(rest):
+            await asyncio.sleep(0)
+        gate.set()
+        answers = await asyncio.wait_for(asyncio.gather(first, *rest), timeout=60)
+        await server.stop()
+        return answers, shapes
+
+    answers, shapes = asyncio.run(scenario())
+    assert len(answers) == len(TEXTS)
+    assert shapes[0] == 1 and sum(1 for _ in shapes) == 2  # the lone input, then the four that waited together

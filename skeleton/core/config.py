@@ -722,7 +722,9 @@ class ServeConfig:
         device: 'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'.
         max_batch_tokens: at most this many tokens in one model call, counted after padding.
         max_batch_size: at most this many inputs in one model call.
-        max_wait_ms: how long a batch waits for more requests before it runs.
+        max_wait_ms: how long a batch, once a stream is free for it, waits for more requests before it runs.
+            0 (the default, as Triton's dynamic batcher): it takes what waits then, so a lone request is never
+            held back, and under load the inputs that arrived while the last batch ran make the next one.
         max_queue: inputs waiting per model beyond which requests get 429 with Retry-After.
         max_client_batch: inputs one request may carry (more: 413).
         max_input_chars: characters one input may have (more: 413).
@@ -753,7 +755,7 @@ class ServeConfig:
     device: str = "auto"
     max_batch_tokens: int = 8192
     max_batch_size: int = 32
-    max_wait_ms: float = 2.0
+    max_wait_ms: float = 0.0
     max_queue: int = 512
     max_client_batch: int = 64
     max_input_chars: int = 20_000
