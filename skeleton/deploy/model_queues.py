@@ -1,14 +1,14 @@
 """Serving exported models: input checks, per-model dynamic batching, overload control, metrics.
 
-A request's inputs are checked and tokenized as it arrives, then wait in their model's queue. One
-batcher task per model takes the oldest waiting input and the waiting inputs closest to it in
-length, up to ``max_batch_size`` inputs and ``max_batch_tokens`` tokens after padding, after waiting
-at most ``max_wait_ms`` for more; the batch runs in a thread pool sized to the cores, off the event
-loop, through :class:`~skeleton.deploy.runtimes.Predictor`'s runtime (the one inference surface). As
-many batches run at once as the runtime has streams (OpenVINO's throughput hint: one per share of the
-cores; on 2 cores alike under load to one batch at a time, more one text at a time: docs/serving.md); a
-new batch is formed only when a stream is free, so it takes everything that arrived meanwhile. A full queue
-refuses new inputs at once (429) instead of letting latency grow without end.
+A request's inputs are checked and tokenized as it arrives, then wait in their model's queue. One batcher task
+per model takes the oldest waiting input and the waiting inputs closest to it in length, up to
+``max_batch_size`` inputs and ``max_batch_tokens`` tokens after padding, after waiting at most ``max_wait_ms``
+for more (0 by default: a lone request is not held back); the batch runs in a thread pool sized to the cores,
+off the event loop, through :class:`~skeleton.deploy.runtimes.Predictor`'s runtime (the one inference surface).
+As many batches run at once as the runtime has streams (OpenVINO's throughput hint: one per share of the cores;
+on 2 cores alike under load to one batch at a time, more one text at a time: docs/serving.md); a new batch is
+formed only when a stream is free, so it takes everything that arrived meanwhile. A full queue refuses new
+inputs at once (429) instead of letting latency grow without end.
 
 The HTTP layer (:mod:`skeleton.deploy.server`) only turns JSON into these calls and their errors into
 status codes.
