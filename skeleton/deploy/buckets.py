@@ -22,7 +22,7 @@ LENGTH_STEPS = ((128, 16), (256, 32), (None, 64))
 UP_TO = 0.25  # a batch is padded up to the next batch bucket when that adds at most this share of rows
 # the longest input a batch of one runs on a graph compiled for its shape (``--static-batch-one``): a fixed-shape
 # OpenVINO graph saves its per-call shape work, which weighs at short lengths (a 3-layer MiniLM at 1x16: 21% of
-# its latency; 1x64 13%) and fades as compute grows, while each such graph holds its own copy of the weights
+# its latency; 1x64 14%) and fades as compute grows, while each such graph holds its own copy of the weights
 STATIC_UP_TO = 128
 
 
