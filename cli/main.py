@@ -868,10 +868,13 @@ def serve(
     runtime = config.runtime or "each model's graph for serving"
     key = "API key required" if config.api_key else "no API key"
 
-    def announce(address: str) -> None:  # once the models are loaded and the port is bound
-        err.print(
-            f"serving {', '.join(named)} on {address} ({runtime}; {key}); Ctrl-C stops", highlight=False, soft_wrap=True
-        )
+    announced = []
+
+    def announce(line: str) -> None:  # once the models are loaded and the port is bound: the address, then notes
+        if not announced:
+            line = f"serving {', '.join(named)} on {line} ({runtime}; {key}); Ctrl-C stops"
+        announced.append(line)
+        err.print(line, highlight=False, soft_wrap=True)
 
     run_server(named, config, announce)
 

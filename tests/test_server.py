@@ -645,3 +645,15 @@ def test_by_default_a_lone_input_runs_alone_and_what_arrives_meanwhile_runs_toge
     answers, shapes = asyncio.run(scenario())
     assert len(answers) == len(TEXTS)
     assert shapes[0] == 1 and sum(1 for _ in shapes) == 2  # the lone input, then the four that waited together
+
+
+def test_static_batch_one_on_a_runtime_without_static_graphs_is_said_not_silent(models, every_graph):
+    from skeleton.core.config import ServeConfig
+    from skeleton.deploy.model_queues import ModelServer
+
+    onnx = ModelServer({"sentiment": models["sentiment"]}, ServeConfig(device="cpu", static_batch_one=True))
+    (note,) = onnx.notes()
+    assert "model sentiment runs on onnx-fp32" in note and "OpenVINO only" in note
+    openvino = ServeConfig(device="cpu", runtime="openvino-fp32", streams=1, static_batch_one=True)
+    assert ModelServer({"sentiment": every_graph}, openvino).notes() == []
+    assert ModelServer({"sentiment": models["sentiment"]}, ServeConfig(device="cpu")).notes() == []

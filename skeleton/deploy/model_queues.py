@@ -433,6 +433,18 @@ class ModelServer:
         self._warm_up: asyncio.Task | None = None
         self.warm_up_error: str | None = None
 
+    def notes(self) -> list[str]:
+        """What a user should know about the options as the models took them: ``--static-batch-one`` on a
+        runtime that has no static graphs (only OpenVINO compiles them) does nothing for that model."""
+        if not self.config.static_batch_one:
+            return []
+        return [
+            f"--static-batch-one: model {name} runs on {model.predictor.runtime_name}, which has no static "
+            "graphs (OpenVINO only); its batches of one run as without it"
+            for name, model in self.models.items()
+            if not getattr(model.predictor.runtime, "static_lengths", ())
+        ]
+
     @property
     def busy(self) -> bool:
         """Inputs waiting in a queue or running."""

@@ -271,8 +271,8 @@ def serve(
     models: dict[str, Path], config: ServeConfig | None = None, announce: Callable[[str], None] | None = None
 ) -> None:
     """Load every model and bind the port (a bad directory or a taken port fails here, in one line), then
-    ``announce`` the address and serve until SIGTERM or Ctrl-C, draining first: every request accepted is
-    answered."""
+    ``announce`` the address (and then each of the server's notes: an option a model could not use) and serve
+    until SIGTERM or Ctrl-C, draining first: every request accepted is answered."""
     import uvicorn
 
     config = config or ServeConfig()
@@ -281,6 +281,8 @@ def serve(
     host, port = sock.getsockname()[:2]
     if announce is not None:
         announce(f"http://{f'[{host}]' if ':' in host else host}:{port}")
+        for note in server.notes():
+            announce(note)
     app = create_app(server)
     settings = uvicorn.Config(app, log_level="warning", access_log=False)
     _draining_server(server, settings).run(sockets=[sock])
