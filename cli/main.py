@@ -923,6 +923,13 @@ def bench(
             "others ran (caches cold); 3 times it with its own model in the caches, as when it serves alone."
         ),
     ] = BenchConfig.calls_per_turn,
+    head_to_head: Annotated[
+        bool,
+        typer.Option(
+            help="Time each runtime's two models alternating on their own (and the headline's two head to head), "
+            "not every pair in one rotation, where other runtimes' calls slow a batch-1 call."
+        ),
+    ] = BenchConfig.head_to_head,
     static_batch_one: Annotated[
         bool,
         typer.Option(
@@ -947,6 +954,7 @@ def bench(
         repeats=repeats,
         min_repeats=min(5, repeats),
         calls_per_turn=calls_per_turn,
+        head_to_head=head_to_head,
         static_batch_one=static_batch_one,
         data=None if data is None else str(data),
         device=device,

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -94,6 +95,44 @@ def test_bench_times_both_models_and_writes_its_report(compressed_dir, monkeypat
 
     monkeypatch.setattr(export_module, "export_directory", lambda *a, **k: pytest.fail("baseline rebuilt"))
     run_bench(compressed_dir, BenchConfig(batch_sizes=(1,), lengths=(8,), runtimes=("onnx-fp32",), repeats=2))
+
+
+def test_head_to_head_times_each_runtimes_two_models_on_their_own_and_the_headline_pair_again(
+    compressed_dir, monkeypatch
+):
+    """``--head-to-head``: every alternation holds one runtime's two models (no other runtime's call between
+    them), and a headline whose two models run on different runtimes is timed once more, those two alone."""
+    import skeleton.measure.bench as bench
+
+    groups = []
+    timed = bench.time_alternating
+
+    def spy(calls, *args, **kwargs):
+        groups.append(sorted(calls))
+        return timed(calls, *args, **kwargs)
+
+    monkeypatch.setattr(bench, "time_alternating", spy)
+    runtimes = ("onnx-fp32", "openvino-fp32")
+    config = BenchConfig(
+        batch_sizes=(1,), lengths=(8,), runtimes=runtimes, repeats=2, min_repeats=2, warmup=1, device="cpu"
+    )
+    report = run_bench(compressed_dir, replace(config, head_to_head=True, output=str(compressed_dir / "h2h")))
+    (point,) = report.points
+    head = point["headline"]
+    per_runtime = [[f"prompt_tuned/{r}", f"skeleton/{r}"] for r in runtimes]
+    assert groups[:2] == per_runtime
+    if head["skeleton_runtime"] == head["prompt_tuned_runtime"]:
+        assert len(groups) == 2
+        assert head["skeleton_ms"] == point["latency"][f"skeleton/{head['skeleton_runtime']}"]["median_ms"]
+    else:  # the two fastest, on two runtimes, alternated with each other alone
+        pair = [f"skeleton/{head['skeleton_runtime']}", f"prompt_tuned/{head['prompt_tuned_runtime']}"]
+        assert groups[2:] == [sorted(pair)]
+    assert head["head_to_head"] is True
+    markdown = (compressed_dir / "h2h" / "bench.md").read_text()
+    assert "Each runtime's two models alternated on their own" in markdown
+    groups.clear()
+    run_bench(compressed_dir, replace(config, output=str(compressed_dir / "rotation")))  # the default: one rotation
+    assert groups == [sorted(f"{m}/{r}" for m in ("skeleton", "prompt_tuned") for r in runtimes)]
 
 
 def test_openvino_batches_of_one_run_on_static_graphs_on_both_sides_unless_told(compressed_dir):

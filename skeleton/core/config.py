@@ -1087,6 +1087,11 @@ class BenchConfig:
         warmup: untimed calls of each contender per grid point.
         max_seconds: stop a grid point's rounds after this long (at least ``min_repeats`` rounds run).
         min_repeats: rounds every grid point gets.
+        head_to_head: time each runtime's two models alternating on their own, one runtime after the other,
+            and the headline's two (when they run on different runtimes) head to head again, instead of every
+            model/runtime pair in one rotation, where another runtime's threads, still winding down from its
+            call, slow the next call by about as much as a small model's whole batch-1 call
+            (benchmarks/results/LOG.md).
         static_batch_one: OpenVINO runs batches of one on graphs compiled for each grid length up to 128
             tokens (both models), as ``serve --static-batch-one`` does; off, as the server and predict by default.
         calls_per_turn: calls of each contender in a row per round, only the last timed
@@ -1107,6 +1112,7 @@ class BenchConfig:
     max_seconds: float = 20.0
     min_repeats: int = 5
     calls_per_turn: int = 1
+    head_to_head: bool = False
     static_batch_one: bool = False
     data: str | None = None
     device: str = "auto"

@@ -310,11 +310,35 @@ def _timed(calls: dict, config: BenchConfig) -> dict:
     return time_alternating(calls, *budget, calls_per_turn=config.calls_per_turn)
 
 
+def _timed_contenders(contenders_: list[Contender], call_of, config: BenchConfig) -> dict:
+    """Every contender's ``call_of(contender)`` timed: all alternating in one rotation, or with
+    ``config.head_to_head`` each runtime's two models alternating on their own (no other runtime's threads
+    winding down before a call), one runtime after the other."""
+    if not config.head_to_head:
+        return _timed({c.key: call_of(c) for c in contenders_}, config)
+    timings = {}
+    for runtime in dict.fromkeys(c.runtime for c in contenders_):
+        timings.update(_timed({c.key: call_of(c) for c in contenders_ if c.runtime == runtime}, config))
+    return timings
+
+
+def _headline_ms(slim: Contender, base: Contender, latency: dict, call_of, config: BenchConfig) -> tuple:
+    """(Skeleton ms, prompt-tuned ms, timed head to head): the headline pair's medians; with
+    ``config.head_to_head`` and two runtimes, the two timed again alternating with each other alone."""
+    if not config.head_to_head or slim.runtime == base.runtime:
+        return latency[slim.key]["median_ms"], latency[base.key]["median_ms"], config.head_to_head
+    duel = _timed({slim.key: call_of(slim), base.key: call_of(base)}, config)
+    return duel[slim.key].median_ms, duel[base.key].median_ms, True
+
+
 def _point(contenders_: list[Contender], shapes: dict[str, ModelShape], batch: int, length: int, config) -> dict:
     """Time every contender at one (batch, length) and derive speed-ups."""
     encoded = synthetic_batch(batch, length, shapes["skeleton"].vocab_size, pairs=shapes["skeleton"].pairs)
-    calls = {c.key: (lambda c=c: c.engine.run(encoded)) for c in contenders_}
-    timings = _timed(calls, config)
+
+    def call_of(contender: Contender):
+        return lambda: contender.engine.run(encoded)
+
+    timings = _timed_contenders(contenders_, call_of, config)
     latency = {key: _summary_of(timing, batch) for key, timing in timings.items()}
     macs = {model: shape.macs(batch, length) for model, shape in shapes.items()}
     ideal = macs["prompt_tuned"] / macs["skeleton"]
@@ -327,13 +351,14 @@ def _point(contenders_: list[Contender], shapes: dict[str, ModelShape], batch: i
     best_slim, best_base = _headline_pair(contenders_, latency)
     headline = None
     if best_slim is not None:
-        slim_ms, base_ms = latency[best_slim.key]["median_ms"], latency[best_base.key]["median_ms"]
+        slim_ms, base_ms, duel = _headline_ms(best_slim, best_base, latency, call_of, config)
         headline = {
             "skeleton_runtime": best_slim.runtime,
             "skeleton_ms": slim_ms,
             "prompt_tuned_runtime": best_base.runtime,
             "prompt_tuned_ms": base_ms,
             "speedup": base_ms / slim_ms,
+            "head_to_head": duel,
         }
     return {
         "batch": batch,
@@ -378,26 +403,20 @@ def _end_to_end(contenders_: list[Contender], directory: Path, config: BenchConf
     with reporter.bar("bench: real sentences", len(config.batch_sizes)) as bar:
         for batch in config.batch_sizes:
             chunk = [texts[i] for i in rng.choice(len(texts), size=min(batch, len(texts)), replace=False)]
-            calls = {c.key: (lambda c=c, t=chunk: c.engine.run(encoders[c.key](t))) for c in contenders_}
-            timings = _timed(calls, config)
+
+            def call_of(contender: Contender, texts=chunk):
+                return lambda: contender.engine.run(encoders[contender.key](texts))
+
+            timings = _timed_contenders(contenders_, call_of, config)
             tokens = tokenize(tokenizer, chunk, max_tokens)["input_ids"].shape[1]
             latency = {key: _summary_of(timing, len(chunk)) for key, timing in timings.items()}
             slim, base = _headline_pair(contenders_, latency)
-            best_slim, best_base = (None if slim is None else slim.key), base.key
-            rows.append(
-                {
-                    "batch": len(chunk),
-                    "padded_tokens": int(tokens),
-                    "latency": latency,
-                    "headline": None
-                    if best_slim is None
-                    else {
-                        "skeleton": best_slim,
-                        "prompt_tuned": best_base,
-                        "speedup": latency[best_base]["median_ms"] / latency[best_slim]["median_ms"],
-                    },
-                }
-            )
+            headline = None
+            if slim is not None:
+                slim_ms, base_ms, duel = _headline_ms(slim, base, latency, call_of, config)
+                headline = {"skeleton": slim.key, "prompt_tuned": base.key, "speedup": base_ms / slim_ms}
+                headline["head_to_head"] = duel
+            rows.append({"batch": len(chunk), "padded_tokens": int(tokens), "latency": latency, "headline": headline})
             bar.advance(1)
     return rows
 

@@ -47,6 +47,16 @@ def _turns(calls_per_turn: int) -> str:
     return f", {calls_per_turn} calls of each in a row per round, the last timed (its own model in the caches)"
 
 
+def _rotation(config: dict) -> str:
+    """Whether every model/runtime pair alternated in one rotation, or each runtime's two on their own."""
+    if config.get("head_to_head"):
+        return (
+            " Each runtime's two models alternated on their own, one runtime after the other; the headline's two, "
+            "when on different runtimes, were timed head to head again."
+        )
+    return " Every model/runtime pair alternated in one rotation."
+
+
 def _static(config: dict) -> str:
     """Whether OpenVINO ran batches of one on graphs compiled for their shape (``--static-batch-one``)."""
     if config.get("static_batch_one"):
@@ -70,6 +80,7 @@ def markdown(report: dict) -> str:
         f"{report['config']['min_repeats']}-{report['config']['repeats']} rounds"
         + _turns(report["config"].get("calls_per_turn", 1))
         + "."
+        + _rotation(report["config"])
         + _static(report["config"]),
         "",
         "## Headline: fastest shippable Skeleton runtime vs the prompt-tuned model's fastest runtime",
