@@ -899,6 +899,22 @@ def _numbers(text: str, option: str) -> tuple[int, ...]:
         raise SkeletonError(f"{option} takes comma-separated whole numbers, got {text!r}") from None
 
 
+HeadToHead = Annotated[
+    bool,
+    typer.Option(
+        help="Time each runtime's two models alternating on their own (and the headline's two head to head), "
+        "not every pair in one rotation, where other runtimes' calls slow a batch-1 call."
+    ),
+]
+StaticBatchOne = Annotated[
+    bool,
+    typer.Option(
+        help="OpenVINO runs batches of one on graphs compiled for each length up to 128 tokens, on both "
+        "sides, as 'serve --static-batch-one' does (off: as serve and predict by default)."
+    ),
+]
+
+
 @app.command()
 @friendly_errors
 def bench(
@@ -923,20 +939,8 @@ def bench(
             "others ran (caches cold); 3 times it with its own model in the caches, as when it serves alone."
         ),
     ] = BenchConfig.calls_per_turn,
-    head_to_head: Annotated[
-        bool,
-        typer.Option(
-            help="Time each runtime's two models alternating on their own (and the headline's two head to head), "
-            "not every pair in one rotation, where other runtimes' calls slow a batch-1 call."
-        ),
-    ] = BenchConfig.head_to_head,
-    static_batch_one: Annotated[
-        bool,
-        typer.Option(
-            help="OpenVINO runs batches of one on graphs compiled for each length up to 128 tokens, on both "
-            "sides, as 'serve --static-batch-one' does (off: as serve and predict by default)."
-        ),
-    ] = BenchConfig.static_batch_one,
+    head_to_head: HeadToHead = BenchConfig.head_to_head,
+    static_batch_one: StaticBatchOne = BenchConfig.static_batch_one,
     data: Annotated[
         Path | None, typer.Option(help="A task TSV whose real sentences are also timed end to end.")
     ] = None,
