@@ -902,8 +902,8 @@ def _numbers(text: str, option: str) -> tuple[int, ...]:
 HeadToHead = Annotated[
     bool,
     typer.Option(
-        help="Time each runtime's two models alternating on their own (and the headline's two head to head), "
-        "not every pair in one rotation, where other runtimes' calls slow a batch-1 call."
+        help="Time each runtime's two models alternating on their own, one runtime after the other, not every "
+        "pair in one rotation, where other runtimes' calls slow a batch-1 call."
     ),
 ]
 StaticBatchOne = Annotated[

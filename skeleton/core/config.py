@@ -1088,10 +1088,9 @@ class BenchConfig:
         max_seconds: stop a grid point's rounds after this long (at least ``min_repeats`` rounds run).
         min_repeats: rounds every grid point gets.
         head_to_head: time each runtime's two models alternating on their own, one runtime after the other,
-            and the headline's two (when they run on different runtimes) head to head again, instead of every
-            model/runtime pair in one rotation, where another runtime's threads, still winding down from its
-            call, slow the next call by about as much as a small model's whole batch-1 call
-            (benchmarks/results/LOG.md).
+            instead of every model/runtime pair in one rotation, where another runtime's threads, still
+            winding down from its call, slow the next call by about as much as a small model's whole batch-1
+            call (benchmarks/results/LOG.md); a headline across two runtimes compares two such alternations.
         static_batch_one: OpenVINO runs batches of one on graphs compiled for each grid length up to 128
             tokens (both models), as ``serve --static-batch-one`` does; off, as the server and predict by default.
         calls_per_turn: calls of each contender in a row per round, only the last timed

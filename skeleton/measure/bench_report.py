@@ -51,8 +51,8 @@ def _rotation(config: dict) -> str:
     """Whether every model/runtime pair alternated in one rotation, or each runtime's two on their own."""
     if config.get("head_to_head"):
         return (
-            " Each runtime's two models alternated on their own, one runtime after the other; the headline's two, "
-            "when on different runtimes, were timed head to head again."
+            " Each runtime's two models alternated on their own, one runtime after the other (a headline across "
+            "two runtimes compares two such alternations)."
         )
     return " Every model/runtime pair alternated in one rotation."
 
