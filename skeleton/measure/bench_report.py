@@ -47,24 +47,26 @@ def _turns(calls_per_turn: int) -> str:
     return f", {calls_per_turn} calls of each in a row per round, the last timed (its own model in the caches)"
 
 
-def _rotation(config: dict) -> str:
-    """Whether every model/runtime pair alternated in one rotation, or each runtime's two on their own."""
-    if config.get("head_to_head"):
-        return (
-            " Each runtime's two models alternated on their own, one runtime after the other (a headline across "
-            "two runtimes compares two such alternations)."
-        )
-    return " Every model/runtime pair alternated in one rotation."
+# bench's timing options as bench.md states them: (config key, the sentence when on, the sentence when off)
+_OPTIONS = (
+    (
+        "head_to_head",
+        "Each runtime's two models alternated on their own, one runtime after the other (a headline across two "
+        "runtimes compares two such alternations).",
+        "Every model/runtime pair alternated in one rotation.",
+    ),
+    (
+        "static_batch_one",
+        "OpenVINO ran batches of one on graphs compiled for each length up to 128 tokens, both models (as "
+        "`serve --static-batch-one`).",
+        "OpenVINO ran every shape on its dynamic graph.",
+    ),
+)
 
 
-def _static(config: dict) -> str:
-    """Whether OpenVINO ran batches of one on graphs compiled for their shape (``--static-batch-one``)."""
-    if config.get("static_batch_one"):
-        return (
-            " OpenVINO ran batches of one on graphs compiled for each length up to 128 tokens, both models "
-            "(as `serve --static-batch-one`)."
-        )
-    return " OpenVINO ran every shape on its dynamic graph."
+def _options(config: dict) -> str:
+    """How ``--head-to-head`` and ``--static-batch-one`` were set, a sentence each."""
+    return "".join(" " + (on if config.get(key) else off) for key, on, off in _OPTIONS)
 
 
 def markdown(report: dict) -> str:
@@ -80,8 +82,7 @@ def markdown(report: dict) -> str:
         f"{report['config']['min_repeats']}-{report['config']['repeats']} rounds"
         + _turns(report["config"].get("calls_per_turn", 1))
         + "."
-        + _rotation(report["config"])
-        + _static(report["config"]),
+        + _options(report["config"]),
         "",
         "## Headline: fastest shippable Skeleton runtime vs the prompt-tuned model's fastest runtime",
         "",
