@@ -177,7 +177,7 @@ class ServedModel:
             "max_input_tokens": predictor.max_input_tokens,
             "ready": self.ready,
             "shapes": len(self.buckets.shapes()),
-            "static_batch_one_lengths": list(getattr(predictor.runtime, "static_lengths", ())),
+            "static_batch_one_lengths": list(predictor.runtime.static_lengths),
             "warm_up_seconds": self.warm_up_seconds,
         }
 
@@ -442,7 +442,7 @@ class ModelServer:
             f"--static-batch-one: model {name} runs on {model.predictor.runtime_name}, which has no static "
             "graphs (OpenVINO only); its batches of one run as without it"
             for name, model in self.models.items()
-            if not getattr(model.predictor.runtime, "static_lengths", ())
+            if not model.predictor.runtime.static_lengths
         ]
 
     @property

@@ -101,6 +101,7 @@ class Runtime(abc.ABC):
     family: ClassVar[str] = ""
     needs: ClassVar[str] = ""  # the Python package the family runs on
     parallel = 1  # batches that may run at once, each from a thread of its own
+    static_lengths: tuple[int, ...] = ()  # lengths a batch of one runs on a graph compiled for (OpenVINO's)
 
     @abc.abstractmethod
     def run(self, encoded: dict[str, np.ndarray]) -> np.ndarray:
