@@ -20,11 +20,14 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
+
 from skeleton.core.config import CompressConfig as CompressConfig
 from skeleton.core.config import ExportConfig
 from skeleton.core.config import default_condense_config as default_condense_config
 from skeleton.core.device import resolve_device
 from skeleton.core.errors import SkeletonError
+from skeleton.core.evaluation import bias_adjusted_accuracy, predict_logits
 from skeleton.core.file_names import (
     PROMPT_TUNED_DIR,
     REPORT_FILE,
@@ -49,7 +52,7 @@ from skeleton.measure.plan_latency import (
     shipped_timing,
 )
 from skeleton.method.condensation import Condensation
-from skeleton.method.planning import Planner
+from skeleton.method.planning import Planner, calibration_accuracy
 from skeleton.method.pruning import (
     count_ffn_parameters,
     count_parameters,
@@ -267,7 +270,6 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
         clock = time.perf_counter()
         timer, refit = _refit(planner, classifier, checkpoint, reporter)
         timings["latency_refit"] = time.perf_counter() - clock
-        calibration = _calibrate(planner, classifier, config, checkpoint, workspace, device, reporter)
         threshold = config.search.threshold(tuned.validation["accuracy"])
         condensation = Condensation(
             workspace, planner, classifier, config, checkpoint.stages, device, threshold, _trial_timing(timer)
@@ -275,6 +277,9 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
         clock = time.perf_counter()
         condensation.training_split(reporter)
         timings["teacher_logits"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        calibration = _calibrate(planner, condensation, checkpoint, reporter)
+        timings["calibration"] = time.perf_counter() - clock
         clock = time.perf_counter()
         search = _run_search(condensation, tuned, checkpoint, reporter)
         timings["search"] = time.perf_counter() - clock
@@ -405,29 +410,52 @@ def _report(
     )
 
 
-def _calibrate(planner: Planner, classifier, config: CompressConfig, checkpoint, workspace, device, reporter):
-    """With heads in the cost ranking: the head-score exchange rate, chosen on validation (and kept
-    across ``--resume``)."""
+def _calibrate(planner: Planner, condensation: Condensation, checkpoint, reporter) -> dict | None:
+    """With heads in the cost ranking: the head-score exchange rate and whether whole layers go, chosen on
+    validation (and kept across ``--resume``).
+
+    Each candidate plan is judged as a search trial is: after the trial's short condensation, which the
+    search's first trial (at the same latency fraction) then reuses. Before condensation, a fine-tuned
+    teacher's pruned candidates all answer the majority class at the search's middle fraction, and what
+    sets them apart there does not predict what condensation recovers (``benchmarks/results/LOG.md``).
+    Where trials are not condensed short (``fast_search``, or trials condensed in full), each is judged
+    by its bias-adjusted accuracy before condensation instead.
+    """
     if planner.costs is None or len(planner.candidates()) < 2:
         return None
+    config, workspace = condensation.config, condensation.workspace
     done = checkpoint.done("calibration")
     if done is None:
         value = config.search.target_latency_fraction or 0.5
-        reporter.message(f"calibrating heads and layers against neurons on validation at latency fraction {value:.2f}")
-
-        def accuracy(pruned):
-            return evaluate(
-                pruned, workspace.validation, device, config.condense.eval_batch_size, workspace.pad_token_id
-            )["accuracy"]
-
-        done = {"fraction": value, "weights": planner.calibrate(classifier, value, accuracy)}
+        steps = None if config.fast_search else condensation.trial_steps
+        judged_by = "bias-adjusted accuracy before condensation" if steps is None else f"{steps}-step condensation"
+        reporter.message(
+            f"calibrating heads and layers against neurons at latency fraction {value:.2f}: each plan judged on "
+            f"validation by its {judged_by}"
+        )
+        judge = functools.partial(condensation.short_condensation, value=value, reporter=reporter)
+        if steps is None:
+            judge = functools.partial(_bias_adjusted, workspace=workspace, device=condensation.device, config=config)
+        done = {
+            "fraction": value,
+            "judged_by": judged_by,
+            "weights": planner.calibrate(condensation.classifier, value, judge),
+        }
         checkpoint.finish("calibration", done)
     best = planner.use(done["weights"])
+    condensation.keep_short(planner.plan(done["fraction"], condensation.classifier.backbone.config))
     reporter.message(
         f"  head weight {best['head_weight']}, whole layers {'removable' if best.get('prune_layers') else 'kept'}: "
-        f"validation {best['bias_adjusted_validation_accuracy']:.2f} before condensation (bias-adjusted)"
+        f"validation {calibration_accuracy(best):.2f} ({done.get('judged_by', 'before condensation')})"
     )
     return done
+
+
+def _bias_adjusted(pruned: PromptedClassifier, plan, workspace: Workspace, device, config: CompressConfig) -> float:
+    """A pruned model's validation accuracy before condensation, its logits' offsets refitted."""
+    split = workspace.validation
+    logits = predict_logits(pruned, split, device, config.condense.eval_batch_size, workspace.pad_token_id)
+    return bias_adjusted_accuracy(logits, torch.tensor(split.labels))
 
 
 def _refit(planner: Planner, classifier, checkpoint, reporter) -> tuple[PlanTimer | None, dict | None]:

@@ -320,7 +320,7 @@ def test_short_trials_need_a_gain_only_below_the_threshold_and_above_the_majorit
 
     condensation = object.__new__(Condensation)
     condensation.trial_steps, condensation.gain, condensation.stages = 10, None, tmp_path
-    condensation.threshold, condensation.condensed = 75.0, {}
+    condensation.threshold, condensation.condensed, condensation._short = 75.0, {}, {}
     condensation.workspace = SimpleNamespace(majority_metrics=lambda: {"validation": {"accuracy": 68.0}})
     condensation.planner = SimpleNamespace(prune=lambda classifier, value: ("full model", None))
     condensation.classifier = None
@@ -352,6 +352,78 @@ def test_short_trials_need_a_gain_only_below_the_threshold_and_above_the_majorit
     reached["short"], details = 71.5, {}
     assert condensation._condensed_trial(None, None, 0.35, details, None) == (73.5, [1, 0])
     assert details["gain_of_full_condensation"] == 2.0 and runs[-1] == "short"
+
+
+def _layers_plan(layers):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        keep_indices=[[1, 2]] * len(layers), out_keep_indices=None, head_keep_indices=None, kept_layers=layers
+    )
+
+
+def test_the_calibrations_short_condensation_of_the_plan_it_chose_is_that_plans_trial(tmp_path):
+    """The calibration condenses each candidate plan as a search trial would; the trial of the plan it
+    chose reuses that condensation instead of condensing the plan again, and the others are freed."""
+    from types import SimpleNamespace
+
+    from skeleton.method.condensation import Condensation
+    from skeleton.method.tuning import TrainResult
+
+    condensation = object.__new__(Condensation)
+    condensation.trial_steps, condensation.gain, condensation.stages = 10, None, tmp_path
+    condensation.threshold, condensation.condensed, condensation._short = 75.0, {}, {}
+    condensation.workspace = SimpleNamespace(majority_metrics=lambda: {"validation": {"accuracy": 68.0}})
+    runs = []
+
+    def fake_condense(pruned, value, reporter, steps=None):
+        runs.append((pruned, steps))
+        return TrainResult(80.0 if pruned == "chosen" else 78.0, steps, 0.0, [{"validation_accuracy": 50.0}], [1, 0])
+
+    condensation.condense = fake_condense
+    chosen, other = _layers_plan([0, 1]), _layers_plan([0, 1, 2])
+    assert condensation.short_condensation("chosen", chosen, 0.5, None) == 80.0
+    assert condensation.short_condensation("other", other, 0.5, None) == 78.0
+    condensation.keep_short(_layers_plan([0, 1]))  # the same plan, planned again
+    details: dict = {}
+    assert condensation._condensed_trial("a fresh copy", chosen, 0.5, details, None) == (80.0, [1, 0])
+    assert runs == [("chosen", 10), ("other", 10)] and details["condensed_by_calibration"]
+    # the other plan's condensation was freed: its trial condenses it
+    details = {}
+    assert condensation._condensed_trial("a fresh copy", other, 0.45, details, None) == (78.0, [1, 0])
+    assert runs[-1] == ("a fresh copy", 10) and "condensed_by_calibration" not in details
+
+
+def test_the_calibration_judges_each_distinct_plan_once_and_keeps_the_most_accurate():
+    """Candidates that land on one plan are judged once; the most accurate candidate wins, and among
+    equals the first (whole layers kept, the lowest head weight)."""
+    import math
+    from types import SimpleNamespace
+
+    from skeleton.method.planning import Planner
+
+    planner = object.__new__(Planner)
+    planner.config = SimpleNamespace(targets=("ffn", "heads", "layers"))
+
+    def prune(classifier, value, **candidate):  # the head weight changes nothing here; whole layers do
+        layers = [0, 1] if candidate["prune_layers"] else [0, 1, 2]
+        plan = SimpleNamespace(
+            keep_indices=[[1]] * 3, kept_sizes=[1] * len(layers), kept_heads=[1] * len(layers), kept_layers=layers
+        )
+        plan.heads_per_layer = lambda heads: [1] * len(layers)
+        return f"pruned to {len(layers)} layers", plan
+
+    planner.prune = prune
+    for accuracy, winner in (({2: 81.0, 3: 80.0}, (1.0, True)), ({2: 80.0, 3: 80.0}, (1.0, False))):
+        judged = []
+
+        def judge(pruned, plan, accuracy=accuracy, judged=judged):
+            judged.append(pruned)
+            return accuracy[len(plan.kept_layers)]
+
+        rows = planner.calibrate(None, 0.5, judge)
+        assert sorted(judged) == ["pruned to 2 layers", "pruned to 3 layers"] and len(rows) == 10
+        assert (planner.head_weight, planner.prune_layers) == winner and math.isfinite(planner.head_weight)
 
 
 def test_a_chosen_value_that_misses_the_margin_in_full_falls_back_to_the_next_accepted_one(tmp_path):

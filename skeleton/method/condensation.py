@@ -26,7 +26,7 @@ from skeleton.core.scores_and_plans import PruningPlan
 from skeleton.core.workspace import Workspace
 from skeleton.method.planning import Planner
 from skeleton.method.search import SearchResult
-from skeleton.method.tuning import train_prompt
+from skeleton.method.tuning import TrainResult, train_prompt
 
 
 class Condensation:
@@ -63,6 +63,8 @@ class Condensation:
         self.gain: float | None = None  # what a full condensation adds to a short one, measured once
         self._tried: dict[str, tuple[float, float, dict]] = {}  # plan structure -> (value, accuracy, details)
         self._same_plan: dict[float, float] = {}  # search value -> the earlier value with the same plan
+        # plan structure -> (model, result) of a short condensation the calibration ran, for the trial of that plan
+        self._short: dict[str, tuple[PromptedClassifier, TrainResult]] = {}
 
     def training_split(self, reporter: Reporter) -> EncodedSplit:
         """The training split, with the prompt-tuned model's logits per row when distilling (computed
@@ -93,6 +95,19 @@ class Condensation:
         return train_prompt(
             pruned, train, workspace.validation, config, self.device, workspace.pad_token_id, reporter, description
         )
+
+    def short_condensation(self, pruned: PromptedClassifier, plan: PruningPlan, value: float, reporter: Reporter):
+        """Validation accuracy of ``pruned`` after a search trial's condensation (the calibration's judge).
+        The result is kept by plan until :meth:`keep_short` says which to keep, so the search's trial of
+        that plan is not condensed a second time."""
+        result = self.condense(pruned, value, reporter, self.trial_steps)
+        self._short[_structure(plan)] = (pruned, result)
+        return result.best_validation_accuracy
+
+    def keep_short(self, plan: PruningPlan) -> None:
+        """Keep the short condensation of ``plan`` alone (the calibration's choice) and free the others."""
+        structure = _structure(plan)
+        self._short = {k: v for k, v in self._short.items() if k == structure}
 
     def trial(self, value: float, reporter: Reporter) -> tuple[float, float, dict]:
         """One search trial: (validation accuracy, seconds, details). A value whose plan removes exactly
@@ -131,7 +146,12 @@ class Condensation:
         the majority class has learned nothing a gain could be added to. The gain is measured once,
         on the first trial that needs it, which is condensed in full (its model kept, for when that
         value is chosen): near the threshold, where the prediction decides."""
-        result = self.condense(pruned, value, reporter, self.trial_steps)
+        done = self._short.pop(_structure(plan), None) if self._short else None
+        if done is None:
+            result = self.condense(pruned, value, reporter, self.trial_steps)
+        else:  # the calibration condensed this very plan
+            pruned, result = done
+            details["condensed_by_calibration"] = True
         accuracy, predictions = result.best_validation_accuracy, result.validation_predictions
         details["before_condensation"] = result.history[0]["validation_accuracy"]
         details["condensation_steps"] = result.steps

@@ -80,20 +80,21 @@ class Planner:
         layers = (False, True) if "layers" in self.config.targets else (False,)
         return [{"head_weight": w, "prune_layers": on} for w in weights for on in layers]
 
-    def calibrate(self, classifier: PromptedClassifier, value: float, accuracy) -> list[dict]:
+    def calibrate(self, classifier: PromptedClassifier, value: float, judge) -> list[dict]:
         """Choose how heads and whole layers rank against neurons, on validation.
 
         First-order attribution underrates what removing a whole head or layer costs. At the latency
-        fraction ``value``, each candidate of :meth:`candidates` gives a plan (a higher head weight
-        keeps more heads and removes more neurons); each is judged by ``accuracy`` (bias-adjusted
-        validation accuracy before condensation, full prompt: see
-        :func:`~skeleton.core.evaluation.bias_adjusted_accuracy`) and the best one is kept for the search.
+        fraction ``value``, each candidate of :meth:`candidates` gives a plan (a higher head weight keeps
+        more heads and removes more neurons; whole layers removable or not), pruned as a search trial
+        prunes. ``judge(pruned, plan)`` gives its validation accuracy (after a trial's short condensation,
+        where compress can afford one), once per distinct plan; the most accurate candidate is kept for the
+        search, the first of equals in the order of :meth:`candidates` (whole layers kept, fewest heads).
         """
         results, seen = [], {}
         for candidate in self.candidates():
-            pruned, plan = self.prune(classifier, value, shorten=False, **candidate)
+            pruned, plan = self.prune(classifier, value, **candidate)
             key = (tuple(plan.heads_per_layer([0] * len(plan.keep_indices))), tuple(plan.kept_sizes))
-            score = seen[key] if key in seen else accuracy(pruned)
+            score = seen[key] if key in seen else judge(pruned, plan)
             seen[key] = score
             weight = candidate["head_weight"]
             results.append(
@@ -103,7 +104,7 @@ class Planner:
                     "prune_layers": candidate["prune_layers"],
                     "kept_heads": plan.kept_heads,
                     "kept_layers": plan.kept_layers,
-                    "bias_adjusted_validation_accuracy": score,
+                    "validation_accuracy": score,
                 }
             )
             del pruned
@@ -111,8 +112,8 @@ class Planner:
         return results
 
     def use(self, calibration: list[dict]) -> dict:
-        """Adopt the best candidate of a calibration; returns its row."""
-        best = max(calibration, key=lambda r: r["bias_adjusted_validation_accuracy"])
+        """Adopt the best candidate of a calibration (the first of equals); returns its row."""
+        best = max(calibration, key=calibration_accuracy)
         self.head_weight = math.inf if best["head_weight"] is None else best["head_weight"]
         self.prune_layers = bool(best.get("prune_layers", False))
         return best
@@ -129,6 +130,12 @@ class Planner:
                 plan.heads_per_layer(self.costs.num_heads), plan.kept_sizes
             )
         return details
+
+
+def calibration_accuracy(row: dict) -> float:
+    """A calibration row's validation accuracy (reports before short condensation judged the candidates
+    named it after the bias-adjusted accuracy they said they used)."""
+    return row["validation_accuracy"] if "validation_accuracy" in row else row["bias_adjusted_validation_accuracy"]
 
 
 def prune_classifier(classifier: PromptedClassifier, scores: NeuronScores, kept_ratio: float, config: CompressConfig):
