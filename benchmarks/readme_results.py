@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from skeleton.core.reports import teacher_name
+from skeleton.method.planning import calibration_accuracy
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
@@ -218,6 +219,7 @@ def search_lines(report: dict) -> list[str]:
     )
     fallback, verified = search.get("fallback_from"), search.get("verified_from")
     return [
+        *_calibration_lines(report),
         f"Search over the {kind} (margin {report['config']['search']['margin']} points below the {name} "
         f"model's {report['prompt_tuned']['validation']['accuracy']:.2f}, validation accuracy after condensation): "
         f"{trials}."
@@ -236,6 +238,25 @@ def search_lines(report: dict) -> list[str]:
         + f" {_removed(report)} Condensation: {how}.",
         "",
         f"Wall time {timings['total'] / 60:.1f} min ({stages} min) on {report['device']}.",
+    ]
+
+
+def _calibration_lines(report: dict) -> list[str]:
+    """How heads and whole layers were weighed against neurons before the search, when they were."""
+    calibration = report.get("head_weight_calibration")
+    if not calibration:
+        return []
+    rows = calibration["weights"]
+    best = max(rows, key=calibration_accuracy)
+    weight = "heads kept" if best["head_weight"] is None else f"head weight {best['head_weight']:g}"
+    layers = "whole layers removable" if best.get("prune_layers") else "every layer kept"
+    judged = calibration.get("judged_by", "plain accuracy before condensation")
+    return [
+        f"Heads and layers against neurons: {len(rows)} candidate plans at latency fraction "
+        f"{calibration['fraction']:.2f}, judged on validation by their {judged}; chosen: {weight}, {layers} "
+        f"({calibration_accuracy(best):.2f}; the candidates ranged "
+        f"{min(map(calibration_accuracy, rows)):.2f}-{max(map(calibration_accuracy, rows)):.2f}).",
+        "",
     ]
 
 
@@ -515,28 +536,38 @@ def _summary_row(folder: Path) -> tuple[str, dict]:
         f"| {name} | {teacher_name(report['config'])}: {teacher['validation']['accuracy']:.2f} / "
         f"{teacher['test']['accuracy']:.2f} | {skeleton['validation']['accuracy']:.2f} / "
         f"{skeleton['test']['accuracy']:.2f} | {interval_words(report['accuracy_difference']['test'])} | "
-        f"{_removed_short(report)} | {min(speedups):.2f}x to {max(speedups):.2f}x | {minutes:.1f} min |"
+        f"{_removed_short(report)} | {min(speedups):.2f}x to {max(speedups):.2f}x | {minutes:.1f} min | "
+        f"{cpu_words(bench['machine'])}, {report['versions']['skeleton_commit'][:7]} |"
     )
     return row, bench["machine"]
+
+
+def cpu_words(machine: dict) -> str:
+    """A CPU's vector instructions in a few words: what decides which runtime and plan are fastest."""
+    flags = set(machine["cpu_flags"])
+    extensions = [
+        name for flag, name in (("amx_bf16", "AMX"), ("avx512f", "AVX-512"), ("avx512_vnni", "VNNI")) if flag in flags
+    ]
+    extensions += ["bf16"] if "avx512_bf16" in flags else []
+    return ", ".join(extensions) if extensions else "AVX2 only" if "avx2" in flags else "no AVX2"
 
 
 def render_summary(folders: tuple[Path, ...]) -> str:
     """The README's table: each default run's teacher and Skeleton accuracy, what went, bench's range."""
     rows, machines = zip(*(_summary_row(folder) for folder in folders), strict=True)
-    machine = machines[0]
-    cpus = {(m["cpu"], tuple(m["cpu_flags"])) for m in machines}
-    where = f"{machine['cpu']} with {machine['cores']} cores ({', '.join(machine['cpu_flags'])})"
+    where = sorted({f"{m['cpu']} with {m['cores']} cores" for m in machines})
     lines = [
         SUMMARY_START,
         "",
-        f"Each default run, seed 42, on {where}"
-        + ("" if len(cpus) == 1 else " (and others: see docs/results.md)")
-        + ". Accuracy in %, validation / test (test only reported); the speed-up is `skeleton bench`'s, the "
-        "Skeleton model's fastest runtime against the teacher's fastest of all, over batch {1, 8, 32} x input "
-        "tokens {16, 64, 128}. Every figure, and the runs before: [docs/results.md](docs/results.md).",
+        f"Each default run, seed 42, on {' or '.join(where)}; its row names the CPU's vector instructions and the "
+        "code version it ran. Accuracy in %, validation / test (test only reported); the speed-up is `skeleton "
+        "bench`'s, the Skeleton model's fastest runtime against the teacher's fastest of all, over batch {1, 8, 32} "
+        "x input tokens {16, 64, 128}. Every figure, with each CPU's flags, and the runs before: "
+        "[docs/results.md](docs/results.md).",
         "",
-        "| data | teacher | Skeleton | Skeleton minus teacher, test (95% interval) | removed | speed-up | compress |",
-        "|---|---|---|---|---|---|---|",
+        "| data | teacher | Skeleton | Skeleton minus teacher, test (95% interval) | removed | speed-up | compress "
+        "| CPU, code |",
+        "|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         SUMMARY_END,
