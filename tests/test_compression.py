@@ -305,8 +305,10 @@ def test_compress_with_heads_and_a_target_speedup(tmp_path, tiny_bert_dir, sst2_
     assert set(refit["points"][1][2]) == {"1x10", "4x18"}
     assert set(refit["refit"]) == {"1x10", "1x12", "4x18", "4x20"}
     # the target is reached, or the measured table (tiny layers beside fixed costs, timed on a machine
-    # that may be busy) put it out of reach and the plan went as far as it can: one head left in all
-    assert costs["predicted_latency_fraction"] <= 1 / 1.2 + 1e-6 or sum(report.kept_heads) == 1
+    # that may be busy) put it out of reach and the plan went as far as it can: one head left in every
+    # layer it kept (which layers go is the calibration's choice, by condensed accuracy on a tiny model)
+    went_as_far = {h for h in report.kept_heads if h} == {1}
+    assert costs["predicted_latency_fraction"] <= 1 / 1.2 + 1e-6 or went_as_far
     assert report.prompt_tokens == {"prompt_tuned": 4, "skeleton": 2}
     rows = report.head_weight_calibration["weights"]
     assert [(r["head_weight"], r["prune_layers"]) for r in rows] == [
