@@ -433,9 +433,10 @@ def _calibrate(planner: Planner, condensation: Condensation, checkpoint, reporte
             f"calibrating heads and layers against neurons at latency fraction {value:.2f}: each plan judged on "
             f"validation by its {judged_by}"
         )
-        judge = functools.partial(condensation.short_condensation, value=value, reporter=reporter)
         if steps is None:
             judge = functools.partial(_bias_adjusted, workspace=workspace, device=condensation.device, config=config)
+        else:
+            judge = functools.partial(condensation.short_condensation, value=value, reporter=reporter)
         done = {
             "fraction": value,
             "judged_by": judged_by,
@@ -443,7 +444,6 @@ def _calibrate(planner: Planner, condensation: Condensation, checkpoint, reporte
         }
         checkpoint.finish("calibration", done)
     best = planner.use(done["weights"])
-    condensation.keep_short(planner.plan(done["fraction"], condensation.classifier.backbone.config))
     reporter.message(
         f"  head weight {best['head_weight']}, whole layers {'removable' if best.get('prune_layers') else 'kept'}: "
         f"validation {calibration_accuracy(best):.2f} ({done.get('judged_by', 'before condensation')})"

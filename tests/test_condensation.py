@@ -320,7 +320,7 @@ def test_short_trials_need_a_gain_only_below_the_threshold_and_above_the_majorit
 
     condensation = object.__new__(Condensation)
     condensation.trial_steps, condensation.gain, condensation.stages = 10, None, tmp_path
-    condensation.threshold, condensation.condensed, condensation._short = 75.0, {}, {}
+    condensation.threshold, condensation.condensed, condensation._short = 75.0, {}, None
     condensation.workspace = SimpleNamespace(majority_metrics=lambda: {"validation": {"accuracy": 68.0}})
     condensation.planner = SimpleNamespace(prune=lambda classifier, value: ("full model", None))
     condensation.classifier = None
@@ -372,7 +372,7 @@ def test_the_calibrations_short_condensation_of_the_plan_it_chose_is_that_plans_
 
     condensation = object.__new__(Condensation)
     condensation.trial_steps, condensation.gain, condensation.stages = 10, None, tmp_path
-    condensation.threshold, condensation.condensed, condensation._short = 75.0, {}, {}
+    condensation.threshold, condensation.condensed, condensation._short = 75.0, {}, None
     condensation.workspace = SimpleNamespace(majority_metrics=lambda: {"validation": {"accuracy": 68.0}})
     runs = []
 
@@ -384,9 +384,8 @@ def test_the_calibrations_short_condensation_of_the_plan_it_chose_is_that_plans_
     chosen, other = _layers_plan([0, 1]), _layers_plan([0, 1, 2])
     assert condensation.short_condensation("chosen", chosen, 0.5, None) == 80.0
     assert condensation.short_condensation("other", other, 0.5, None) == 78.0
-    condensation.keep_short(_layers_plan([0, 1]))  # the same plan, planned again
-    details: dict = {}
-    assert condensation._condensed_trial("a fresh copy", chosen, 0.5, details, None) == (80.0, [1, 0])
+    details: dict = {}  # the same plan, planned again for the trial
+    assert condensation._condensed_trial("a fresh copy", _layers_plan([0, 1]), 0.5, details, None) == (80.0, [1, 0])
     assert runs == [("chosen", 10), ("other", 10)] and details["condensed_by_calibration"]
     # the other plan's condensation was freed: its trial condenses it
     details = {}

@@ -63,8 +63,8 @@ class Condensation:
         self.gain: float | None = None  # what a full condensation adds to a short one, measured once
         self._tried: dict[str, tuple[float, float, dict]] = {}  # plan structure -> (value, accuracy, details)
         self._same_plan: dict[float, float] = {}  # search value -> the earlier value with the same plan
-        # plan structure -> (model, result) of a short condensation the calibration ran, for the trial of that plan
-        self._short: dict[str, tuple[PromptedClassifier, TrainResult]] = {}
+        # (plan structure, model, result) of the calibration's most accurate short condensation, for that plan's trial
+        self._short: tuple[str, PromptedClassifier, TrainResult] | None = None
 
     def training_split(self, reporter: Reporter) -> EncodedSplit:
         """The training split, with the prompt-tuned model's logits per row when distilling (computed
@@ -98,16 +98,13 @@ class Condensation:
 
     def short_condensation(self, pruned: PromptedClassifier, plan: PruningPlan, value: float, reporter: Reporter):
         """Validation accuracy of ``pruned`` after a search trial's condensation (the calibration's judge).
-        The result is kept by plan until :meth:`keep_short` says which to keep, so the search's trial of
-        that plan is not condensed a second time."""
+        The most accurate so far, the first of equals (the calibration's own choice, as ``Planner.use``
+        makes it), is kept, so the search's trial of that plan is not condensed a second time; the others
+        are freed at once, so a calibration holds at most two condensed copies of the model."""
         result = self.condense(pruned, value, reporter, self.trial_steps)
-        self._short[_structure(plan)] = (pruned, result)
+        if self._short is None or result.best_validation_accuracy > self._short[2].best_validation_accuracy:
+            self._short = (_structure(plan), pruned, result)
         return result.best_validation_accuracy
-
-    def keep_short(self, plan: PruningPlan) -> None:
-        """Keep the short condensation of ``plan`` alone (the calibration's choice) and free the others."""
-        structure = _structure(plan)
-        self._short = {k: v for k, v in self._short.items() if k == structure}
 
     def trial(self, value: float, reporter: Reporter) -> tuple[float, float, dict]:
         """One search trial: (validation accuracy, seconds, details). A value whose plan removes exactly
@@ -146,12 +143,12 @@ class Condensation:
         the majority class has learned nothing a gain could be added to. The gain is measured once,
         on the first trial that needs it, which is condensed in full (its model kept, for when that
         value is chosen): near the threshold, where the prediction decides."""
-        done = self._short.pop(_structure(plan), None) if self._short else None
-        if done is None:
-            result = self.condense(pruned, value, reporter, self.trial_steps)
-        else:  # the calibration condensed this very plan
-            pruned, result = done
+        if self._short is not None and self._short[0] == _structure(plan):  # the calibration condensed this plan
+            _, pruned, result = self._short
+            self._short = None
             details["condensed_by_calibration"] = True
+        else:
+            result = self.condense(pruned, value, reporter, self.trial_steps)
         accuracy, predictions = result.best_validation_accuracy, result.validation_predictions
         details["before_condensation"] = result.history[0]["validation_accuracy"]
         details["condensation_steps"] = result.steps
