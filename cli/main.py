@@ -59,7 +59,7 @@ from skeleton.core.config import (
     tuned_teacher,
 )
 from skeleton.core.errors import SkeletonError
-from skeleton.core.file_names import CONFIG_FILE, MANIFEST_FILE, ONNX_DIR, PROMPT_TUNED_DIR
+from skeleton.core.file_names import CONFIG_FILE, MANIFEST_FILE, ONNX_DIR, PROMPT_TUNED_DIR, VARIANT_FILES
 from skeleton.core.progress import Reporter
 from skeleton.core.reports import BenchReport, CompressReport, ExportSummary, speed_text
 from skeleton.core.tasks import TASKS, TaskSpec, read_description
@@ -591,8 +591,13 @@ def export(
     given: dict,
     directory: Annotated[Path, typer.Argument(help="A directory written by 'skeleton compress' (or 'skeleton tune').")],
     variants: Annotated[
-        str, typer.Option(help="Comma-separated graphs to write: fp32, optimized, int8.")
-    ] = "fp32,optimized,int8",
+        str,
+        typer.Option(
+            help=f"Comma-separated graphs to write, among {', '.join(VARIANT_FILES)}. The default is every one, as "
+            "compress writes: those this machine cannot build (OpenVINO not installed, bf16 on a CPU without native "
+            "bf16) are left out, and the manifest says why."
+        ),
+    ] = ",".join(ExportConfig().variants),
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
     triton: Annotated[
         Path | None,

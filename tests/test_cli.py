@@ -108,6 +108,27 @@ def exported(tmp_path_factory, tokenizer_dir, sst2_dir):
     return directory
 
 
+def test_export_writes_every_graph_compress_writes_unless_told(tmp_path, monkeypatch):
+    """Without --variants the command asks for the graphs compress exports, OpenVINO's included; with it, those."""
+    import skeleton.deploy.export
+    from skeleton.core.config import ExportConfig
+    from skeleton.core.errors import SkeletonError
+
+    asked = []
+
+    def export_directory(directory, config, **_):
+        asked.append(config.variants)
+        raise SkeletonError("stopped before exporting")
+
+    monkeypatch.setattr(skeleton.deploy.export, "export_directory", export_directory)
+    assert _run("export", tmp_path).exit_code == 2
+    assert _run("export", tmp_path, "--variants", "fp32, int8").exit_code == 2
+    assert asked == [ExportConfig().variants, ("fp32", "int8")]
+    assert {"openvino-fp32", "openvino-int8"} <= set(asked[0])
+    unknown = _run("export", tmp_path, "--variants", "fp32,fp8")
+    assert unknown.exit_code == 2 and "fp8" in unknown.output and "Traceback" not in unknown.output
+
+
 def _json_rows(output: str) -> list[dict]:
     return [json.loads(line) for line in output.strip().splitlines()]
 
