@@ -9,15 +9,18 @@ Routes (OpenAPI docs at /docs):
 Errors are JSON {"error": message, "error_type": kind} with the status that says why.
 
 With an API key, every route but /health needs ``Authorization: Bearer <key>`` (401 otherwise, the key
-compared in constant time). On SIGTERM the server drains: the listener closes (new connections are
-refused, never reset), /ready turns 503, every request on an open connection is still answered (with
-``Connection: close``), and the remaining idle connections close once quiet or after ``drain_seconds``.
+compared in constant time). On SIGTERM the server drains: the listener stops taking new connections and
+closes (a client too late is refused at connect time, never reset after connecting), /ready turns 503,
+every request on an open connection is still answered (with ``Connection: close``), and the remaining idle
+connections close once quiet or after ``drain_seconds``.
 """
 
 import asyncio
+import ctypes
 import errno
 import hmac
 import socket
+import sys
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -219,27 +222,78 @@ def _draining_server(server: ModelServer, settings):
 
 
 async def _stop_listening(listeners) -> None:
-    """Close the listening sockets without resetting the connections waiting in their accept queue: those
-    the kernel already completed (their clients may have sent a request) are taken in and served first.
+    """Close the listening sockets without resetting a connection a client completed: new connection
+    requests are dropped first (:func:`refuse_new_connections`), the loop stops accepting and lets the
+    connections it already accepted attach to their server (asyncio asserts the server is open when they
+    do, and closes them if not), then the ones the kernel completed and nobody accepted yet are taken in,
+    the listeners close, and those are served.
 
     asyncio has no public call for this; where its server lacks the attributes used, the listener
     just closes (and queued connections are reset by the kernel, as with a plain close)."""
     loop = asyncio.get_running_loop()
-    waiting = []
+    listening = []
     for listener in listeners:
         factory = getattr(listener, "_protocol_factory", None)
         for wrapped in listener.sockets if factory else ():
             raw = getattr(wrapped, "_sock", None)
-            while raw is not None:
-                try:
-                    connection, _ = raw.accept()
-                except (BlockingIOError, InterruptedError, OSError):
-                    break
-                connection.setblocking(False)
-                waiting.append((factory, connection))
+            if raw is not None:
+                refuse_new_connections(raw)  # else one completed between the last accept and the close is reset
+                loop.remove_reader(raw.fileno())
+                listening.append((factory, raw))
+    await asyncio.sleep(0)  # the tasks of the connections the loop accepted run before this resumes (FIFO)
+    waiting = [(factory, connection) for factory, raw in listening for connection in _accept_queued(raw)]
+    for listener in listeners:
         listener.close()
     for factory, connection in waiting:
         await loop.connect_accepted_socket(factory, connection)
+
+
+def _accept_queued(sock: socket.socket) -> list[socket.socket]:
+    """Every connection waiting in a listening socket's accept queue, non-blocking."""
+    accepted = []
+    while True:
+        try:
+            connection, _ = sock.accept()
+        except (BlockingIOError, InterruptedError, OSError):
+            return accepted
+        connection.setblocking(False)
+        accepted.append(connection)
+
+
+class _BpfInstruction(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class _BpfProgram(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_BpfInstruction))]
+
+
+# a classic BPF socket filter on a TCP listener sees each packet from its TCP header: load the flags byte
+# (offset 13); SYN set (a new connection's first packet) -> keep 0 bytes (drop), else keep it all
+_DROP_SYN = (
+    (0x30, 0, 0, 13),  # BPF_LD | BPF_B | BPF_ABS: A = packet[13]
+    (0x45, 0, 1, 0x02),  # BPF_JMP | BPF_JSET | BPF_K: if A & SYN, next, else skip one
+    (0x06, 0, 0, 0),  # BPF_RET | BPF_K: drop
+    (0x06, 0, 0, 0xFFFFFFFF),  # BPF_RET | BPF_K: accept
+)
+_SO_ATTACH_FILTER = 26  # Linux's value (socket.SO_ATTACH_FILTER is not exported by Python)
+
+
+def refuse_new_connections(sock: socket.socket) -> bool:
+    """Make the kernel drop new connection requests to the listening ``sock`` (Linux: a socket filter that
+    drops SYN packets), while the handshakes already under way complete into its accept queue. A dropped
+    client retries its SYN about a second later and, the listener closed by then, is refused at connect time:
+    no connection can complete between the drain's last accept and the close, to be reset by the close.
+    Returns whether the filter is in place (False off Linux, where the close may reset such a connection)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    instructions = (_BpfInstruction * len(_DROP_SYN))(*(_BpfInstruction(*i) for i in _DROP_SYN))
+    program = _BpfProgram(len(_DROP_SYN), instructions)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, bytes(program))
+    except OSError:
+        return False
+    return True
 
 
 def _idle(connection) -> bool:
@@ -284,7 +338,10 @@ def serve(
         for note in server.notes():
             announce(note)
     app = create_app(server)
-    settings = uvicorn.Config(app, log_level="warning", access_log=False)
+    # asyncio's loop, not uvloop (which uvicorn prefers when installed): the drain takes in the connections
+    # waiting in the accept queue through asyncio's server, and uvloop's exposes neither its socket nor its
+    # protocol factory, so under uvloop the listener would just close and reset them
+    settings = uvicorn.Config(app, log_level="warning", access_log=False, loop="asyncio")
     _draining_server(server, settings).run(sockets=[sock])
 
 
