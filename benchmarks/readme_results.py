@@ -164,7 +164,11 @@ def _trial(trial: dict) -> str:
 def _trial_accuracy(trial: dict) -> str:
     details = trial["details"]
     verdict = "accepted" if trial["accepted"] else "rejected"
-    if "predicted_full_condensation_accuracy" in details:
+    if "gap_left_by_full_condensation" in details:
+        teacher, left = details["teacher_accuracy"], details["gap_left_by_full_condensation"]
+        how = f"predicted {trial['validation_accuracy']:.2f} = {teacher:.2f} - {left:.3f} x ({teacher:.2f} - short"
+        return f"{trial['value']:.2f} {verdict} ({how} {details['short_condensation_accuracy']:.2f}))"
+    if "predicted_full_condensation_accuracy" in details:  # reports of code before 2026-12-04: an added gain
         how = (
             f"predicted {trial['validation_accuracy']:.2f} = short {details['short_condensation_accuracy']:.2f} + gain"
         )
@@ -177,7 +181,7 @@ def _trial_accuracy(trial: dict) -> str:
     if details.get("at_majority_class"):
         return f"{trial['value']:.2f} {verdict} ({trial['validation_accuracy']:.2f} short, the majority class)"
     if "short_condensation_accuracy" in details:
-        return f"{trial['value']:.2f} {verdict} ({trial['validation_accuracy']:.2f} short, no gain needed)"
+        return f"{trial['value']:.2f} {verdict} ({trial['validation_accuracy']:.2f} short, over the threshold)"
     return f"{trial['value']:.2f} {verdict} ({trial['validation_accuracy']:.2f})"
 
 

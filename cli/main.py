@@ -428,7 +428,10 @@ def _trial_accuracy(trial: dict) -> str:
     """A trial's validation accuracy, and how it was had when a short condensation predicted it."""
     details = trial["details"]
     text = f"{trial['validation_accuracy']:.2f}"
-    if "predicted_full_condensation_accuracy" in details:
+    if "gap_left_by_full_condensation" in details:
+        short, left = details["short_condensation_accuracy"], details["gap_left_by_full_condensation"]
+        return f"{text} (predicted from short {short:.2f}, {100 * left:.0f}% of its gap to the teacher left)"
+    if "predicted_full_condensation_accuracy" in details:  # a report of code before 2026-12-04: an added gain
         short, gain = details["short_condensation_accuracy"], details["gain_of_full_condensation"]
         return f"{text} (predicted: {short:.2f} + {gain:.2f})"
     if "full_condensation_accuracy" in details:

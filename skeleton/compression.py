@@ -51,7 +51,7 @@ from skeleton.measure.plan_latency import (
     refit_costs,
     shipped_timing,
 )
-from skeleton.method.condensation import Condensation
+from skeleton.method.condensation import Condensation, gap_left
 from skeleton.method.planning import Planner, calibration_accuracy
 from skeleton.method.pruning import (
     count_ffn_parameters,
@@ -241,10 +241,11 @@ def _run_search(condensation: Condensation, tuned: PromptTuned, checkpoint, repo
 
     reporter.message(f"step 3/4: search over the {variable} (margin {config.search.margin} points)")
     previous = [Trial(**t) for t in (checkpoint.done("trials") or {"trials": []})["trials"]]
-    for trial in previous:  # resumed: the gain of a full condensation measured before
+    for trial in previous:  # resumed: the full condensation the predictions were calibrated on
         if "full_condensation_accuracy" in trial.details:
             details = trial.details
-            condensation.gain = details["full_condensation_accuracy"] - details["short_condensation_accuracy"]
+            short, full = details["short_condensation_accuracy"], details["full_condensation_accuracy"]
+            condensation.gap_left = gap_left(teacher, short, full)
     teacher_correct = workspace.correct("validation", tuned.predictions["validation"])
     run_trial = functools.partial(condensation.trial, reporter=reporter)
     return _search(config, run_trial, teacher, record, previous, teacher_correct)
@@ -270,9 +271,9 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
         clock = time.perf_counter()
         timer, refit = _refit(planner, classifier, checkpoint, reporter)
         timings["latency_refit"] = time.perf_counter() - clock
-        threshold = config.search.threshold(tuned.validation["accuracy"])
+        teacher = tuned.validation["accuracy"]
         condensation = Condensation(
-            workspace, planner, classifier, config, checkpoint.stages, device, threshold, _trial_timing(timer)
+            workspace, planner, classifier, config, checkpoint.stages, device, teacher, _trial_timing(timer)
         )
         clock = time.perf_counter()
         condensation.training_split(reporter)

@@ -309,49 +309,61 @@ def test_the_default_search_returns_the_fastest_trial_within_the_margin(tmp_path
     )
 
 
-def test_short_trials_need_a_gain_only_below_the_threshold_and_above_the_majority_class(tmp_path):
+def test_short_trials_are_predicted_only_below_the_threshold_and_above_the_majority_class(tmp_path):
     """A short condensation that clears the threshold is judged by itself; one at the majority class
-    has learned nothing a gain could be added to; the first one in between is condensed in full,
-    which measures the gain, and later ones are predicted with it."""
+    has learned nothing to predict from; the first one in between is condensed in full, which measures the
+    share of its gap to the teacher a full condensation leaves, and later ones are predicted with that share:
+    never above the teacher, however far below it the measurement was made."""
     from types import SimpleNamespace
 
     from skeleton.method.condensation import Condensation
     from skeleton.method.tuning import TrainResult
 
     condensation = object.__new__(Condensation)
-    condensation.trial_steps, condensation.gain, condensation.stages = 10, None, tmp_path
-    condensation.threshold, condensation.condensed, condensation._short = 75.0, {}, None
-    condensation.workspace = SimpleNamespace(majority_metrics=lambda: {"validation": {"accuracy": 68.0}})
+    condensation.trial_steps, condensation.gap_left, condensation.stages = 10, None, tmp_path
+    condensation.teacher, condensation.threshold, condensation.condensed, condensation._short = 80.0, 75.0, {}, None
+    condensation.workspace = SimpleNamespace(majority_metrics=lambda: {"validation": {"accuracy": 40.0}})
     condensation.planner = SimpleNamespace(prune=lambda classifier, value: ("full model", None))
     condensation.classifier = None
     kept = []
     condensation._keep = lambda model, plan, value, accuracy: kept.append((model, value))
-    reached = {"short": 76.0, "full": 74.0}
+    reached = {"short": 76.0, "full": 78.0}
     runs = []
 
     def fake_condense(pruned, value, reporter, steps=None):
         runs.append("short" if steps else "full")
         accuracy = reached["short" if steps else "full"]
-        return TrainResult(accuracy, steps or 100, 0.0, [{"validation_accuracy": 50.0}], [1, 0])
+        return TrainResult(accuracy, steps or 100, 0.0, [{"validation_accuracy": 30.0}], [1, 0])
 
     condensation.condense = fake_condense
     details: dict = {}
-    # clears the threshold short: no full condensation, no gain
+    # clears the threshold short: no full condensation, nothing measured
     assert condensation._condensed_trial(None, None, 0.5, details, None) == (76.0, [1, 0])
-    assert runs == ["short"] and condensation.gain is None and "gain_of_full_condensation" not in details
-    # at the majority class: rejected as it is, no gain measured on it
-    reached["short"], details = 68.0, {}
-    assert condensation._condensed_trial(None, None, 0.2, details, None) == (68.0, [1, 0])
-    assert details["at_majority_class"] and condensation.gain is None and runs == ["short", "short"]
-    # below the threshold, above the majority: condensed in full, which measures the gain
-    reached["short"], details = 72.0, {}
-    assert condensation._condensed_trial(None, None, 0.3, details, None) == (74.0, [1, 0])
-    assert runs[-2:] == ["short", "full"] and condensation.gain == 2.0 and kept == [("full model", 0.3)]
-    assert details["full_condensation_accuracy"] == 74.0
-    # later trials are predicted with it
-    reached["short"], details = 71.5, {}
-    assert condensation._condensed_trial(None, None, 0.35, details, None) == (73.5, [1, 0])
-    assert details["gain_of_full_condensation"] == 2.0 and runs[-1] == "short"
+    assert runs == ["short"] and condensation.gap_left is None and "gap_left_by_full_condensation" not in details
+    # at the majority class: rejected as it is, nothing measured on it
+    reached["short"], details = 40.0, {}
+    assert condensation._condensed_trial(None, None, 0.2, details, None) == (40.0, [1, 0])
+    assert details["at_majority_class"] and condensation.gap_left is None and runs == ["short", "short"]
+    # below the threshold, far above the majority: condensed in full, 50 -> 78 leaves 2 of the 30 points to 80
+    reached["short"], details = 50.0, {}
+    assert condensation._condensed_trial(None, None, 0.3, details, None) == (78.0, [1, 0])
+    assert runs[-2:] == ["short", "full"] and kept == [("full model", 0.3)]
+    assert condensation.gap_left == pytest.approx(2 / 30) and details["full_condensation_accuracy"] == 78.0
+    # later trials are predicted with that share: 74 short -> 80 - 6 * 2/30 = 79.6 (the 28 points the first
+    # full condensation added would have said 102)
+    reached["short"], details = 74.0, {}
+    predicted, _ = condensation._condensed_trial(None, None, 0.35, details, None)
+    assert predicted == pytest.approx(79.6) and runs[-1] == "short"
+    assert details["predicted_full_condensation_accuracy"] == pytest.approx(79.6)
+    assert details["gap_left_by_full_condensation"] == pytest.approx(2 / 30) and details["teacher_accuracy"] == 80.0
+
+
+def test_the_share_of_the_gap_left_stays_between_none_and_all():
+    from skeleton.method.condensation import gap_left
+
+    assert gap_left(80.0, 60.0, 75.0) == pytest.approx(0.25)
+    assert gap_left(80.0, 60.0, 81.0) == 0.0  # the full condensation passed the teacher
+    assert gap_left(80.0, 60.0, 55.0) == 1.0  # it did worse than the short one: predicted no better than short
 
 
 def _layers_plan(layers):
@@ -371,7 +383,7 @@ def test_the_calibrations_short_condensation_of_the_plan_it_chose_is_that_plans_
     from skeleton.method.tuning import TrainResult
 
     condensation = object.__new__(Condensation)
-    condensation.trial_steps, condensation.gain, condensation.stages = 10, None, tmp_path
+    condensation.trial_steps, condensation.gap_left, condensation.stages = 10, None, tmp_path
     condensation.threshold, condensation.condensed, condensation._short = 75.0, {}, None
     condensation.workspace = SimpleNamespace(majority_metrics=lambda: {"validation": {"accuracy": 68.0}})
     runs = []

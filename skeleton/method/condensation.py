@@ -36,9 +36,9 @@ class Condensation:
     ``condense.distill`` is set, its logits computed once), remember every condensed model so that
     the chosen value is not condensed twice. With fast search, trials only judge the pruned model;
     with a trial budget (``CompressConfig.trial_budget``), trials condense that many steps and are
-    judged by that accuracy, plus, when it alone misses ``threshold``, the gain of a full
-    condensation, measured on the first trial that needs it; either way the chosen value is then
-    condensed in full.
+    judged by that accuracy or, when it alone misses the threshold, by what a full condensation is
+    predicted to reach from it (:meth:`predicted_full`, from one full condensation measured on the
+    first trial that needs it); either way the chosen value is then condensed in full.
     """
 
     def __init__(
@@ -49,18 +49,20 @@ class Condensation:
         config: CompressConfig,
         stages: Path,
         device,
-        threshold: float,
+        teacher: float,
         measure: Callable[[PromptedClassifier, PruningPlan], dict] | None = None,
     ) -> None:
         self.workspace, self.planner, self.classifier = workspace, planner, classifier
         self.measure = measure
         self.config, self.stages, self.device = config, stages, device
-        self.threshold = threshold  # the lowest validation accuracy the search accepts
+        self.teacher = teacher  # the teacher's validation accuracy
+        self.threshold = config.search.threshold(teacher)  # the lowest validation accuracy the search accepts
         # search value -> (model, plan, validation accuracy) of every value condensed in full
         self.condensed: dict[float, tuple[PromptedClassifier, PruningPlan, float]] = {}
         self._train = None
         self.trial_steps = config.trial_budget(len(workspace.train))  # None: trials condense in full
-        self.gain: float | None = None  # what a full condensation adds to a short one, measured once
+        # the share of a short condensation's gap to the teacher that a full one leaves, measured once
+        self.gap_left: float | None = None
         self._tried: dict[str, tuple[float, float, dict]] = {}  # plan structure -> (value, accuracy, details)
         self._same_plan: dict[float, float] = {}  # search value -> the earlier value with the same plan
         # (plan structure, model, result) of the calibration's most accurate short condensation, for that plan's trial
@@ -137,12 +139,12 @@ class Condensation:
 
     def _condensed_trial(self, pruned, plan, value: float, details: dict, reporter) -> tuple[float, list[int]]:
         """A trial judged by condensation: in full, or (with a trial budget) by a short condensation,
-        plus the gain a full one adds where the short one alone misses the threshold. A short
-        condensation that clears the threshold needs no gain (the chosen value is condensed in full
-        anyway, and a full condensation that falls short of it is caught there); one no better than
-        the majority class has learned nothing a gain could be added to. The gain is measured once,
-        on the first trial that needs it, which is condensed in full (its model kept, for when that
-        value is chosen): near the threshold, where the prediction decides."""
+        or by the full condensation predicted from it where the short one alone misses the threshold. A
+        short condensation that clears the threshold needs no prediction (the chosen value is condensed
+        in full anyway, and a full condensation that falls short of it is caught there); one no better
+        than the majority class has learned nothing to predict from. The prediction is calibrated once,
+        on the first trial that needs it, which is condensed in full (its model kept, for when that value
+        is chosen): near the threshold, where the prediction decides."""
         if self._short is not None and self._short[0] == _structure(plan):  # the calibration condensed this plan
             _, pruned, result = self._short
             self._short = None
@@ -161,16 +163,25 @@ class Condensation:
         if accuracy <= self.workspace.majority_metrics()["validation"]["accuracy"]:
             details["at_majority_class"] = True
             return accuracy, predictions
-        if self.gain is None:
+        if self.gap_left is None:
             full, _ = self.planner.prune(self.classifier, value)
             whole = self.condense(full, value, reporter)
-            self.gain = whole.best_validation_accuracy - accuracy
+            self.gap_left = gap_left(self.teacher, accuracy, whole.best_validation_accuracy)
             details["full_condensation_accuracy"] = whole.best_validation_accuracy
             self._keep(full, plan, value, whole.best_validation_accuracy)
             return whole.best_validation_accuracy, whole.validation_predictions
-        details["predicted_full_condensation_accuracy"] = accuracy + self.gain
-        details["gain_of_full_condensation"] = self.gain
-        return accuracy + self.gain, predictions
+        predicted = self.predicted_full(accuracy)
+        details["predicted_full_condensation_accuracy"] = predicted
+        details["gap_left_by_full_condensation"] = self.gap_left
+        details["teacher_accuracy"] = self.teacher
+        return predicted, predictions
+
+    def predicted_full(self, short: float) -> float:
+        """What a full condensation is predicted to reach from a short one's ``short`` accuracy: the teacher's
+        accuracy less the measured share (``gap_left``) of the short one's gap to it. The share closed, not
+        the points added: points added far from the teacher (a short condensation at 48 reaching 87 in full)
+        would predict more than 100 near it, and never less than the teacher's gap."""
+        return self.teacher - self.gap_left * (self.teacher - short)
 
     def _keep(self, condensed: PromptedClassifier, plan: PruningPlan, value: float, accuracy: float) -> None:
         _save_condensed(condensed, self.stages / f"trial-{value:.2f}", self.config.condense)
@@ -233,9 +244,15 @@ class Condensation:
         return model, plan, accuracy
 
 
+def gap_left(teacher: float, short: float, full: float) -> float:
+    """The share of a short condensation's gap to the teacher that a full condensation of the same plan left,
+    within [0, 1]: 0 where the full one reached the teacher (or passed it), 1 where it added nothing."""
+    return min(1.0, max(0.0, (teacher - full) / (teacher - short))) if teacher > short else 0.0
+
+
 def _nearest_rejected_by_prediction(search: SearchResult) -> float | None:
-    """The rejected trial faster than the chosen value and nearest to it, when a short condensation plus
-    the measured gain (not a full condensation, nor the majority class) rejected it; else ``None``."""
+    """The rejected trial faster than the chosen value and nearest to it, when the full condensation predicted
+    from a short one (not a full condensation, nor the majority class) rejected it; else ``None``."""
     rejected = [t for t in search.trials if not t.accepted and t.value < search.value]
     if not rejected:
         return None
