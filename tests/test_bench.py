@@ -88,6 +88,11 @@ def test_bench_times_both_models_and_writes_its_report(compressed_dir, monkeypat
     assert not any(c["shippable"] for c in report.contenders if c["runtime"].startswith("torch"))
     assert report.machine["threads"] >= 1 and report.versions["onnxruntime"]
     assert "Headline" in (folder / "bench.md").read_text()
+    # the unpruned model is named by how the compress run made it, in the report and the Markdown
+    from skeleton.core.reports import load_report
+
+    assert report.teacher == load_report(compressed_dir / "report.json").teacher_name
+    assert f"over the {report.teacher} model" in (folder / "bench.md").read_text()
     assert "OpenVINO ran every shape on its dynamic graph" in (folder / "bench.md").read_text()  # the default
 
     # the prompt-tuned model is cached: a second run does not export it again

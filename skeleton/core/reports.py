@@ -292,6 +292,8 @@ class BenchReport(Record):
     end_to_end: list[dict] = field(default_factory=list)
     predicted_speedup: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    # the unpruned model by how it was made ("fine-tuned", "prompt-tuned", ...; :func:`teacher_name`)
+    teacher: str | None = None
 
     def headline_range(self) -> tuple[float, float] | None:
         """The smallest and largest headline speed-up over the grid (``None`` when nothing shippable ran)."""

@@ -418,6 +418,13 @@ def machine_description(threads: int) -> dict:
     return {**describe_cpu(), "threads": threads}
 
 
+def _teacher_name(directory: Path) -> str | None:
+    """How the unpruned model of a compress run was made ("fine-tuned", ...), if its report says."""
+    path = directory / REPORT_FILE
+    report = load_report(path) if path.is_file() else None
+    return report.teacher_name if isinstance(report, CompressReport) else None
+
+
 def _predicted(directory: Path) -> dict[str, float]:
     """The speed-ups the compress run's latency table predicted ("1x64" -> x), if it used one."""
     path = directory / REPORT_FILE
@@ -469,6 +476,7 @@ def run_bench(directory: str | Path, config: BenchConfig | None = None, reporter
         end_to_end=_end_to_end(pairs, directory, config, reporter) if config.data else [],
         predicted_speedup=_predicted(directory),
         seconds=time.perf_counter() - started,
+        teacher=_teacher_name(directory),
     )
     write_report(Path(config.output) if config.output else directory / BENCH_DIR, report.to_dict())
     return report

@@ -69,11 +69,16 @@ def _options(config: dict) -> str:
     return "".join(" " + (on if config.get(key) else off) for key, on, off in _OPTIONS)
 
 
+def _teacher(report: dict) -> str:
+    """What the unpruned model is called: how it was made (``teacher`` in reports of bench since 2026-12-04)."""
+    return report.get("teacher") or "unpruned"
+
+
 def markdown(report: dict) -> str:
     batches, lengths = _grid(report)
     machine = report["machine"]
     lines = [
-        f"# Speed-up of the Skeleton model ({report['task']}) over the prompt-tuned model",
+        f"# Speed-up of the Skeleton model ({report['task']}) over the {_teacher(report)} model",
         "",
         f"{machine['cpu']}, {machine['cores']} cores, {machine['threads']} threads, flags "
         f"{', '.join(machine['cpu_flags']) or 'none'}; torch {report['versions'].get('torch')}, onnxruntime "
@@ -84,7 +89,7 @@ def markdown(report: dict) -> str:
         + "."
         + _options(report["config"]),
         "",
-        "## Headline: fastest shippable Skeleton runtime vs the prompt-tuned model's fastest runtime",
+        f"## Headline: fastest shippable Skeleton runtime vs the {_teacher(report)} model's fastest runtime",
         "",
     ]
     span = headline_range(report)
@@ -106,7 +111,8 @@ def markdown(report: dict) -> str:
     losses = [p for p in report["points"] if p["headline"] and p["headline"]["speedup"] < 1.0]
     if losses:
         shapes = ", ".join(f"{p['batch']}x{p['length']}" for p in losses)
-        lines += ["", f"**The Skeleton model is slower than the prompt-tuned model's fastest runtime at {shapes}.**"]
+        slower = f"**The Skeleton model is slower than the {_teacher(report)} model's fastest runtime at {shapes}.**"
+        lines += ["", slower]
     lines += _predicted_table(report)
     lines += _runtime_table(report) + _latency_table(report) + _end_to_end_table(report) + _contender_notes(report)
     return "\n".join(lines) + "\n"
@@ -170,7 +176,7 @@ def _end_to_end_table(report: dict) -> list[str]:
         "",
         f"## Real sentences of {report['config']['data']}, end to end (tokenizer and template included)",
         "",
-        "| batch | padded tokens | Skeleton (fastest shippable) | prompt-tuned (fastest) | speed-up |",
+        f"| batch | padded tokens | Skeleton (fastest shippable) | {_teacher(report)} (fastest) | speed-up |",
         "|---|---|---|---|---|",
     ]
     for row in rows:
@@ -220,7 +226,7 @@ def plot(report: dict, folder: Path) -> None:
         axis.set_xticks(xs, [str(x) for x in xs])
         axis.set_xlabel(xlabel)
         axis.set_ylabel("speed-up (x)")
-        axis.set_title("Skeleton (fastest shippable) vs prompt-tuned (fastest)", fontsize=10)
+        axis.set_title(f"Skeleton (fastest shippable) vs {_teacher(report)} (fastest)", fontsize=10)
         axis.legend(fontsize=8)
         figure.tight_layout()
         figure.savefig(folder / filename, dpi=110)
@@ -246,7 +252,7 @@ def _plot_latency(report: dict, folder: Path, plt) -> None:
         axis.set_xlabel("batch size")
     axes[0][0].set_ylabel("median latency (ms)")
     axes[0][-1].legend(fontsize=6, loc="upper left")
-    figure.suptitle("Latency per runtime: Skeleton solid, prompt-tuned dashed", fontsize=10)
+    figure.suptitle(f"Latency per runtime: Skeleton solid, {_teacher(report)} dashed", fontsize=10)
     figure.tight_layout()
     figure.savefig(folder / PLOT_LATENCY, dpi=110)
     plt.close(figure)
