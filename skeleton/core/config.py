@@ -746,7 +746,8 @@ class ServeConfig:
         no_auth: serve beyond loopback without a key (behind a proxy that authenticates).
         drain_seconds: on SIGTERM, at most this long to answer what was accepted: the listener closes at
             once, /ready turns 503, requests on open connections are still answered (with
-            ``Connection: close``), and idle connections are closed once quiet.
+            ``Connection: close``), a connection yet to send its first request is waited for, and idle
+            keep-alive connections are closed once quiet for a second.
     """
 
     host: str = "127.0.0.1"

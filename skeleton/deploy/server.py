@@ -210,7 +210,7 @@ def _draining_server(server: ModelServer, settings):
             deadline = time.monotonic() + server.config.drain_seconds
             quiet_since = time.monotonic()
             while self.server_state.connections and time.monotonic() < deadline:
-                busy = any(not _idle(c) for c in self.server_state.connections) or server.busy
+                busy = any(_awaited(c) for c in self.server_state.connections) or server.busy
                 if busy:
                     quiet_since = time.monotonic()
                 elif time.monotonic() - quiet_since > 1.0:  # every open connection idle for a second
@@ -296,10 +296,13 @@ def refuse_new_connections(sock: socket.socket) -> bool:
     return True
 
 
-def _idle(connection) -> bool:
-    """A uvicorn connection with no request in progress (h11 and httptools protocols alike)."""
+def _awaited(connection) -> bool:
+    """Whether the drain waits for a uvicorn connection (h11 and httptools protocols alike): one with a request
+    in progress, or with none yet (its client has just connected and is about to send one: closed after a quiet
+    second, it would see its connection closed under its request); not an idle keep-alive connection, whose
+    last answer went out."""
     cycle = getattr(connection, "cycle", None)
-    return cycle is None or cycle.response_complete
+    return cycle is None or not cycle.response_complete
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
