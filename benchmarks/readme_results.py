@@ -468,6 +468,12 @@ def _figure(report: dict, key: str, digits: int = 0) -> str:
     return f"{median:,.{digits}f} ({low:,.{digits}f}-{high:,.{digits}f})"
 
 
+def _served_model(report: dict) -> str:
+    """Which code compressed the served model and which served it (reports before 2026-12-04 name the latter)."""
+    served = f"code {report.get('code') or '?'}"
+    return f"compressed by code {report['model_code']}, served by {served}" if report.get("model_code") else served
+
+
 def render_serving(folder: Path = SERVING) -> str:
     """The serving section from ``benchmarks/serve_load.py``'s reports in ``folder`` (one per runtime)."""
     reports = [json.loads(path.read_text()) for path in sorted(folder.glob(SERVING_REPORTS))]
@@ -495,7 +501,7 @@ def render_serving(folder: Path = SERVING) -> str:
         "",
         f"`python benchmarks/serve_load.py DIR --data ../shared/data/sst2/dev.tsv --runs server,server_batch_1 "
         f"--rounds {len(first['rounds'])} --requests {first['requests']} --runtime R` on the default SST-2 model "
-        f"(code {first.get('code') or '?'}), on {machine['cpu']} with {machine['cores']} cores "
+        f"({_served_model(first)}), on {machine['cpu']} with {machine['cores']} cores "
         f"({', '.join(machine['cpu_flags'])}): {first['requests']} requests of 1 to 8 sentences from "
         f"{first['concurrency']} clients on loopback, the load generator on the same cores. Sentences per second, "
         "tokenizer included; medians of the rounds with min-max. The raw graph is `Predictor` called in a loop "

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from skeleton.core.file_names import REPORT_FILE
 from skeleton.core.machine import describe_cpu
 from skeleton.core.outputs import source_commit
 from skeleton.measure.bench import task_texts
@@ -205,6 +206,7 @@ def main() -> None:
         "median": {key: _spread([r[key] for r in rounds]) for key in rounds[0] if isinstance(rounds[0][key], float)},
         "machine": {**describe_cpu(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "code": source_commit(),
+        "model_code": _model_code(args.directory),
     }
     print(f"medians of {args.rounds} rounds (min to max):")
     for key, (median, low, high) in report["median"].items():
@@ -213,6 +215,14 @@ def main() -> None:
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(report, indent=2))
+
+
+def _model_code(directory: Path) -> str | None:
+    """The code version that compressed the served model (its report's ``versions``), if it says."""
+    report = directory / REPORT_FILE
+    if not report.is_file():
+        return None
+    return json.loads(report.read_text()).get("versions", {}).get("skeleton_commit")
 
 
 def _cell(report: dict, key: str, digits: int = 0, unit: str = "") -> str:
