@@ -161,6 +161,14 @@ def _trial(trial: dict) -> str:
     return f"{text[:-1]}; {measured:.2f}x measured at {shape}, {predicted:.2f}x predicted)"
 
 
+def _condensed_in_full(search: dict) -> str:
+    """Step 4's full condensations with their validation accuracy (reports since 2026-12-04 record them)."""
+    done = search.get("condensed_in_full") or {}
+    if not done:
+        return ""
+    return " Condensed in full in step 4: " + ", ".join(f"{value} to {acc:.2f}" for value, acc in done.items()) + "."
+
+
 def _trial_accuracy(trial: dict) -> str:
     details = trial["details"]
     verdict = "accepted" if trial["accepted"] else "rejected"
@@ -239,6 +247,7 @@ def search_lines(report: dict) -> list[str]:
             if verified
             else ""
         )
+        + _condensed_in_full(search)
         + f" {_removed(report)} Condensation: {how}.",
         "",
         f"Wall time {timings['total'] / 60:.1f} min ({stages} min) on {report['device']}.",

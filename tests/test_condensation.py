@@ -474,6 +474,9 @@ def test_a_chosen_value_that_misses_the_margin_in_full_falls_back_to_the_next_ac
     shipped, search, condensed = run({0.3: 79.0, 0.35: 79.5, 0.4: 81.0, 0.5: 84.0})
     assert shipped == ("model 0.4", "plan 0.4") and condensed == [0.3, 0.35, 0.4]
     assert (search.value, search.fallback_from) == (0.4, 0.3)
+    # every full condensation step 4 ran is in the report, the ones that missed the margin too
+    assert search.condensed_in_full == {"0.30": 79.0, "0.35": 79.5, "0.40": 81.0}
+    assert search.to_dict()["condensed_in_full"] == search.condensed_in_full
     shipped, search, condensed = run({0.3: 85.0})
     assert shipped == ("model 0.3", "plan 0.3") and search.fallback_from is None and condensed == [0.3]
     shipped, search, condensed = run({0.3: 70.0, 0.35: 70.0, 0.4: 70.0, 0.5: 70.0})
@@ -487,6 +490,7 @@ def test_a_chosen_value_that_misses_the_margin_in_full_falls_back_to_the_next_ac
     shipped, search, condensed = run({0.25: 79.0, 0.3: 85.0}, predicted_below=True)
     assert shipped == ("model 0.3", "plan 0.3") and condensed == [0.25, 0.3]
     assert (search.value, search.verified_from) == (0.3, None)
+    assert search.condensed_in_full == {"0.25": 79.0, "0.30": 85.0}
 
 
 def test_a_value_whose_plan_an_earlier_trial_had_is_not_condensed_again(tmp_path):

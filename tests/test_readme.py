@@ -71,3 +71,12 @@ def test_every_module_is_in_the_architecture_map():
     ]
     missing = [module for module in modules if f"`{module}`" not in text]
     assert not missing, f"docs/architecture.md's module map does not list {missing}"
+
+
+def test_the_search_sentence_names_step_4s_full_condensations():
+    """A run whose step 4 condensed several values in full (a boundary check, fallbacks) says what each reached;
+    a report without them (before 2026-12-04, or none run) says nothing."""
+    renderer = _renderer()
+    done = {"condensed_in_full": {"0.05": 86.694, "0.10": 88.686}}
+    assert renderer._condensed_in_full(done) == " Condensed in full in step 4: 0.05 to 86.69, 0.10 to 88.69."
+    assert renderer._condensed_in_full({}) == ""

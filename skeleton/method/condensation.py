@@ -203,6 +203,7 @@ class Condensation:
                 f"of the chosen {search.value:.2f}, rejected by a prediction only"
             )
             model, plan, accuracy = self._condensed_in_full(faster, reporter)
+            search.condensed_in_full[f"{faster:.2f}"] = accuracy
             if accuracy >= search.threshold:
                 search.verified_from, search.value = search.value, faster
                 return model, plan
@@ -213,6 +214,7 @@ class Condensation:
             return self.classifier, None
         reporter.message(f"step 4/4: knowledge condensation at {self.planner.kind} {value:.2f}")
         chosen = self._condensed_in_full(value, reporter)
+        search.condensed_in_full[f"{value:.2f}"] = chosen[2]
         if self.trial_steps is None or chosen[2] >= search.threshold:
             return chosen[:2]
         for fallback in sorted(t.value for t in search.trials if t.accepted and t.value > value):
@@ -221,6 +223,7 @@ class Condensation:
             )
             search.fallback_from, search.value = search.fallback_from or value, fallback
             value, chosen = fallback, self._condensed_in_full(fallback, reporter)
+            search.condensed_in_full[f"{value:.2f}"] = chosen[2]
             if chosen[2] >= search.threshold:
                 return chosen[:2]
         reporter.message("  no accepted trial stayed within the margin once condensed in full: the model is kept whole")

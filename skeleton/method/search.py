@@ -47,6 +47,9 @@ class SearchResult:
     # the value chosen first, when the faster trial next to it, rejected by a prediction, stayed within
     # the margin once condensed in full (and shipped)
     verified_from: float | None = None
+    # value ("0.25") -> validation accuracy of each full condensation step 4 ran to check the boundary or fall
+    # back (the shipped one included): the figures that decided, which the trials alone do not hold
+    condensed_in_full: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -56,6 +59,7 @@ class SearchResult:
             "trials": [asdict(t) for t in self.trials],
             "fallback_from": self.fallback_from,
             "verified_from": self.verified_from,
+            "condensed_in_full": self.condensed_in_full,
         }
 
 
