@@ -418,18 +418,16 @@ def machine_description(threads: int) -> dict:
     return {**describe_cpu(), "threads": threads}
 
 
-def _teacher_name(directory: Path) -> str | None:
-    """How the unpruned model of a compress run was made ("fine-tuned", ...), if its report says."""
+def _compress_report(directory: Path) -> CompressReport | None:
+    """The compress run's report beside the model, if there is one."""
     path = directory / REPORT_FILE
     report = load_report(path) if path.is_file() else None
-    return report.teacher_name if isinstance(report, CompressReport) else None
+    return report if isinstance(report, CompressReport) else None
 
 
-def _predicted(directory: Path) -> dict[str, float]:
+def _predicted(report: CompressReport | None) -> dict[str, float]:
     """The speed-ups the compress run's latency table predicted ("1x64" -> x), if it used one."""
-    path = directory / REPORT_FILE
-    report = load_report(path) if path.is_file() else None
-    costs = report.cost_model if isinstance(report, CompressReport) else None
+    costs = report.cost_model if report is not None else None
     return dict(costs["predicted_speedup"]) if costs else {}
 
 
@@ -464,6 +462,7 @@ def run_bench(directory: str | Path, config: BenchConfig | None = None, reporter
             points.append(_point(pairs, shapes, batch, length, config))
             headline = points[-1]["headline"]
             bar.advance(1, point=f"{batch}x{length}", speedup=headline["speedup"] if headline else float("nan"))
+    compressed = _compress_report(directory)  # what the compress run predicted, and how it made the teacher
     report = BenchReport(
         directory=str(directory),
         task=ModelMeta.load(directory / META_FILE).task,
@@ -474,9 +473,9 @@ def run_bench(directory: str | Path, config: BenchConfig | None = None, reporter
         shapes={model: asdict(shape) for model, shape in shapes.items()},
         points=points,
         end_to_end=_end_to_end(pairs, directory, config, reporter) if config.data else [],
-        predicted_speedup=_predicted(directory),
+        predicted_speedup=_predicted(compressed),
         seconds=time.perf_counter() - started,
-        teacher=_teacher_name(directory),
+        teacher=compressed.teacher_name if compressed is not None else None,
     )
     write_report(Path(config.output) if config.output else directory / BENCH_DIR, report.to_dict())
     return report

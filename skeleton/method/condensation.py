@@ -181,7 +181,7 @@ class Condensation:
         accuracy less the measured share (``gap_left``) of the short one's gap to it. The share closed, not
         the points added: points added far from the teacher (a short condensation at 48 reaching 87 in full)
         would predict more than 100 near it, and never less than the teacher's gap."""
-        return self.teacher - self.gap_left * (self.teacher - short)
+        return predicted_full(self.teacher, self.gap_left, short)
 
     def _keep(self, condensed: PromptedClassifier, plan: PruningPlan, value: float, accuracy: float) -> None:
         _save_condensed(condensed, self.stages / f"trial-{value:.2f}", self.config.condense)
@@ -245,6 +245,12 @@ class Condensation:
             accuracy = self.condense(model, value, reporter).best_validation_accuracy
         self._keep(model, plan, value, accuracy)
         return model, plan, accuracy
+
+
+def predicted_full(teacher: float, share_left: float, short: float) -> float:
+    """A full condensation's accuracy predicted from a short one's: the teacher's less ``share_left`` of the
+    short one's gap to it (:func:`gap_left` of the plan condensed both ways)."""
+    return teacher - share_left * (teacher - short)
 
 
 def gap_left(teacher: float, short: float, full: float) -> float:

@@ -9,7 +9,8 @@ predicted against what the full condensation reached, on validation:
 - gap: the teacher less the share of the short accuracy's gap to the teacher the measured one left (the rule
   since 64852ab);
 - lower: the lower of the two (tried after news.csv's first run with the gap rule, not adopted).
-Reports given after OUT.json are read as well (a run's ``report.json``).
+Reports given after OUT.json are read as well (a run's ``report.json``). predictions.json was written with
+news_gap_rule_64852ab_report.json given, before that run became ``default_news``: run again now, pass none.
 
     python benchmarks/sweeps/full_condensation_prediction/predictions.py OUT.json [REPORT.json ...]
 """
@@ -21,7 +22,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from skeleton.method.condensation import gap_left
+from skeleton.method.condensation import gap_left, predicted_full
 
 RESULTS = Path(__file__).resolve().parents[2] / "results"
 
@@ -79,7 +80,7 @@ def main() -> None:
             if (other["short"], other["full"]) == (measured["short"], measured["full"]):
                 continue  # the measured plan itself, under another value
             gain = other["short"] + measured["full"] - measured["short"]
-            gap = teacher - share * (teacher - other["short"])
+            gap = predicted_full(teacher, share, other["short"])
             rows.append(
                 {
                     "run": path.parent.name,
