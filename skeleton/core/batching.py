@@ -11,6 +11,7 @@ import datasets
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from skeleton.core.data import column
 from skeleton.core.errors import SkeletonError
 from skeleton.core.tasks import TaskSpec
 
@@ -151,8 +152,8 @@ def encode_split(
     With ``separate_pairs`` (the bi-encoder head) each text of a pair is encoded on its own, without
     a template, into ``input_ids`` and ``pair_ids``.
     """
-    columns = {field: list(split[field]) for field in spec.text_fields}
-    labels = list(split["label"])
+    columns = {field: column(split, field) for field in spec.text_fields}
+    labels = column(split, "label")
     if separate_pairs and not spec.is_pair:
         raise SkeletonError(f"a bi-encoder classifies pairs of texts; task {spec.name} has one text per input")
     if not labels:

@@ -44,7 +44,7 @@ from skeleton.core.architectures import (
 from skeleton.core.architectures import max_input_tokens as family_max_input_tokens
 from skeleton.core.batching import template_tokenizer
 from skeleton.core.config import ExportConfig
-from skeleton.core.data import DataConfig, load_task_data, split_texts
+from skeleton.core.data import DataConfig, column, load_task_data, split_texts
 from skeleton.core.errors import SkeletonError
 from skeleton.core.file_names import (
     CONFIG_FILE,
@@ -174,7 +174,7 @@ class ExportData:
 
 
 def _texts_and_labels(split, spec) -> tuple[list, list[int]]:
-    return split_texts(split, spec), list(split["label"])
+    return split_texts(split, spec), column(split, "label")
 
 
 def _task_data(directory: Path, workspace):

@@ -116,7 +116,7 @@ def labelled_inputs(
 ) -> tuple[list, list[int]]:
     """A labelled file's inputs and label ids (indices of ``spec.label_names``): a user's table by its
     named columns, a built-in task's GLUE-style TSV by its header."""
-    from skeleton.core.data import read_labelled, split_texts
+    from skeleton.core.data import column, read_labelled, split_texts
 
     with _table(source, data_format, stdin) as (path, kind):
         if not spec.text_columns and kind != "tsv":
@@ -127,4 +127,4 @@ def labelled_inputs(
         if not path.is_file():
             raise SkeletonError(f"data file not found: {path}")
         split = read_labelled(path, spec, kind)
-    return split_texts(split, spec), [int(label) for label in split["label"]]
+    return split_texts(split, spec), [int(label) for label in column(split, "label")]
