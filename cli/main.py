@@ -664,7 +664,7 @@ def print_export_summary(result: ExportSummary, directory: Path) -> None:
         )
     out.print(table)
     if result.reduced_candidates:
-        candidates = Table(title="int8 and bf16 candidates (of each variant, the fastest that passes ships)")
+        candidates = Table(title="int8 and bf16 candidates (judged fastest first; the first to pass ships)")
         for column in ("variant", "method", "val acc", "test acc", "agrees with fp32", "ms (BxT)", "verdict"):
             candidates.add_column(column, justify="right")
         for info in result.reduced_candidates:
@@ -676,7 +676,7 @@ def print_export_summary(result: ExportSummary, directory: Path) -> None:
                 _accuracy_text(info.get("test_accuracy")),
                 "-" if agreement is None else f"{100 * agreement:.1f}%",
                 _latency_text(info.get("latency_ms")),
-                info.get("problem") or info.get("error") or "passes",
+                info.get("problem") or info.get("error") or _not_judged(info) or "passes",
             )
         out.print(candidates)
     for name, info in result.rejected_variants.items():
@@ -688,6 +688,10 @@ def print_export_summary(result: ExportSummary, directory: Path) -> None:
     if result.runtime_choice:
         choice = result.runtime_choice
         out.print(f"predict runs {choice['predict']}, serve runs {choice['serve']}: {choice['why']}", soft_wrap=True)
+
+
+def _not_judged(candidate: dict) -> str | None:
+    return f"not judged: {candidate['not_judged']}" if candidate.get("not_judged") else None
 
 
 PREDICT_OPTIONS = options(PredictConfig, ("runtime", "batch_size", "device", "threads"))
