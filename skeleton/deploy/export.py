@@ -427,11 +427,13 @@ def _export_into(work: Path, model: LoadedModel, tokenizer, data: ExportData, co
     _write_config(model, work)
     judge = _Judge(model, tokenizer, data, reference, config.threads)
     variants, fp32_logits = _float_variants(work, model, judge, config, reporter)
-    candidates: list[dict] = []
     rejected: dict[str, dict] = {}
-    for variant in _reduced_variants(config, rejected):
-        shipped, tried, problem = _reduced_variant(
-            work, variant, judge, variants["fp32"], fp32_logits, config, reporter
+    built = {v: _built_candidates(work / f".{v}", v, judge, config) for v in _reduced_variants(config, rejected)}
+    _time_together(work, variants, built, judge, config, reporter)
+    candidates: list[dict] = []
+    for variant, tried in built.items():
+        shipped, problem = _reduced_variant(
+            work, variant, tried, judge, variants["fp32"], fp32_logits, config, reporter
         )
         candidates += tried
         if shipped is not None:
@@ -440,9 +442,6 @@ def _export_into(work: Path, model: LoadedModel, tokenizer, data: ExportData, co
             rejected[variant] = {"reason": problem}
             reporter.message(f"export: {variant} not shipped: {problem}")
     graphs = {n: (v["runtime"], work / v["file"]) for n, v in variants.items()}
-    latency = _latencies(graphs, judge.vocab_size, config, judge.pairs)
-    for name, info in variants.items():
-        info["latency_ms"] = latency[name]
     shippable = [n for n, v in variants.items() if v.get("passes_bar", True)]
     default = min(shippable, key=lambda n: _speed_score(variants[n]["latency_ms"]))
     reporter.message("export: timing each shipped graph end to end, tokenizer included")
@@ -557,26 +556,36 @@ def _builders(variant: str, work: Path, judge: _Judge, config: ExportConfig) -> 
     ]
 
 
-def _reduced_variant(work: Path, variant: str, judge: _Judge, fp32: dict, fp32_logits: np.ndarray, config, reporter):
-    """Build every candidate of an int8 or bf16 variant and time the built ones together; then judge them on
-    validation against fp32, fastest first, until one passes the bar (without the bar, the fastest ships
-    judged). That ships what judging every candidate and keeping the fastest that passed would, for one or
-    a few validation passes instead of one per candidate (12 int8 candidates on a CPU without VNNI). The
-    test split (reported only) runs through the shipped candidate alone.
+def _time_together(work: Path, variants: dict, built: dict[str, list[dict]], judge: _Judge, config, reporter) -> None:
+    """``latency_ms`` of every float variant and every built int8 or bf16 candidate, all timed in one
+    alternated pass: the choice within each variant and the default across them read the same timings."""
+    graphs = {name: (info["runtime"], work / info["file"]) for name, info in variants.items()}
+    for variant, candidates in built.items():
+        graphs |= {f"{variant}/{i}": (c["runtime"], c["path"]) for i, c in enumerate(candidates) if "path" in c}
+    shapes = ", ".join(f"{b}x{t}" for b, t in config.latency_shapes)
+    reporter.message(f"export: timing {len(graphs)} graphs together at {shapes} (batch x tokens)")
+    latency = _latencies(graphs, judge.vocab_size, config, judge.pairs)
+    for name, info in variants.items():
+        info["latency_ms"] = latency[name]
+    for variant, candidates in built.items():
+        for i, candidate in enumerate(candidates):
+            if "path" in candidate:
+                candidate["latency_ms"] = latency[f"{variant}/{i}"]
+
+
+def _reduced_variant(
+    work: Path, variant: str, candidates: list[dict], judge: _Judge, fp32: dict, fp32_logits, config, reporter
+) -> tuple[dict | None, str | None]:
+    """Of an int8 or bf16 variant's built and timed candidates, judge on validation against fp32, fastest
+    first, until one passes the bar (without the bar, the fastest ships judged). That ships what judging
+    every candidate and keeping the fastest that passed would, for one or a few validation passes instead
+    of one per candidate (12 int8 candidates on a CPU without VNNI). The test split (reported only) runs
+    through the shipped candidate alone; the candidates' scratch directory is removed.
 
     Returns:
-        (the shipped variant's info or None, every candidate's info, why none shipped or None).
+        (the shipped variant's info or None, why none shipped or None); ``candidates`` record their verdicts.
     """
-    scratch = work / f".{variant}"
-    scratch.mkdir()
-    candidates = _built_candidates(scratch, variant, judge, config)
     built = [c for c in candidates if "path" in c]
-    if built:
-        latency = _latencies(
-            {str(i): (c["runtime"], c["path"]) for i, c in enumerate(built)}, judge.vocab_size, config, judge.pairs
-        )
-        for i, candidate in enumerate(built):
-            candidate["latency_ms"] = latency[str(i)]
     chosen = None
     for candidate in sorted(built, key=lambda c: _speed_score(c["latency_ms"])):
         if chosen is not None:
@@ -591,20 +600,21 @@ def _reduced_variant(work: Path, variant: str, judge: _Judge, fp32: dict, fp32_l
     if chosen is not None and not target.exists():  # bf16 runs the fp32 file itself
         for source, destination in zip(_graph_files(chosen["path"]), _graph_files(target), strict=True):
             source.replace(destination)
-    shutil.rmtree(scratch)
+    shutil.rmtree(work / f".{variant}")
     for candidate in candidates:
         candidate.pop("path", None)
     if chosen is None:
         problems = "; ".join(f"{c['method']['name']}: {c.get('problem') or c.get('error')}" for c in candidates)
-        return None, candidates, f"no {variant} candidate passed the bar ({problems})"
+        return None, f"no {variant} candidate passed the bar ({problems})"
     shipped = {k: v for k, v in chosen.items() if k not in ("problem", "variant", "precision")}
     shipped.update(file=target.name, passes_bar=chosen["problem"] is None)
-    return shipped, candidates, None
+    return shipped, None
 
 
 def _built_candidates(scratch: Path, variant: str, judge: _Judge, config) -> list[dict]:
     """Every candidate of ``variant``, built into ``scratch`` and run once on two validation sentences
     (``path`` set), or the error of a method the quantiser or runtime cannot do for this graph."""
+    scratch.mkdir()
     runtime = runtime_of(variant)
     what = {"variant": variant, "runtime": runtime, "precision": precision_of(runtime)}
     candidates = []
