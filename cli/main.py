@@ -983,7 +983,8 @@ def bench(
 
 
 def print_bench_summary(report: BenchReport, folder: Path) -> None:
-    table = Table(title="Skeleton (fastest shippable runtime) vs prompt-tuned (fastest runtime): speed-up")
+    teacher = report.teacher or "unpruned"
+    table = Table(title=f"Skeleton (fastest shippable runtime) vs {teacher} (fastest runtime): speed-up")
     lengths = sorted({p["length"] for p in report.points})
     table.add_column("batch \\ tokens", justify="right")
     for length in lengths:
