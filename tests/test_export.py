@@ -493,3 +493,22 @@ def test_a_float_graph_over_tolerance_fails_the_export(tmp_path, tokenizer_dir, 
     # the previous export stays in place and no working directory is left behind
     assert (directory / "onnx" / "manifest.json").read_text() == before
     assert not (directory / ".onnx.partial").exists()
+
+
+def test_serving_figures_batch_sentences_as_they_arrive():
+    """A server batches what arrives together: the export's serving timing takes the sentences in their
+    order, ``batch`` at a time, and does not sort the whole set by length first as predict does."""
+    from skeleton.deploy.export import in_arrival_order
+
+    seen = []
+
+    class Recorder:
+        def run(self, inputs):
+            seen.append(list(inputs["lengths"]))
+            return np.zeros((len(inputs["lengths"]), 2), dtype=np.float32)
+
+    texts = ["a " * n for n in (9, 1, 5, 2, 8, 3, 7)]
+    logits = in_arrival_order(Recorder(), lambda batch: {"lengths": [len(t) for t in batch]}, texts, 2, 3)
+    assert logits.shape == (7, 2)
+    # each batch holds the sentences that came together (in any order within it), never the shortest overall
+    assert [sorted(batch) for batch in seen] == [[2, 10, 18], [4, 6, 16], [14]]  # sorted: [2, 4, 6], ...

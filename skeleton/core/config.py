@@ -1020,9 +1020,10 @@ class ExportConfig:
         latency_shapes: (batch, tokens) shapes the variants are timed at, to pick the fastest.
         latency_repeats: alternated rounds per shape.
         serving_samples: validation sentences each graph that passed the bar classifies end to end
-            (tokenizer included, batches padded to their buckets as predict and serve run them) at each of
-            ``serving_batches``, to choose the graph ``predict`` runs (fastest at batch 1) and the one
-            ``serve`` runs (fastest at its largest batch).
+            (tokenizer included, batches padded to their buckets as predict and serve run them, taken in
+            their order as a server takes arrivals, not sorted by length) at each of ``serving_batches``,
+            to choose the graph ``predict`` runs (fastest at batch 1) and the one ``serve`` runs (fastest
+            at its largest batch).
         serving_batches: the batch sizes of that measurement: one text at a time, and a server's batch.
         threads: onnxruntime intra-op threads while timing (default: one per core).
     """
