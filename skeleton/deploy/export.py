@@ -364,13 +364,14 @@ def _measure_serving(variants: dict[str, dict], graphs: dict, judge: _Judge, max
 
 def runtime_choice(variants: dict[str, dict], batches: tuple[int, ...], samples: int) -> dict | None:
     """The graph ``predict`` runs (the most sentences/s at the smallest measured batch) and the one ``serve``
-    runs (at the largest), among the variants that passed the bar, from their ``serving`` figures."""
+    runs (at the largest; of equals, the faster at the smallest, since a server at light load runs single
+    sentences), among the variants that passed the bar, from their ``serving`` figures."""
     measured = {n: v["serving"] for n, v in variants.items() if v.get("passes_bar", True) and v.get("serving")}
     if not measured:
         return None
     one, many = str(min(batches)), str(max(batches))
     predict = max(measured, key=lambda n: measured[n][one])
-    serve = max(measured, key=lambda n: measured[n][many])
+    serve = max(measured, key=lambda n: (measured[n][many], measured[n][one]))
     return {
         "predict": predict,
         "serve": serve,
