@@ -512,3 +512,14 @@ def test_serving_figures_batch_sentences_as_they_arrive():
     assert logits.shape == (7, 2)
     # each batch holds the sentences that came together (in any order within it), never the shortest overall
     assert [sorted(batch) for batch in seen] == [[2, 10, 18], [4, 6, 16], [14]]  # sorted: [2, 4, 6], ...
+
+
+def test_a_candidate_error_is_recorded_in_one_line_even_when_it_says_nothing():
+    """A quantiser or runtime that raises without a message (``str(error)`` empty) is recorded by its type,
+    not turned into an IndexError inside the handler that records it."""
+    from skeleton.deploy.export import _first_line
+
+    assert _first_line(RuntimeError()) == "RuntimeError"
+    assert _first_line(ValueError("\nsecond")) == "ValueError"
+    assert _first_line(ValueError("bad graph\ndetails")) == "bad graph"
+    assert _first_line(ValueError("x" * 500)) == "x" * 300

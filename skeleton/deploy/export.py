@@ -238,7 +238,7 @@ class _Judge:
             return open_graph(runtime_of(variant), path, RuntimeOptions(threads=self.threads, spinning=False))
         except Exception as error:  # the runtime rejects the graph: say which variant
             raise SkeletonError(
-                f"{runtime_of(variant)} cannot load the {variant} graph: {str(error).splitlines()[0][:300]}"
+                f"{runtime_of(variant)} cannot load the {variant} graph: {_first_line(error)}"
             ) from error
 
     def measure(self, variant: str, path: Path, with_test: bool = True) -> tuple[dict, np.ndarray]:
@@ -637,7 +637,7 @@ def _built_candidates(scratch: Path, variant: str, judge: _Judge, config) -> lis
             build(path)
             judge.runtime(variant, path).run(judge.encode(judge.data.validation[:2]))
         except Exception as error:
-            candidates.append({**what, "method": method, "error": str(error).splitlines()[0][:300]})
+            candidates.append({**what, "method": method, "error": _first_line(error)})
             continue
         info = {"file": path.name, "bytes": _graph_bytes(path), "fused_ops": _count_ops(path)}
         candidates.append({**what, **info, "method": method, "path": path})
@@ -650,13 +650,19 @@ def _judge_candidate(candidate: dict, judge: _Judge, fp32: dict, fp32_logits, co
     try:
         info, logits = judge.measure(variant, candidate["path"], with_test=False)
     except Exception as error:  # it ran two sentences, not the whole split
-        candidate["error"] = str(error).splitlines()[0][:300]
+        candidate["error"] = _first_line(error)
         return
     info.pop("max_abs_diff")  # judged against fp32 on validation, not by logit parity
     candidate.update(info)
     _judge_against_fp32(candidate, logits, fp32, fp32_logits, judge.data.validation_labels, config)
     problem = f" ({candidate['problem']})" if candidate["problem"] else ""
     reporter.message(f"export: {variant} {method['name']}: {_summary(candidate)}{problem}")
+
+
+def _first_line(error: Exception) -> str:
+    """What a runtime or quantiser said, in one line of at most 300 characters (its type where it said nothing)."""
+    lines = str(error).splitlines()
+    return (lines[0] if lines and lines[0].strip() else type(error).__name__)[:300]
 
 
 def _graph_files(path: Path) -> list[Path]:
