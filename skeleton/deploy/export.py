@@ -441,7 +441,7 @@ def _export_into(work: Path, model: LoadedModel, tokenizer, data: ExportData, co
     judge = _Judge(model, tokenizer, data, reference, config.threads)
     variants, fp32_logits = _float_variants(work, model, judge, config, reporter)
     rejected: dict[str, dict] = {}
-    built = {v: _built_candidates(work / f".{v}", v, judge, config) for v in _reduced_variants(config, rejected)}
+    built = {v: _built_candidates(work, v, judge, config) for v in _reduced_variants(config, rejected)}
     _time_together(work, variants, built, judge, config, reporter)
     candidates: list[dict] = []
     for variant, tried in built.items():
@@ -613,7 +613,7 @@ def _reduced_variant(
     if chosen is not None and not target.exists():  # bf16 runs the fp32 file itself
         for source, destination in zip(_graph_files(chosen["path"]), _graph_files(target), strict=True):
             source.replace(destination)
-    shutil.rmtree(work / f".{variant}")
+    shutil.rmtree(_scratch(work, variant))
     for candidate in candidates:
         candidate.pop("path", None)
     if chosen is None:
@@ -624,14 +624,20 @@ def _reduced_variant(
     return shipped, None
 
 
-def _built_candidates(scratch: Path, variant: str, judge: _Judge, config) -> list[dict]:
-    """Every candidate of ``variant``, built into ``scratch`` and run once on two validation sentences
-    (``path`` set), or the error of a method the quantiser or runtime cannot do for this graph."""
+def _scratch(work: Path, variant: str) -> Path:
+    """Where a variant's candidates are built, until one ships."""
+    return work / f".{variant}"
+
+
+def _built_candidates(work: Path, variant: str, judge: _Judge, config) -> list[dict]:
+    """Every candidate of ``variant``, built into its scratch directory and run once on two validation
+    sentences (``path`` set), or the error of a method the quantiser or runtime cannot do for this graph."""
+    scratch = _scratch(work, variant)
     scratch.mkdir()
     runtime = runtime_of(variant)
     what = {"variant": variant, "runtime": runtime, "precision": precision_of(runtime)}
     candidates = []
-    for index, (method, suffix, build) in enumerate(_builders(variant, scratch.parent, judge, config)):
+    for index, (method, suffix, build) in enumerate(_builders(variant, work, judge, config)):
         path = scratch / f"candidate-{index}{suffix}"
         try:
             build(path)
