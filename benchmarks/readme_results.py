@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from skeleton.core.reports import teacher_name
-from skeleton.method.planning import calibration_accuracy
+from skeleton.method.planning import best_calibrated, calibration_accuracy
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
@@ -260,15 +260,17 @@ def _calibration_lines(report: dict) -> list[str]:
     if not calibration:
         return []
     rows = calibration["weights"]
-    best = max(rows, key=calibration_accuracy)
+    best = best_calibrated(rows)
+    judged_rows = [row for row in rows if calibration_accuracy(row) is not None]
+    which = "candidates" if len(judged_rows) == len(rows) else "finalists"
     weight = "heads kept" if best["head_weight"] is None else f"head weight {best['head_weight']:g}"
     layers = "whole layers removable" if best.get("prune_layers") else "every layer kept"
     judged = calibration.get("judged_by", "plain accuracy before condensation")
     return [
         f"Heads and layers against neurons: {len(rows)} candidate plans at latency fraction "
         f"{calibration['fraction']:.2f}, judged on validation by their {judged}; chosen: {weight}, {layers} "
-        f"({calibration_accuracy(best):.2f}; the candidates ranged "
-        f"{min(map(calibration_accuracy, rows)):.2f}-{max(map(calibration_accuracy, rows)):.2f}).",
+        f"({calibration_accuracy(best):.2f}; the {which} ranged "
+        f"{min(map(calibration_accuracy, judged_rows)):.2f}-{max(map(calibration_accuracy, judged_rows)):.2f}).",
         "",
     ]
 

@@ -51,7 +51,7 @@ from skeleton.measure.plan_latency import (
     refit_costs,
     shipped_timing,
 )
-from skeleton.method.condensation import Condensation, gap_left
+from skeleton.method.condensation import CALIBRATION_FINALISTS, Condensation, gap_left
 from skeleton.method.planning import Planner, calibration_accuracy
 from skeleton.method.pruning import (
     count_ffn_parameters,
@@ -430,9 +430,13 @@ def _calibrate(planner: Planner, condensation: Condensation, checkpoint, reporte
         value = config.search.target_latency_fraction or 0.5
         steps = None if config.fast_search else condensation.trial_steps
         judged_by = "bias-adjusted accuracy before condensation" if steps is None else f"{steps}-step condensation"
+        screen = None
+        if steps is not None:
+            judged_by += f" (the {CALIBRATION_FINALISTS} best of a {condensation.screening_steps}-step screening)"
+            screen = functools.partial(condensation.screening, value=value, reporter=reporter)
         reporter.message(
-            f"calibrating heads and layers against neurons at latency fraction {value:.2f}: each plan judged on "
-            f"validation by its {judged_by}"
+            f"calibrating heads and layers against neurons at latency fraction {value:.2f}: plans judged on "
+            f"validation by their {judged_by}"
         )
         if steps is None:
             judge = functools.partial(_bias_adjusted, workspace=workspace, device=condensation.device, config=config)
@@ -441,7 +445,7 @@ def _calibrate(planner: Planner, condensation: Condensation, checkpoint, reporte
         done = {
             "fraction": value,
             "judged_by": judged_by,
-            "weights": planner.calibrate(condensation.classifier, value, judge),
+            "weights": planner.calibrate(condensation.classifier, value, judge, screen, CALIBRATION_FINALISTS),
         }
         checkpoint.finish("calibration", done)
     best = planner.use(done["weights"])

@@ -269,9 +269,9 @@ def test_the_default_search_returns_the_fastest_trial_within_the_margin(tmp_path
     monkeypatch.setattr(condensation.Condensation, "trial", cliff)
     condensed, real_condense = [], condensation.Condensation.condense
 
-    def counted(self, pruned, value, reporter, steps=None):
+    def counted(self, pruned, value, reporter, steps=None, **options):
         condensed.append((round(value, 6), steps))
-        return real_condense(self, pruned, value, reporter, steps)
+        return real_condense(self, pruned, value, reporter, steps, **options)
 
     monkeypatch.setattr(condensation.Condensation, "condense", counted)
     teacher_passes, real_logits = [], condensation.predict_logits
@@ -435,6 +435,41 @@ def test_the_calibration_judges_each_distinct_plan_once_and_keeps_the_most_accur
         rows = planner.calibrate(None, 0.5, judge)
         assert sorted(judged) == ["pruned to 2 layers", "pruned to 3 layers"] and len(rows) == 10
         assert (planner.head_weight, planner.prune_layers) == winner and math.isfinite(planner.head_weight)
+
+
+def test_a_screened_calibration_judges_only_its_finalists_and_keeps_the_best_judged():
+    """With a screening, every distinct plan is screened once, only the most accurate few there (the first
+    of equals) are judged, and the best judged wins even where another screened higher; unjudged rows keep
+    their screening accuracy and have no validation accuracy."""
+    from types import SimpleNamespace
+
+    from skeleton.method.planning import Planner, best_calibrated
+
+    planner = object.__new__(Planner)
+    planner.config = SimpleNamespace(targets=("ffn", "heads", "layers"))
+
+    def prune(classifier, value, **candidate):  # four distinct plans: by layers, and heads stay or not
+        layers = [0, 1] if candidate["prune_layers"] else [0, 1, 2]
+        heads = 12 if candidate["head_weight"] in (16.0, 64.0, float("inf")) else candidate["head_weight"]
+        plan = SimpleNamespace(keep_indices=[[1]] * 3, kept_sizes=[1] * len(layers), kept_layers=layers)
+        plan.kept_heads = [heads] * len(layers)
+        plan.heads_per_layer = lambda _: plan.kept_heads
+        return (len(layers), heads), plan
+
+    planner.prune = prune
+    screened = {(2, 1.0): 70.0, (3, 1.0): 74.0, (2, 4.0): 74.0, (3, 4.0): 60.0, (2, 12): 72.0, (3, 12): 73.0}
+    judged = {(3, 1.0): 80.0, (2, 4.0): 81.0, (3, 12): 82.0, (2, 12): 99.0}
+    screens, judges = [], []
+    screen = lambda pruned, plan: screens.append(pruned) or screened[pruned]  # noqa: E731
+    judge = lambda pruned, plan: judges.append(pruned) or judged[pruned]  # noqa: E731
+    rows = planner.calibrate(None, 0.5, judge, screen, finalists=3)
+    assert sorted(screens) == sorted(screened) and len(rows) == 10
+    # (2, 12) screened fourth: never judged, though it would have judged best
+    assert judges == [(3, 1.0), (2, 4.0), (3, 12)]
+    assert (planner.head_weight, planner.prune_layers) == (16.0, False)  # the first candidate of plan (3, 12)
+    assert best_calibrated(rows) == rows[4] and rows[4]["validation_accuracy"] == 82.0
+    unjudged = [row for row in rows if row["validation_accuracy"] is None]
+    assert {row["screening_accuracy"] for row in unjudged} == {70.0, 60.0, 72.0}
 
 
 def test_a_chosen_value_that_misses_the_margin_in_full_falls_back_to_the_next_accepted_one(tmp_path):

@@ -135,6 +135,31 @@ def test_a_step_budget_replaces_epochs(tiny_bert_dir, sst2_dir):
     assert [entry["step"] for entry in result.history] == [0, 3, 6, 7]
 
 
+def test_a_training_that_only_ranks_its_end_skips_validating_the_start(tiny_bert_dir, sst2_dir, monkeypatch):
+    """Without ``validate_start`` the untrained state is neither validated nor a candidate for the best
+    state: the one validation pass is the last step's, whose accuracy is the result."""
+    from skeleton.method import tuning
+
+    passes = []
+    validate = tuning._validate
+    monkeypatch.setattr(tuning, "_validate", lambda *args: passes.append(1) or validate(*args))
+    model_config = ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4)
+    workspace = Workspace(DataConfig("sst2", str(sst2_dir), train_samples=40), model_config)
+    config = TrainConfig(steps=2, epochs=0.1, batch_size=16, evals_per_epoch=1, patience=99)
+    result = train_prompt(
+        workspace.new_classifier(),
+        workspace.train,
+        workspace.validation,
+        config,
+        torch.device("cpu"),
+        validate_start=False,
+    )
+    assert len(passes) == 1 and [entry["step"] for entry in result.history] == [0, 2]
+    assert result.history[0]["validation_accuracy"] is None
+    assert result.best_validation_accuracy == result.history[-1]["validation_accuracy"]
+    assert len(result.validation_predictions) == len(workspace.validation)
+
+
 def test_logistic_fit_matches_the_closed_form_separation():
     """The probe solver finds a planted direction: label = sign of feature 0, the rest noise."""
     from skeleton.method.tuning import fit_logistic

@@ -80,7 +80,9 @@ class Planner:
         layers = (False, True) if "layers" in self.config.targets else (False,)
         return [{"head_weight": w, "prune_layers": on} for w in weights for on in layers]
 
-    def calibrate(self, classifier: PromptedClassifier, value: float, judge) -> list[dict]:
+    def calibrate(
+        self, classifier: PromptedClassifier, value: float, judge, screen=None, finalists: int = 3
+    ) -> list[dict]:
         """Choose how heads and whole layers rank against neurons, on validation.
 
         First-order attribution underrates what removing a whole head or layer costs. At the latency
@@ -89,31 +91,47 @@ class Planner:
         prunes. ``judge(pruned, plan)`` gives its validation accuracy (after a trial's short condensation,
         where compress can afford one), once per distinct plan; the most accurate candidate is kept for the
         search, the first of equals in the order of :meth:`candidates` (whole layers kept, fewest heads).
+
+        With ``screen`` (a cheaper ``judge``: a shorter condensation), every distinct plan is screened
+        first and only the ``finalists`` most accurate there (the first of equals) are judged; the others'
+        rows carry their screening accuracy and no validation accuracy.
         """
-        results, seen = [], {}
+        plans, rows = {}, []
         for candidate in self.candidates():
             pruned, plan = self.prune(classifier, value, **candidate)
             key = (tuple(plan.heads_per_layer([0] * len(plan.keep_indices))), tuple(plan.kept_sizes))
-            score = seen[key] if key in seen else judge(pruned, plan)
-            seen[key] = score
+            if key not in plans:
+                plans[key] = {"candidate": candidate, "plan": plan}
+                if screen is not None:
+                    plans[key]["screening"] = screen(pruned, plan)
+            del pruned
             weight = candidate["head_weight"]
-            results.append(
+            rows.append(
                 {
                     # JSON has no infinity: null stands for "heads stay"
                     "head_weight": weight if math.isfinite(weight) else None,
                     "prune_layers": candidate["prune_layers"],
                     "kept_heads": plan.kept_heads,
                     "kept_layers": plan.kept_layers,
-                    "validation_accuracy": score,
+                    "key": key,
                 }
             )
+        ranked = sorted(plans, key=lambda k: -plans[k]["screening"]) if screen is not None else list(plans)
+        for key in ranked[: finalists if screen is not None else len(ranked)]:
+            pruned, plan = self.prune(classifier, value, **plans[key]["candidate"])
+            plans[key]["accuracy"] = judge(pruned, plan)
             del pruned
-        self.use(results)
-        return results
+        for row in rows:
+            judged = plans[row.pop("key")]
+            if screen is not None:
+                row["screening_accuracy"] = judged["screening"]
+            row["validation_accuracy"] = judged.get("accuracy")
+        self.use(rows)
+        return rows
 
     def use(self, calibration: list[dict]) -> dict:
-        """Adopt the best candidate of a calibration (the first of equals); returns its row."""
-        best = max(calibration, key=calibration_accuracy)
+        """Adopt the best judged candidate of a calibration (the first of equals); returns its row."""
+        best = best_calibrated(calibration)
         self.head_weight = math.inf if best["head_weight"] is None else best["head_weight"]
         self.prune_layers = bool(best.get("prune_layers", False))
         return best
@@ -132,7 +150,13 @@ class Planner:
         return details
 
 
-def calibration_accuracy(row: dict) -> float:
+def best_calibrated(calibration: list[dict]) -> dict:
+    """The most accurate judged row of a calibration (the first of equals); rows a screening left unjudged
+    have no validation accuracy."""
+    return max((row for row in calibration if calibration_accuracy(row) is not None), key=calibration_accuracy)
+
+
+def calibration_accuracy(row: dict) -> float | None:
     """A calibration row's validation accuracy (reports before short condensation judged the candidates
     named it after the bias-adjusted accuracy they said they used)."""
     return row["validation_accuracy"] if "validation_accuracy" in row else row["bias_adjusted_validation_accuracy"]
