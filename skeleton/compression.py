@@ -432,7 +432,7 @@ def _calibrate(planner: Planner, condensation: Condensation, checkpoint, reporte
         judged_by = "bias-adjusted accuracy before condensation" if steps is None else f"{steps}-step condensation"
         screen = None
         if steps is not None:
-            judged_by += f" (the {CALIBRATION_FINALISTS} best of a {condensation.screening_steps}-step screening)"
+            judged_by += f", the {CALIBRATION_FINALISTS} best of a {condensation.screening_steps}-step screening"
             screen = functools.partial(condensation.screening, value=value, reporter=reporter)
         reporter.message(
             f"calibrating heads and layers against neurons at latency fraction {value:.2f}: plans judged on "
