@@ -51,8 +51,8 @@ from skeleton.measure.plan_latency import (
     refit_costs,
     shipped_timing,
 )
-from skeleton.method.condensation import CALIBRATION_FINALISTS, Condensation, gap_left
-from skeleton.method.planning import Planner, calibration_accuracy
+from skeleton.method.condensation import Condensation, gap_left
+from skeleton.method.planning import CALIBRATION_FINALISTS, Planner, calibration_accuracy
 from skeleton.method.pruning import (
     count_ffn_parameters,
     count_parameters,
@@ -445,7 +445,7 @@ def _calibrate(planner: Planner, condensation: Condensation, checkpoint, reporte
         done = {
             "fraction": value,
             "judged_by": judged_by,
-            "weights": planner.calibrate(condensation.classifier, value, judge, screen, CALIBRATION_FINALISTS),
+            "weights": planner.calibrate(condensation.classifier, value, judge, screen),
         }
         checkpoint.finish("calibration", done)
     best = planner.use(done["weights"])

@@ -29,10 +29,9 @@ from skeleton.method.search import SearchResult
 from skeleton.method.tuning import TrainResult, train_prompt
 
 # a calibration screens every candidate plan with this share of a trial's condensation steps, then condenses
-# the most accurate few as trials are (benchmarks/results/LOG.md: on SST-2 the three best after 52 steps
-# held the best after 156)
+# the most accurate few (``planning.CALIBRATION_FINALISTS``) as trials are (benchmarks/results/LOG.md: on
+# SST-2 the three best after 52 steps held the best after 156)
 SCREENING_SHARE = 1 / 3
-CALIBRATION_FINALISTS = 3
 
 
 class Condensation:
@@ -97,22 +96,18 @@ class Condensation:
         return self._train
 
     def condense(
-        self, pruned: PromptedClassifier, value: float, reporter: Reporter, steps: int | None = None, **options
+        self,
+        pruned: PromptedClassifier,
+        value: float,
+        reporter: Reporter,
+        steps: int | None = None,
+        validate_start: bool = True,
     ):
         config = self.config.condense if steps is None else replace(self.config.condense, steps=steps)
         description = f"condensing at {self.planner.kind} {value:.2f}"
         train, workspace = self.training_split(reporter), self.workspace
-        return train_prompt(
-            pruned,
-            train,
-            workspace.validation,
-            config,
-            self.device,
-            workspace.pad_token_id,
-            reporter,
-            description,
-            **options,
-        )
+        validation, pad = workspace.validation, workspace.pad_token_id
+        return train_prompt(pruned, train, validation, config, self.device, pad, reporter, description, validate_start)
 
     @property
     def screening_steps(self) -> int | None:

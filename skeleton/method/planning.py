@@ -16,6 +16,10 @@ from skeleton.core.scores_and_plans import NeuronScores, PruningPlan
 from skeleton.method.pruning import Costs, apply_pruning, make_cost_plan, make_plan
 from skeleton.method.search import KEPT_RATIO, LATENCY_FRACTION
 
+# a screened calibration judges this many of its most accurate plans (benchmarks/results/LOG.md: on SST-2
+# the three best after a third of a trial's condensation steps held the best after a trial's)
+CALIBRATION_FINALISTS = 3
+
 
 class Planner:
     """Turns a search value into a pruning plan and a pruned copy of the classifier.
@@ -81,7 +85,7 @@ class Planner:
         return [{"head_weight": w, "prune_layers": on} for w in weights for on in layers]
 
     def calibrate(
-        self, classifier: PromptedClassifier, value: float, judge, screen=None, finalists: int = 3
+        self, classifier: PromptedClassifier, value: float, judge, screen=None, finalists: int = CALIBRATION_FINALISTS
     ) -> list[dict]:
         """Choose how heads and whole layers rank against neurons, on validation.
 
@@ -92,17 +96,20 @@ class Planner:
         where compress can afford one), once per distinct plan; the most accurate candidate is kept for the
         search, the first of equals in the order of :meth:`candidates` (whole layers kept, fewest heads).
 
-        With ``screen`` (a cheaper ``judge``: a shorter condensation), every distinct plan is screened
-        first and only the ``finalists`` most accurate there (the first of equals) are judged; the others'
-        rows carry their screening accuracy and no validation accuracy.
+        With ``screen`` (a cheaper ``judge``: a shorter condensation, which trains the copy it is given),
+        every distinct plan is screened first and only the ``finalists`` most accurate there (the first of
+        equals) are pruned afresh and judged; the others' rows carry their screening accuracy and no
+        validation accuracy.
         """
-        plans, rows = {}, []
+        plans, rows = {}, []  # plan key -> {"candidate", and "screening" and/or "accuracy"}
         for candidate in self.candidates():
             pruned, plan = self.prune(classifier, value, **candidate)
             key = (tuple(plan.heads_per_layer([0] * len(plan.keep_indices))), tuple(plan.kept_sizes))
             if key not in plans:
-                plans[key] = {"candidate": candidate, "plan": plan}
-                if screen is not None:
+                plans[key] = {"candidate": candidate}
+                if screen is None:
+                    plans[key]["accuracy"] = judge(pruned, plan)
+                else:
                     plans[key]["screening"] = screen(pruned, plan)
             del pruned
             weight = candidate["head_weight"]
@@ -116,11 +123,11 @@ class Planner:
                     "key": key,
                 }
             )
-        ranked = sorted(plans, key=lambda k: -plans[k]["screening"]) if screen is not None else list(plans)
-        for key in ranked[: finalists if screen is not None else len(ranked)]:
-            pruned, plan = self.prune(classifier, value, **plans[key]["candidate"])
-            plans[key]["accuracy"] = judge(pruned, plan)
-            del pruned
+        if screen is not None:
+            for key in sorted(plans, key=lambda k: -plans[k]["screening"])[:finalists]:
+                pruned, plan = self.prune(classifier, value, **plans[key]["candidate"])
+                plans[key]["accuracy"] = judge(pruned, plan)
+                del pruned
         for row in rows:
             judged = plans[row.pop("key")]
             if screen is not None:
