@@ -158,7 +158,7 @@ CONDENSE_KIND_OPTIONS = [
 ]
 CONDENSE_OPTIONS = in_panel(CONDENSE_PANEL, CONDENSE_OPTIONS)
 CONDENSE_KIND_OPTIONS = in_panel(CONDENSE_PANEL, CONDENSE_KIND_OPTIONS)
-OUTPUT_OPTIONS = ("device", "output", "overwrite")
+OUTPUT_OPTIONS = ("device", "precision", "output", "overwrite")
 COMPRESS_OPTIONS = [
     *options(CompressConfig, ("prompt", "teacher", "min_gain", "allow_weak_prior"), panel=TEACHER_PANEL),
     *options(CompressConfig, ("scorer", "attribution_samples", "scorer_samples", "skill_prompts"), panel=SCORING_PANEL),
@@ -555,8 +555,10 @@ def print_compress_summary(report: CompressReport, output: str) -> None:
     if report.kept_layers is not None and report.kept_sizes is not None:
         removed += f" and {len(report.kept_sizes) - len(report.kept_layers)} of {len(report.kept_sizes)} layers"
     condense = report.config.get("condense") or {}
+    precision = (report.training_precision or {}).get("used")
+    trained = f", trained in {precision}" if precision else ""
     out.print(
-        f"removed {removed} (condensation: {condense.get('trains', 'prompt')}) in "
+        f"removed {removed} (condensation: {condense.get('trains', 'prompt')}{trained}) in "
         f"{report.timings_seconds['total'] / 60:.1f} min ({stages} min); saved to {output}"
     )
 

@@ -38,6 +38,7 @@ from skeleton.core.file_names import (
 from skeleton.core.machine import describe_cpu
 from skeleton.core.modeling import PromptedClassifier, save_prompt_and_head
 from skeleton.core.outputs import atomic_directory, library_versions, save_classifier
+from skeleton.core.precision import PrecisionChoice
 from skeleton.core.progress import SILENT, Reporter
 from skeleton.core.reports import CompressReport, speed_text, write_json
 from skeleton.core.scores_and_plans import NeuronScores, PruningPlan
@@ -59,7 +60,7 @@ from skeleton.method.pruning import (
 )
 from skeleton.method.scoring import score_neurons, scoring_context
 from skeleton.method.search import KEPT_RATIO, LATENCY_FRACTION, SearchResult, Trial, binary_search
-from skeleton.method.tuning import evaluate, skeleton_meta, train_on
+from skeleton.method.tuning import evaluate, skeleton_meta, train_on, training_precision
 
 TUNE_KINDS = {"prompt": "prompt tuning", "lora": "LoRA fine-tuning", "full": "fine-tuning"}
 
@@ -105,7 +106,8 @@ class _Checkpoint:
             k: v
             for k, v in config.to_dict().items()
             # settings that do not change what a finished stage computed may differ on --resume
-            if k not in ("resume", "overwrite", "output", "device", "export", "min_gain", "allow_weak_prior")
+            if k
+            not in ("resume", "overwrite", "output", "device", "precision", "export", "min_gain", "allow_weak_prior")
         }
         self.state: dict = {"fingerprint": fingerprint, "done": {}}
         if resume and self.path.is_file():
@@ -120,6 +122,23 @@ class _Checkpoint:
     def finish(self, stage: str, result: dict) -> None:
         self.state["done"][stage] = result
         write_json(self.path, self.state)
+
+
+def _training_precision(workspace: Workspace, config: CompressConfig, checkpoint: _Checkpoint, device, reporter):
+    """What steps 1 and 4 train in (:func:`~skeleton.method.tuning.training_precision`, timed on the model
+    step 1 starts from); a resumed run keeps its choice when asked the same."""
+    done = checkpoint.done("precision")
+    if done is not None and done["asked"] == config.precision:
+        return PrecisionChoice(**done)
+    if config.teacher:
+        start = workspace.teacher_classifier
+    elif config.prompt:
+        start = functools.partial(workspace.load_classifier, config.prompt)
+    else:
+        start = functools.partial(workspace.new_classifier, seed=config.tune.seed)
+    choice = training_precision(config.precision, workspace, start, config.tune, device, reporter)
+    checkpoint.finish("precision", choice.to_dict())
+    return choice
 
 
 def _prompt_tuned(
@@ -260,6 +279,8 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
     output = Path(config.output or workspace.default_output())
     with atomic_directory(output, overwrite=config.overwrite, resume=config.resume) as work:
         checkpoint = _Checkpoint(work, config, config.resume)
+        precision = _training_precision(workspace, config, checkpoint, device, reporter)
+        config = config.trained_in(precision.used)
         classifier, tuned = _prompt_tuned(workspace, config, checkpoint, device, reporter)
         weak_prior = _guard(workspace, tuned, config, reporter)
         scores = _scores(workspace, config, checkpoint, classifier, device, reporter)
@@ -289,7 +310,9 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
         timings["condensation"] = time.perf_counter() - clock
         if timer is not None:
             timer.close()
-        outcome = _Outcome(tuned, skeleton_model, plan, search, calibration, planner.costs, refit, weak_prior, timings)
+        outcome = _Outcome(
+            tuned, skeleton_model, plan, search, calibration, planner.costs, refit, weak_prior, timings, precision
+        )
         report = _finish(work, outcome, condensation, scores, started, reporter)
         # the prompt-tuned prompt and head stay, for comparisons and re-runs with --prompt
         (work / STATE_FILE).unlink(missing_ok=True)
@@ -312,6 +335,7 @@ class _Outcome:
     refit: dict | None  # the timed plans the cost model was refitted to
     weak_prior: str | None
     timings: dict[str, float]
+    precision: PrecisionChoice
 
 
 def _finish(
@@ -377,6 +401,7 @@ def _report(
         model=workspace.model_path,
         head=workspace.head,
         device=str(condensation.device),
+        training_precision=outcome.precision.to_dict(),
         data=workspace.data.summary(),
         seed=config.tune.seed,
         majority_class=workspace.majority_metrics(),

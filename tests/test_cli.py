@@ -24,6 +24,8 @@ def _run(*args):
         (["compress", "--scorer", "magic"], "unknown scorer 'magic'; choose one of attribution"),
         (["tune", "--prompt-init", "zeros"], "--prompt-init must be text or random"),
         (["tune", "--device", "tpu"], "--device must be auto, cpu, cuda, cuda:N or mps, got 'tpu'"),
+        (["compress", "--precision", "fp16"], "--precision must be one of auto, fp32, bf16, got 'fp16'"),
+        (["tune", "--precision", "half"], "--precision must be one of auto, fp32, bf16, got 'half'"),
         (["compress", "--target-speedup", "0.8"], "--target-speedup must exceed 1, got 0.8"),
         (
             ["compress", "--tune", "prompt", "--condensed-prompt-tokens", "0"],

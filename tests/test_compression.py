@@ -31,6 +31,14 @@ def test_compress_end_to_end_and_reload(tmp_path, tiny_bert_dir, sst2_dir):
     from skeleton.core.machine import describe_cpu
 
     assert report["machine"] == describe_cpu() and "total" in report["timings_seconds"]
+    # the suite's simulated CPU (AVX2) has no native bf16: both trainings ran in fp32, nothing timed
+    assert report["training_precision"] == {
+        "asked": "auto",
+        "used": "fp32",
+        "why": "this CPU has no native bf16 arithmetic",
+        "step_ms": None,
+    }
+    assert report["config"]["tune"]["precision"] == report["config"]["condense"]["precision"] == "fp32"
     plan = json.loads((out / "pruning_plan.json").read_text())
     assert report["kept_fraction"] == pytest.approx(plan["kept_fraction"])
     assert report["search_value"] == pytest.approx(0.15)
@@ -122,7 +130,7 @@ def test_failure_leaves_no_output_and_resume_continues(tmp_path, tiny_bert_dir, 
         compress(config)
     assert not (tmp_path / "out").exists()
     state = json.loads((partial_path(tmp_path / "out") / "state.json").read_text())
-    assert set(state["done"]) == {"prompt_tuned", "scores"}
+    assert set(state["done"]) == {"precision", "prompt_tuned", "scores"}
 
     monkeypatch.setattr(module, "binary_search", original)
     monkeypatch.setattr(module, "train_on", _forbid_prior_training(module.train_on))

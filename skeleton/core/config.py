@@ -23,6 +23,8 @@ VALIDATION_ROWS = ("all", "whole")
 SCORERS = ("attribution", "activation", "gradient", "random", "skill", "lca")  # the scorer registry's names, in order
 TARGETS = ("ffn", "ffn-out", "heads", "layers")  # what the search may remove
 TRAINS = ("prompt", "lora", "full")  # what condensation trains besides the prompt and head (see TrainConfig)
+TRAINING_PRECISIONS = ("fp32", "bf16")  # what training steps run in (see TrainConfig.precision)
+PRECISIONS = ("auto", *TRAINING_PRECISIONS)  # what tune and compress may be asked to train in
 INT8_KINDS = ("dynamic", "dynamic-fused", "static")  # the quantisation methods that compete for the int8 graph
 TORCH_PRECISIONS = ("fp32", "bf16", "fp16")  # the PyTorch runtime: fp32, or autocast to bf16 (CPU) / fp16 (CUDA)
 TORCH_RUNTIMES = tuple(f"torch-{precision}" for precision in TORCH_PRECISIONS)
@@ -75,6 +77,13 @@ def check_device(name: str) -> str:
     checked here, before any library loads, whether or not the runtime asked for uses torch."""
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", name.strip().lower()):
         raise ValueError(f"device must be {DEVICES}, got {name!r}")
+    return name
+
+
+def check_precision(name: str) -> str:
+    """``name`` if it is one of :data:`PRECISIONS`, else a ``ValueError``."""
+    if name not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
     return name
 
 
@@ -280,6 +289,9 @@ class TrainConfig:
             temperature-softened logits (computed once per training row); the cross-entropy with the
             labels takes the rest. 0: labels alone.
         temperature: the distillation temperature (the KL term is scaled by its square).
+        precision: what the training steps run in: ``fp32``, or ``bf16`` (autocast: bf16 matrix products,
+            fp32 weights, optimiser and loss); ``compress`` and ``tune`` set it from their ``precision``
+            (:mod:`skeleton.core.precision`). Evaluation passes run in fp32 either way.
     """
 
     epochs: float = 1.0
@@ -302,8 +314,11 @@ class TrainConfig:
     lora_rank: int = 8
     distill: float = 0.0
     temperature: float = 2.0
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        if self.precision not in TRAINING_PRECISIONS:
+            raise ValueError(f"precision must be fp32 or bf16, got {self.precision!r}")
         if self.trains not in TRAINS:
             raise ValueError(f"trains must be one of {', '.join(TRAINS)}, got {self.trains!r}")
         if not 0 <= self.distill <= 1:
@@ -529,6 +544,9 @@ class TuneConfig:
             (``task_train_config``).
         output: where to save; ``None`` = ``exported_models/<task>-<model>-prompt``.
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda``...
+        precision: what training runs in: ``auto`` (bf16 autocast where the device has native bf16
+            arithmetic and one timed training step of the run's own model is at least 1.2x faster in
+            it, else fp32), ``fp32`` or ``bf16``; the choice and its timings are in the report.
         overwrite: replace an existing output directory.
     """
 
@@ -537,10 +555,12 @@ class TuneConfig:
     train: TrainConfig | None = None
     output: str | None = None
     device: str = "auto"
+    precision: str = "auto"
     overwrite: bool = False
 
     def __post_init__(self) -> None:
         check_device(self.device)
+        check_precision(self.precision)
 
     def resolved(self) -> TuneConfig:
         """This config with the task's recipe wherever a setting is ``None``, and the model settings of
@@ -592,6 +612,9 @@ class CompressConfig:
             its logits teach, its own head reads the slim backbone, and it has no soft prompt.
         output: output directory; ``None`` = ``exported_models/<task>-<model>``.
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda``...
+        precision: what training runs in: ``auto`` (bf16 autocast where the device has native bf16
+            arithmetic and one timed training step of the run's own model is at least 1.2x faster in
+            it, else fp32), ``fp32`` or ``bf16``; the choice and its timings are in the report.
         min_gain: after step 1, the teacher must beat the majority class on validation by this many
             points, or compress stops (a model that has not learned the task cannot be localised; the
             tuned teacher is kept for ``--resume``).
@@ -623,12 +646,14 @@ class CompressConfig:
     allow_weak_prior: bool = False
     output: str | None = None
     device: str = "auto"
+    precision: str = "auto"
     resume: bool = False
     overwrite: bool = False
     export: bool = True
 
     def __post_init__(self) -> None:
         check_device(self.device)
+        check_precision(self.precision)
         self.targets = tuple(self.targets)
         unknown = [t for t in self.targets if t not in TARGETS]
         if unknown or "ffn" not in self.targets:
@@ -652,6 +677,12 @@ class CompressConfig:
             raise ValueError("cost_shapes must be (batch, tokens) pairs of positive numbers")
         if "ffn-out" in self.targets and self.uses_costs:
             raise ValueError("targets ffn-out cannot be combined with heads, layers or a target speed-up")
+
+    def trained_in(self, precision: str) -> CompressConfig:
+        """This (resolved) config with steps 1 and 4 training in ``precision`` (``fp32`` or ``bf16``)."""
+        return replace(
+            self, tune=replace(self.tune, precision=precision), condense=replace(self.condense, precision=precision)
+        )
 
     @property
     def uses_costs(self) -> bool:

@@ -178,6 +178,8 @@ class TuneReport(Record):
     kind: str = KIND
     data: dict | None = None
     device: str | None = None
+    # what training ran in and why (skeleton.core.precision.PrecisionChoice); None: a report from before
+    training_precision: dict | None = None
     validation: dict | None = None
     test: dict | None = None
     majority_class: dict | None = None
@@ -224,6 +226,8 @@ class CompressReport(Record):
     kind: str = KIND
     head: str | None = None
     device: str | None = None
+    # what steps 1 and 4 trained in and why (skeleton.core.precision.PrecisionChoice); None: a report from before
+    training_precision: dict | None = None
     data: dict | None = None
     seed: int | None = None
     majority_class: dict | None = None

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -21,6 +22,7 @@ from skeleton.core.evaluation import evaluate as evaluate
 from skeleton.core.file_names import REPORT_FILE
 from skeleton.core.modeling import PromptedClassifier
 from skeleton.core.outputs import atomic_directory, library_versions, save_classifier
+from skeleton.core.precision import PrecisionChoice, autocast, choose_precision, synchronize
 from skeleton.core.progress import SILENT, Reporter
 from skeleton.core.reports import ModelMeta, TuneReport
 from skeleton.core.workspace import Workspace
@@ -161,9 +163,11 @@ def _start(classifier, validation: EncodedSplit, device, config: TrainConfig, pa
 
 
 def _step(classifier, batch, config: TrainConfig, optimizer, parameters) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimiser step on one batch (gradients clipped to norm 1); returns (loss, logits)."""
-    logits = classifier(**batch.inputs())
-    loss = _loss(logits, batch, config)
+    """One optimiser step on one batch (gradients clipped to norm 1), the forward pass in
+    ``config.precision``; returns (loss, logits)."""
+    with autocast(batch.input_ids.device, config.precision):
+        logits = classifier(**batch.inputs())
+        loss = _loss(logits, batch, config)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(parameters, 1.0)
@@ -334,6 +338,41 @@ def train_on(
     )
 
 
+def precision_probe(
+    classifier: PromptedClassifier, train: EncodedSplit, config: TrainConfig, device: torch.device, pad_token_id: int
+):
+    """The step :func:`~skeleton.core.precision.choose_precision` times: one forward and backward pass, in
+    bf16 autocast (``True``) or fp32, of a copy of ``classifier`` with every weight taking gradients (what
+    full fine-tuning computes), on one training batch as training draws them (labels alone, no
+    distillation). Nothing is updated; the gradients are dropped after each pass."""
+    model = copy.deepcopy(classifier).to(device)
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
+    _train_mode(model, config.backbone_dropout)
+    batch = next(iterate_batches(train, config.batch_size, pad_token_id, shuffle=True, seed=config.seed)).to(device)
+    labels_only = replace(config, distill=0.0)
+
+    def step(bf16: bool) -> None:
+        with autocast(device, "bf16" if bf16 else "fp32"):
+            loss = _loss(model(**batch.inputs()), batch, labels_only)
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+        synchronize(device)
+
+    return step
+
+
+def training_precision(
+    asked: str, workspace: Workspace, classifier_of, config: TrainConfig, device: torch.device, reporter: Reporter
+) -> PrecisionChoice:
+    """The precision training runs in for ``asked`` (``auto`` times ``precision_probe`` on the model
+    ``classifier_of()`` builds, only where the device has native bf16), said in one line."""
+    probe = lambda: precision_probe(classifier_of(), workspace.train, config, device, workspace.pad_token_id)  # noqa: E731
+    choice = choose_precision(asked, device, probe)
+    reporter.message(f"training precision: {choice.used} ({choice.why})")
+    return choice
+
+
 @dataclass
 class TuneResult:
     """Metrics of the tuned model, the majority-class floor beside them, and a warning when the model
@@ -364,17 +403,21 @@ def tune(config: TuneConfig, reporter: Reporter = SILENT) -> TuneResult:
     workspace = Workspace.open(config.data, config.model, device, reporter)
     output = Path(config.output or workspace.default_output("-prompt" if config.train.trains == "prompt" else "-tuned"))
     with atomic_directory(output, overwrite=config.overwrite) as work:
-        classifier = workspace.new_classifier(seed=config.train.seed)
-        result = train_on(workspace, classifier, config.train, device, reporter)
+        new_classifier = functools.partial(workspace.new_classifier, seed=config.train.seed)
+        precision = training_precision(config.precision, workspace, new_classifier, config.train, device, reporter)
+        train = replace(config.train, precision=precision.used)
+        classifier = new_classifier()
+        result = train_on(workspace, classifier, train, device, reporter)
         metrics = workspace.evaluate_splits(classifier, device, config.train.eval_batch_size)
         validation, test = metrics["validation"], metrics["test"]
         majority = workspace.majority_metrics()
         weak_prior = workspace.prior_problem(validation["accuracy"], CompressConfig.min_gain)
         save_classifier(classifier, workspace.tokenizer, work, None, skeleton_meta(workspace))
         report = TuneReport(
-            config={"data": asdict(config.data), "model": config.model.to_dict(), "train": config.train.to_dict()},
+            config={"data": asdict(config.data), "model": config.model.to_dict(), "train": train.to_dict()},
             data=workspace.data.summary(),
             device=str(device),
+            training_precision=precision.to_dict(),
             validation=validation,
             test=test,
             majority_class=majority,
