@@ -52,7 +52,7 @@ def autocast(device: torch.device, precision: str) -> AbstractContextManager:
 def native_bf16_on(device: torch.device) -> bool:
     """Whether ``device`` does bf16 arithmetic in hardware (where bf16 autocast can beat fp32)."""
     if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
     return device.type == "cpu" and native_bf16()
 
 
