@@ -211,6 +211,7 @@ def test_unparsable_files_and_unseen_test_labels_are_one_line(tmp_path):
         (("--data", train, "--test-data", unseen, *columns), "label 'zebra', which training never has"),
         (("--data", tmp_path / "data.xlsx", *columns), "data file not found"),
         (("--text-column", "headline"), "describe a user's file: give --data too"),
+        (("--data", train, "--label-column", "category"), "train.csv: name the text column(s) with --text-column"),
     ):
         result = _compress(*args, "--output", tmp_path / "out")
         assert result.exit_code == 2 and message in result.output, result.output

@@ -13,6 +13,7 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from skeleton.core.errors import SkeletonError
 from skeleton.core.file_names import VARIANT_FILES
 from skeleton.core.tasks import TaskSpec, describe, description_record, get_task, read_description
 
@@ -195,6 +196,8 @@ class DataConfig:
         learns its labels from its data (``load_task_data``)."""
         if self.data_file is None:
             return read_description(self.task_file) if self.task_file else get_task(self.task)
+        if not self.task_file and not self.text_columns:
+            raise SkeletonError(f"{self.data_file}: name the text column(s) with --text-column")
         record = description_record(self.task_file) if self.task_file else {"name": Path(self.data_file).stem}
         if self.text_columns:
             columns = [*self.text_columns, *([self.pair_column] if self.pair_column else [])]
