@@ -31,4 +31,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise SkeletonError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from error
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise SkeletonError(f"device {device!r} asked for, but CUDA is not available on this machine")
+    mps = getattr(torch.backends, "mps", None)
+    if resolved.type == "mps" and (mps is None or not mps.is_available()):
+        raise SkeletonError(f"device {device!r} asked for, but MPS (Apple silicon) is not available on this machine")
     return resolved
