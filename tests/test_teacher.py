@@ -105,13 +105,15 @@ def test_tune_prompt_is_the_papers_setting_unchanged():
     assert resolve_model(ModelConfig(head="sequence"), "lora").head == "sequence"
     assert resolve_model(ModelConfig(), "full", "some/checkpoint").head == "sequence"  # a teacher's own head
     # a tuned backbone keeps the task's batch, not the prompt's learning rates or probe start; its own
-    # recipe applies (MRPC's full fine-tuning at 1e-4 for 690 steps)
+    # recipe applies (MRPC's full fine-tuning at 1e-4 for 690 steps, SST-2's at 1e-4 for its epoch; a task
+    # without one fine-tunes at TUNE_RECIPES' 5e-5)
     mrpc = task_train_config("mrpc", "tune", "full")
     assert (mrpc.steps, mrpc.batch_size, mrpc.head_init, mrpc.backbone_lr) == (690, 16, "random", 1e-4)
     assert task_train_config("mrpc", "tune", "lora").steps == 345  # LoRA keeps the prompt's budget
     assert task_train_config("mrpc", "tune", "lora").backbone_lr == 1e-3
     sst2 = task_train_config("sst2", "tune", "full")
-    assert (sst2.backbone_lr, sst2.steps) == (5e-5, None)
+    assert (sst2.backbone_lr, sst2.steps) == (1e-4, None)
+    assert task_train_config("ag_news", "tune", "full").backbone_lr == 5e-5
 
 
 def test_tune_prompt_reproduces_the_paper_modes_prompt_and_plan(tmp_path, tiny_bert_dir, sst2_dir):
