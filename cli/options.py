@@ -18,8 +18,9 @@ from typing import Annotated, Any
 import typer
 
 RECIPE = " [default: the task's recipe, see 'skeleton tasks']"
-# a config field's name in an error message: snake_case anywhere (not inside a path), or a plain word that
-# starts the message and is followed by "must"
+# a config field's name in an error message: snake_case anywhere (not inside a path, nor quoted: a quoted name
+# is a literal key or column, as a task file's 'text_columns'), or a plain word that starts the message and is
+# followed by "must"
 # the headings --help lists options under, in this order (options without one come first, under "Options")
 DATA_PANEL, MODEL_PANEL, TEACHER_PANEL = "Data", "Model", "Step 1: the teacher"
 SCORING_PANEL, SEARCH_PANEL, CONDENSE_PANEL = "Step 2: scoring", "Step 3: search and pruning", "Step 4: condensation"
@@ -36,7 +37,7 @@ PANELS = (
     OUTPUT_PANEL,
 )
 QUOTED_FIELD = re.compile(r"'([a-z][a-z0-9_]*)'")  # a field named in a docstring, as 'data_file'
-FIELD_WORD = re.compile(r"(?<![\w/.-])[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b|^[a-z]+(?= must )")
+FIELD_WORD = re.compile(r"(?<![\w/.'-])[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b|^[a-z]+(?= must )")
 
 
 def field_help(cls: type) -> dict[str, str]:

@@ -206,12 +206,18 @@ def test_unparsable_files_and_unseen_test_labels_are_one_line(tmp_path):
         tmp_path / "train.csv", [{"headline": f"a{i}", "body": "b", "category": "xy"[i % 2]} for i in range(12)]
     )
     columns = ("--text-column", "headline", "--label-column", "category")
+    labels_only = tmp_path / "task.yaml"
+    labels_only.write_text("name: topics\nlabel_column: category\n")
     for args, message in (
         (("--data", broken, *columns), "line 3"),
         (("--data", train, "--test-data", unseen, *columns), "label 'zebra', which training never has"),
         (("--data", tmp_path / "data.xlsx", *columns), "data file not found"),
         (("--text-column", "headline"), "describe a user's file: give --data too"),
         (("--data", train, "--label-column", "category"), "train.csv: name the text column(s) with --text-column"),
+        (
+            ("--data", train, "--task-file", labels_only, "--label-column", "category"),
+            "task.yaml: name the text column(s) ('text_columns' in a task file, or --text-column)",
+        ),
     ):
         result = _compress(*args, "--output", tmp_path / "out")
         assert result.exit_code == 2 and message in result.output, result.output

@@ -203,7 +203,7 @@ def _text_fields(record: Mapping[str, Any], columns: tuple[str, ...], source: st
     if "text_fields" in record:
         return tuple(record["text_fields"])
     if not columns:
-        raise SkeletonError(f"{source}: name the text column(s) (text_columns, or --text-column)")
+        raise SkeletonError(f"{source}: name the text column(s) ('text_columns' in a task file, or --text-column)")
     if not record.get("pair", False):
         return SINGLE_FIELDS
     if len(columns) != 2:
