@@ -9,8 +9,8 @@ pass of the run's own model on one of its own training batches, in fp32 and in b
 (:func:`~skeleton.core.timing.time_alternating`), and bf16 is used only when it is at least
 :data:`BF16_MIN_GAIN` times as fast. Where bf16 is emulated (a CPU with AVX2 alone) nothing is timed: on
 the 2-core AVX2 EPYC this project measures on, one MiniLM-L6 training step of 32 x 32 tokens took 13.5 s
-in bf16 autocast against 0.68 s in fp32. Evaluation passes, the teacher's logits and attribution scoring
-stay in fp32 whatever trains.
+in bf16 autocast against 0.69 s in fp32 (``benchmarks/sweeps/training_precision/step_time.json``).
+Evaluation passes, the teacher's logits and attribution scoring stay in fp32 whatever trains.
 """
 
 from __future__ import annotations
