@@ -114,6 +114,8 @@ def run(args) -> dict:
         data, model = DataConfig.from_dict(source_config["data"]), ModelConfig(**source_config["model"])
     else:
         data, model = DataConfig(args.task, args.data_dir), ModelConfig()
+    if args.train_samples is not None:  # the rows condensation distils on (0: every training row)
+        data = replace(data, train_samples=args.train_samples or None)
     workspace = Workspace.open(data, model, device, reporter)
     classifier = workspace.load_classifier(source / PROMPT_TUNED_DIR)
     teacher = _teacher(workspace, classifier, Path(args.output).with_suffix(".teacher.safetensors"), device)
@@ -130,6 +132,10 @@ def run(args) -> dict:
                 pruned, plan = _planner(source, {}, workspace, classifier, reporter).prune(classifier, args.value)
             fields = {k: setting[k] for k in ("distill", "backbone_lr")}
             condense = replace(TrainConfig(**source_config["condense"]), **fields)
+            if args.epochs is not None:
+                condense = replace(condense, epochs=args.epochs)
+            if args.steps is not None:  # a search trial's short condensation
+                condense = replace(condense, steps=args.steps)
             if tuned_teacher(source_config["tune"]["trains"], source_config.get("teacher")):
                 condense = replace(condense, head_lr=condense.backbone_lr)  # as compress trains a tuned head
         elif setting.get("shipped_plan"):
@@ -152,8 +158,9 @@ def run(args) -> dict:
             row[split] = 100.0 * float(correct.mean())
             row[f"{split}_difference"] = paired_bootstrap(correct, workspace.correct(split, baseline[split]))
         rows.append(row)
-        row["value"] = args.value
-        shown = ("speedup", "tokens", "trains", "epochs", "distill", "backbone_lr", "validation", "test", "steps")
+        row["value"], row["train_rows"], row["epochs"] = args.value, len(train), condense.epochs
+        shown = ("speedup", "tokens", "trains", "epochs", "train_rows", "distill", "backbone_lr", "validation", "test")
+        shown += ("steps",)
         print(json.dumps({k: row.get(k) for k in shown}))
         Path(args.output).write_text(json.dumps(_document(args, workspace, classifier, baseline, rows), indent=2))
     return _document(args, workspace, classifier, baseline, rows)
@@ -182,6 +189,10 @@ def main() -> None:
         type=lambda text: [tuple(float(v) for v in pair.split(":")) for pair in text.split(",")],
         help="recipe: only these distill:backbone_lr settings, e.g. 0.5:2e-4",
     )
+    parser.add_argument(
+        "--train-samples", type=int, help="recipe: the training rows distilled on (0: all; default: the run's own)"
+    )
+    parser.add_argument("--epochs", type=float, help="recipe: condensation epochs (default: the run's own)")
     parser.add_argument("--output", required=True)
     parser.add_argument("--quiet", action="store_true")
     run(parser.parse_args())
