@@ -297,7 +297,7 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
             workspace, planner, classifier, config, checkpoint.stages, device, teacher, _trial_timing(timer)
         )
         clock = time.perf_counter()
-        condensation.training_split(reporter)
+        condensation.training_split(reporter, full=True)
         timings["teacher_logits"] = time.perf_counter() - clock
         clock = time.perf_counter()
         calibration = _calibrate(planner, condensation, checkpoint, reporter)
@@ -402,7 +402,7 @@ def _report(
         head=workspace.head,
         device=str(condensation.device),
         training_precision=outcome.precision.to_dict(),
-        data=workspace.data.summary(),
+        data={**workspace.data.summary(), "condensation_rows": condensation.full_rows},
         seed=config.tune.seed,
         majority_class=workspace.majority_metrics(),
         weak_prior=outcome.weak_prior,

@@ -12,6 +12,7 @@ import skeleton
 from skeleton.compression import compress
 from skeleton.core.config import DEFAULT_CONDENSED_PROMPT_TOKENS, SearchConfig, TrainConfig
 from skeleton.core.data import DataConfig
+from skeleton.core.evaluation import predict_logits
 from skeleton.core.workspace import ModelConfig, Workspace
 from skeleton.method.adaptation import close_backbone, open_backbone
 from skeleton.method.tuning import distillation_loss, evaluate, train_prompt
@@ -230,6 +231,44 @@ def test_a_small_training_split_is_condensed_for_at_least_the_floor_and_its_tria
     assert config.condense.min_steps == DEFAULT_CONDENSE_MIN_STEPS
     assert config.trial_budget(4798) == round(DEFAULT_TRIAL_SHARE * 150)
     assert config.condense.planned_steps(4798) == DEFAULT_CONDENSE_MIN_STEPS
+
+
+def test_trials_keep_a_quarter_of_one_epoch_however_long_the_full_condensation():
+    from skeleton.core.config import DEFAULT_TRIAL_SHARE, CompressConfig, default_condense_config
+
+    for epochs in (1.0, 2.0, 4.0):
+        config = CompressConfig(condense=replace(default_condense_config(), epochs=epochs)).resolved()
+        assert config.trial_budget(20000) == round(DEFAULT_TRIAL_SHARE * 625)
+        assert config.condense.planned_steps(20000) == 625 * epochs
+
+
+def test_a_full_condensation_distils_on_the_rows_train_samples_left_out_and_trials_do_not(
+    tmp_path, tiny_bert_dir, sst2_dir
+):
+    """--condense-samples above the training split: full condensations train on that many rows, the left-out
+    ones labelled by the teacher (its logits checkpointed); trials and screenings keep the training split."""
+    from skeleton.core.file_names import TEACHER_FILE, TEACHER_MORE_FILE
+    from skeleton.core.progress import SILENT
+    from skeleton.method.condensation import Condensation
+
+    data = DataConfig("sst2", str(sst2_dir), validation_rows="all", train_samples=100)
+    workspace = Workspace(data, ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=0))
+    classifier = workspace.new_classifier()
+    for wanted, rows in ((None, 100), (80, 80), (200, 200), (10_000, 270)):  # 270 training rows in all
+        condense = TrainConfig(trains="full", distill=0.5, max_samples=wanted)
+        config = tiny_compress_config(tmp_path, tiny_bert_dir, sst2_dir, data=data, condense=condense)
+        stages = tmp_path / f"stages-{wanted}"
+        stages.mkdir()
+        condensation = Condensation(workspace, None, classifier, config, stages, CPU, 50.0)
+        assert condensation.full_rows == rows
+        trials, full = condensation.training_split(SILENT), condensation.training_split(SILENT, full=True)
+        assert len(trials) == 100 and trials.input_ids == workspace.train.input_ids
+        assert len(full) == max(rows, 100)  # fewer rows than the split: train_prompt subsamples (max_samples)
+        assert full.input_ids[:100] == workspace.train.input_ids and full.teacher_logits.shape == (len(full), 2)
+        if rows > 100:  # the left-out rows carry the teacher's own logits
+            expected = predict_logits(classifier, workspace.more_training_rows(rows - 100), CPU, 64, 0)
+            torch.testing.assert_close(full.teacher_logits[100:], expected)
+        assert (stages / TEACHER_FILE).is_file() and (stages / TEACHER_MORE_FILE).is_file() == (rows > 100)
 
 
 def test_the_command_line_takes_the_recipe_of_the_kind_asked_for():

@@ -22,6 +22,19 @@ def test_hold_out_is_seeded_and_subsampling_applies(sst2_dir):
     assert list(first.train["text"]) != list(other.train["text"])
 
 
+def test_the_rows_train_samples_leaves_out_are_the_rest_of_the_training_split(sst2_dir):
+    """What a condensation may distil on beyond the training split: every other post-hold-out training row,
+    once, in a seeded order; validation and test are the same whatever is subsampled."""
+    whole = load_task_data(DataConfig("sst2", str(sst2_dir), validation_rows="all"))
+    part = load_task_data(DataConfig("sst2", str(sst2_dir), validation_rows="all", train_samples=50))
+    assert whole.left_out is None and len(part.train) == 50 and len(part.left_out) == len(whole.train) - 50
+    assert sorted(list(part.train["text"]) + list(part.left_out["text"])) == sorted(list(whole.train["text"]))
+    assert list(part.validation["text"]) == list(whole.validation["text"])
+    assert list(part.test["text"]) == list(whole.test["text"])
+    again = load_task_data(DataConfig("sst2", str(sst2_dir), validation_rows="all", train_samples=50))
+    assert list(again.left_out["text"]) == list(part.left_out["text"])
+
+
 def test_root_directory_with_task_folder_and_env_var(sst2_dir, monkeypatch):
     assert len(load_task_data(DataConfig("sst2", str(sst2_dir.parent))).test) == 60
     monkeypatch.setenv("SKELETON_DATA_DIR", str(sst2_dir.parent))

@@ -98,6 +98,14 @@ def test_stratified_splits_are_disjoint_reproducible_and_hold_every_class(topics
     assert not (texts["validation"] & texts["test"])
 
 
+def test_the_training_rows_left_out_by_train_samples_are_kept_for_condensation(topics_csv):
+    whole = load_task_data(news_config(topics_csv))
+    part = load_task_data(news_config(topics_csv, train_samples=40))
+    assert whole.left_out is None and len(part.train) == 40 and len(part.left_out) == len(whole.train) - 40
+    assert sorted(list(part.train["text"]) + list(part.left_out["text"])) == sorted(list(whole.train["text"]))
+    assert list(part.validation["text"]) == list(whole.validation["text"]) and part.rows["test"] == whole.rows["test"]
+
+
 def test_repeated_texts_stay_on_one_side_with_hand_worked_groups():
     # rows 0, 2 and 4 are one text; every class has three distinct texts, one per split
     keys = [("a",), ("b",), ("a",), ("c",), ("a",), ("d",), ("e",), ("f",)]

@@ -48,6 +48,24 @@ class EncodedSplit:
             None if self.pair_ids is None else [self.pair_ids[i] for i in indices],
         )
 
+    def concatenated(self, other: EncodedSplit) -> EncodedSplit:
+        """This split's rows, then ``other``'s (both with teacher logits, or neither)."""
+        if (self.teacher_logits is None) != (other.teacher_logits is None) or (self.pair_ids is None) != (
+            other.pair_ids is None
+        ):
+            raise ValueError("concatenated splits must both hold teacher logits and pairs, or neither")
+
+        def joined(first, second):
+            return None if first is None else first + second
+
+        return EncodedSplit(
+            self.input_ids + other.input_ids,
+            joined(self.token_type_ids, other.token_type_ids),
+            self.labels + other.labels,
+            None if self.teacher_logits is None else torch.cat([self.teacher_logits, other.teacher_logits]),
+            joined(self.pair_ids, other.pair_ids),
+        )
+
     def with_teacher(self, logits: torch.Tensor) -> EncodedSplit:
         """This split with a teacher's logits for every row (rows, labels), for distillation."""
         if logits.shape[0] != len(self):

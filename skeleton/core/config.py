@@ -277,7 +277,10 @@ class TrainConfig:
         patience: stop after this many validation passes without a better accuracy.
         eval_batch_size: batch size of evaluation passes.
         seed: seeds shuffling and dropout.
-        max_samples: train on a seeded subset of at most this many training rows (``None``: all).
+        max_samples: train on a seeded subset of at most this many training rows (``None``: all). For
+            knowledge condensation, a number above the training split's rows adds as many more of the
+            task's training rows that ``DataConfig.train_samples`` left out, labelled by the teacher, to
+            each full condensation (search trials keep the training split).
         backbone_dropout: keep the frozen backbone's dropout active while training the prompt.
         head_init: ``random``, or ``probe``: start the cls head from a logistic-regression probe fitted
             on the pooled features of the prompted model (its L2 strength chosen on validation), so
@@ -496,7 +499,7 @@ DEFAULT_TRAINS = "full"
 # with a latency table (the default search), the condensed prompt's length, chosen on validation
 # from 4 / 8 / 12 / 20 (benchmarks/sweeps/condensation_prompt_length_sst2.json)
 DEFAULT_CONDENSED_PROMPT_TOKENS = 4
-# search trials of a condensing backbone train this share of the condensation's steps (the chosen
+# search trials of a condensing backbone train this share of one epoch of condensation (the chosen
 # search value is then condensed in full)
 DEFAULT_TRIAL_SHARE = 0.25
 
@@ -607,8 +610,8 @@ class CompressConfig:
             (``None``: with prompt condensation the task's default, on for tasks whose full search
             would not fit 15 minutes; off when the backbone condenses, whose trials are short).
         trial_steps: search trials condense for this many steps only, and the chosen search value is
-            then condensed with the whole budget (``None``: ``DEFAULT_TRIAL_SHARE`` of the budget's
-            epochs, before ``condense.min_steps`` raises it, when the backbone condenses, ``lora`` or
+            then condensed with the whole budget (``None``: ``DEFAULT_TRIAL_SHARE`` of one epoch of it,
+            before ``condense.min_steps`` raises it, when the backbone condenses, ``lora`` or
             ``full``; with the prompt alone, trials condense in full and the chosen one is reused).
         prompt: a directory from ``skeleton tune`` to reuse instead of step 1.
         teacher: a sequence-classification checkpoint (a local directory or hub id of a family's
@@ -722,9 +725,9 @@ class CompressConfig:
 
     def trial_budget(self, rows: int) -> int | None:
         """The steps a search trial condenses for on ``rows`` training rows (``None``: the whole
-        condensation's). The default share is of the condensation's epochs, not of the floor
-        (``condense.min_steps``) that raises a small split's full condensation: trials cost what they
-        did without it."""
+        condensation's). The default share is of one epoch (or of ``condense.steps``), not of more epochs
+        nor of the floor (``condense.min_steps``) that raises a small split's full condensation: a longer
+        full condensation leaves the trials' cost as it was."""
         condense = self.condense if self.condense is not None else self.resolved().condense  # the task's recipe
         total = condense.planned_steps(rows)
         if self.trial_steps is not None:
@@ -732,7 +735,8 @@ class CompressConfig:
         elif condense.trains == "prompt":
             return None
         else:
-            budget = max(1, round(DEFAULT_TRIAL_SHARE * replace(condense, min_steps=None).planned_steps(rows)))
+            one_epoch = replace(condense, min_steps=None, epochs=1.0)  # a longer condensation's trials cost the same
+            budget = max(1, round(DEFAULT_TRIAL_SHARE * one_epoch.planned_steps(rows)))
         return None if budget >= total else budget
 
     def to_dict(self) -> dict:

@@ -36,6 +36,8 @@ class TaskData:
     validation_source: str = "held-out"
     dropped_from_train: int = 0
     rows: dict[str, list[int]] | None = None  # a user's file: the data rows (0-based) of each split
+    # the training rows ``train_samples`` left out, in seeded order: more rows a condensation may distil on
+    left_out: datasets.Dataset | None = None
 
     def summary(self) -> dict[str, object]:
         summary = {
@@ -237,9 +239,15 @@ def _load_hub(spec: TaskSpec) -> tuple[datasets.Dataset, datasets.Dataset, str]:
 
 
 def _subsample(split: datasets.Dataset, count: int | None, seed: int) -> datasets.Dataset:
+    return _subsample_and_rest(split, count, seed)[0]
+
+
+def _subsample_and_rest(split: datasets.Dataset, count: int | None, seed: int):
+    """(``count`` seeded rows of ``split``, the rest in the same seeded order; ``None`` when none is left)."""
     if count is None or count >= len(split):
-        return split
-    return split.shuffle(seed=seed).select(range(count))
+        return split, None
+    shuffled = split.shuffle(seed=seed)
+    return shuffled.select(range(count)), shuffled.select(range(count, len(split)))
 
 
 def load_task_data(config: DataConfig) -> TaskData:
@@ -274,9 +282,9 @@ def load_task_data(config: DataConfig) -> TaskData:
             f"no training rows of {spec.name} are left: every one is, or is contained in, a validation row "
             "(duplicates?); pass --validation-rows all or --validation-data"
         )
-    train = _subsample(train, config.train_samples, config.seed)
+    train, left_out = _subsample_and_rest(train, config.train_samples, config.seed)
     test = _subsample(test, config.test_samples, config.seed)
-    return TaskData(spec, train, validation, test, source, validation_source, dropped)
+    return TaskData(spec, train, validation, test, source, validation_source, dropped, left_out=left_out)
 
 
 def _split_validation(full_train: datasets.Dataset, spec: TaskSpec, config: DataConfig, rows: str):
@@ -320,6 +328,7 @@ def _load_user_file(config: DataConfig, spec: TaskSpec) -> TaskData:
     held = {name: "given" if getattr(config, f"{name}_data") else "held-out" for name in ("validation", "test")}
     source = str(Path(config.data_file).expanduser())
     splits = {"train": train, "validation": validation, "test": test}
+    left_out = None
     for name, count in (
         ("train", config.train_samples),
         ("validation", config.validation_samples),
@@ -327,10 +336,14 @@ def _load_user_file(config: DataConfig, spec: TaskSpec) -> TaskData:
     ):
         if count is not None and count < len(splits[name]):  # the row indices follow the rows kept
             kept = sorted(random.Random(config.seed).sample(range(len(splits[name])), count))
+            if name == "train":  # the rows left out, in seeded order: more rows a condensation may distil on
+                rest = sorted(set(range(len(train))) - set(kept))
+                random.Random(config.seed).shuffle(rest)
+                left_out = train.select(rest)
             splits[name] = splits[name].select(kept)
             rows[name] = [rows[name][i] for i in kept]
     train, validation, test = splits["train"], splits["validation"], splits["test"]
     validation_source = (
         f"{held['validation']} stratified rows" if held["validation"] == "held-out" else config.validation_data
     )
-    return TaskData(spec, train, validation, test, source, validation_source, dropped, rows)
+    return TaskData(spec, train, validation, test, source, validation_source, dropped, rows, left_out)

@@ -55,6 +55,8 @@ LAYERS_PNG = "layers.png"
 STATE_FILE = "state.json"
 STAGES_DIR = "stages"
 TEACHER_FILE = "teacher_logits.safetensors"  # in STAGES_DIR: the prompt-tuned model's logits per training row
+# in STAGES_DIR: its logits on the training rows train_samples left out that a full condensation also distils on
+TEACHER_MORE_FILE = "teacher_logits_more.safetensors"
 
 # a graph's integer inputs, by the names the classifier's forward takes; a bi-encoder takes each pair's
 # second sentence in the pair_* inputs, padded to the first's length

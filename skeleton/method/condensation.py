@@ -19,7 +19,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from skeleton.core.batching import EncodedSplit
 from skeleton.core.config import CompressConfig
 from skeleton.core.evaluation import predict_logits
-from skeleton.core.file_names import MODEL_FILE, TEACHER_FILE
+from skeleton.core.file_names import MODEL_FILE, TEACHER_FILE, TEACHER_MORE_FILE
 from skeleton.core.modeling import PromptedClassifier, load_prompt_and_head, save_prompt_and_head
 from skeleton.core.progress import Reporter
 from skeleton.core.scores_and_plans import PruningPlan
@@ -64,7 +64,8 @@ class Condensation:
         self.threshold = config.search.threshold(teacher)  # the lowest validation accuracy the search accepts
         # search value -> (model, plan, validation accuracy) of every value condensed in full
         self.condensed: dict[float, tuple[PromptedClassifier, PruningPlan, float]] = {}
-        self._train = None
+        self._train: EncodedSplit | None = None  # the training split (with teacher logits when distilling)
+        self._full: EncodedSplit | None = None  # what a full condensation trains on
         self.trial_steps = config.trial_budget(len(workspace.train))  # None: trials condense in full
         # the share of a short condensation's gap to the teacher that a full one leaves, measured once
         self.gap_left: float | None = None
@@ -73,27 +74,45 @@ class Condensation:
         # (plan structure, model, result) of the calibration's most accurate short condensation, for that plan's trial
         self._short: tuple[str, PromptedClassifier, TrainResult] | None = None
 
-    def training_split(self, reporter: Reporter) -> EncodedSplit:
-        """The training split, with the prompt-tuned model's logits per row when distilling (computed
-        once, checkpointed for ``--resume``)."""
-        if self.config.condense.distill == 0:
-            return self.workspace.train
+    def training_split(self, reporter: Reporter, full: bool = False) -> EncodedSplit:
+        """The rows condensation trains on, with the prompt-tuned model's logits per row when distilling
+        (computed once, checkpointed for ``--resume``). A full condensation (``full``) trains on
+        :attr:`full_rows`: the training split and, where ``condense.max_samples`` asks for more rows than
+        it holds, as many more of the task's training rows that ``train_samples`` left out, labelled by the
+        teacher; search trials and screenings keep the training split."""
         if self._train is None:
-            path = self.stages / TEACHER_FILE
-            if path.is_file():
-                logits = load_file(str(path))["logits"]
-            else:
-                reporter.message(f"teacher logits: the teacher on {len(self.workspace.train)} training rows")
-                logits = predict_logits(
-                    self.classifier,
-                    self.workspace.train,
-                    self.device,
-                    self.config.condense.eval_batch_size,
-                    self.workspace.pad_token_id,
-                )
-                save_file({"logits": logits.contiguous()}, str(path))
-            self._train = self.workspace.train.with_teacher(logits)
-        return self._train
+            self._train = self._with_teacher(self.workspace.train, TEACHER_FILE, reporter)
+        if not full:
+            return self._train
+        if self._full is None:
+            wanted = (self.config.condense.max_samples or 0) - len(self._train)
+            more = self.workspace.more_training_rows(wanted)
+            self._full = self._train
+            if more is not None:
+                self._full = self._train.concatenated(self._with_teacher(more, TEACHER_MORE_FILE, reporter))
+        return self._full
+
+    @property
+    def full_rows(self) -> int:
+        """The rows a full condensation trains on."""
+        wanted = self.config.condense.max_samples or len(self.workspace.train)
+        left_out = self.workspace.data.left_out
+        return min(wanted, len(self.workspace.train) + (0 if left_out is None else len(left_out)))
+
+    def _with_teacher(self, split: EncodedSplit, file_name: str, reporter: Reporter) -> EncodedSplit:
+        """``split`` with the teacher's logits per row when distilling (kept in ``file_name`` of the stages)."""
+        if self.config.condense.distill == 0:
+            return split
+        path = self.stages / file_name
+        if path.is_file():
+            logits = load_file(str(path))["logits"]
+        else:
+            reporter.message(f"teacher logits: the teacher on {len(split)} training rows")
+            logits = predict_logits(
+                self.classifier, split, self.device, self.config.condense.eval_batch_size, self.workspace.pad_token_id
+            )
+            save_file({"logits": logits.contiguous()}, str(path))
+        return split.with_teacher(logits)
 
     def condense(
         self,
@@ -105,7 +124,7 @@ class Condensation:
     ):
         config = self.config.condense if steps is None else replace(self.config.condense, steps=steps)
         description = f"condensing at {self.planner.kind} {value:.2f}"
-        train, workspace = self.training_split(reporter), self.workspace
+        train, workspace = self.training_split(reporter, full=steps is None), self.workspace
         validation, pad = workspace.validation, workspace.pad_token_id
         return train_prompt(pruned, train, validation, config, self.device, pad, reporter, description, validate_start)
 
