@@ -277,10 +277,10 @@ class TrainConfig:
         patience: stop after this many validation passes without a better accuracy.
         eval_batch_size: batch size of evaluation passes.
         seed: seeds shuffling and dropout.
-        max_samples: train on a seeded subset of at most this many training rows (``None``: all). For
-            knowledge condensation, a number above the training split's rows adds as many more of the
-            task's training rows that ``DataConfig.train_samples`` left out, labelled by the teacher, to
-            each full condensation (search trials keep the training split).
+        max_samples: train on a seeded subset of at most this many training rows (``None``: all). In
+            knowledge condensation, more than the training split holds adds that many more of the task's
+            training rows, those ``--train-samples`` left out, labelled by the teacher, to each full condensation
+            (search trials keep the training split).
         backbone_dropout: keep the frozen backbone's dropout active while training the prompt.
         head_init: ``random``, or ``probe``: start the cls head from a logistic-regression probe fitted
             on the pooled features of the prompted model (its L2 strength chosen on validation), so

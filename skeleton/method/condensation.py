@@ -89,7 +89,9 @@ class Condensation:
             more = self.workspace.more_training_rows(wanted)
             self._full = self._train
             if more is not None:
-                self._full = self._train.concatenated(self._with_teacher(more, TEACHER_MORE_FILE, reporter))
+                what = "training rows --train-samples left out, for full condensations"
+                more = self._with_teacher(more, TEACHER_MORE_FILE, reporter, what)
+                self._full = self._train.concatenated(more)
         return self._full
 
     @property
@@ -99,7 +101,9 @@ class Condensation:
         left_out = self.workspace.data.left_out
         return min(wanted, len(self.workspace.train) + (0 if left_out is None else len(left_out)))
 
-    def _with_teacher(self, split: EncodedSplit, file_name: str, reporter: Reporter) -> EncodedSplit:
+    def _with_teacher(
+        self, split: EncodedSplit, file_name: str, reporter: Reporter, what: str = "training rows"
+    ) -> EncodedSplit:
         """``split`` with the teacher's logits per row when distilling (kept in ``file_name`` of the stages)."""
         if self.config.condense.distill == 0:
             return split
@@ -107,7 +111,7 @@ class Condensation:
         if path.is_file():
             logits = load_file(str(path))["logits"]
         else:
-            reporter.message(f"teacher logits: the teacher on {len(split)} training rows")
+            reporter.message(f"teacher logits: the teacher on {len(split)} {what}")
             logits = predict_logits(
                 self.classifier, split, self.device, self.config.condense.eval_batch_size, self.workspace.pad_token_id
             )
