@@ -227,10 +227,15 @@ def test_a_small_training_split_is_condensed_for_at_least_the_floor_and_its_tria
     assert replace(condense, min_steps=None).planned_steps(4798) == 150
     with pytest.raises(ValueError, match="min_steps"):
         TrainConfig(min_steps=0)
-    config = CompressConfig().resolved()
+    user_file = DataConfig(data_file="news.csv", text_columns=["text"], label_column="label")
+    config = CompressConfig(data=user_file).resolved()  # a user's file: the general recipe
     assert config.condense.min_steps == DEFAULT_CONDENSE_MIN_STEPS
     assert config.trial_budget(4798) == round(DEFAULT_TRIAL_SHARE * 150)
     assert config.condense.planned_steps(4798) == DEFAULT_CONDENSE_MIN_STEPS
+    # SST-2's recipe: two passes over every training row, no floor; its trials keep a quarter of one epoch
+    sst2 = CompressConfig().resolved().condense
+    assert (sst2.epochs, sst2.min_steps, sst2.max_samples) == (2, None, 50000)
+    assert CompressConfig().resolved().trial_budget(20000) == round(DEFAULT_TRIAL_SHARE * 625)
 
 
 def test_trials_keep_a_quarter_of_one_epoch_however_long_the_full_condensation():
@@ -281,10 +286,12 @@ def test_the_command_line_takes_the_recipe_of_the_kind_asked_for():
     assert given.distill == 0.3 and given.lr == TrainConfig.lr
     assert train_config("sst2", "condense", {}).trains == "full"
     # epochs asked for are that many passes: the recipe's floor goes with its epoch
-    assert train_config("sst2", "condense", {}).min_steps == 600
-    two = train_config("sst2", "condense", {"epochs": 2.0})
+    assert train_config("mrpc", "condense", {}).min_steps == 600
+    two = train_config("mrpc", "condense", {"epochs": 2.0})
     assert two.min_steps is None and two.planned_steps(4798) == 300
-    floored = train_config("sst2", "condense", {"epochs": 2.0, "min_steps": 400})
+    sst2 = train_config("sst2", "condense", {})  # SST-2's recipe: two passes over up to 50,000 rows, no floor
+    assert (sst2.epochs, sst2.min_steps, sst2.max_samples) == (2, None, 50000)
+    floored = train_config("mrpc", "condense", {"epochs": 2.0, "min_steps": 400})
     assert floored.planned_steps(4798) == 400
 
 
