@@ -209,6 +209,16 @@ def _removed(report: dict) -> str:
     return text + f" Soft prompt: {tokens['skeleton']} tokens (the prompt-tuned model's: {tokens['prompt_tuned']})."
 
 
+def _full_rows(report: dict) -> str:
+    """What a full condensation trained on, where it was more than one pass over the training rows."""
+    rows, train = report["data"].get("condensation_rows"), report["data"]["train"]
+    epochs = report["config"]["condense"].get("epochs", 1)
+    if (rows is None or rows == train) and epochs == 1:
+        return ""
+    more = f", the {train} training rows and {rows - train} more that --train-samples left out" if rows > train else ""
+    return f"; in full, {epochs:g} epochs of {rows} rows{more}, labelled by the {teacher_name(report['config'])} model"
+
+
 def search_lines(report: dict) -> list[str]:
     """The search's trials, what was removed, how it was condensed and where the time went."""
     search = report["search"]
@@ -227,7 +237,7 @@ def search_lines(report: dict) -> list[str]:
     how = {"prompt": "the prompt and head re-tuned on the frozen pruned backbone"}.get(
         condense.get("trains", "prompt"),
         f"{condense.get('trains')}: {trained} trained, distilled from the {name} model "
-        f"(weight {condense.get('distill')}, temperature {condense.get('temperature')})",
+        f"(weight {condense.get('distill')}, temperature {condense.get('temperature')})" + _full_rows(report),
     )
     fallback, verified = search.get("fallback_from"), search.get("verified_from")
     return [
