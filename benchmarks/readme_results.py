@@ -211,9 +211,10 @@ def _removed(report: dict) -> str:
 
 def _full_rows(report: dict) -> str:
     """What a full condensation trained on, where it was more than one pass over the training rows."""
-    rows, train = report["data"].get("condensation_rows"), report["data"]["train"]
+    train = report["data"]["train"]
+    rows = report["data"].get("condensation_rows") or train  # reports before it: the training rows
     epochs = report["config"]["condense"].get("epochs", 1)
-    if (rows is None or rows == train) and epochs == 1:
+    if rows == train and epochs == 1:
         return ""
     more = f", the {train} training rows and {rows - train} more that --train-samples left out" if rows > train else ""
     return f"; in full, {epochs:g} epochs of {rows} rows{more}, labelled by the {teacher_name(report['config'])} model"

@@ -69,18 +69,14 @@ class Workspace:
         self.train: EncodedSplit = self.encode(self.data.train)
         self.validation: EncodedSplit = self.encode(self.data.validation)
         self.test: EncodedSplit = self.encode(self.data.test)
-        self._more: EncodedSplit | None = None  # the left-out training rows encoded so far
 
     def more_training_rows(self, count: int) -> EncodedSplit | None:
-        """Up to ``count`` training rows beyond ``train``: those ``train_samples`` left out, in seeded order,
-        encoded when first asked for (``None`` when none is left out)."""
+        """Up to ``count`` training rows beyond ``train``, encoded: those ``train_samples`` left out, in
+        seeded order (``None`` when none is left out or asked for)."""
         left_out = self.data.left_out
         if count < 1 or left_out is None:
             return None
-        count = min(count, len(left_out))
-        if self._more is None or len(self._more) < count:
-            self._more = self.encode(left_out.select(range(count)))
-        return self._more.select(list(range(count)))
+        return self.encode(left_out.select(range(min(count, len(left_out)))))
 
     def encode(self, split, max_length: int | None = None) -> EncodedSplit:
         """A split of the task's rows encoded as the model reads them (template, pairs, truncation)."""

@@ -85,8 +85,7 @@ class Condensation:
         if not full:
             return self._train
         if self._full is None:
-            wanted = (self.config.condense.max_samples or 0) - len(self._train)
-            more = self.workspace.more_training_rows(wanted)
+            more = self.workspace.more_training_rows(self.full_rows - len(self._train))
             self._full = self._train
             if more is not None:
                 what = "training rows --train-samples left out, for full condensations"
@@ -96,7 +95,7 @@ class Condensation:
 
     @property
     def full_rows(self) -> int:
-        """The rows a full condensation trains on."""
+        """The rows a full condensation trains on (fewer than the training split: a seeded subset of it)."""
         wanted = self.config.condense.max_samples or len(self.workspace.train)
         left_out = self.workspace.data.left_out
         return min(wanted, len(self.workspace.train) + (0 if left_out is None else len(left_out)))
