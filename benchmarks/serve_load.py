@@ -17,7 +17,8 @@ the other on the same machine and the same requests:
     python benchmarks/serve_load.py --render serve_load_onnx.json serve_load_torch_bf16.json
 
 Writes JSON with sentences/s, p50/p99 request latency, errors, the server's time to ready and its
-rate over the first tenth of the answers against the rest, the CPU time the server and the load
+rate over the first tenth of the answers against the rest (and against the first tenth of the same load sent
+again once the server is warm), the CPU time the server and the load
 generator spent per sentence (the raw loop's too), per round, medians with min and max;
 ``--render`` turns one or more of those files into serve_load.md and serve_load.png beside the first
 (one row per runtime); the README's serving section is rendered from them by readme_results.py.
@@ -130,6 +131,9 @@ async def _load(url_for, requests: list[list], concurrency: int) -> dict:
     }
 
 
+WARM_KEYS = ("sentences_per_second", "first_tenth_sentences_per_second", "rest_sentences_per_second", "errors")
+
+
 def run_server(models: dict[str, Path], options: list[str], requests: list[list], concurrency: int) -> dict:
     from skeleton.deploy.server import ServerProcess
 
@@ -147,6 +151,13 @@ def run_server(models: dict[str, Path], options: list[str], requests: list[list]
         result = asyncio.run(_load(lambda i: urls[i % len(urls)], requests, concurrency))
         result["cpu_ms_per_sentence"] = 1000 * (sum(served.cpu_times()[:2]) - before) / result["sentences"]
         result["load_generator_cpu_ms_per_sentence"] = 1000 * (time.process_time() - client) / result["sentences"]
+        # the same load again on the server now warm: any load's first tenth is slower than its rest (32
+        # clients start in step), so a fresh server's start is held against a warm server's start
+        again = asyncio.run(_load(lambda i: urls[i % len(urls)], requests, concurrency))
+        result["warm"] = {key: again[key] for key in WARM_KEYS}
+        result["fresh_vs_warm_first_tenth"] = (
+            result["first_tenth_sentences_per_second"] / again["first_tenth_sentences_per_second"]
+        )
         ready = httpx.get(f"{server.url}/ready", timeout=30).json()
         result["warm_up_seconds"] = ready.get("warm_up_seconds")
         result["seconds_to_ready"] = server.seconds_to_ready
@@ -235,8 +246,14 @@ def _cell(report: dict, key: str, digits: int = 0, unit: str = "") -> str:
     return f"{median:,.{digits}f}{unit} ({low:,.{digits}f} to {high:,.{digits}f})"
 
 
-def _errors(report: dict) -> int:
-    return sum(r[name]["errors"] for r in report["rounds"] for name in r if isinstance(r[name], dict))
+def load_errors(report: dict) -> int:
+    """Requests not answered 200, over every load of every round (the warm repeat's too)."""
+    return sum(
+        r[name]["errors"] + r[name].get("warm", {}).get("errors", 0)
+        for r in report["rounds"]
+        for name in r
+        if isinstance(r[name], dict)
+    )
 
 
 def markdown(reports: list[dict]) -> str:
@@ -262,7 +279,7 @@ def markdown(reports: list[dict]) -> str:
             _cell(report, "two_models_sentences_per_second"),
             _cell(report, "server_vs_raw_best", 2, "x"),
             _cell(report, "server_vs_batch_1", 2, "x"),
-            str(_errors(report)),
+            str(load_errors(report)),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     first = reports[0]
@@ -347,6 +364,7 @@ def one_round(args, requests: list[list], flat: list, batch_sizes: tuple[int, ..
                 "seconds_to_ready",
                 "cpu_ms_per_sentence",
                 "load_generator_cpu_ms_per_sentence",
+                "fresh_vs_warm_first_tenth",
             ):
                 result[f"{name}_{key}"] = float(result[name][key])
     if "server" in result:
