@@ -500,6 +500,39 @@ def test_a_draining_listener_takes_in_what_queued_and_refuses_what_comes_after()
         sock.close()
 
 
+def test_every_connection_the_server_takes_sends_without_waiting_for_acks():
+    """The server's connections, accepted by its loop or taken in by the drain, have TCP_NODELAY: without it an
+    answer written as headers then body waited for the client's delayed ACK, 40 ms a request on keep-alive."""
+    from skeleton.deploy.server import _accept_queued, listening_socket
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        options, both = [], loop.create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport):
+                sock = transport.get_extra_info("socket")
+                options.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                if len(options) == 2:
+                    both.set_result(None)
+
+        listener = listening_socket("127.0.0.1", 0)
+        listener.listen()
+        listener.setblocking(False)
+        queued = socket.create_connection(listener.getsockname())  # waits in the accept queue: the drain's
+        for connection in _accept_queued(listener):
+            await loop.connect_accepted_socket(Probe, connection)
+        server = await loop.create_server(Probe, sock=listener)
+        client = socket.create_connection(listener.getsockname())  # accepted by the loop
+        await asyncio.wait_for(both, 30)
+        server.close()
+        for sock in (queued, client):
+            sock.close()
+        return options
+
+    assert all(option != 0 for option in asyncio.run(scenario()))
+
+
 def test_the_export_chooses_a_graph_per_use_from_its_own_figures():
     from skeleton.deploy.export import runtime_choice
 

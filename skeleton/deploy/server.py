@@ -312,7 +312,10 @@ def listening_socket(host: str, port: int) -> socket.socket:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
     except socket.gaierror as error:
         raise SkeletonError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not the default 0: the connections accepted from it inherit the protocol, and asyncio sets
+    # TCP_NODELAY only on sockets that say TCP. Without it, an answer written in two parts (headers, body) waits
+    # for the client's delayed ACK: 40 ms more per request on a keep-alive connection
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a restart reuses the port
     try:
         sock.bind((host, port))
