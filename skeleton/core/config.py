@@ -34,7 +34,7 @@ OPENVINO_PRECISIONS = ("fp32", "bf16", "int8")  # OpenVINO: f32 or bf16 inferenc
 OPENVINO_RUNTIMES = tuple(f"openvino-{precision}" for precision in OPENVINO_PRECISIONS)
 RUNTIME_NAMES = TORCH_RUNTIMES + ONNX_RUNTIMES + OPENVINO_RUNTIMES
 # what --runtime takes besides RUNTIME_NAMES: the graph the export chose for the use, the fastest onnxruntime one
-# "auto": the graph the export measured fastest for the use (predict: batch 1; serve: a server's batch)
+# "auto": the graph the export chose for the use (predict: fastest at batch 1; serve: least behind at any batch)
 CHOSEN_RUNTIMES = ("auto", "onnx")
 DEVICES = "auto, cpu, cuda, cuda:N or mps"
 NNCF_METHODS = ("default", "no-smoothquant", "smoothquant-0.5")  # the NNCF int8 candidates (see deploy.openvino)
@@ -753,9 +753,9 @@ class ServeConfig:
     Attributes:
         host: the address to listen on (loopback by default: put a proxy in front to expose it).
         port: the TCP port.
-        runtime: how each model runs: ``None`` or 'auto' = the graph the export measured fastest in a
-            server's batches (end to end, among those that passed its bar; for older exports the manifest's
-            default), 'onnx' (the fastest onnxruntime graph), a graph runtime
+        runtime: how each model runs: ``None`` or 'auto' = the graph the export measured least behind the
+            fastest at any batch a server runs, one text to a full batch (end to end, among those that passed
+            its bar; for older exports the manifest's default), 'onnx' (the fastest onnxruntime graph), a graph runtime
             ('onnx-int8', 'openvino-int8', ...) or PyTorch 'torch-fp32' / 'torch-bf16' (autocast, fast on
             CPUs with AMX or AVX512-BF16) / 'torch-fp16' (CUDA).
         device: 'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'.

@@ -46,7 +46,8 @@ class Predictor:
         max_batch: the largest batch bucket: every batch runs padded up to one of a few (batch, tokens)
             shapes (:class:`~skeleton.deploy.buckets.Buckets`), larger batches as they are.
         use: what the default runtime (``runtime`` ``None`` or ``auto``) is chosen for: ``predict`` (the
-            graph the export measured fastest one text at a time) or ``serve`` (in a server's batches).
+            graph the export measured fastest one text at a time) or ``serve`` (the one that lost least against
+            the fastest at any batch a server runs).
         streams: OpenVINO's batches at once (:class:`~skeleton.deploy.runtimes.RuntimeOptions`): 1 (every core
             on one batch) or ``None`` (its throughput hint's choice, for a server's concurrent batches).
         static_batch_one: on OpenVINO, also compile the graph for one text at each length bucket up to

@@ -59,8 +59,9 @@ USES = ("predict", "serve")
 
 def default_runtime(manifest, use: str = "predict") -> str:
     """The runtime the export chose for ``use``: ``predict``, the graph that classified the most sentences
-    one at a time, ``serve``, the most in a server's batches (both end to end, tokenizer included); for a
-    manifest without those figures, its default variant (the fastest graph by latency that passed the bar)."""
+    one at a time, ``serve``, the one that lost least against the fastest at any batch a server runs (both end
+    to end, tokenizer included); for a manifest without those figures, its default variant (the fastest graph
+    by latency that passed the bar)."""
     if use not in USES:
         raise ValueError(f"use must be one of {', '.join(USES)}, got {use!r}")
     chosen = (manifest.runtime_choice or {}).get(use) or manifest.default_variant
