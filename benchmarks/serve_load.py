@@ -79,6 +79,9 @@ def raw_throughput(directory: Path, texts: list, batch_sizes: tuple[int, ...], r
     return result
 
 
+MINUTE = 60.0
+
+
 async def _load(url_for, requests: list[list], concurrency: int) -> dict:
     import aiohttp
 
@@ -117,7 +120,15 @@ async def _load(url_for, requests: list[list], concurrency: int) -> dict:
     times = finished[order]
     first_rate = sizes[1:first].sum() / max(times[first - 1] - times[0], 1e-9)
     rest_rate = sizes[first:].sum() / max(times[-1] - times[first - 1], 1e-9)
+    minute = {}
+    if times[-1] - times[0] > 2 * MINUTE:  # a load long enough to hold its first minute against the rest
+        within = times - times[0] <= MINUTE
+        minute = {
+            "first_minute_sentences_per_second": float(sizes[1:][within[1:]].sum() / MINUTE),
+            "after_first_minute_sentences_per_second": float(sizes[~within].sum() / (times[-1] - times[0] - MINUTE)),
+        }
     return {
+        **minute,
         "first_tenth_sentences_per_second": float(first_rate),
         "rest_sentences_per_second": float(rest_rate),
         "requests": len(requests),
@@ -131,7 +142,14 @@ async def _load(url_for, requests: list[list], concurrency: int) -> dict:
     }
 
 
-WARM_KEYS = ("sentences_per_second", "first_tenth_sentences_per_second", "rest_sentences_per_second", "errors")
+WARM_KEYS = (
+    "sentences_per_second",
+    "first_tenth_sentences_per_second",
+    "rest_sentences_per_second",
+    "first_minute_sentences_per_second",
+    "after_first_minute_sentences_per_second",
+    "errors",
+)
 
 
 def run_server(models: dict[str, Path], options: list[str], requests: list[list], concurrency: int) -> dict:
@@ -154,7 +172,7 @@ def run_server(models: dict[str, Path], options: list[str], requests: list[list]
         # the same load again on the server now warm: any load's first tenth is slower than its rest (32
         # clients start in step), so a fresh server's start is held against a warm server's start
         again = asyncio.run(_load(lambda i: urls[i % len(urls)], requests, concurrency))
-        result["warm"] = {key: again[key] for key in WARM_KEYS}
+        result["warm"] = {key: again[key] for key in WARM_KEYS if key in again}
         result["fresh_vs_warm_first_tenth"] = (
             result["first_tenth_sentences_per_second"] / again["first_tenth_sentences_per_second"]
         )
