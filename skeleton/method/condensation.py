@@ -95,7 +95,8 @@ class Condensation:
 
     @property
     def full_rows(self) -> int:
-        """The rows a full condensation trains on (fewer than the training split: a seeded subset of it)."""
+        """The rows a full condensation trains on: ``condense.max_samples`` of them (all the split's when unset), at
+        most every training row there is; fewer than the split holds are a seeded subset train_prompt takes."""
         wanted = self.config.condense.max_samples or len(self.workspace.train)
         left_out = self.workspace.data.left_out
         return min(wanted, len(self.workspace.train) + (0 if left_out is None else len(left_out)))
