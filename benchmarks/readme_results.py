@@ -32,7 +32,8 @@ RESULTS_DOC = ROOT / "docs" / "results.md"
 SERVING_DOC = ROOT / "docs" / "serving.md"
 SUMMARY_START = "<!-- summary: rendered by python benchmarks/readme_results.py from benchmarks/results/default_* -->"
 SUMMARY_END = "<!-- end of summary -->"
-SUMMARY_RUNS = ("default_sst2", "default_mrpc", "default_news")  # the default runs, in the README's order
+# the default runs, in the README's order: SST-2 on each kind of CPU it was run on (the plan depends on the CPU)
+SUMMARY_RUNS = ("default_sst2", "default_sst2_amx", "default_mrpc", "default_news")
 SERVING = RESULTS_DIR / "serve_sst2_minilm"
 SERVING_REPORTS = "serve_load_*_buckets.json"  # one per runtime, from benchmarks/serve_load.py
 SERVE_START = "<!-- serving results: rendered by python benchmarks/readme_results.py from " + (
@@ -41,6 +42,10 @@ SERVE_START = "<!-- serving results: rendered by python benchmarks/readme_result
 SERVE_END = "<!-- end of serving results -->"
 START = "<!-- results: rendered by python benchmarks/readme_results.py from benchmarks/results/default_sst2 -->"
 END = "<!-- end of results -->"
+AMX_START = (
+    "<!-- amx results: rendered by python benchmarks/readme_results.py from benchmarks/results/default_sst2_amx -->"
+)
+AMX_END = "<!-- end of amx results -->"
 PAIR_START = (
     "<!-- pair results: rendered by python benchmarks/readme_results.py from benchmarks/results/default_mrpc -->"
 )
@@ -619,6 +624,7 @@ def render_summary(folders: tuple[Path, ...]) -> str:
 SECTIONS = (
     (README, SUMMARY_START, SUMMARY_END, tuple(RESULTS_DIR / run for run in SUMMARY_RUNS), render_summary),
     (RESULTS_DOC, START, END, RESULTS, render),
+    (RESULTS_DOC, AMX_START, AMX_END, RESULTS_DIR / "default_sst2_amx", render),
     (RESULTS_DOC, PAIR_START, PAIR_END, RESULTS_DIR / "default_mrpc", render),
     (RESULTS_DOC, USER_START, USER_END, RESULTS_DIR / "default_news", render),
     (SERVING_DOC, SERVE_START, SERVE_END, SERVING, render_serving),
