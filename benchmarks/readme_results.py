@@ -40,6 +40,11 @@ SERVE_START = "<!-- serving results: rendered by python benchmarks/readme_result
     "benchmarks/results/serve_sst2_minilm -->"
 )
 SERVE_END = "<!-- end of serving results -->"
+SERVING_AMX = SERVING / "amx"  # the same load on the AMX Xeon's default SST-2 model
+SERVE_AMX_START = "<!-- amx serving results: rendered by python benchmarks/readme_results.py from " + (
+    "benchmarks/results/serve_sst2_minilm/amx -->"
+)
+SERVE_AMX_END = "<!-- end of amx serving results -->"
 START = "<!-- results: rendered by python benchmarks/readme_results.py from benchmarks/results/default_sst2 -->"
 END = "<!-- end of results -->"
 AMX_START = (
@@ -504,6 +509,7 @@ def _served_model(report: dict) -> str:
 
 def render_serving(folder: Path = SERVING) -> str:
     """The serving section from ``benchmarks/serve_load.py``'s reports in ``folder`` (one per runtime)."""
+    start_marker, end_marker = next((start, end) for _, start, end, where, _ in SECTIONS if where == folder)
     reports = [json.loads(path.read_text()) for path in sorted(folder.glob(SERVING_REPORTS))]
     first = reports[0]
     machine = first["machine"]
@@ -530,7 +536,7 @@ def render_serving(folder: Path = SERVING) -> str:
             f"{_figure(report, 'server_seconds_to_ready', 1)} s | {errors} |"
         )
     lines = [
-        SERVE_START,
+        start_marker,
         "",
         f"`python benchmarks/serve_load.py DIR --data ../shared/data/sst2/dev.tsv --runs server,server_batch_1 "
         f"--rounds {len(first['rounds'])} --requests {first['requests']} --runtime R` on the default SST-2 model "
@@ -546,7 +552,7 @@ def render_serving(folder: Path = SERVING) -> str:
         "",
         *rows,
         "",
-        SERVE_END,
+        end_marker,
     ]
     return "\n".join(lines) + "\n"
 
@@ -628,6 +634,7 @@ SECTIONS = (
     (RESULTS_DOC, PAIR_START, PAIR_END, RESULTS_DIR / "default_mrpc", render),
     (RESULTS_DOC, USER_START, USER_END, RESULTS_DIR / "default_news", render),
     (SERVING_DOC, SERVE_START, SERVE_END, SERVING, render_serving),
+    (SERVING_DOC, SERVE_AMX_START, SERVE_AMX_END, SERVING_AMX, render_serving),
 )
 
 
