@@ -574,6 +574,35 @@ def test_a_chosen_value_that_misses_the_margin_in_full_falls_back_to_the_next_ac
     assert search.condensed_in_full == {"0.25": 79.0, "0.30": 85.0}
 
 
+def test_a_target_speedup_that_misses_the_margin_ships_the_target_model(tmp_path):
+    """`--target-speedup` alone: the search's one trial (the target's latency fraction) missed the margin, so
+    the target model is the answer; its full condensation missing the margin too ships it all the same, never
+    the whole model the user asked to make faster."""
+    from types import SimpleNamespace
+
+    from skeleton.method.condensation import Condensation
+    from skeleton.method.search import SearchResult, Trial
+    from skeleton.method.tuning import TrainResult
+
+    condensation = object.__new__(Condensation)
+    condensation._same_plan = {}
+    condensation.trial_steps, condensation.stages, condensation.condensed = 10, tmp_path, {}
+    condensation.classifier = "whole model"
+    condensation.planner = SimpleNamespace(kind="latency fraction", prune=lambda c, v: (f"model {v}", f"plan {v}"))
+    condensation._keep = lambda model, plan, value, accuracy: condensation.condensed.update(
+        {round(value, 6): (model, plan, accuracy)}
+    )
+    condensation.condense = lambda pruned, value, reporter, steps=None: TrainResult(
+        79.0, 100, 0.0, [{"validation_accuracy": 50.0}], [1]
+    )
+    messages = []
+    search = SearchResult(0.5, 80.0, [Trial(0.5, 79.5, False, 0.0, {"full_condensation_accuracy": 79.5})])
+    shipped = condensation.skeleton_model(search, SimpleNamespace(message=messages.append))
+    assert shipped == ("model 0.5", "plan 0.5")
+    assert (search.value, search.fallback_from, search.condensed_in_full) == (0.5, None, {"0.50": 79.0})
+    assert "below the margin: shipped, the speed-up asked for" in messages[-1]
+
+
 def test_a_value_whose_plan_an_earlier_trial_had_is_not_condensed_again(tmp_path):
     """Whole layers make neighbouring latency fractions land on one plan: the second value is the
     earlier trial again (its accuracy, and its full condensation when that value ships)."""

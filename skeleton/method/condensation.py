@@ -240,7 +240,9 @@ class Condensation:
         condensed in full first and ships if it stays within the margin (``search.verified_from``);
         when the chosen value's full condensation misses the margin, the accepted trials slower than
         it are condensed in full in turn, fastest first, and the first within the margin ships; if none
-        is, the model is kept whole (``search.fallback_from``)."""
+        is, the model is kept whole (``search.fallback_from``). A chosen value no trial accepted is a target
+        speed-up (``--target-speedup``) that nothing kept within the margin: it ships whatever its accuracy,
+        as the user asked, and the report says what it kept."""
         faster = _nearest_rejected_by_prediction(search)
         if faster is not None:
             reporter.message(
@@ -261,6 +263,11 @@ class Condensation:
         chosen = self._condensed_in_full(value, reporter)
         search.condensed_in_full[f"{value:.2f}"] = chosen[2]
         if self.trial_steps is None or chosen[2] >= search.threshold:
+            return chosen[:2]
+        if not any(t.accepted and round(t.value, 6) == round(value, 6) for t in search.trials):
+            reporter.message(
+                f"  {value:.2f} condensed to {chosen[2]:.2f}, below the margin: shipped, the speed-up asked for"
+            )
             return chosen[:2]
         for fallback in sorted(t.value for t in search.trials if t.accepted and t.value > value):
             reporter.message(
