@@ -102,3 +102,35 @@ def test_the_registry_names_every_runtime_of_an_export_old_manifests_included():
     assert default_runtime(new, "predict") == "onnx-int8" and default_runtime(new, "serve") == "openvino-int8"
     with pytest.raises(SkeletonError, match=r"runtime 'openvino-fp32' is not available for \.; choose one of"):
         open_runtime("openvino-fp32", ".", new)
+
+
+def test_openvinos_first_call_in_a_process_runs_alone(monkeypatch):
+    """Two threads making a process's first OpenVINO inference at once can deadlock in its Python binding (a
+    server's warm-up runs one on each stream): the first call runs under a lock of the whole process, every later
+    call, of any OpenVINO graph, without it."""
+    import threading
+
+    from skeleton.deploy import runtimes
+
+    monkeypatch.setattr(runtimes, "_OPENVINO_FIRST_CALL_DONE", threading.Event())
+    held = []
+
+    class RecordingLock:
+        def __enter__(self):
+            held.append(True)
+
+        def __exit__(self, *exc):
+            held[-1] = False
+            return False
+
+    monkeypatch.setattr(runtimes, "_OPENVINO_FIRST_CALL", RecordingLock())
+    calls = []
+
+    def runtime():
+        made = object.__new__(runtimes.OpenVinoRuntime)
+        made._infer = lambda encoded: calls.append(list(held)) or encoded["input_ids"]
+        return made
+
+    first, second = runtime(), runtime()
+    assert [first.run({"input_ids": 1}), first.run({"input_ids": 2}), second.run({"input_ids": 3})] == [1, 2, 3]
+    assert calls == [[True], [False], [False]]  # the lock held during the first call alone, then never taken again

@@ -18,6 +18,7 @@ from __future__ import annotations
 import abc
 import importlib.util
 import queue
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -289,6 +290,18 @@ class OpenVinoRuntime(Runtime):
         return self.compiled, self._requests
 
     def run(self, encoded):
+        if not _OPENVINO_FIRST_CALL_DONE.is_set():
+            # the process's first inference runs alone: OpenVINO's Python binding initialises a static inside
+            # the getter of a tensor's data while holding the GIL, and gives the GIL up inside it, so two
+            # first calls at once (a server's warm-up runs one on each stream) can deadlock, each waiting for
+            # what the other holds (seen on a 2-core AMX Xeon under load: the server neither ready nor stopping)
+            with _OPENVINO_FIRST_CALL:
+                logits = self._infer(encoded)
+                _OPENVINO_FIRST_CALL_DONE.set()
+                return logits
+        return self._infer(encoded)
+
+    def _infer(self, encoded):
         feeds = {k: np.asarray(v, dtype=np.int64) for k, v in encoded.items() if k in self.input_names}
         compiled, requests = self.graph_for(feeds)
         request = requests.get()
@@ -297,6 +310,11 @@ class OpenVinoRuntime(Runtime):
             return np.array(result[compiled.output(0)], dtype=np.float32)
         finally:
             requests.put(request)
+
+
+# one lock and one flag for the process, not per runtime: the static is the binding's, shared by every graph
+_OPENVINO_FIRST_CALL = threading.Lock()
+_OPENVINO_FIRST_CALL_DONE = threading.Event()
 
 
 def synthetic_batch(
