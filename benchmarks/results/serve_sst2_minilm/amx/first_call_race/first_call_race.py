@@ -4,14 +4,13 @@ answered within 20 s is counted as hung and killed. Run with the CPU loaded (the
 calls to meet inside OpenVINO's binding; on an idle machine it rarely does).
 
     python benchmarks/results/serve_sst2_minilm/amx/first_call_race/first_call_race.py GRAPH.xml TRIES OUT.json
+(first_call_race.json: what it gave, the stacks of the deadlock it looks for, and how it was found.)
 (run from the project root, with PYTHONPATH=.; GRAPH.xml: an exported model's onnx/model_openvino_int8.xml)
 """
 
 import json
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 ONE_TRY = """
@@ -28,13 +27,13 @@ threads = [threading.Thread(target=call) for _ in range(2)]
 """
 
 
-def load(seconds: float) -> None:
-    """Keep both cores busy from this process's threads (numpy's matrix products release the GIL)."""
-    import numpy as np
-
-    matrix, until = np.random.default_rng(0).random((600, 600)), time.monotonic() + seconds
-    while time.monotonic() < until:
-        matrix @ matrix
+LOAD = """
+import time
+import numpy as np
+matrix, until = np.random.default_rng(0).random((600, 600)), time.monotonic() + float(__import__("sys").argv[1])
+while time.monotonic() < until:
+    matrix @ matrix
+"""
 
 
 def main() -> None:
@@ -42,14 +41,14 @@ def main() -> None:
     from skeleton.core.outputs import source_commit
 
     graph, tries, out = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
-    busy = threading.Thread(target=load, args=(tries * 20.0,), daemon=True)
-    busy.start()
+    busy = subprocess.Popen([sys.executable, "-c", LOAD, str(tries * 20.0)])  # both cores, from another process
     hung = 0
     for _ in range(tries):
         try:
             subprocess.run([sys.executable, "-c", ONE_TRY, graph], timeout=20, check=True, capture_output=True)
         except subprocess.TimeoutExpired:
             hung += 1
+    busy.kill()
     result = {"graph": graph, "tries": tries, "hung": hung, "code": source_commit(), "machine": describe_cpu()}
     out.write_text(json.dumps(result, indent=1))
     print(json.dumps({"tries": tries, "hung": hung, "code": result["code"]}))
