@@ -518,32 +518,42 @@ def test_a_screened_calibration_judges_only_its_finalists_and_keeps_the_best_jud
     assert {row["screening_accuracy"] for row in unjudged} == {70.0, 60.0, 72.0}
 
 
+def _step_4(tmp_path, full_accuracy):
+    """A Condensation with nothing behind it but step 4's bookkeeping: each value's plan is "plan V", its model
+    "model V", and a full condensation of it reaches ``full_accuracy(V)``; returns it and the values condensed."""
+    from types import SimpleNamespace
+
+    from skeleton.method.condensation import Condensation
+    from skeleton.method.tuning import TrainResult
+
+    condensation = object.__new__(Condensation)
+    condensation._same_plan = {}
+    condensation.trial_steps, condensation.stages, condensation.condensed = 10, tmp_path, {}
+    condensation.classifier = "whole model"
+    condensation.planner = SimpleNamespace(kind="latency fraction", prune=lambda c, v: (f"model {v}", f"plan {v}"))
+    condensation._keep = lambda model, plan, value, accuracy: condensation.condensed.update(
+        {round(value, 6): (model, plan, accuracy)}
+    )
+    condensed = []
+
+    def fake_condense(pruned, value, reporter, steps=None):
+        condensed.append(value)
+        return TrainResult(full_accuracy(value), 100, 0.0, [{"validation_accuracy": 50.0}], [1])
+
+    condensation.condense = fake_condense
+    return condensation, condensed
+
+
 def test_a_chosen_value_that_misses_the_margin_in_full_falls_back_to_the_next_accepted_one(tmp_path):
     """Short trials predict; the full condensation decides. When the chosen value misses, the accepted
     slower trials are condensed in full, fastest first, and the first within the margin ships; when
     none is, the model is kept whole."""
     from types import SimpleNamespace
 
-    from skeleton.method.condensation import Condensation
     from skeleton.method.search import SearchResult, Trial
-    from skeleton.method.tuning import TrainResult
 
     def run(full_accuracy: dict[float, float], predicted_below: bool = False):
-        condensation = object.__new__(Condensation)
-        condensation._same_plan = {}
-        condensation.trial_steps, condensation.stages, condensation.condensed = 10, tmp_path, {}
-        condensation.classifier = "whole model"
-        condensation.planner = SimpleNamespace(kind="latency fraction", prune=lambda c, v: (f"model {v}", f"plan {v}"))
-        condensation._keep = lambda model, plan, value, accuracy: condensation.condensed.update(
-            {round(value, 6): (model, plan, accuracy)}
-        )
-        condensed = []
-
-        def fake_condense(pruned, value, reporter, steps=None):
-            condensed.append(value)
-            return TrainResult(full_accuracy[value], 100, 0.0, [{"validation_accuracy": 50.0}], [1])
-
-        condensation.condense = fake_condense
+        condensation, condensed = _step_4(tmp_path, full_accuracy.__getitem__)
         below = {"predicted_full_condensation_accuracy": 79.5} if predicted_below else {"at_majority_class": True}
         trials = [Trial(0.5, 83.0, True), Trial(0.25, 79.5, False, 0.0, below), Trial(0.4, 82.0, True)]
         trials.append(Trial(0.35, 81.0, True))
@@ -580,26 +590,15 @@ def test_a_target_speedup_that_misses_the_margin_ships_the_target_model(tmp_path
     the whole model the user asked to make faster."""
     from types import SimpleNamespace
 
-    from skeleton.method.condensation import Condensation
     from skeleton.method.search import SearchResult, Trial
-    from skeleton.method.tuning import TrainResult
 
-    condensation = object.__new__(Condensation)
-    condensation._same_plan = {}
-    condensation.trial_steps, condensation.stages, condensation.condensed = 10, tmp_path, {}
-    condensation.classifier = "whole model"
-    condensation.planner = SimpleNamespace(kind="latency fraction", prune=lambda c, v: (f"model {v}", f"plan {v}"))
-    condensation._keep = lambda model, plan, value, accuracy: condensation.condensed.update(
-        {round(value, 6): (model, plan, accuracy)}
-    )
-    condensation.condense = lambda pruned, value, reporter, steps=None: TrainResult(
-        79.0, 100, 0.0, [{"validation_accuracy": 50.0}], [1]
-    )
+    condensation, condensed = _step_4(tmp_path, lambda value: 79.0)
     messages = []
     search = SearchResult(0.5, 80.0, [Trial(0.5, 79.5, False, 0.0, {"full_condensation_accuracy": 79.5})])
     shipped = condensation.skeleton_model(search, SimpleNamespace(message=messages.append))
     assert shipped == ("model 0.5", "plan 0.5")
     assert (search.value, search.fallback_from, search.condensed_in_full) == (0.5, None, {"0.50": 79.0})
+    assert condensed == [0.5]
     assert "below the margin: shipped, the speed-up asked for" in messages[-1]
 
 
