@@ -433,12 +433,17 @@ def probe_lines(report: dict, probes: dict, cross: dict, compared: dict) -> list
     return [line[:-1] + "."]
 
 
+def _markers(folder: Path) -> tuple[str, str]:
+    """The start and end markers of the section rendered from ``folder``."""
+    return next((start, end) for _, start, end, where, _ in SECTIONS if where == folder)
+
+
 def render(results: Path = RESULTS) -> str:
     """A task's results section, markers included."""
     report = json.loads((results / "report.json").read_text())
     bench = json.loads((results / "bench.json").read_text())
     task = report["data"]["task"]
-    start, end = next((start, end) for _, start, end, folder, _ in SECTIONS if folder == results)
+    start, end = _markers(results)
     machine = bench["machine"]
     speedups = [p["headline"]["speedup"] for p in bench["points"] if p["headline"]]
     runtimes = sorted({c["runtime"] for c in bench["contenders"]})
@@ -509,7 +514,7 @@ def _served_model(report: dict) -> str:
 
 def render_serving(folder: Path = SERVING) -> str:
     """The serving section from ``benchmarks/serve_load.py``'s reports in ``folder`` (one per runtime)."""
-    start_marker, end_marker = next((start, end) for _, start, end, where, _ in SECTIONS if where == folder)
+    start_marker, end_marker = _markers(folder)
     reports = [json.loads(path.read_text()) for path in sorted(folder.glob(SERVING_REPORTS))]
     first = reports[0]
     machine = first["machine"]
