@@ -1,7 +1,7 @@
 """Do two threads making a process's first OpenVINO inference at once deadlock? Each try is a fresh process
 that opens an int8 graph with two streams and calls it from two threads released together; a try that has not
-answered within 20 s is counted as hung and killed. Run with the CPU loaded (the deadlock needs the two first
-calls to meet inside OpenVINO's binding; on an idle machine it rarely does).
+answered within 20 s is counted as hung and killed. A second process keeps both cores busy meanwhile (the
+deadlock needs the two first calls to meet inside OpenVINO's binding; on an idle machine it rarely does).
 
     python benchmarks/results/serve_sst2_minilm/amx/first_call_race/first_call_race.py GRAPH.xml TRIES OUT.json
 (first_call_race.json: what it gave, the stacks of the deadlock it looks for, and how it was found.)
@@ -28,9 +28,9 @@ threads = [threading.Thread(target=call) for _ in range(2)]
 
 
 LOAD = """
-import time
+import sys, time
 import numpy as np
-matrix, until = np.random.default_rng(0).random((600, 600)), time.monotonic() + float(__import__("sys").argv[1])
+matrix, until = np.random.default_rng(0).random((600, 600)), time.monotonic() + float(sys.argv[1])
 while time.monotonic() < until:
     matrix @ matrix
 """
@@ -43,12 +43,17 @@ def main() -> None:
     graph, tries, out = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
     busy = subprocess.Popen([sys.executable, "-c", LOAD, str(tries * 20.0)])  # both cores, from another process
     hung = 0
-    for _ in range(tries):
-        try:
-            subprocess.run([sys.executable, "-c", ONE_TRY, graph], timeout=20, check=True, capture_output=True)
-        except subprocess.TimeoutExpired:
-            hung += 1
-    busy.kill()
+    try:
+        for _ in range(tries):
+            try:
+                subprocess.run([sys.executable, "-c", ONE_TRY, graph], timeout=20, check=True, capture_output=True)
+            except subprocess.TimeoutExpired:
+                hung += 1
+            except subprocess.CalledProcessError as error:  # not a hang: the graph did not open or run
+                last = (error.stderr or b"").decode().strip().splitlines()[-1:] or ["no output"]
+                raise SystemExit(f"a try failed instead of answering or hanging: {last[0]}") from None
+    finally:
+        busy.kill()
     result = {"graph": graph, "tries": tries, "hung": hung, "code": source_commit(), "machine": describe_cpu()}
     out.write_text(json.dumps(result, indent=1))
     print(json.dumps({"tries": tries, "hung": hung, "code": result["code"]}))
