@@ -2,7 +2,9 @@
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
+from skeleton.core.batching import iterate_batches
 from skeleton.core.config import CompressConfig, TrainConfig, TuneConfig
 from skeleton.core.data import DataConfig
 from skeleton.core.errors import SkeletonError
@@ -103,3 +105,33 @@ def test_the_probe_times_a_copy_and_leaves_the_model_as_it_was(workspace):
     for name, parameter in classifier.named_parameters():
         assert torch.equal(parameter, before[name][0]) and parameter.requires_grad == before[name][1]
         assert parameter.grad is None
+
+
+class _Ops(TorchDispatchMode):
+    """Records the name of every aten op run under it, the backward pass's included."""
+
+    def __init__(self):
+        super().__init__()
+        self.names: set[str] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.add(func.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_bf16_training_on_a_cpu_keeps_attention_off_the_flash_kernel(workspace, precision):
+    # the flash kernel's bf16 backward is the slow one on a CPU (precision's module docstring); fp32 keeps it
+    classifier = workspace.new_classifier()
+    config = TrainConfig(batch_size=8, trains="full", precision=precision)
+    batch = next(iterate_batches(workspace.train, 8, workspace.pad_token_id, shuffle=True, seed=0))
+    optimizer = torch.optim.AdamW([p for p in classifier.parameters() if p.requires_grad])
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    with _Ops() as ops:
+        tuning._step(classifier, batch, config, optimizer, parameters)
+    flash = {name for name in ops.names if "flash_attention" in name}
+    math = {"_safe_softmax.default", "_softmax_backward_data.default"} & ops.names  # the math backend's softmax
+    if precision == "bf16":
+        assert not flash and len(math) == 2
+    else:
+        assert "_scaled_dot_product_flash_attention_for_cpu_backward.default" in flash and not math

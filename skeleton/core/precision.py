@@ -11,15 +11,23 @@ pass of the run's own model on one of its own training batches, in fp32 and in b
 the 2-core AVX2 EPYC this project measures on, one MiniLM-L6 training step of 32 x 32 tokens took 13.5 s
 in bf16 autocast against 0.69 s in fp32 (``benchmarks/sweeps/training_precision/step_time.json``).
 Evaluation passes, the teacher's logits and attribution scoring stay in fp32 whatever trains.
+
+On a CPU, bf16 training runs attention by PyTorch's math backend, not its fused flash kernel, whose backward
+pass in bf16 is several times slower than in fp32. On a 2-core Intel Xeon with AMX, one attention forward and
+backward of 32 x 12 heads x 32 x 32 took 18.6-23.7 ms in bf16 with the flash kernel against 2.9-4.3 ms in fp32
+(math backend in bf16: 5.5-7.2 ms), and a whole MiniLM-L6 training step of batch 32 at 16 / 32 / 64 tokens
+ran 0.93x / 1.28x / 1.20x as fast as fp32 in bf16 with the flash kernel, 1.40x / 1.71x / 1.84x with the math
+backend (``benchmarks/sweeps/training_precision/attention_amx.json``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import asdict, dataclass
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from skeleton.core.config import check_precision
 from skeleton.core.errors import SkeletonError
@@ -45,8 +53,13 @@ class PrecisionChoice:
 
 
 def autocast(device: torch.device, precision: str) -> AbstractContextManager:
-    """bf16 autocast on ``device`` when ``precision`` is ``bf16``, else nothing."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    """bf16 autocast on ``device`` when ``precision`` is ``bf16``, else nothing; on a CPU in bf16 attention
+    runs by the math backend (the flash kernel's bf16 backward is the slow one, see the module docstring)."""
+    stack = ExitStack()
+    stack.enter_context(torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"))
+    if precision == "bf16" and device.type == "cpu":
+        stack.enter_context(sdpa_kernel(SDPBackend.MATH))
+    return stack
 
 
 def native_bf16_on(device: torch.device) -> bool:
