@@ -186,7 +186,9 @@ def _trial_accuracy(trial: dict) -> str:
     if "gap_left_by_full_condensation" in details:
         teacher, left = details["teacher_accuracy"], details["gap_left_by_full_condensation"]
         how = f"predicted {trial['validation_accuracy']:.2f} = {teacher:.2f} - {left:.3f} x ({teacher:.2f} - short"
-        return f"{trial['value']:.2f} {verdict} ({how} {details['short_condensation_accuracy']:.2f}))"
+        pairs = details.get("predicted_from_pairs", 1)
+        source = "" if pairs == 1 else f", from {pairs} plans condensed both ways"
+        return f"{trial['value']:.2f} {verdict} ({how} {details['short_condensation_accuracy']:.2f}){source})"
     if "predicted_full_condensation_accuracy" in details:  # reports of code before 2026-12-04: an added gain
         how = (
             f"predicted {trial['validation_accuracy']:.2f} = short {details['short_condensation_accuracy']:.2f} + gain"
@@ -259,7 +261,13 @@ def search_lines(report: dict) -> list[str]:
         f"{trials}."
         + (
             f" The chosen {fallback:.2f} missed the margin once condensed in full; "
-            + ("the model was kept whole." if search["value"] >= 1.0 else f"{search['value']:.2f} shipped.")
+            + (
+                "the model was kept whole."
+                if search["value"] >= 1.0
+                else f"the search went on from what full condensations measured, and {search['value']:.2f} shipped."
+                if search.get("searched_again")
+                else f"{search['value']:.2f} shipped."
+            )
             if fallback
             else ""
         )

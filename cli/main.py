@@ -430,7 +430,9 @@ def _trial_accuracy(trial: dict) -> str:
     text = f"{trial['validation_accuracy']:.2f}"
     if "gap_left_by_full_condensation" in details:
         short, left = details["short_condensation_accuracy"], details["gap_left_by_full_condensation"]
-        return f"{text} (predicted from short {short:.2f}, {100 * left:.0f}% of its gap to the teacher left)"
+        pairs = details.get("predicted_from_pairs", 1)
+        source = "" if pairs == 1 else f" by {pairs} plans condensed both ways"
+        return f"{text} (predicted from short {short:.2f}{source}, {100 * left:.0f}% of its gap to the teacher left)"
     if "predicted_full_condensation_accuracy" in details:  # a report of code before 2026-12-04: an added gain
         short, gain = details["short_condensation_accuracy"], details["gain_of_full_condensation"]
         return f"{text} (predicted: {short:.2f} + {gain:.2f})"
@@ -542,6 +544,8 @@ def print_compress_summary(report: CompressReport, output: str) -> None:
         shipped = (
             "kept the model whole: no accepted trial stayed within it condensed in full"
             if report.search_value >= 1.0
+            else f"the search went on from what full condensations measured and shipped {report.search_value:.2f}"
+            if report.search.get("searched_again")
             else f"shipped {report.search_value:.2f}, the fastest accepted trial within it condensed in full"
         )
         out.print(

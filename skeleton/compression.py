@@ -52,7 +52,7 @@ from skeleton.measure.plan_latency import (
     refit_costs,
     shipped_timing,
 )
-from skeleton.method.condensation import Condensation, gap_left
+from skeleton.method.condensation import Condensation, full_pairs
 from skeleton.method.planning import CALIBRATION_FINALISTS, Planner, calibration_accuracy
 from skeleton.method.pruning import (
     count_ffn_parameters,
@@ -243,7 +243,8 @@ def _guard(workspace: Workspace, tuned: PromptTuned, config: CompressConfig, rep
 
 
 def _run_search(condensation: Condensation, tuned: PromptTuned, checkpoint, reporter: Reporter):
-    """Step 3: the search over the kept ratio (or the latency fraction), each trial checkpointed."""
+    """Step 3: the search over the kept ratio (or the latency fraction), each trial checkpointed. Returns it and
+    what step 4 calls to search on from trials its full condensations corrected (``Condensation.skeleton_model``)."""
     config, workspace = condensation.config, condensation.workspace
     teacher = tuned.validation["accuracy"]
     variable = condensation.planner.kind
@@ -260,14 +261,17 @@ def _run_search(condensation: Condensation, tuned: PromptTuned, checkpoint, repo
 
     reporter.message(f"step 3/4: search over the {variable} (margin {config.search.margin} points)")
     previous = [Trial(**t) for t in (checkpoint.done("trials") or {"trials": []})["trials"]]
-    for trial in previous:  # resumed: the full condensation the predictions were calibrated on
-        if "full_condensation_accuracy" in trial.details:
-            details = trial.details
-            short, full = details["short_condensation_accuracy"], details["full_condensation_accuracy"]
-            condensation.gap_left = gap_left(teacher, short, full)
+    condensation.full_pairs = full_pairs(previous)  # resumed: the plans condensed both ways, predictions' basis
     teacher_correct = workspace.correct("validation", tuned.predictions["validation"])
     run_trial = functools.partial(condensation.trial, reporter=reporter)
-    return _search(config, run_trial, teacher, record, previous, teacher_correct)
+
+    def search_again(trials: list[Trial]) -> SearchResult:
+        """Step 4's search on, from the trials as full condensations corrected them (checkpointed first)."""
+        checkpoint.finish("trials", {"trials": [asdict(t) for t in trials]})
+        reporter.message(f"  search over the {variable} again, from what the full condensations measured")
+        return _search(config, run_trial, teacher, record, trials, teacher_correct)
+
+    return _search(config, run_trial, teacher, record, previous, teacher_correct), search_again
 
 
 def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressResult:
@@ -303,10 +307,10 @@ def compress(config: CompressConfig, reporter: Reporter = SILENT) -> CompressRes
         calibration = _calibrate(planner, condensation, checkpoint, reporter)
         timings["calibration"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        search = _run_search(condensation, tuned, checkpoint, reporter)
+        search, search_again = _run_search(condensation, tuned, checkpoint, reporter)
         timings["search"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        skeleton_model, plan = condensation.skeleton_model(search, reporter)
+        skeleton_model, plan = condensation.skeleton_model(search, reporter, search_again)
         timings["condensation"] = time.perf_counter() - clock
         if timer is not None:
             timer.close()

@@ -366,7 +366,7 @@ def test_short_trials_are_predicted_only_below_the_threshold_and_above_the_major
     from skeleton.method.tuning import TrainResult
 
     condensation = object.__new__(Condensation)
-    condensation.trial_steps, condensation.gap_left, condensation.stages = 10, None, tmp_path
+    condensation.trial_steps, condensation.full_pairs, condensation.stages = 10, [], tmp_path
     condensation.teacher, condensation.threshold, condensation.condensed, condensation._short = 80.0, 75.0, {}, None
     condensation.workspace = SimpleNamespace(majority_metrics=lambda: {"validation": {"accuracy": 40.0}})
     condensation.planner = SimpleNamespace(prune=lambda classifier, value: ("full model", None))
@@ -385,16 +385,16 @@ def test_short_trials_are_predicted_only_below_the_threshold_and_above_the_major
     details: dict = {}
     # clears the threshold short: no full condensation, nothing measured
     assert condensation._condensed_trial(None, None, 0.5, details, None) == (76.0, [1, 0])
-    assert runs == ["short"] and condensation.gap_left is None and "gap_left_by_full_condensation" not in details
+    assert runs == ["short"] and condensation.full_pairs == [] and "gap_left_by_full_condensation" not in details
     # at the majority class: rejected as it is, nothing measured on it
     reached["short"], details = 40.0, {}
     assert condensation._condensed_trial(None, None, 0.2, details, None) == (40.0, [1, 0])
-    assert details["at_majority_class"] and condensation.gap_left is None and runs == ["short", "short"]
+    assert details["at_majority_class"] and condensation.full_pairs == [] and runs == ["short", "short"]
     # below the threshold, far above the majority: condensed in full, 50 -> 78 leaves 2 of the 30 points to 80
     reached["short"], details = 50.0, {}
     assert condensation._condensed_trial(None, None, 0.3, details, None) == (78.0, [1, 0])
     assert runs[-2:] == ["short", "full"] and kept == [("full model", 0.3)]
-    assert condensation.gap_left == pytest.approx(2 / 30) and details["full_condensation_accuracy"] == 78.0
+    assert condensation.full_pairs == [(50.0, 78.0)] and details["full_condensation_accuracy"] == 78.0
     # later trials are predicted with that share: 74 short -> 80 - 6 * 2/30 = 79.6 (the 28 points the first
     # full condensation added would have said 102)
     reached["short"], details = 74.0, {}
@@ -402,6 +402,7 @@ def test_short_trials_are_predicted_only_below_the_threshold_and_above_the_major
     assert predicted == pytest.approx(79.6) and runs[-1] == "short"
     assert details["predicted_full_condensation_accuracy"] == pytest.approx(79.6)
     assert details["gap_left_by_full_condensation"] == pytest.approx(2 / 30) and details["teacher_accuracy"] == 80.0
+    assert details["predicted_from_pairs"] == 1
 
 
 def test_the_share_of_the_gap_left_stays_between_none_and_all():
@@ -410,6 +411,26 @@ def test_the_share_of_the_gap_left_stays_between_none_and_all():
     assert gap_left(80.0, 60.0, 75.0) == pytest.approx(0.25)
     assert gap_left(80.0, 60.0, 81.0) == 0.0  # the full condensation passed the teacher
     assert gap_left(80.0, 60.0, 55.0) == 1.0  # it did worse than the short one: predicted no better than short
+
+
+def test_a_prediction_interpolates_between_the_plans_condensed_both_ways_and_keeps_a_share_beyond_them():
+    from skeleton.method.condensation import predicted_full
+
+    # one pair: its share of the gap to the teacher, for every plan (60 -> 75 leaves a quarter of 20 points)
+    assert predicted_full(80.0, [(60.0, 75.0)], 70.0) == pytest.approx(77.5)
+    assert predicted_full(80.0, [(60.0, 75.0)], 40.0) == pytest.approx(70.0)
+    # the SST-2 run that over-promised: a 4% share measured at 83.70 said 86.95 for a short 72.25; with the
+    # one-layer plan's own pair (62.65 -> 78.60) the same short is 82.6, under the margin's 86.55
+    pairs = [(83.70, 87.40), (62.65, 78.60)]
+    assert predicted_full(87.55, pairs[:1], 72.25) == pytest.approx(86.954, abs=1e-3)
+    assert predicted_full(87.55, pairs, 72.25) == pytest.approx(78.60 + 8.80 * (9.60 / 21.05))
+    # beyond every pair, the nearest one's share: above 83.70 its 4%, below 62.65 the other's 36%
+    assert predicted_full(87.55, pairs, 85.0) == pytest.approx(87.55 - (0.15 / 3.85) * 2.55)
+    assert predicted_full(87.55, pairs, 50.0) == pytest.approx(87.55 - (8.95 / 24.90) * 37.55)
+    # two plans with the same short accuracy: their mean
+    assert predicted_full(80.0, [(70.0, 76.0), (70.0, 78.0)], 70.0) == 77.0
+    with pytest.raises(ValueError, match="at least one plan"):
+        predicted_full(80.0, [], 70.0)
 
 
 def _layers_plan(layers):
@@ -429,7 +450,7 @@ def test_the_calibrations_short_condensation_of_the_plan_it_chose_is_that_plans_
     from skeleton.method.tuning import TrainResult
 
     condensation = object.__new__(Condensation)
-    condensation.trial_steps, condensation.gap_left, condensation.stages = 10, None, tmp_path
+    condensation.trial_steps, condensation.full_pairs, condensation.stages = 10, [], tmp_path
     condensation.threshold, condensation.condensed, condensation._short = 75.0, {}, None
     condensation.workspace = SimpleNamespace(majority_metrics=lambda: {"validation": {"accuracy": 68.0}})
     runs = []
@@ -520,15 +541,19 @@ def test_a_screened_calibration_judges_only_its_finalists_and_keeps_the_best_jud
 
 def _step_4(tmp_path, full_accuracy):
     """A Condensation with nothing behind it but step 4's bookkeeping: each value's plan is "plan V", its model
-    "model V", and a full condensation of it reaches ``full_accuracy(V)``; returns it and the values condensed."""
+    "model V", and a full condensation of it reaches ``full_accuracy(V)``; the teacher is at 81, the threshold
+    80, and one plan was condensed both ways (70 short, 79 in full). Returns it and the values condensed."""
     from types import SimpleNamespace
 
+    from skeleton.core.config import SearchConfig
     from skeleton.method.condensation import Condensation
     from skeleton.method.tuning import TrainResult
 
     condensation = object.__new__(Condensation)
-    condensation._same_plan = {}
+    condensation._same_plan, condensation._tried, condensation.full_pairs = {}, {}, [(70.0, 79.0)]
     condensation.trial_steps, condensation.stages, condensation.condensed = 10, tmp_path, {}
+    condensation.teacher, condensation.threshold = 81.0, 80.0
+    condensation.config = SimpleNamespace(search=SearchConfig())
     condensation.classifier = "whole model"
     condensation.planner = SimpleNamespace(kind="latency fraction", prune=lambda c, v: (f"model {v}", f"plan {v}"))
     condensation._keep = lambda model, plan, value, accuracy: condensation.condensed.update(
@@ -554,7 +579,9 @@ def test_a_chosen_value_that_misses_the_margin_in_full_falls_back_to_the_next_ac
 
     def run(full_accuracy: dict[float, float], predicted_below: bool = False):
         condensation, condensed = _step_4(tmp_path, full_accuracy.__getitem__)
-        below = {"predicted_full_condensation_accuracy": 79.5} if predicted_below else {"at_majority_class": True}
+        below = {"at_majority_class": True}
+        if predicted_below:  # 70 short predicts 79 in full, by the one pair
+            below = {"short_condensation_accuracy": 70.0, "predicted_full_condensation_accuracy": 79.0}
         trials = [Trial(0.5, 83.0, True), Trial(0.25, 79.5, False, 0.0, below), Trial(0.4, 82.0, True)]
         trials.append(Trial(0.35, 81.0, True))
         trials.append(Trial(0.3, 80.5, True))
@@ -582,6 +609,56 @@ def test_a_chosen_value_that_misses_the_margin_in_full_falls_back_to_the_next_ac
     assert shipped == ("model 0.3", "plan 0.3") and condensed == [0.25, 0.3]
     assert (search.value, search.verified_from) == (0.3, None)
     assert search.condensed_in_full == {"0.25": 79.0, "0.30": 85.0}
+
+
+def test_a_chosen_value_that_misses_in_full_sends_the_search_on_where_the_prediction_was_wrong(tmp_path):
+    """The SST-2 run that over-promised, in small: one pair (70 short -> 79 in full, a share of a half) predicted
+    plans far below it within the margin; the chosen one misses in full, its pair makes the other prediction
+    fail too, and the binary search goes on between it and the slower accepted trial, which the fallback to
+    accepted trials alone never tried."""
+    from types import SimpleNamespace
+
+    from skeleton.core.config import SearchConfig
+    from skeleton.method.condensation import full_pairs
+    from skeleton.method.search import SearchResult, Trial, binary_search
+
+    condensation, condensed = _step_4(tmp_path, {0.15: 72.0, 0.4: 80.5}.__getitem__)
+    condensation.full_pairs = [(79.0, 80.6)]  # a share of 0.2 of the gap to 81
+
+    def predicted(value: float, short: float) -> Trial:
+        full = 81.0 - 0.2 * (81.0 - short)
+        details = {"short_condensation_accuracy": short, "predicted_full_condensation_accuracy": full}
+        return Trial(value, full, full >= 80.0, 0.0, details)
+
+    trials = [
+        Trial(0.5, 80.6, True, 0.0, {"short_condensation_accuracy": 79.0, "full_condensation_accuracy": 80.6}),
+        predicted(0.25, 76.0),  # 80.0: accepted
+        predicted(0.15, 77.0),  # 80.2: accepted, chosen
+    ]
+    evaluated = []
+
+    def evaluate(value):  # the new trials: clear the threshold short, or not
+        evaluated.append(value)
+        accuracy = {0.4: 80.1, 0.35: 79.5}[value]
+        return accuracy, 0.0, {"short_condensation_accuracy": accuracy}
+
+    def search_again(known):
+        return binary_search(evaluate, 81.0, SearchConfig(), done=known, kind="latency fraction")
+
+    search = SearchResult(0.15, 80.0, trials, "latency fraction")
+    shipped = condensation.skeleton_model(search, SimpleNamespace(message=lambda text: None), search_again)
+    # 0.15 missed (72 in full from 77 short: all of its gap left); below that pair, 0.25's short 76 is now
+    # predicted no better than itself, under the threshold
+    assert trials[2].accepted is False and trials[2].validation_accuracy == 72.0
+    assert trials[1].accepted is False and trials[1].validation_accuracy == pytest.approx(76.0)
+    assert trials[1].details["predicted_from_pairs"] == 2
+    assert sorted(condensation.full_pairs) == [(77.0, 72.0), (79.0, 80.6)]
+    assert sorted(full_pairs(trials)) == sorted(condensation.full_pairs)  # what a resumed run predicts from
+    # the search went on between 0.25 and 0.5: 0.40 held short, 0.35 did not; 0.40 held in full and shipped
+    assert evaluated == [0.4, 0.35] and [t.value for t in search.trials] == [0.5, 0.25, 0.15, 0.4, 0.35]
+    assert shipped == ("model 0.4", "plan 0.4") and condensed == [0.15, 0.4]
+    assert (search.value, search.fallback_from, search.searched_again) == (0.4, 0.15, 1)
+    assert search.condensed_in_full == {"0.15": 72.0, "0.40": 80.5}
 
 
 def test_a_target_speedup_that_misses_the_margin_ships_the_target_model(tmp_path):

@@ -50,6 +50,9 @@ class SearchResult:
     # value ("0.25") -> validation accuracy of each full condensation step 4 ran to check the boundary or fall
     # back (the shipped one included): the figures that decided, which the trials alone do not hold
     condensed_in_full: dict[str, float] = field(default_factory=dict)
+    # how many times step 4 sent the search on from what full condensations measured (reports before
+    # 2026-12-06 fell back to slower accepted trials instead)
+    searched_again: int = 0
 
     def to_dict(self) -> dict:
         return {
@@ -60,6 +63,7 @@ class SearchResult:
             "fallback_from": self.fallback_from,
             "verified_from": self.verified_from,
             "condensed_in_full": self.condensed_in_full,
+            "searched_again": self.searched_again,
         }
 
 
@@ -102,13 +106,10 @@ def binary_search(
         trial = known.get(round(value, 6))
         if trial is None:
             accuracy, seconds, details = evaluate(value)
-            accepted = accuracy >= threshold
             correct = details.pop("correct", None)
             if correct is not None and teacher_correct is not None:
-                interval = drop_interval(correct, teacher_correct, config.confidence or 0.95)
-                details["drop_interval"] = interval
-                if config.confidence is not None:
-                    accepted = interval["high"] <= config.margin
+                details["drop_interval"] = drop_interval(correct, teacher_correct, config.confidence or 0.95)
+            accepted = accepts(accuracy, details, config, threshold)
             trial = Trial(value, accuracy, accepted, seconds, details)
             if on_trial is not None:
                 on_trial(trial)
@@ -119,6 +120,16 @@ def binary_search(
             low = middle + 1
     accepted = [t.value for t in trials if t.accepted]
     return SearchResult(min(accepted) if accepted else 1.0, threshold, trials, kind)
+
+
+def accepts(accuracy: float, details: dict, config: SearchConfig, threshold: float) -> bool:
+    """Whether a trial is accepted: its validation accuracy at or above the threshold or, with ``confidence``
+    and the trial's paired interval of the drop (``details["drop_interval"]``), that interval's upper end
+    within the margin."""
+    interval = details.get("drop_interval")
+    if config.confidence is not None and interval is not None:
+        return interval["high"] <= config.margin
+    return accuracy >= threshold
 
 
 def drop_interval(correct: Sequence[bool], teacher_correct: Sequence[bool], level: float) -> dict[str, float]:

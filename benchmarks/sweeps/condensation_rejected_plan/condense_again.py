@@ -4,11 +4,13 @@
 # repository: python condense_again.py RUN_DIR VALUE '[{}, {"epochs": 2.0}, {"beta": 10.0}]'
 """Condense the plan a compress run's search made at VALUE again, with variant recipes (TrainConfig fields, and
 "beta": the weight of an MSE to the teacher's pooled features, what its head reads); validation only."""
+
 import json, sys, time
 from dataclasses import replace
 from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
+
 sys.path.insert(0, "/work/main/benchmarks")
 import condensation_sweep as cs
 import skeleton.method.tuning as tuning
@@ -17,8 +19,11 @@ from skeleton.core.progress import Reporter
 from skeleton.core.workspace import Workspace
 from skeleton.core.file_names import PROMPT_TUNED_DIR, REPORT_FILE
 
-source = Path(sys.argv[1]); value = float(sys.argv[2]); variants = json.loads(sys.argv[3])
-device = torch.device("cpu"); reporter = Reporter(enabled=False)
+source = Path(sys.argv[1])
+value = float(sys.argv[2])
+variants = json.loads(sys.argv[3])
+device = torch.device("cpu")
+reporter = Reporter(enabled=False)
 cfg = json.loads((source / REPORT_FILE).read_text())["config"]
 ws = Workspace.open(DataConfig.from_dict(cfg["data"]), ModelConfig(**cfg["model"]), device, reporter)
 clf = ws.load_classifier(source / PROMPT_TUNED_DIR)
@@ -35,6 +40,8 @@ if any("beta" in v for v in variants):  # the teacher's pooled features, compute
     print("feature mean square", float(feats.pow(2).mean()), flush=True)
 STATE = {"beta": 0.0}
 orig = tuning._step
+
+
 def step(classifier, batch, config, optimizer, parameters):
     if STATE["beta"] == 0:
         return orig(classifier, batch, config, optimizer, parameters)
@@ -44,18 +51,31 @@ def step(classifier, batch, config, optimizer, parameters):
     logits = classifier.head.classifier(classifier.head.dropout(f))
     target = feats[batch.indices].to(f.device)
     loss = tuning._loss(logits, batch, config) + STATE["beta"] * torch.nn.functional.mse_loss(f.float(), target)
-    optimizer.zero_grad(set_to_none=True); loss.backward()
-    torch.nn.utils.clip_grad_norm_(parameters, 1.0); optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+    optimizer.step()
     return loss, logits
+
+
 tuning._step = step
 for v in variants:
-    v = dict(v); beta = v.pop("beta", None); STATE["beta"] = beta or 0.0
+    v = dict(v)
+    beta = v.pop("beta", None)
+    STATE["beta"] = beta or 0.0
     pruned, plan = cs._planner(source, {}, ws, clf, reporter).prune(clf, value)
-    condense = TrainConfig(**cfg["condense"]); condense = replace(condense, head_lr=condense.backbone_lr, **v)
+    condense = TrainConfig(**cfg["condense"])
+    condense = replace(condense, head_lr=condense.backbone_lr, **v)
     t = time.perf_counter()
     r = tuning.train_prompt(pruned, train, ws.validation, condense, device, ws.pad_token_id, reporter)
-    row = {"value": value, **({} if beta is None else {"beta": beta}), **v, "val": r.best_validation_accuracy,
-           "steps": r.steps, "sec": round(time.perf_counter() - t)}
+    row = {
+        "value": value,
+        **({} if beta is None else {"beta": beta}),
+        **v,
+        "val": r.best_validation_accuracy,
+        "steps": r.steps,
+        "sec": round(time.perf_counter() - t),
+    }
     if beta is None:
         row |= {"heads": plan.kept_heads, "sizes": plan.kept_sizes}
     print(json.dumps(row), flush=True)
