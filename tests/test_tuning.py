@@ -135,6 +135,36 @@ def test_a_step_budget_replaces_epochs(tiny_bert_dir, sst2_dir):
     assert [entry["step"] for entry in result.history] == [0, 3, 6, 7]
 
 
+@pytest.mark.parametrize("trains", ["prompt", "full"])
+def test_the_fused_optimizer_trains_as_the_default_one_does(tiny_bert_dir, sst2_dir, monkeypatch, trains):
+    """AdamW runs fused on a CPU (one kernel per step) and updates the weights as the per-tensor default
+    would: the same training with and without it ends at the same weights, up to float rounding."""
+    from skeleton.method import tuning
+
+    model_config = ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=4)
+    workspace = Workspace(DataConfig("sst2", str(sst2_dir), train_samples=40), model_config)
+    config = TrainConfig(steps=6, batch_size=16, evals_per_epoch=1, patience=99, trains=trains)
+    built = []
+    optimizer = tuning._optimizer
+    monkeypatch.setattr(tuning, "_optimizer", lambda *args: built.append(optimizer(*args)) or built[-1])
+
+    def trained():
+        classifier = workspace.new_classifier(seed=0)
+        cpu = torch.device("cpu")
+        train_prompt(classifier, workspace.train, workspace.validation, config, cpu, validate_start=False)
+        return {name: parameter.detach().clone() for name, parameter in classifier.named_parameters()}
+
+    fused = trained()
+    monkeypatch.setattr(tuning, "FUSED_ADAMW_DEVICES", ())
+    looped = trained()
+    assert [o.defaults["fused"] for o in built] == [True, None]
+    assert fused.keys() == looped.keys()
+    for name, weight in fused.items():
+        torch.testing.assert_close(weight, looped[name], rtol=1e-5, atol=1e-6, msg=name)
+    changed = [n for n, w in fused.items() if not torch.equal(w, workspace.new_classifier(seed=0).state_dict()[n])]
+    assert changed  # it trained
+
+
 def test_a_training_that_only_ranks_its_end_skips_validating_the_start(tiny_bert_dir, sst2_dir, monkeypatch):
     """Without ``validate_start`` the untrained state is neither validated nor a candidate for the best
     state: the one validation pass is the last step's, whose accuracy is the result."""

@@ -74,15 +74,24 @@ def _train_mode(classifier: PromptedClassifier, backbone_dropout: bool) -> None:
         classifier.backbone.eval()
 
 
+# devices whose AdamW PyTorch fuses into one kernel per step (the default loops over every tensor in small ops)
+FUSED_ADAMW_DEVICES = ("cpu", "cuda")
+
+
 def _optimizer(classifier: PromptedClassifier, config: TrainConfig, backbone: list[nn.Parameter]) -> torch.optim.AdamW:
-    """AdamW over the prompt (no weight decay), the head and what trains in the backbone."""
+    """AdamW over the prompt (no weight decay), the head and what trains in the backbone; fused where PyTorch
+    has the kernel for the device. The same update as the default implementation, which on a CPU runs about ten
+    small operations per tensor: on a 2-core AMX Xeon a three-layer MiniLM step of batch 32 x 16 tokens ran
+    1.5x as fast fused in bf16 autocast, 1.2x in fp32 (``benchmarks/sweeps/training_precision/optimizer.py``)."""
     prompt_params, head_params = classifier.trainable_parameters()
     groups = [{"params": prompt_params, "lr": config.lr, "weight_decay": 0.0}]
     if head_params:
         groups.append({"params": head_params, "lr": config.head_lr, "weight_decay": config.weight_decay})
     if backbone:
         groups.append({"params": backbone, "lr": config.backbone_lr, "weight_decay": config.weight_decay})
-    return torch.optim.AdamW(groups)
+    devices = {p.device.type for group in groups for p in group["params"]}
+    fused = bool(devices) and devices <= set(FUSED_ADAMW_DEVICES)
+    return torch.optim.AdamW(groups, fused=fused or None)
 
 
 def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
