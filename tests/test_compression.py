@@ -414,3 +414,45 @@ def test_a_bi_encoder_compresses_exports_and_predicts_pairs(tmp_path, tiny_bert_
     assert result.exit_code == 0, result.output
     printed = [json.loads(line) for line in result.output.strip().splitlines()]
     assert [row["label"] for row in printed] == [label for label, _ in expected]
+
+
+def test_step_4s_search_again_checkpoints_the_corrected_trials_and_a_resume_predicts_from_their_pairs(tmp_path):
+    """What `compress` hands step 4: a search that goes on from corrected trials, running only the values new
+    to it, after writing the trials as corrected to the checkpoint; a resumed run takes them, and the plans
+    they hold condensed both ways, from there."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from skeleton.compression import PromptTuned, _Checkpoint, _run_search
+    from skeleton.core.progress import SILENT
+
+    config = CompressConfig(search=SearchConfig(margin=1.0))  # threshold 80 below the teacher's 81
+    runs = []
+
+    def trial(value, reporter):  # 0.50 and above hold short; below, 79 short predicted at 80.5
+        runs.append(value)
+        details = {"short_condensation_accuracy": 85.0 if value >= 0.5 else 79.0, "correct": [True, True]}
+        return (85.0 if value >= 0.5 else 80.5), 1.0, details
+
+    def condensation():
+        workspace = SimpleNamespace(correct=lambda split, predictions: np.asarray(predictions) == 1)
+        return SimpleNamespace(
+            config=config, workspace=workspace, planner=SimpleNamespace(kind="kept ratio"), full_pairs=[], trial=trial
+        )
+
+    tuned = PromptTuned({"accuracy": 81.0}, {}, {"validation": [1, 1]}, None, 0.0)
+    checkpoint = _Checkpoint(tmp_path, config, resume=False)
+    search, search_again = _run_search(condensation(), tuned, checkpoint, SILENT)
+    assert search.value == 0.05 and runs == [0.5, 0.25, 0.15, 0.1, 0.05]
+    # step 4 measured 0.05 in full at 70 and corrected its trial
+    chosen = search.trials[-1]
+    chosen.validation_accuracy, chosen.accepted = 70.0, False
+    chosen.details["full_condensation_accuracy"] = 70.0
+    again = search_again(search.trials)
+    assert runs[5:] == [] and again.value == 0.1  # no new value on its path: the next accepted one
+    saved = checkpoint.done("trials")["trials"]
+    assert [t["value"] for t in saved] == [0.5, 0.25, 0.15, 0.1, 0.05] and not saved[-1]["accepted"]
+    resumed = condensation()
+    search, _ = _run_search(resumed, tuned, _Checkpoint(tmp_path, config, resume=True), SILENT)
+    assert runs[5:] == [] and search.value == 0.1 and resumed.full_pairs == [(79.0, 70.0)]
