@@ -456,3 +456,36 @@ def test_step_4s_search_again_checkpoints_the_corrected_trials_and_a_resume_pred
     resumed = condensation()
     search, _ = _run_search(resumed, tuned, _Checkpoint(tmp_path, config, resume=True), SILENT)
     assert runs[5:] == [] and search.value == 0.1 and resumed.full_pairs == [(79.0, 70.0)]
+
+
+def test_a_chosen_value_that_misses_in_full_sends_a_real_search_on_until_one_holds(
+    tmp_path, tiny_bert_dir, sst2_dir, monkeypatch
+):
+    """End to end on the tiny model, with short trials (every one accepted: margin 100) and full condensations
+    below 0.25 made to miss the margin: step 4 condenses 0.05, 0.10 and 0.15 in full, each time searching on
+    from the corrected trials; the search then runs a value it had not tried (0.20), which misses in full too,
+    and 0.25 holds and ships. The report keeps every trial as corrected, and every full condensation."""
+    from skeleton.method.condensation import Condensation
+
+    condensed_in_full = Condensation._condensed_in_full
+
+    def missing_below_a_quarter(self, value, reporter):
+        model, plan, accuracy = condensed_in_full(self, value, reporter)
+        return model, plan, (-1000.0 if value < 0.249 else accuracy)
+
+    monkeypatch.setattr(Condensation, "_condensed_in_full", missing_below_a_quarter)
+    config = _config(tmp_path, tiny_bert_dir, sst2_dir, search=SearchConfig(margin=100.0), trial_steps=2)
+    report = compress(config).report
+    search = report.search
+    values = [round(t["value"], 2) for t in search["trials"]]
+    assert values == [0.5, 0.25, 0.15, 0.1, 0.05, 0.2]  # 0.20 tried only when step 4 searched on
+    assert report.search_value == pytest.approx(0.25)
+    assert search["fallback_from"] == pytest.approx(0.05) and search["searched_again"] == 4
+    assert set(search["condensed_in_full"]) == {"0.05", "0.10", "0.15", "0.20", "0.25"}
+    for trial in search["trials"]:
+        missed = trial["value"] < 0.249
+        assert trial["accepted"] is not missed
+        if missed:  # judged by the full condensation, no longer by the short one
+            assert trial["validation_accuracy"] == trial["details"]["full_condensation_accuracy"] == -1000.0
+            assert "drop_interval" not in trial["details"]
+    assert report.kept_fraction == pytest.approx(0.25, abs=0.05)
