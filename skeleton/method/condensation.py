@@ -318,13 +318,11 @@ class Condensation:
             details = trial.details
             if round(trial.value, 6) not in values or details.get("full_condensation_accuracy") == full:
                 continue
-            short = details.get("short_condensation_accuracy")
             for key in (*_PREDICTION_KEYS, "drop_interval"):
                 details.pop(key, None)
             details["full_condensation_accuracy"] = full
             trial.validation_accuracy, trial.accepted = full, full >= self.threshold
-            if short is not None and (short, full) not in self.full_pairs:
-                self.full_pairs.append((short, full))
+        self.full_pairs = full_pairs(trials)  # the pairs the trials now hold, this plan's among them
         for trial in trials:
             if "predicted_full_condensation_accuracy" in trial.details:
                 self._predict(trial.details)
