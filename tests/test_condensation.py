@@ -276,6 +276,31 @@ def test_a_full_condensation_distils_on_the_rows_train_samples_left_out_and_tria
         assert (stages / TEACHER_FILE).is_file() and (stages / TEACHER_MORE_FILE).is_file() == (rows > 100)
 
 
+def test_the_teachers_logits_are_computed_in_the_precision_condensation_trains_in(tmp_path, tiny_bert_dir, sst2_dir):
+    """A bf16 run distils to logits its teacher gave under bf16 autocast (the fp32 pass is the slow one on a CPU
+    with AMX); an fp32 run to fp32 logits."""
+    from skeleton.core.precision import autocast
+    from skeleton.core.progress import SILENT
+    from skeleton.method.condensation import Condensation
+
+    data = DataConfig("sst2", str(sst2_dir), validation_rows="all", train_samples=100)
+    workspace = Workspace(data, ModelConfig(model=str(tiny_bert_dir), num_virtual_tokens=0))
+    classifier = workspace.new_classifier()
+    fp32 = predict_logits(classifier, workspace.train, CPU, 64, 0)
+    with autocast(CPU, "bf16"):
+        bf16 = predict_logits(classifier, workspace.train, CPU, 64, 0)
+    assert not torch.equal(fp32, bf16)  # the two precisions give different logits on this model
+    for precision, expected in (("fp32", fp32), ("bf16", bf16)):
+        condense = TrainConfig(trains="full", distill=0.5, precision=precision)
+        config = tiny_compress_config(tmp_path, tiny_bert_dir, sst2_dir, data=data, condense=condense)
+        stages = tmp_path / f"stages-{precision}"
+        stages.mkdir()
+        condensation = Condensation(workspace, None, classifier, config, stages, CPU, 50.0)
+        teacher = condensation.training_split(SILENT).teacher_logits
+        assert teacher.dtype == torch.float32
+        torch.testing.assert_close(teacher, expected, rtol=0, atol=0)
+
+
 def test_the_command_line_takes_the_recipe_of_the_kind_asked_for():
     from cli.main import train_config
 

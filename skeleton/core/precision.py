@@ -10,7 +10,8 @@ pass of the run's own model on one of its own training batches, in fp32 and in b
 :data:`BF16_MIN_GAIN` times as fast. Where bf16 is emulated (a CPU with AVX2 alone) nothing is timed: on
 the 2-core AVX2 EPYC this project measures on, one MiniLM-L6 training step of 32 x 32 tokens took 13.5 s
 in bf16 autocast against 0.69 s in fp32 (``benchmarks/sweeps/training_precision/step_time.json``).
-Evaluation passes, the teacher's logits and attribution scoring stay in fp32 whatever trains.
+The teacher's logits for distillation are computed in the training precision too; evaluation passes (which
+accuracies every choice reads) and attribution scoring stay in fp32 whatever trains.
 
 On a CPU, bf16 training runs attention by PyTorch's math backend, not its fused flash kernel, whose backward
 pass in bf16 is several times slower than in fp32. On a 2-core Intel Xeon with AMX, one attention forward and

@@ -22,6 +22,7 @@ from skeleton.core.config import CompressConfig
 from skeleton.core.evaluation import predict_logits
 from skeleton.core.file_names import MODEL_FILE, TEACHER_FILE, TEACHER_MORE_FILE
 from skeleton.core.modeling import PromptedClassifier, load_prompt_and_head, save_prompt_and_head
+from skeleton.core.precision import autocast
 from skeleton.core.progress import Reporter
 from skeleton.core.scores_and_plans import PruningPlan
 from skeleton.core.workspace import Workspace
@@ -106,7 +107,11 @@ class Condensation:
     def _with_teacher(
         self, split: EncodedSplit, file_name: str, reporter: Reporter, what: str = "training rows"
     ) -> EncodedSplit:
-        """``split`` with the teacher's logits per row when distilling (kept in ``file_name`` of the stages)."""
+        """``split`` with the teacher's logits per row when distilling (kept in ``file_name`` of the stages), computed
+        in the precision condensation trains in: a soft target rounded to bf16 teaches what the fp32 one does, and
+        on a 2-core Intel Xeon with AMX the SST-2 teacher's logits on 3,000 training rows took 4.6 s in bf16
+        autocast against 8.5 s in fp32 (1.83x, medians of 3 alternated passes; largest logit difference 0.022,
+        argmax agreement 99.97%; ``benchmarks/sweeps/training_precision/teacher_logits_amx.json``)."""
         if self.config.condense.distill == 0:
             return split
         path = self.stages / file_name
@@ -114,9 +119,11 @@ class Condensation:
             logits = load_file(str(path))["logits"]
         else:
             reporter.message(f"teacher logits: the teacher on {len(split)} {what}")
-            logits = predict_logits(
-                self.classifier, split, self.device, self.config.condense.eval_batch_size, self.workspace.pad_token_id
-            )
+            condense = self.config.condense
+            with autocast(self.device, condense.precision):
+                logits = predict_logits(
+                    self.classifier, split, self.device, condense.eval_batch_size, self.workspace.pad_token_id
+                )
             save_file({"logits": logits.contiguous()}, str(path))
         return split.with_teacher(logits)
 
