@@ -514,6 +514,35 @@ def test_serving_figures_batch_sentences_as_they_arrive():
     assert [sorted(batch) for batch in seen] == [[2, 10, 18], [4, 6, 16], [14]]  # sorted: [2, 4, 6], ...
 
 
+def test_the_serving_warm_up_runs_each_bucket_shape_the_timed_passes_meet_once():
+    """Before the serving figures are timed, each graph runs one batch per bucket shape the sentences meet in
+    arrival order: every shape the timed passes run, none twice, nothing else."""
+    from skeleton.deploy.buckets import BucketedRuntime, Buckets
+    from skeleton.deploy.export import _one_batch_per_shape, in_arrival_order
+
+    class Shapes:
+        def __init__(self):
+            self.seen = []
+
+        def run(self, inputs):
+            self.seen.append(inputs["input_ids"].shape)
+            return np.zeros((len(inputs["input_ids"]), 2), dtype=np.float32)
+
+    def encode(batch):  # a sentence of n words is n tokens; padded to the batch's longest
+        longest = max(len(t.split()) for t in batch)
+        return {"input_ids": np.ones((len(batch), longest), dtype=np.int64)}
+
+    texts = ["w " * n for n in (3, 20, 5, 40, 7, 9, 33, 2, 18, 70, 4)]
+    buckets = Buckets.for_model(128, 4)
+    for batch in (1, 4):
+        warm, timed = Shapes(), Shapes()
+        for encoded in _one_batch_per_shape(encode, texts, batch, buckets):
+            BucketedRuntime(warm, buckets, 0).run(encoded)
+        in_arrival_order(BucketedRuntime(timed, buckets, 0), encode, texts, 2, batch)
+        assert len(warm.seen) == len(set(warm.seen)) and set(warm.seen) == set(timed.seen)
+        assert len(warm.seen) < len(timed.seen)
+
+
 def test_a_candidate_error_is_recorded_in_one_line_even_when_it_says_nothing():
     """A quantiser or runtime that raises without a message (``str(error)`` empty) is recorded by its type,
     not turned into an IndexError inside the handler that records it."""
