@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.serve_load import load_errors as serve_load_errors
-from skeleton.core.reports import teacher_name
+from skeleton.core.reports import teacher_name, trial_judgement
 from skeleton.method.planning import best_calibrated, calibration_accuracy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -181,29 +181,23 @@ def _condensed_in_full(search: dict) -> str:
 
 
 def _trial_accuracy(trial: dict) -> str:
-    details = trial["details"]
+    judged = trial_judgement(trial["details"])
     verdict = "accepted" if trial["accepted"] else "rejected"
-    if "gap_left_by_full_condensation" in details:
-        teacher, left = details["teacher_accuracy"], details["gap_left_by_full_condensation"]
-        how = f"predicted {trial['validation_accuracy']:.2f} = {teacher:.2f} - {left:.3f} x ({teacher:.2f} - short"
-        pairs = details.get("predicted_from_pairs", 1)
-        source = "" if pairs == 1 else f", from {pairs} plans condensed both ways"
-        return f"{trial['value']:.2f} {verdict} ({how} {details['short_condensation_accuracy']:.2f}){source})"
-    if "predicted_full_condensation_accuracy" in details:  # reports of code before 2026-12-04: an added gain
-        how = (
-            f"predicted {trial['validation_accuracy']:.2f} = short {details['short_condensation_accuracy']:.2f} + gain"
-        )
-        return f"{trial['value']:.2f} {verdict} ({how} {details['gain_of_full_condensation']:.2f})"
-    if "full_condensation_accuracy" in details:
-        short = details["short_condensation_accuracy"]
-        return (
-            f"{trial['value']:.2f} {verdict} ({trial['validation_accuracy']:.2f} condensed in full, {short:.2f} short)"
-        )
-    if details.get("at_majority_class"):
-        return f"{trial['value']:.2f} {verdict} ({trial['validation_accuracy']:.2f} short, the majority class)"
-    if "short_condensation_accuracy" in details:
-        return f"{trial['value']:.2f} {verdict} ({trial['validation_accuracy']:.2f} short, over the threshold)"
-    return f"{trial['value']:.2f} {verdict} ({trial['validation_accuracy']:.2f})"
+    accuracy, head = trial["validation_accuracy"], f"{trial['value']:.2f} {verdict}"
+    if judged.how == "predicted":
+        teacher, left = judged.teacher, judged.left
+        how = f"predicted {accuracy:.2f} = {teacher:.2f} - {left:.3f} x ({teacher:.2f} - short {judged.short:.2f})"
+        source = "" if judged.pairs == 1 else f", from {judged.pairs} plans condensed both ways"
+        return f"{head} ({how}{source})"
+    if judged.how == "gain":
+        return f"{head} (predicted {accuracy:.2f} = short {judged.short:.2f} + gain {judged.gain:.2f})"
+    if judged.how == "full":
+        return f"{head} ({accuracy:.2f} condensed in full, {judged.short:.2f} short)"
+    if judged.how == "majority":
+        return f"{head} ({accuracy:.2f} short, the majority class)"
+    if judged.how == "short":
+        return f"{head} ({accuracy:.2f} short, over the threshold)"
+    return f"{head} ({accuracy:.2f})"
 
 
 def _removed(report: dict) -> str:

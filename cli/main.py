@@ -61,7 +61,7 @@ from skeleton.core.config import (
 from skeleton.core.errors import SkeletonError
 from skeleton.core.file_names import CONFIG_FILE, MANIFEST_FILE, ONNX_DIR, PROMPT_TUNED_DIR, VARIANT_FILES
 from skeleton.core.progress import Reporter
-from skeleton.core.reports import BenchReport, CompressReport, ExportSummary, speed_text
+from skeleton.core.reports import BenchReport, CompressReport, ExportSummary, speed_text, trial_judgement
 from skeleton.core.tasks import TASKS, TaskSpec, read_description
 
 app = typer.Typer(
@@ -426,28 +426,17 @@ def _results_table(report: CompressReport) -> Table:
 
 def _trial_accuracy(trial: dict) -> str:
     """A trial's validation accuracy, and how it was had when a short condensation predicted it."""
-    details = trial["details"]
+    judged = trial_judgement(trial["details"])
     text = f"{trial['validation_accuracy']:.2f}"
-    if "gap_left_by_full_condensation" in details:
-        short, left = details["short_condensation_accuracy"], details["gap_left_by_full_condensation"]
-        pairs = details.get("predicted_from_pairs", 1)
-        source = "" if pairs == 1 else f" by {pairs} plans condensed both ways"
-        return f"{text} (predicted from short {short:.2f}{source}, {100 * left:.0f}% of its gap to the teacher left)"
-    if "predicted_full_condensation_accuracy" in details:  # a report of code before 2026-12-04: an added gain
-        short, gain = details["short_condensation_accuracy"], details["gain_of_full_condensation"]
-        return f"{text} (predicted: {short:.2f} + {gain:.2f})"
-    if "full_condensation_accuracy" in details:
-        return f"{text} (full; short {details['short_condensation_accuracy']:.2f})"
-    if details.get("at_majority_class"):
-        return f"{text} (short, majority class)"
-    if "short_condensation_accuracy" in details:
-        return f"{text} (short)"
-    return text
-
-
-def _judged_short(details: dict) -> bool:
-    """Whether a trial's validation predictions are a short condensation's (not a full one's)."""
-    return "short_condensation_accuracy" in details and "full_condensation_accuracy" not in details
+    if judged.how == "predicted":
+        source = "" if judged.pairs == 1 else f" by {judged.pairs} plans condensed both ways"
+        left = f"{100 * judged.left:.0f}% of its gap to the teacher left"
+        return f"{text} (predicted from short {judged.short:.2f}{source}, {left})"
+    if judged.how == "gain":
+        return f"{text} (predicted: {judged.short:.2f} + {judged.gain:.2f})"
+    if judged.how == "full":
+        return f"{text} (full; short {judged.short:.2f})"
+    return text + {"majority": " (short, majority class)", "short": " (short)"}.get(judged.how, "")
 
 
 def _trials_table(report: CompressReport) -> Table:
@@ -471,7 +460,7 @@ def _trials_table(report: CompressReport) -> Table:
             _trial_accuracy(trial),
             "-"
             if interval is None
-            else ("short: " if _judged_short(trial["details"]) else "")
+            else ("short: " if trial_judgement(trial["details"]).judged_short else "")
             + f"{interval['drop']:.2f} ({interval['low']:.2f} to {interval['high']:.2f}, "
             f"{100 * interval['level']:.0f}%)",
             "yes" if trial["accepted"] else "no",

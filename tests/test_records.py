@@ -90,3 +90,40 @@ def test_a_damaged_file_is_one_clear_error(tmp_path, content, message):
 def test_a_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(SkeletonError, match="not found"):
         Manifest.load(tmp_path / "manifest.json")
+
+
+def test_a_trials_judgement_is_read_the_same_for_the_terminal_and_the_docs():
+    """One reader of a search trial's details: which way its accuracy was had, with the figures each renderer
+    words; and the two renderings name the same figures."""
+    import benchmarks.readme_results as docs
+    from cli.main import _trial_accuracy
+    from skeleton.core.reports import trial_judgement
+
+    predicted = {
+        "short_condensation_accuracy": 83.2,
+        "gap_left_by_full_condensation": 0.2,
+        "teacher_accuracy": 87.5,
+        "predicted_from_pairs": 2,
+    }
+    cases = {
+        "predicted": predicted,
+        "gain": {
+            "short_condensation_accuracy": 83.2,
+            "predicted_full_condensation_accuracy": 86.0,
+            "gain_of_full_condensation": 2.8,
+        },
+        "full": {"short_condensation_accuracy": 81.25, "full_condensation_accuracy": 86.25},
+        "majority": {"short_condensation_accuracy": 50.9, "at_majority_class": True},
+        "short": {"short_condensation_accuracy": 86.6},
+        "alone": {},
+    }
+    for how, details in cases.items():
+        judged = trial_judgement(details)
+        assert judged.how == how
+        assert judged.judged_short == (how not in ("full", "alone"))
+        trial = {"value": 0.6, "accepted": True, "validation_accuracy": 86.64, "details": details}
+        terminal, text = _trial_accuracy(trial), docs._trial_accuracy(trial)
+        shown = ["86.64"] + ([f"{judged.short:.2f}"] if how in ("predicted", "gain", "full") else [])
+        assert all(figure in terminal and figure in text for figure in shown)
+    assert (trial_judgement(predicted).left, trial_judgement(predicted).pairs) == (0.2, 2)
+    assert "by 2 plans" in _trial_accuracy({"validation_accuracy": 86.64, "details": predicted})

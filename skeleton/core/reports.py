@@ -379,6 +379,8 @@ __all__ = [
     "TuneReport",
     "load_report",
     "speed_text",
+    "trial_judgement",
+    "TrialJudgement",
     "write_json",
 ]
 
@@ -392,3 +394,47 @@ def speed_text(timing: dict) -> str:
     measured = timing["measured_speedup"][slowest]
     predicted = timing["predicted_speedup"][slowest]
     return f"measured {measured:.2f}x at {slowest}, the slowest shape (predicted {predicted:.2f}x)"
+
+
+@dataclass
+class TrialJudgement:
+    """How a search trial's validation accuracy was had, read from its ``details`` once for the terminal's table
+    and the docs' text, which word it each their own way.
+
+    Attributes:
+        how: ``predicted`` (the full condensation's accuracy predicted from a short one and the plans condensed
+            both ways), ``gain`` (predicted as the short one plus an added gain: reports of code before
+            2026-12-04), ``full`` (condensed in full), ``majority`` (short, at the majority class), ``short``
+            (short, over the threshold) or ``alone`` (no short condensation: the trial's own training).
+        short: the short condensation's validation accuracy (all but ``alone``).
+        teacher, left, pairs: for ``predicted``: the teacher's accuracy, the share of the short condensation's
+            gap to it left after a full one, and how many plans condensed both ways that share comes from.
+        gain: for ``gain``: the added gain.
+    """
+
+    how: str
+    short: float | None = None
+    teacher: float | None = None
+    left: float | None = None
+    pairs: int = 1
+    gain: float | None = None
+
+    @property
+    def judged_short(self) -> bool:
+        """Whether the trial's validation predictions are a short condensation's (not a full one's)."""
+        return self.how not in ("full", "alone")
+
+
+def trial_judgement(details: dict) -> TrialJudgement:
+    """:class:`TrialJudgement` of a trial's ``details`` (``report.json``'s ``search.trials[i].details``)."""
+    short = details.get("short_condensation_accuracy")
+    if "gap_left_by_full_condensation" in details:
+        left, pairs = details["gap_left_by_full_condensation"], details.get("predicted_from_pairs", 1)
+        return TrialJudgement("predicted", short, details.get("teacher_accuracy"), left, pairs)
+    if "predicted_full_condensation_accuracy" in details:
+        return TrialJudgement("gain", short, gain=details["gain_of_full_condensation"])
+    if "full_condensation_accuracy" in details:
+        return TrialJudgement("full", short)
+    if details.get("at_majority_class"):
+        return TrialJudgement("majority", short)
+    return TrialJudgement("alone" if short is None else "short", short)
