@@ -33,7 +33,7 @@ SERVING_DOC = ROOT / "docs" / "serving.md"
 SUMMARY_START = "<!-- summary: rendered by python benchmarks/readme_results.py from benchmarks/results/default_* -->"
 SUMMARY_END = "<!-- end of summary -->"
 # the default runs, in the README's order: SST-2 on each kind of CPU it was run on (the plan depends on the CPU)
-SUMMARY_RUNS = ("default_sst2", "default_sst2_amx", "default_mrpc", "default_news")
+SUMMARY_RUNS = ("default_sst2", "default_sst2_amx", "default_mrpc", "default_mrpc_amx", "default_news")
 SERVING = RESULTS_DIR / "serve_sst2_minilm"
 SERVING_REPORTS = "serve_load_*_buckets.json"  # one per runtime, from benchmarks/serve_load.py
 SERVE_START = "<!-- serving results: rendered by python benchmarks/readme_results.py from " + (
@@ -55,6 +55,10 @@ PAIR_START = (
     "<!-- pair results: rendered by python benchmarks/readme_results.py from benchmarks/results/default_mrpc -->"
 )
 PAIR_END = "<!-- end of pair results -->"
+PAIR_AMX_START = "<!-- amx pair results: rendered by python benchmarks/readme_results.py from " + (
+    "benchmarks/results/default_mrpc_amx -->"
+)
+PAIR_AMX_END = "<!-- end of amx pair results -->"
 USER_START = (
     "<!-- user data results: rendered by python benchmarks/readme_results.py from benchmarks/results/default_news -->"
 )
@@ -639,6 +643,7 @@ SECTIONS = (
     (RESULTS_DOC, START, END, RESULTS, render),
     (RESULTS_DOC, AMX_START, AMX_END, RESULTS_DIR / "default_sst2_amx", render),
     (RESULTS_DOC, PAIR_START, PAIR_END, RESULTS_DIR / "default_mrpc", render),
+    (RESULTS_DOC, PAIR_AMX_START, PAIR_AMX_END, RESULTS_DIR / "default_mrpc_amx", render),
     (RESULTS_DOC, USER_START, USER_END, RESULTS_DIR / "default_news", render),
     (SERVING_DOC, SERVE_START, SERVE_END, SERVING, render_serving),
     (SERVING_DOC, SERVE_AMX_START, SERVE_AMX_END, SERVING_AMX, render_serving),
