@@ -1,0 +1,74 @@
+"""How much the best-of-checkpoints validation accuracy flatters a full condensation.
+
+The shipped plan of a default run (its teacher in ``prompt_tuned``, ``pruning_plan.json`` and
+``neuron_scores.safetensors``) condensed again in full from the pruned teacher with the SST-2 recipe in bf16 (two
+epochs over the 45,894 training rows, the teacher's logits computed in bf16 as the run does), the test split
+(reported only, never used to choose) scored at every validation checkpoint beside the validation accuracy that
+picks the state a condensation keeps.
+
+    python benchmarks/sweeps/checkpoint_selection/checkpoints.py RUN_DIR OUT.json
+"""
+
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import skeleton.method.tuning as tuning
+from skeleton.core.config import CompressConfig, ModelConfig
+from skeleton.core.data import DataConfig
+from skeleton.core.evaluation import predict_logits
+from skeleton.core.machine import describe_cpu
+from skeleton.core.precision import autocast
+from skeleton.core.scores_and_plans import NeuronScores, PruningPlan
+from skeleton.core.workspace import Workspace
+from skeleton.method.pruning import apply_pruning
+
+CPU = torch.device("cpu")
+run, out = Path(sys.argv[1]), Path(sys.argv[2])
+report = json.loads((run / "report.json").read_text())
+workspace = Workspace(DataConfig.from_dict(report["config"]["data"]), ModelConfig(**report["config"]["model"]))
+teacher = workspace.load_classifier(run / "prompt_tuned")
+plan = PruningPlan.load(run / "pruning_plan.json")
+pruned = copy.deepcopy(teacher)
+apply_pruning(pruned.backbone, plan, NeuronScores.load(run / "neuron_scores.safetensors"))
+condense = CompressConfig().resolved().trained_in("bf16").condense
+pad = workspace.pad_token_id
+
+rows = workspace.train.concatenated(workspace.more_training_rows(condense.max_samples - len(workspace.train)))
+with autocast(CPU, "bf16"):
+    rows = rows.with_teacher(predict_logits(teacher, rows, CPU, condense.eval_batch_size, pad))
+
+checkpoints = []
+validate = tuning._validate
+
+
+def validate_and_test(classifier, validation, device, config, pad_token_id):
+    accuracy, predictions = validate(classifier, validation, device, config, pad_token_id)
+    test = predict_logits(classifier, workspace.test, device, config.eval_batch_size, pad_token_id).argmax(-1)
+    test_accuracy = 100.0 * float((test == torch.tensor(workspace.test.labels)).float().mean())
+    checkpoints.append({"validation_accuracy": accuracy, "test_accuracy": test_accuracy})
+    return accuracy, predictions
+
+
+tuning._validate = validate_and_test
+started = time.perf_counter()
+result = tuning.train_prompt(pruned, rows, workspace.validation, condense, CPU, pad, validate_start=False)
+best = max(range(len(checkpoints)), key=lambda i: checkpoints[i]["validation_accuracy"])
+record = {
+    "run": f"the default SST-2 run of code {report['versions'].get('skeleton_commit')}: its teacher, plan and scores",
+    "plan": {key: report[key] for key in ("kept_layers", "kept_heads", "kept_sizes")},
+    "teacher": {s: report["prompt_tuned"][s]["accuracy"] for s in ("validation", "test")},
+    "rows": len(rows),
+    "checkpoints": checkpoints,
+    "best_by_validation": best,
+    "best_validation_minus_last": checkpoints[best]["validation_accuracy"] - checkpoints[-1]["validation_accuracy"],
+    "test_at_best_minus_last": checkpoints[best]["test_accuracy"] - checkpoints[-1]["test_accuracy"],
+    "seconds": time.perf_counter() - started,
+    "machine": describe_cpu(),
+}
+out.write_text(json.dumps(record, indent=2) + "\n")
+print(json.dumps({k: v for k, v in record.items() if k != "machine"}, indent=2))
