@@ -27,6 +27,8 @@ def test_the_bucket_sizes_worked_out_by_hand():
     # 16-token steps to 128, 32 to 256, 64 beyond; the limit itself closes the list
     assert Buckets.for_model(508, 24).lengths[7:] == (128, 160, 192, 224, 256, 320, 384, 448, 508)
     assert Buckets.for_model(508, 24).batches == (1, 2, 4, 8, 16, 24)
+    # a batch's bucket: its rows and its longest row, each rounded up (itself beyond the last)
+    assert Buckets.for_model(128, 32).shape(5, 17) == (8, 32) and Buckets.for_model(128, 32).shape(40, 130) == (40, 130)
 
 
 @pytest.mark.parametrize(

@@ -77,6 +77,10 @@ class Buckets:
         """The bucket a batch of ``rows`` rows pads to (itself beyond the last)."""
         return next((size for size in self.batches if size >= rows), rows)
 
+    def shape(self, rows: int, tokens: int) -> tuple[int, int]:
+        """The (batch, tokens) bucket a batch of ``rows`` rows of ``tokens`` tokens pads to."""
+        return self.batch(rows), self.length(tokens)
+
     def take(self, available: int) -> int:
         """How many of ``available`` waiting inputs a batcher takes: a bucket size, the next one up when
         padding to it adds at most ``UP_TO`` of its rows (7 of 8), else the one below (5 -> 4, 20 -> 16)."""
@@ -120,5 +124,4 @@ class BucketedRuntime:
 
     def run(self, encoded: dict[str, np.ndarray]) -> np.ndarray:
         rows, tokens = encoded["input_ids"].shape  # (batch, tokens)
-        shape = self.buckets.batch(rows), self.buckets.length(tokens)
-        return self.runtime.run(pad_to(encoded, *shape, self.pad_id, self.pad_left))[:rows]
+        return self.runtime.run(pad_to(encoded, *self.buckets.shape(rows, tokens), self.pad_id, self.pad_left))[:rows]

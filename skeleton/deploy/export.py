@@ -353,7 +353,7 @@ def _one_batch_per_shape(encode, texts: list, batch_size: int, buckets: Buckets)
     for start in range(0, len(texts), batch_size):
         encoded = encode(texts[start : start + batch_size])
         rows, tokens = encoded["input_ids"].shape  # (batch, tokens)
-        by_shape.setdefault((buckets.batch(rows), buckets.length(tokens)), encoded)
+        by_shape.setdefault(buckets.shape(rows, tokens), encoded)
     return list(by_shape.values())
 
 

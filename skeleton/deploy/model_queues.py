@@ -353,7 +353,7 @@ class ServedModel:
                 return
             self.metrics.inference_seconds.labels(self.name).observe(time.perf_counter() - started)
             self.metrics.batch_size.labels(self.name).observe(len(batch))
-            rows, tokens = self.buckets.batch(len(batch)), self.buckets.length(max(w.length for w in batch))
+            rows, tokens = self.buckets.shape(len(batch), max(w.length for w in batch))
             self.metrics.batch_tokens.labels(self.name).observe(rows * tokens)
             self.metrics.padding_tokens.labels(self.name).inc(rows * tokens - sum(w.length for w in batch))
             self.metrics.inputs.labels(self.name).inc(len(batch))
