@@ -20,7 +20,7 @@ import torch
 import skeleton.method.tuning as tuning
 from skeleton.core.config import CompressConfig, ModelConfig
 from skeleton.core.data import DataConfig
-from skeleton.core.evaluation import predict_logits
+from skeleton.core.evaluation import evaluate, predict_logits
 from skeleton.core.machine import describe_cpu
 from skeleton.core.precision import autocast
 from skeleton.core.scores_and_plans import NeuronScores, PruningPlan
@@ -48,9 +48,8 @@ validate = tuning._validate
 
 def validate_and_test(classifier, validation, device, config, pad_token_id):
     accuracy, predictions = validate(classifier, validation, device, config, pad_token_id)
-    test = predict_logits(classifier, workspace.test, device, config.eval_batch_size, pad_token_id).argmax(-1)
-    test_accuracy = 100.0 * float((test == torch.tensor(workspace.test.labels)).float().mean())
-    checkpoints.append({"validation_accuracy": accuracy, "test_accuracy": test_accuracy})
+    test = evaluate(classifier, workspace.test, device, config.eval_batch_size, pad_token_id)["accuracy"]
+    checkpoints.append({"validation_accuracy": accuracy, "test_accuracy": test})
     return accuracy, predictions
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from benchmarks.serve_load import _load, make_requests
 from skeleton.core.machine import describe_cpu
 from skeleton.deploy.server import ServerProcess
+from skeleton.measure.bench import task_texts
 
 DATA = Path(__file__).resolve().parents[5] / ".." / "shared" / "data" / "sst2" / "dev.tsv"
 CATEGORIES = (  # (category, a frame that puts a sample in it), first match wins
@@ -35,8 +36,7 @@ CATEGORIES = (  # (category, a frame that puts a sample in it), first match wins
 )
 
 directory, runtime, out = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
-sentences = [line.split("\t")[0] for line in DATA.read_text().splitlines()[1:]]
-requests = make_requests(sentences, 4000, 0)
+requests = make_requests(task_texts(DATA, directory), 4000, 0)
 server = ServerProcess([f"m={directory}"], ["--runtime", runtime])
 with tempfile.TemporaryDirectory() as scratch:
     raw = Path(scratch) / "samples.txt"
