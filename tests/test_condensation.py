@@ -686,15 +686,48 @@ def test_a_chosen_value_that_misses_in_full_sends_the_search_on_where_the_predic
     assert search.condensed_in_full == {"0.15": 72.0, "0.40": 80.5}
 
 
+def test_a_chosen_value_the_neighbours_full_condensation_rejected_falls_back_when_it_misses_in_full(tmp_path):
+    """The AMX run of 2026-12-06 that shipped 2.6 points under its teacher, in small: 0.40 was accepted by a
+    prediction; its faster neighbour 0.35, rejected by a prediction only, was condensed in full first and fell far
+    below, and what that taught predicted 0.40 below the threshold too. 0.40 then missed in full as well: the
+    search falls back to the accepted 0.50, never ships 0.40 as if a target speed-up had asked for it."""
+    from types import SimpleNamespace
+
+    from skeleton.method.search import SearchResult, Trial
+
+    condensation, condensed = _step_4(tmp_path, {0.35: 72.0, 0.4: 78.0, 0.5: 84.0}.__getitem__)
+
+    def predicted(value: float, short: float) -> Trial:  # by the one pair, 70 short -> 79 in full
+        full = condensation.predicted_full(short)
+        details = {"short_condensation_accuracy": short, "predicted_full_condensation_accuracy": full}
+        return Trial(value, full, full >= 80.0, 0.0, details)
+
+    trials = [
+        Trial(0.5, 83.0, True, 0.0, {"short_condensation_accuracy": 78.0, "full_condensation_accuracy": 83.0}),
+        predicted(0.4, 76.0),
+        predicted(0.35, 74.0),
+    ]
+    assert [t.accepted for t in trials] == [True, True, False]
+    messages = []
+    search = SearchResult(0.4, 80.0, trials, "latency fraction")
+    shipped = condensation.skeleton_model(search, SimpleNamespace(message=messages.append))
+    assert condensed == [0.35, 0.4, 0.5] and trials[1].accepted is False
+    assert shipped == ("model 0.5", "plan 0.5")
+    assert (search.value, search.fallback_from) == (0.5, 0.4)
+    assert not any("the speed-up asked for" in message for message in messages)
+
+
 def test_a_target_speedup_that_misses_the_margin_ships_the_target_model(tmp_path):
     """`--target-speedup` alone: the search's one trial (the target's latency fraction) missed the margin, so
     the target model is the answer; its full condensation missing the margin too ships it all the same, never
     the whole model the user asked to make faster."""
     from types import SimpleNamespace
 
+    from skeleton.core.config import SearchConfig
     from skeleton.method.search import SearchResult, Trial
 
     condensation, condensed = _step_4(tmp_path, lambda value: 79.0)
+    condensation.config = SimpleNamespace(search=SearchConfig(target_speedup=2.0))  # latency fraction 0.5
     messages = []
     search = SearchResult(0.5, 80.0, [Trial(0.5, 79.5, False, 0.0, {"full_condensation_accuracy": 79.5})])
     shipped = condensation.skeleton_model(search, SimpleNamespace(message=messages.append))

@@ -265,9 +265,9 @@ class Condensation:
         neighbour does), the search goes on from what was learnt: ``search_again`` runs the binary search
         over the trials so far, trying new values where its path now leads (without it, the smallest value
         still accepted is chosen), until a chosen value holds in full or none is left and the model is kept
-        whole; ``search.fallback_from`` is the first chosen value that missed. A chosen value no trial
-        accepted is a target speed-up (``--target-speedup``) that nothing kept within the margin: it ships
-        whatever its accuracy, as the user asked, and the report says what it kept."""
+        whole; ``search.fallback_from`` is the first chosen value that missed. Only the latency fraction of a
+        target speed-up (``--target-speedup``) that no trial kept within the margin ships whatever its accuracy,
+        as the user asked (:meth:`_asked_for`), and the report says what it kept."""
         search_again = search_again or functools.partial(_smallest_accepted, search)
         while True:
             neighbour = self._verified_neighbour(search, reporter)
@@ -282,7 +282,7 @@ class Condensation:
             search.condensed_in_full[f"{value:.2f}"] = chosen[2]
             if self.trial_steps is None or chosen[2] >= search.threshold:
                 return chosen[:2]
-            if not any(t.accepted and round(t.value, 6) == round(value, 6) for t in search.trials):
+            if self._asked_for(value, search):
                 reporter.message(
                     f"  {value:.2f} condensed to {chosen[2]:.2f}, below the margin: shipped, the speed-up asked for"
                 )
@@ -295,6 +295,16 @@ class Condensation:
             )
             _merge(search, search_again(search.trials))
             search.searched_again += 1
+
+    def _asked_for(self, value: float, search: SearchResult) -> bool:
+        """Whether ``value`` is what ``--target-speedup`` asked for and no trial of it held the margin: the target
+        model ships whatever its accuracy. A value the search chose, that a later prediction or its own full
+        condensation then put below the margin, is not: the search falls back (a 2026-12-06 default run on the
+        AMX Xeon shipped 2.6 points under its teacher by taking the one for the other)."""
+        target = self.config.search.target_latency_fraction
+        if target is None or round(value, 6) != round(target, 6):
+            return False
+        return not any(t.accepted and round(t.value, 6) == round(value, 6) for t in search.trials)
 
     def _verified_neighbour(self, search: SearchResult, reporter: Reporter):
         """(model, plan) of the chosen value's faster neighbour when only a prediction rejected it and it stays
