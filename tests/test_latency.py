@@ -222,3 +222,29 @@ def test_the_table_quantises_like_the_export_on_this_cpu(tmp_path, monkeypatch, 
     assert graph.is_file()
     (method,) = methods
     assert (method.kind, method.per_channel, method.reduce_range) == ("dynamic-fused", True, cpu_kind == "avx2")
+
+
+def test_an_openvino_int8_timing_graph_has_the_shipped_graphs_operations_without_bias_correction(tmp_path, monkeypatch):
+    """Graphs that are only timed skip NNCF's bias correction (only bias values differ; it is most of the
+    quantisation's time): the IR's operations, type by type, are those of the corrected graph."""
+    from collections import Counter
+
+    import openvino as ov
+
+    from skeleton.deploy import openvino as deploy_openvino
+    from skeleton.deploy.runtimes import synthetic_batch
+    from skeleton.measure import latency
+
+    asked, original = [], latency.nncf_quantize
+    monkeypatch.setattr(latency, "nncf_quantize", lambda *a, **k: asked.append(k) or original(*a, **k))
+    model = latency._layer_model(tiny_config("bert"), 2, 2, 32)
+    timed = latency.build_graph(model, tmp_path, "layer", runtime="openvino-int8")
+    assert asked == [{"bias_correction": False}]
+    corrected = tmp_path / "corrected.xml"
+    calibration = [synthetic_batch(4, 32, 1024, with_token_types=False, seed=s) for s in range(4)]
+    deploy_openvino.nncf_quantize("default", tmp_path / "layer-fp32.onnx", corrected, calibration)
+
+    def operations(path):
+        return Counter(op.get_type_name() for op in ov.Core().read_model(str(path)).get_ordered_ops())
+
+    assert operations(timed) == operations(corrected) and operations(timed)["FakeQuantize"] > 0

@@ -27,8 +27,12 @@ import numpy as np
 from skeleton.core.config import NNCF_METHODS
 
 
-def nncf_quantize(method: str, source: Path, target: Path, calibration: list[dict[str, np.ndarray]]) -> None:
-    """Write ``method``'s int8 IR of the graph ``source`` to ``target`` (``.xml``; ``.bin`` beside it)."""
+def nncf_quantize(
+    method: str, source: Path, target: Path, calibration: list[dict[str, np.ndarray]], bias_correction: bool = True
+) -> None:
+    """Write ``method``'s int8 IR of the graph ``source`` to ``target`` (``.xml``; ``.bin`` beside it). Without
+    ``bias_correction`` NNCF's fast bias correction is left out: the same operations, only bias values differ
+    (for graphs that are only timed: ``skeleton.measure.latency.build_graph``)."""
     import nncf
     import openvino as ov
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, AdvancedSmoothQuantParameters
@@ -41,17 +45,17 @@ def nncf_quantize(method: str, source: Path, target: Path, calibration: list[dic
     model = ov.Core().read_model(str(source))
     inputs = {name for port in model.inputs for name in port.get_names()}
     batches = [{k: np.asarray(v, dtype=np.int64) for k, v in b.items() if k in inputs} for b in calibration]
-    advanced = None
+    advanced = {} if bias_correction else {"disable_bias_correction": True}
     if method != "default":
         alpha = -1.0 if method == "no-smoothquant" else 0.5
-        advanced = AdvancedQuantizationParameters(smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=alpha))
+        advanced["smooth_quant_alphas"] = AdvancedSmoothQuantParameters(matmul=alpha)
     with contextlib.redirect_stdout(io.StringIO()):  # NNCF draws progress bars; the export reports its own
         quantized = nncf.quantize(
             model,
             nncf.Dataset(batches),
             model_type=nncf.ModelType.TRANSFORMER,
             subset_size=len(batches),
-            advanced_parameters=advanced,
+            advanced_parameters=AdvancedQuantizationParameters(**advanced) if advanced else None,
         )
     ov.save_model(quantized, str(target), compress_to_fp16=False)
 
