@@ -18,9 +18,10 @@ from pathlib import Path
 import torch
 
 import skeleton.method.tuning as tuning
+from benchmarks.checkpoint_scores import scoring_test_at_checkpoints
 from skeleton.core.config import CompressConfig, ModelConfig
 from skeleton.core.data import DataConfig
-from skeleton.core.evaluation import evaluate, predict_logits
+from skeleton.core.evaluation import predict_logits
 from skeleton.core.machine import describe_cpu
 from skeleton.core.precision import autocast
 from skeleton.core.scores_and_plans import NeuronScores, PruningPlan
@@ -42,18 +43,9 @@ rows = workspace.train.concatenated(workspace.more_training_rows(condense.max_sa
 with autocast(CPU, "bf16"):
     rows = rows.with_teacher(predict_logits(teacher, rows, CPU, condense.eval_batch_size, pad))
 
-checkpoints = []
-validate = tuning._validate
+checkpoints = scoring_test_at_checkpoints(workspace)
 
 
-def validate_and_test(classifier, validation, device, config, pad_token_id):
-    accuracy, predictions = validate(classifier, validation, device, config, pad_token_id)
-    test = evaluate(classifier, workspace.test, device, config.eval_batch_size, pad_token_id)["accuracy"]
-    checkpoints.append({"validation_accuracy": accuracy, "test_accuracy": test})
-    return accuracy, predictions
-
-
-tuning._validate = validate_and_test
 started = time.perf_counter()
 result = tuning.train_prompt(pruned, rows, workspace.validation, condense, CPU, pad, validate_start=False)
 best = max(range(len(checkpoints)), key=lambda i: checkpoints[i]["validation_accuracy"])

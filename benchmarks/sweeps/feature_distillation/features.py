@@ -24,10 +24,10 @@ import torch
 from torch import nn
 
 import skeleton.method.tuning as tuning
+from benchmarks.checkpoint_scores import scoring_test_at_checkpoints
 from skeleton.core.batching import iterate_batches
 from skeleton.core.config import ModelConfig, TrainConfig
 from skeleton.core.data import DataConfig
-from skeleton.core.evaluation import evaluate
 from skeleton.core.machine import describe_cpu
 from skeleton.core.precision import autocast
 from skeleton.core.scores_and_plans import NeuronScores, PruningPlan
@@ -89,18 +89,10 @@ def step(classifier, batch, config, optimizer, parameters):
     return loss, logits
 
 
-checkpoints = []
-validate = tuning._validate
+checkpoints = scoring_test_at_checkpoints(workspace)
 
 
-def validate_and_test(classifier, validation, device, config, pad_token_id):
-    accuracy, predictions = validate(classifier, validation, device, config, pad_token_id)
-    test = evaluate(classifier, workspace.test, device, config.eval_batch_size, pad_token_id)["accuracy"]
-    checkpoints.append({"validation_accuracy": accuracy, "test_accuracy": test})
-    return accuracy, predictions
-
-
-tuning._validate, tuning._step = validate_and_test, step
+tuning._step = step
 started = time.perf_counter()
 result = tuning.train_prompt(pruned, rows, workspace.validation, condense, CPU, pad, validate_start=False)
 best = max(range(len(checkpoints)), key=lambda i: checkpoints[i]["validation_accuracy"])
