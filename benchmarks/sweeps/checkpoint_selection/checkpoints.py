@@ -9,7 +9,6 @@ picks the state a condensation keeps.
     python benchmarks/sweeps/checkpoint_selection/checkpoints.py RUN_DIR OUT.json
 """
 
-import copy
 import json
 import sys
 import time
@@ -18,24 +17,15 @@ from pathlib import Path
 import torch
 
 import skeleton.method.tuning as tuning
-from benchmarks.checkpoint_scores import scoring_test_at_checkpoints
-from skeleton.core.config import CompressConfig, ModelConfig
-from skeleton.core.data import DataConfig
+from benchmarks.condense_again import scoring_test_at_checkpoints, shipped_plan
+from skeleton.core.config import CompressConfig
 from skeleton.core.evaluation import predict_logits
 from skeleton.core.machine import describe_cpu
 from skeleton.core.precision import autocast
-from skeleton.core.scores_and_plans import NeuronScores, PruningPlan
-from skeleton.core.workspace import Workspace
-from skeleton.method.pruning import apply_pruning
 
 CPU = torch.device("cpu")
 run, out = Path(sys.argv[1]), Path(sys.argv[2])
-report = json.loads((run / "report.json").read_text())
-workspace = Workspace(DataConfig.from_dict(report["config"]["data"]), ModelConfig(**report["config"]["model"]))
-teacher = workspace.load_classifier(run / "prompt_tuned")
-plan = PruningPlan.load(run / "pruning_plan.json")
-pruned = copy.deepcopy(teacher)
-apply_pruning(pruned.backbone, plan, NeuronScores.load(run / "neuron_scores.safetensors"))
+report, workspace, teacher, pruned = shipped_plan(run)
 condense = CompressConfig().resolved().trained_in("bf16").condense
 pad = workspace.pad_token_id
 

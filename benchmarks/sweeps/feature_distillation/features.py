@@ -14,7 +14,6 @@ the checkpoint kept is chosen on validation; test is reported only. WEIGHT 0 is 
     python benchmarks/sweeps/feature_distillation/features.py RUN_DIR WEIGHT OUT.json
 """
 
-import copy
 import json
 import sys
 import time
@@ -24,24 +23,15 @@ import torch
 from torch import nn
 
 import skeleton.method.tuning as tuning
-from benchmarks.checkpoint_scores import scoring_test_at_checkpoints
+from benchmarks.condense_again import scoring_test_at_checkpoints, shipped_plan
 from skeleton.core.batching import iterate_batches
-from skeleton.core.config import ModelConfig, TrainConfig
-from skeleton.core.data import DataConfig
+from skeleton.core.config import TrainConfig
 from skeleton.core.machine import describe_cpu
 from skeleton.core.precision import autocast
-from skeleton.core.scores_and_plans import NeuronScores, PruningPlan
-from skeleton.core.workspace import Workspace
-from skeleton.method.pruning import apply_pruning
 
 CPU = torch.device("cpu")
 run, weight, out = Path(sys.argv[1]), float(sys.argv[2]), Path(sys.argv[3])
-report = json.loads((run / "report.json").read_text())
-workspace = Workspace(DataConfig.from_dict(report["config"]["data"]), ModelConfig(**report["config"]["model"]))
-teacher = workspace.load_classifier(run / "prompt_tuned")
-plan = PruningPlan.load(run / "pruning_plan.json")
-pruned = copy.deepcopy(teacher)
-apply_pruning(pruned.backbone, plan, NeuronScores.load(run / "neuron_scores.safetensors"))
+report, workspace, teacher, pruned = shipped_plan(run)
 condense = TrainConfig(**report["config"]["condense"])  # the recipe the run condensed with
 pad = workspace.pad_token_id
 labels = teacher.head_config.num_labels
