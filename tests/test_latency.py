@@ -232,7 +232,6 @@ def test_an_openvino_int8_timing_graph_has_the_shipped_graphs_operations_without
     import openvino as ov
 
     from skeleton.deploy import openvino as deploy_openvino
-    from skeleton.deploy.runtimes import synthetic_batch
     from skeleton.measure import latency
 
     asked, original = [], latency.nncf_quantize
@@ -241,8 +240,7 @@ def test_an_openvino_int8_timing_graph_has_the_shipped_graphs_operations_without
     timed = latency.build_graph(model, tmp_path, "layer", runtime="openvino-int8")
     assert asked == [{"bias_correction": False}]
     corrected = tmp_path / "corrected.xml"
-    calibration = [synthetic_batch(4, 32, 1024, with_token_types=False, seed=s) for s in range(4)]
-    deploy_openvino.nncf_quantize("default", tmp_path / "layer-fp32.onnx", corrected, calibration)
+    deploy_openvino.nncf_quantize("default", tmp_path / "layer-fp32.onnx", corrected, latency.timing_calibration())
 
     def operations(path):
         return Counter(op.get_type_name() for op in ov.Core().read_model(str(path)).get_ordered_ops())

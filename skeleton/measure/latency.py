@@ -340,15 +340,20 @@ def build_graph(model: nn.Module, directory: Path, name: str, runtime: str = "on
         return fp32
     if runtime == "openvino-int8":
         target = directory / f"{name}-int8.xml"
-        calibration = [synthetic_batch(4, 32, 1024, with_token_types=False, seed=s) for s in range(4)]
         # no bias correction: only a bias's value differs, and this graph is only timed
         # (benchmarks/sweeps/timing_graph_quantization/)
-        nncf_quantize("default", fp32, target, calibration, bias_correction=False)
+        nncf_quantize("default", fp32, target, timing_calibration(), bias_correction=False)
         return target
     fused, int8 = (directory / f"{name}-{kind}.onnx" for kind in ("fused", "int8"))
     optimize_graph(fp32, fused, ort_model_type(model.config))
     quantize(Int8Method("dynamic-fused", per_channel=True, reduce_range=not has_vnni()), fp32, fused, int8)
     return int8
+
+
+def timing_calibration() -> list[dict[str, np.ndarray]]:
+    """The batches NNCF calibrates a timing graph on: four of 4 x 32 random token ids (its speed does not depend
+    on what they say)."""
+    return [synthetic_batch(4, 32, 1024, with_token_types=False, seed=s) for s in range(4)]
 
 
 def export_timing_graph(model: nn.Module, directory: Path, name: str) -> Path:

@@ -4,7 +4,7 @@ The latency table, the refit and every search trial time openvino-int8 graphs of
 pruned backbone, the whole one) that nobody runs for their outputs: only their speed is read. NNCF's quantisation
 of each spends much of its time on fast bias correction, which compiles and runs sub-models to nudge bias values;
 a bias's value does not change what a graph computes per token, only what it outputs. This builds each graph both
-ways (``timing_graph`` in ``skeleton.measure.latency`` with and without bias correction), times the NNCF step
+ways (as ``skeleton.measure.latency.build_graph`` does, with and without bias correction), times the NNCF step
 (medians of 3, alternated), compares the two IRs' operations (type by type) and times the two graphs alternated
 in one process at three shapes.
 
@@ -26,7 +26,7 @@ from skeleton.core.machine import describe_cpu
 from skeleton.core.modeling import load_config, resolve_model_path
 from skeleton.core.timing import time_alternating
 from skeleton.deploy.openvino import nncf_quantize
-from skeleton.measure.latency import _layer_model, export_timing_graph, synthetic_batch
+from skeleton.measure.latency import _layer_model, export_timing_graph, timing_calibration
 
 SHAPES = ((1, 16), (8, 64), (32, 128))
 config = load_config(resolve_model_path("default"))
@@ -36,7 +36,7 @@ with tempfile.TemporaryDirectory() as scratch:
     for name, layers in (("one layer", 1), ("whole backbone", config.num_hidden_layers)):
         model = _layer_model(config, layers, config.num_attention_heads, config.intermediate_size)
         fp32 = export_timing_graph(model, Path(scratch), name.replace(" ", "-"))
-        calibration = [synthetic_batch(4, 32, 1024, with_token_types=False, seed=s) for s in range(4)]
+        calibration = timing_calibration()
         seconds = {True: [], False: []}
         paths = {}
         for attempt in range(3):
