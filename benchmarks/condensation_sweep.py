@@ -153,6 +153,7 @@ def run(args) -> dict:
         predictions = workspace.split_predictions(pruned, device)
         row = {**setting, "steps": result.steps, "condensation_seconds": seconds, "kept_layers": plan.kept_layers}
         row["kept_heads"], row["kept_sizes"] = plan.kept_heads, plan.kept_sizes
+        row["history"] = result.history  # every validation checkpoint: is the plan still learning at the end?
         for split in ("validation", "test"):
             correct = workspace.correct(split, predictions[split])
             row[split] = 100.0 * float(correct.mean())
