@@ -15,7 +15,9 @@ shipped plan, ``pruning_plan.json``, condensed with its own recipe for 1 / 2 / 3
 longer condensation buys on a small training split), ``floor`` (that plan, one epoch raised to 600 steps),
 ``recipe`` (the distillation weight 0.5 / 1.0 and the backbone's learning rate 1e-4 / 2e-4, on the shipped
 plan or, with ``--value V``, the plan the source run's search made at value V: its refitted cost model and
-head/layer exchange rate, so a trial the search rejected can be condensed again).
+head/layer exchange rate, so a trial the search rejected can be condensed again; with ``--thin L:H:N``, a plan
+made by hand: the first L layers, each with its H best-scored heads and N best-scored FFN neurons, the others
+removed, to condense a plan the search's planner would not make).
 """
 
 from __future__ import annotations
@@ -97,6 +99,32 @@ def _planner(source: Path, setting: dict, workspace: Workspace, classifier, repo
     return planner
 
 
+def _thin_plan(source: Path, classifier, layers: int, heads: int, neurons: int):
+    """A copy of the prompt-tuned classifier pruned to the first ``layers`` layers, each keeping its ``heads``
+    best-scored attention heads and ``neurons`` best-scored FFN neurons (by the source run's scores, with its
+    bias compensation), and the plan."""
+    shipped = PruningPlan.load(source / PLAN_FILE)
+    scores = NeuronScores.load(source / SCORES_FILE)
+    total = len(scores.ffn)
+    head_counts = [len(layer_scores) for layer_scores in scores.heads]
+
+    def best(values: torch.Tensor, count: int) -> list[int]:
+        return sorted(torch.topk(values, count).indices.tolist())
+
+    plan = replace(
+        shipped,
+        keep_indices=[best(scores.ffn[i], neurons) if i < layers else [] for i in range(total)],
+        out_keep_indices=None,
+        num_heads=head_counts,
+        head_keep_indices=[best(scores.heads[i], heads) if i < layers else [] for i in range(total)],
+        kept_layers=list(range(layers)),
+        latency_fraction=None,
+    )
+    pruned = copy.deepcopy(classifier)
+    apply_pruning(pruned.backbone, plan, scores)
+    return pruned, plan
+
+
 def _shipped_plan(source: Path, classifier):
     """A copy of the prompt-tuned classifier pruned to the source run's shipped plan, and the plan."""
     plan = PruningPlan.load(source / PLAN_FILE)
@@ -126,7 +154,9 @@ def run(args) -> dict:
         if args.only and (setting.get("distill"), setting.get("backbone_lr")) not in args.only:
             continue
         if setting.get("recipe"):
-            if args.value is None:
+            if args.thin is not None:
+                pruned, plan = _thin_plan(source, classifier, *args.thin)
+            elif args.value is None:
                 pruned, plan = _shipped_plan(source, classifier)
             else:
                 pruned, plan = _planner(source, {}, workspace, classifier, reporter).prune(classifier, args.value)
@@ -160,6 +190,7 @@ def run(args) -> dict:
             row[f"{split}_difference"] = paired_bootstrap(correct, workspace.correct(split, baseline[split]))
         rows.append(row)
         row["value"], row["train_rows"], row["epochs"] = args.value, len(train), condense.epochs
+        row["thin"] = args.thin
         shown = ("speedup", "tokens", "trains", "epochs", "train_rows", "distill", "backbone_lr", "validation", "test")
         shown += ("steps",)
         print(json.dumps({k: row.get(k) for k in shown}))
@@ -194,6 +225,11 @@ def main() -> None:
         "--train-samples", type=int, help="recipe: the training rows distilled on (0: all; default: the run's own)"
     )
     parser.add_argument("--epochs", type=float, help="recipe: condensation epochs (default: the run's own)")
+    parser.add_argument(
+        "--thin",
+        type=lambda text: tuple(int(v) for v in text.split(":")),
+        help="recipe: a hand-made plan instead, LAYERS:HEADS:NEURONS (the first layers, their best heads, neurons)",
+    )
     parser.add_argument("--output", required=True)
     parser.add_argument("--quiet", action="store_true")
     run(parser.parse_args())
