@@ -106,7 +106,12 @@ def _thin_plan(source: Path, classifier, layers: int, heads: int, neurons: int):
     shipped = PruningPlan.load(source / PLAN_FILE)
     scores = NeuronScores.load(source / SCORES_FILE)
     total = len(scores.ffn)
+    if scores.heads is None:
+        raise SystemExit(f"--thin: {source} scored no attention heads")
     head_counts = [len(layer_scores) for layer_scores in scores.heads]
+    width = min(len(layer) for layer in scores.ffn)
+    if layers > total or heads > min(head_counts) or neurons > width:
+        raise SystemExit(f"--thin: {source} has {total} layers of {min(head_counts)} heads and {width} neurons")
 
     def best(values: torch.Tensor, count: int) -> list[int]:
         return sorted(torch.topk(values, count).indices.tolist())
@@ -208,6 +213,15 @@ def _document(args, workspace, classifier, baseline, rows) -> dict:
     }
 
 
+def _thin_spec(text: str) -> tuple[int, int, int]:
+    """``--thin``'s LAYERS:HEADS:NEURONS, three positive whole numbers."""
+    parts = text.split(":")
+    if len(parts) != 3 or not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise argparse.ArgumentTypeError(f"expected LAYERS:HEADS:NEURONS, three positive numbers, got {text!r}")
+    layers, heads, neurons = (int(part) for part in parts)
+    return layers, heads, neurons
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--from", dest="source", required=True, help="a compress output directory (ffn,heads,layers)")
@@ -227,7 +241,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, help="recipe: condensation epochs (default: the run's own)")
     parser.add_argument(
         "--thin",
-        type=lambda text: tuple(int(v) for v in text.split(":")),
+        type=_thin_spec,
         help="recipe: a hand-made plan instead, LAYERS:HEADS:NEURONS (the first layers, their best heads, neurons)",
     )
     parser.add_argument("--output", required=True)
