@@ -345,17 +345,27 @@ def _spread(values: list[float]) -> tuple[float, float, float]:
     return float(np.median(values)), float(min(values)), float(max(values))
 
 
-def one_round(args, requests: list[list], flat: list, batch_sizes: tuple[int, ...], extra: list[str], wanted) -> dict:
-    """The raw loop and each server run once, one after the other; figures as flat keys too."""
-    # in a child process of its own: a runtime's idle threads left in this process (OpenVINO's pool) would
-    # take cores from the server measured next
+def raw_in_child(directory: Path, texts: list, batch_sizes: tuple[int, ...], runtime: str) -> dict[str, float]:
+    """:func:`raw_throughput` in a child process of its own: a runtime's idle threads left in this process
+    (OpenVINO's pool) would take cores from whatever is measured next (a server, another model)."""
     import concurrent.futures
     import multiprocessing
 
     spawn = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as child:
-        raw = child.submit(raw_throughput, args.directory, flat, batch_sizes, args.runtime).result()
-    best = max(v for k, v in raw.items() if k.startswith(("batch_", "streams_batch_")))
+        return child.submit(raw_throughput, directory, texts, batch_sizes, runtime).result()
+
+
+def warmed_best(raw: dict[str, float]) -> float:
+    """The ceiling a server is held to: the best warmed figure of :func:`raw_throughput`, one batch at a time or
+    as many as the runtime has streams."""
+    return max(v for k, v in raw.items() if k.startswith(("batch_", "streams_batch_")))
+
+
+def one_round(args, requests: list[list], flat: list, batch_sizes: tuple[int, ...], extra: list[str], wanted) -> dict:
+    """The raw loop and each server run once, one after the other; figures as flat keys too."""
+    raw = raw_in_child(args.directory, flat, batch_sizes, args.runtime)
+    best = warmed_best(raw)
     result: dict = {f"raw_{k}": v for k, v in raw.items()}
     result["raw_best"] = best
     result["raw_cold_best"] = max(v for k, v in raw.items() if k.startswith(("cold_", "streams_cold_")))

@@ -1,6 +1,7 @@
 """What batching buys a graph on its own: serve_load's raw loop (tokenizer included) on the Skeleton model and on
-its teacher, in turn, for a few rounds. The ratio of the best warmed batch to two streams at batch 1 (as a
-``--max-batch-size 1`` server runs the graph) bounds what a server can gain over its batch-1 server.
+its teacher, in turn, each in a child process of its own, for a few rounds. The ratio of the best warmed batch to
+two streams at batch 1 (as a ``--max-batch-size 1`` server runs the graph) bounds what a server can gain over its
+batch-1 server.
 
     PYTHONPATH=. python benchmarks/results/serve_sst2_minilm/amx/batching_gain/batching_gain.py RUN \
         --data ../shared/data/sst2/dev.tsv --output batching_gain.json
@@ -11,7 +12,7 @@ import json
 import platform
 from pathlib import Path
 
-from benchmarks.serve_load import raw_throughput
+from benchmarks.serve_load import raw_in_child, warmed_best
 from skeleton.core.machine import describe_cpu
 from skeleton.core.outputs import source_commit
 from skeleton.measure.bench import task_texts
@@ -31,9 +32,8 @@ def main() -> None:
     for _ in range(args.rounds):
         row = {}
         for name, directory in models.items():
-            raw = raw_throughput(directory, texts, (1, 8, 16, 32), args.runtime)
-            warmed = {k: v for k, v in raw.items() if "cpu" not in k and "cold" not in k}
-            best = max(warmed.values())
+            raw = raw_in_child(directory, texts, (1, 8, 16, 32), args.runtime)  # no runtime threads left behind
+            best = warmed_best(raw)
             gain = best / raw["streams_batch_1"]
             row[name] = {"raw": raw, "best": best, "gain_over_two_streams_at_batch_1": gain}
             print(name, round(best), round(raw["streams_batch_1"]), round(gain, 2))
