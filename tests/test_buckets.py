@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from skeleton.core.config import ExportConfig
-from skeleton.deploy.buckets import Buckets, pad_to, static_lengths
+from skeleton.deploy.buckets import CALL_TOKENS, Buckets, call_tokens, cheapest_batch, pad_to, static_lengths
 from skeleton.deploy.export import export_directory
 from skeleton.deploy.predictor import Predictor
 
@@ -31,11 +31,57 @@ def test_the_bucket_sizes_worked_out_by_hand():
     assert Buckets.for_model(128, 32).shape(5, 17) == (8, 32) and Buckets.for_model(128, 32).shape(40, 130) == (40, 130)
 
 
+def test_a_call_costs_the_fixed_part_of_the_exports_timings_in_tokens():
+    # 1 ms fixed and 0.01 ms a token: 100 tokens; the openvino-int8 graph of the default AMX SST-2 model: about 76
+    assert call_tokens({"1x64": 1.64, "32x128": 41.96}) == pytest.approx(100)
+    assert call_tokens({"1x64": 3.266, "32x128": 97.59}) == pytest.approx(75.6, abs=0.1)
+    # timings that cannot tell: none, one size, no fixed part
+    assert call_tokens(None) == call_tokens({"1x64": 3.0}) == call_tokens({"1x64": 0.5, "32x128": 60.0}) == CALL_TOKENS
+
+
+BY_HAND = Buckets.for_model(128, 32)  # lengths every 16 to 128, batches 1, 2, 4, ..., 32
+
+
 @pytest.mark.parametrize(
-    ("available", "taken"), [(1, 1), (3, 3), (5, 4), (6, 6), (7, 7), (9, 8), (13, 13), (20, 16), (25, 25), (40, 32)]
+    ("lengths", "head", "max_tokens", "chosen"),
+    [
+        # a long oldest input runs with the other long ones, not with the twenty short ones (which would pad to 48)
+        ([5] * 20 + [40] * 4, 21, 8192, (20, 4)),
+        # a short one with the short ones, not with the long ones: sixteen, not twelve copies padding a batch of 32
+        ([5] * 20 + [40] * 4, 3, 8192, (0, 16)),
+        # many of one length: as many as a call takes
+        ([10] * 40, 0, 8192, (0, 32)),
+        ([10] * 40, 39, 8192, (8, 32)),
+        # twenty of one length: sixteen, rather than twelve copies padding a batch of 32
+        ([20] * 20, 0, 8192, (0, 16)),
+        # no more padded tokens than the limit (4 x 112 > 400), the head alone whatever it costs
+        ([100] * 10, 0, 400, (0, 2)),
+        ([120, 120], 1, 100, (1, 1)),
+        ([7], 0, 8192, (0, 1)),
+    ],
 )
-def test_a_batcher_takes_a_bucket_or_pads_up_at_most_a_quarter(available, taken):
-    assert Buckets.for_model(128, 32).take(available) == taken
+def test_a_batcher_runs_the_inputs_that_do_most_work_for_the_cost(lengths, head, max_tokens, chosen):
+    assert cheapest_batch(lengths, head, BY_HAND, 64, 32, max_tokens) == chosen
+
+
+def test_the_chosen_batch_holds_the_head_within_every_limit_and_beats_every_other_run():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        lengths = sorted(rng.integers(1, 129, size=int(rng.integers(1, 100))).tolist())
+        head, limit = int(rng.integers(len(lengths))), int(rng.choice([256, 1024, 8192]))
+        start, count = cheapest_batch(lengths, head, BY_HAND, 64, 32, limit)
+        assert start <= head < start + count <= len(lengths) and count <= 32
+
+        def work(s, c, lengths=lengths):
+            rows, tokens = BY_HAND.shape(c, lengths[s + c - 1])
+            return sum(lengths[s : s + c]) / (64 + rows * tokens), rows * tokens
+
+        best, padded = work(start, count)
+        assert count == 1 or padded <= limit
+        for c in range(1, min(32, len(lengths)) + 1):
+            for s in range(max(0, head - c + 1), min(head, len(lengths) - c) + 1):
+                other, size = work(s, c)
+                assert c > 1 and size > limit or other <= best + 1e-12
 
 
 def test_padding_adds_masked_tokens_on_the_padding_side_then_copies_of_the_first_row():

@@ -9,6 +9,10 @@ server runs once each before it says it is ready, and ``Predictor`` pads the sam
 Extra tokens are padding under a zero attention mask, so a row's logits do not change beyond float
 rounding. Extra rows repeat the batch's first row (a real input: no fully masked row, whose attention
 could be NaN, reaches a dynamically quantised graph's ranges) and are dropped after the run.
+
+A server's batcher chooses which waiting inputs run together by what the call costs for the work it does
+(:func:`cheapest_batch`): a call costs a fixed part plus its padded rows x tokens, so a batch of inputs far
+apart in length can cost more per token of text than two batches of inputs close in length.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import numpy as np
 
 # token lengths: every 16 up to 128 (short texts, where padding costs most), then every 32 to 256, then 64
 LENGTH_STEPS = ((128, 16), (256, 32), (None, 64))
-UP_TO = 0.25  # a batch is padded up to the next batch bucket when that adds at most this share of rows
+# what a call costs beyond its tokens, counted in tokens, when the export did not time the graph at two sizes
+CALL_TOKENS = 64
 # the longest input a batch of one runs on a graph compiled for its shape (``--static-batch-one``): a fixed-shape
 # OpenVINO graph saves its per-call shape work, which weighs at short lengths (a 3-layer MiniLM at 1x16: 21% of
 # its latency; 1x64 14%) and fades as compute grows, while each such graph holds its own copy of the weights
@@ -81,19 +86,55 @@ class Buckets:
         """The (batch, tokens) bucket a batch of ``rows`` rows of ``tokens`` tokens pads to."""
         return self.batch(rows), self.length(tokens)
 
-    def take(self, available: int) -> int:
-        """How many of ``available`` waiting inputs a batcher takes: a bucket size, the next one up when
-        padding to it adds at most ``UP_TO`` of its rows (7 of 8), else the one below (5 -> 4, 20 -> 16)."""
-        if available >= self.batches[-1]:
-            return self.batches[-1]
-        above = self.batch(available)
-        if above - available <= UP_TO * above:
-            return available
-        return max(size for size in self.batches if size <= available)
-
     def shapes(self) -> list[tuple[int, int]]:
         """Every (batch, tokens) bucket, smallest first."""
         return [(batch, length) for length in self.lengths for batch in self.batches]
+
+
+def call_tokens(latency_ms: dict[str, float] | None) -> float:
+    """What one call of a graph costs beyond its padded tokens, in tokens: the fixed part of a straight line
+    through the export's timings of the graph (``{"BxT": ms}``, e.g. 1x64 and 32x128) over the line's cost per
+    token. :data:`CALL_TOKENS` when the timings cannot tell (fewer than two sizes, or a line without a positive
+    fixed part and slope)."""
+    points = [(_tokens(shape), ms) for shape, ms in (latency_ms or {}).items()]
+    if len({tokens for tokens, _ in points}) < 2:
+        return CALL_TOKENS
+    slope, fixed = np.polyfit(*zip(*points, strict=True), 1)
+    return float(fixed / slope) if slope > 0 and fixed > 0 else CALL_TOKENS
+
+
+def _tokens(shape: str) -> int:
+    rows, _, tokens = shape.partition("x")
+    return int(rows) * int(tokens)
+
+
+def cheapest_batch(
+    lengths: list[int], head: int, buckets: Buckets, call_cost: float, max_inputs: int, max_tokens: int
+) -> tuple[int, int]:
+    """Of waiting inputs sorted by length (``lengths``), the run of them that holds input ``head`` and does the
+    most work for its cost: ``(start, count)``.
+
+    A call costs ``call_cost`` (:func:`call_tokens`) plus the rows x tokens of its padded bucket, and does its
+    inputs' own tokens of work. Per input (rather than per own token) a long input's batch would fill up with short
+    ones at no extra cost, which then run padded to its length instead of in a bucket of their own. Of equal runs,
+    the larger, then the one of shorter inputs. At most ``max_inputs`` inputs and ``max_tokens`` padded tokens
+    (the head runs alone whatever it costs).
+    """
+    own = np.asarray(lengths)  # ascending
+    total = np.concatenate([[0], np.cumsum(own)])
+    counts = np.arange(min(max_inputs, len(own)), 0, -1)[:, None]  # largest first: argmax keeps the first best
+    starts = np.arange(len(own))[None, :]
+    ends = np.minimum(starts + counts, len(own))  # (counts, starts), exclusive
+    longest = own[ends - 1]
+    sizes = np.asarray(buckets.lengths)
+    above = np.searchsorted(sizes, longest)  # the first length bucket at least as long
+    tokens = np.where(above < len(sizes), sizes[np.minimum(above, len(sizes) - 1)], longest)
+    padded = np.asarray([buckets.batch(int(c)) for c in counts[:, 0]])[:, None] * tokens
+    fits = (starts <= head) & (starts + counts > head) & (starts + counts <= len(own))
+    fits &= (padded <= max_tokens) | (counts == 1)
+    work = np.where(fits, (total[ends] - total[starts]) / (call_cost + padded), -np.inf)
+    row, start = np.unravel_index(int(np.argmax(work)), work.shape)
+    return int(start), int(counts[row, 0])
 
 
 def pad_to(

@@ -1,9 +1,11 @@
 """Serving exported models: input checks, per-model dynamic batching, overload control, metrics.
 
 A request's inputs are checked and tokenized as it arrives, then wait in their model's queue. One batcher task
-per model takes the oldest waiting input and the waiting inputs closest to it in length, up to
-``max_batch_size`` inputs and ``max_batch_tokens`` tokens after padding, after waiting at most ``max_wait_ms``
-for more (0 by default: a lone request is not held back); the batch runs in a thread pool sized to the cores,
+per model takes the oldest waiting input and, of the inputs waiting with it, those that make the call doing the most
+work (their own tokens) for its cost (a fixed cost per call plus padded rows x tokens: inputs near it in length),
+up to ``max_batch_size`` inputs and ``max_batch_tokens`` tokens after padding, after waiting at most
+``max_wait_ms`` for more (0 by default: a lone request is not held back); the batch runs in a thread pool sized
+to the cores,
 off the event loop, through :class:`~skeleton.deploy.runtimes.Predictor`'s runtime (the one inference surface).
 As many batches run at once as the runtime has streams (OpenVINO's throughput hint: one per share of the cores;
 on 2 cores alike under load to one batch at a time, more one text at a time: docs/serving.md); a new batch is
@@ -30,7 +32,7 @@ from skeleton.core.config import ServeConfig
 from skeleton.core.errors import SkeletonError
 from skeleton.core.file_names import MODEL_INPUTS
 from skeleton.core.logits import softmax
-from skeleton.deploy.buckets import pad_to
+from skeleton.deploy.buckets import call_tokens, cheapest_batch, pad_to
 from skeleton.deploy.predictor import Predictor
 from skeleton.deploy.runtimes import call_tokenizer
 from skeleton.deploy.tokenizer import finish_columns
@@ -154,6 +156,9 @@ class ServedModel:
             static_batch_one=config.static_batch_one,
         )
         self.buckets = self.predictor.buckets
+        # a call's fixed cost in tokens, from the export's timings of the graph this model runs
+        variant = self.predictor.manifest.variants.get(self.predictor.variant or "", {})
+        self.call_cost = call_tokens(variant.get("latency_ms"))
         self.pending: deque[_Waiting] = deque()
         self.ready = False
         self.warmed = 0  # buckets run so far by the warm-up
@@ -364,24 +369,25 @@ class ServedModel:
             self._streams.release()
 
     def _take(self) -> list[_Waiting]:
-        """The oldest waiting input and those closest to it in length, within both batch limits."""
+        """The oldest waiting input and the inputs waiting with it that make the call doing the most work for
+        its cost (:func:`~skeleton.deploy.buckets.cheapest_batch`), within both batch limits."""
         while self.pending and self.pending[0].future.done():
             self.pending.popleft()
         if not self.pending:
             return []
-        head = self.pending.popleft()
+        head = self.pending[0]
         window = [w for w in list(self.pending)[: 4 * self.config.max_batch_size] if not w.future.done()]
-        window.sort(key=lambda w: abs(w.length - head.length))  # stable: arrival order among equals
-        chosen, longest = [head], head.length
-        for waiting in window:
-            if len(chosen) >= self.config.max_batch_size:
-                break
-            wider = max(longest, waiting.length)
-            if self.buckets.length(wider) * self.buckets.batch(len(chosen) + 1) > self.config.max_batch_tokens:
-                continue
-            chosen.append(waiting)
-            longest = wider
-        chosen = chosen[: self.buckets.take(len(chosen))]  # a bucket's worth; the rest wait for the next batch
+        window.sort(key=lambda w: w.length)  # stable: among equal lengths the head, the oldest, comes first
+        index = next(i for i, w in enumerate(window) if w is head)
+        start, count = cheapest_batch(
+            [w.length for w in window],
+            index,
+            self.buckets,
+            self.call_cost,
+            self.config.max_batch_size,
+            self.config.max_batch_tokens,
+        )
+        chosen = window[start : start + count]
         taken = {id(w) for w in chosen}
         self.pending = deque(w for w in self.pending if id(w) not in taken)
         return chosen

@@ -1,0 +1,149 @@
+"""One model served by two versions of the code at once, serve_load.py's load sent to each in turn: which
+batcher serves more sentences per second, and for how much of the server's CPU.
+
+Both servers run as a user starts them (``python -m cli.main serve``, ``--runtime`` as given), each from its
+own checkout, and are up together, so the machine's drift between rounds reaches both alike; the round's
+order alternates (A then B, B then A). Per load: sentences/s, the server's CPU time per sentence (psutil),
+p50 / p99 at 32 clients, errors, and the share of the batches' padded tokens that were padding (/metrics).
+
+    PYTHONPATH=. python benchmarks/results/serve_sst2_minilm/amx/batch_choice/ab_servers.py MODEL_DIR \
+        --before CHECKOUT_A --after CHECKOUT_B --runtime openvino-int8 --rounds 6 --output ab.json
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psutil
+
+from benchmarks.serve_load import _load, make_requests
+from skeleton.core.machine import describe_cpu
+from skeleton.measure.bench import task_texts
+
+DATA = Path("../shared/data/sst2/dev.tsv")
+
+
+def start(model: Path, checkout: Path, runtime: str) -> tuple[int, subprocess.Popen]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "cli.main", "serve", f"m={model.resolve()}", "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, "--runtime", runtime],
+        cwd=checkout,
+        env={**os.environ, "PYTHONPATH": str(checkout)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                return port, process
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError(f"the server of {checkout} was not ready in 180 s")
+
+
+def padding(port: int) -> tuple[float, float]:
+    """(padding tokens, padded tokens) the server's batches ran so far."""
+    lines = httpx.get(f"http://127.0.0.1:{port}/metrics").text.splitlines()
+    total = {
+        name: sum(float(line.split()[-1]) for line in lines if line.startswith(name))
+        for name in ("skeleton_padding_tokens_total", "skeleton_batch_tokens_sum")
+    }
+    return total["skeleton_padding_tokens_total"], total["skeleton_batch_tokens_sum"]
+
+
+def one_load(port: int, process: subprocess.Popen, requests: list[list]) -> dict:
+    served = psutil.Process(process.pid)
+    cpu, (pad, padded) = sum(served.cpu_times()[:2]), padding(port)
+    result = asyncio.run(_load(lambda i: f"http://127.0.0.1:{port}/v1/models/m/predict", requests, 32))
+    pad_after, padded_after = padding(port)
+    return {
+        "sentences_per_second": result["sentences_per_second"],
+        "cpu_ms_per_sentence": 1000 * (sum(served.cpu_times()[:2]) - cpu) / result["sentences"],
+        "p50_ms": result["p50_ms"],
+        "p99_ms": result["p99_ms"],
+        "errors": result["errors"],
+        "padding_share": (pad_after - pad) / max(padded_after - padded, 1),
+    }
+
+
+def commit(checkout: Path) -> str:
+    return subprocess.run(
+        ["git", "-C", str(checkout), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--before", type=Path, required=True)
+    parser.add_argument("--after", type=Path, required=True)
+    parser.add_argument("--runtime", default="openvino-int8")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--requests", type=int, default=1500)
+    parser.add_argument("--output", type=Path, required=True)
+    args = parser.parse_args()
+    requests = make_requests(task_texts(DATA, args.model), args.requests, 0)
+    servers = {
+        "before": start(args.model, args.before, args.runtime),
+        "after": start(args.model, args.after, args.runtime),
+    }
+    rounds = []
+    try:
+        for index in range(args.rounds):
+            order = ("before", "after") if index % 2 == 0 else ("after", "before")
+            rounds.append({name: one_load(*servers[name], requests) for name in order})
+            print(index, {n: round(r["sentences_per_second"]) for n, r in rounds[-1].items()}, flush=True)
+    finally:
+        for _, process in servers.values():
+            process.terminate()
+            process.wait()
+    gains = [r["after"]["sentences_per_second"] / r["before"]["sentences_per_second"] for r in rounds]
+    cpu = [r["before"]["cpu_ms_per_sentence"] / r["after"]["cpu_ms_per_sentence"] for r in rounds]
+    report = {
+        "model": str(args.model),
+        "runtime": args.runtime,
+        "requests": args.requests,
+        "concurrency": 32,
+        "before": commit(args.before),
+        "after": commit(args.after),
+        "rounds": rounds,
+        "after_vs_before_sentences_per_second": {
+            "median": float(np.median(gains)),
+            "min": min(gains),
+            "max": max(gains),
+        },
+        "before_vs_after_cpu_per_sentence": {"median": float(np.median(cpu)), "min": min(cpu), "max": max(cpu)},
+        "median": {
+            name: {key: float(np.median([r[name][key] for r in rounds])) for key in rounds[0][name]}
+            for name in ("before", "after")
+        },
+        "machine": describe_cpu(),
+    }
+    args.output.write_text(json.dumps(report, indent=1) + "\n")
+    print(
+        json.dumps(
+            {
+                k: report[k]
+                for k in ("after_vs_before_sentences_per_second", "before_vs_after_cpu_per_sentence", "median")
+            },
+            indent=1,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
