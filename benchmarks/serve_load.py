@@ -9,7 +9,8 @@ the other on the same machine and the same requests:
   and, where the runtime can (OpenVINO's throughput hint, as the server opens it), as many batches at
   once as it has streams; the best warmed figure of all is the ceiling the server is held against
   (``--runtime`` picks how both run);
-- the server with its defaults;
+- the server with its defaults (with its mean batch size, and the padding's share of the tokens its batches
+  ran);
 - the server with --max-batch-size 1 (no batching);
 - two models served at once, the requests alternating between them.
 
@@ -187,6 +188,12 @@ def run_server(models: dict[str, Path], options: list[str], requests: list[list]
             for k in ("sum", "count")
         }
         result["mean_batch_size"] = total["sum"] / max(total["count"], 1)
+        # of the tokens the batches ran after padding (to the longest input and the buckets), the padding's share
+        padded = {
+            name: sum(float(line.split()[-1]) for line in metrics if line.startswith(name))
+            for name in ("skeleton_padding_tokens_total", "skeleton_batch_tokens_sum")
+        }
+        result["padding_share"] = padded["skeleton_padding_tokens_total"] / max(padded["skeleton_batch_tokens_sum"], 1)
     finally:
         server.stop()
     result["options"] = options
@@ -393,6 +400,8 @@ def one_round(args, requests: list[list], flat: list, batch_sizes: tuple[int, ..
                 "cpu_ms_per_sentence",
                 "load_generator_cpu_ms_per_sentence",
                 "fresh_vs_warm_first_tenth",
+                "mean_batch_size",
+                "padding_share",
             ):
                 result[f"{name}_{key}"] = float(result[name][key])
     if "server" in result:
