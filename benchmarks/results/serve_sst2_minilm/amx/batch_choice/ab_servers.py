@@ -4,7 +4,8 @@ batcher serves more sentences per second, and for how much of the server's CPU.
 Both servers run as a user starts them (``python -m cli.main serve``, ``--runtime`` as given), each from its
 own checkout, and are up together, so the machine's drift between rounds reaches both alike; the round's
 order alternates (A then B, B then A). Per load: sentences/s, the server's CPU time per sentence (psutil),
-p50 / p99 at 32 clients, errors, and the share of the batches' padded tokens that were padding (/metrics).
+p50 / p99 at ``--clients`` clients (32), errors, and the share of the batches' padded tokens that were padding
+(/metrics).
 
     PYTHONPATH=. python benchmarks/results/serve_sst2_minilm/amx/batch_choice/ab_servers.py MODEL_DIR \
         --before CHECKOUT_A --after CHECKOUT_B --runtime openvino-int8 --rounds 6 --output ab.json
@@ -65,10 +66,10 @@ def padding(port: int) -> tuple[float, float]:
     return total["skeleton_padding_tokens_total"], total["skeleton_batch_tokens_sum"]
 
 
-def one_load(port: int, process: subprocess.Popen, requests: list[list]) -> dict:
+def one_load(port: int, process: subprocess.Popen, requests: list[list], clients: int) -> dict:
     served = psutil.Process(process.pid)
     cpu, (pad, padded) = sum(served.cpu_times()[:2]), padding(port)
-    result = asyncio.run(_load(lambda i: f"http://127.0.0.1:{port}/v1/models/m/predict", requests, 32))
+    result = asyncio.run(_load(lambda i: f"http://127.0.0.1:{port}/v1/models/m/predict", requests, clients))
     pad_after, padded_after = padding(port)
     return {
         "sentences_per_second": result["sentences_per_second"],
@@ -94,6 +95,7 @@ def main() -> None:
     parser.add_argument("--runtime", default="openvino-int8")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--requests", type=int, default=1500)
+    parser.add_argument("--clients", type=int, default=32, help="concurrent clients")
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args()
     requests = make_requests(task_texts(DATA, args.model), args.requests, 0)
@@ -105,7 +107,7 @@ def main() -> None:
     try:
         for index in range(args.rounds):
             order = ("before", "after") if index % 2 == 0 else ("after", "before")
-            rounds.append({name: one_load(*servers[name], requests) for name in order})
+            rounds.append({name: one_load(*servers[name], requests, args.clients) for name in order})
             print(index, {n: round(r["sentences_per_second"]) for n, r in rounds[-1].items()}, flush=True)
     finally:
         for _, process in servers.values():
@@ -117,7 +119,7 @@ def main() -> None:
         "model": str(args.model),
         "runtime": args.runtime,
         "requests": args.requests,
-        "concurrency": 32,
+        "concurrency": args.clients,
         "before": commit(args.before),
         "after": commit(args.after),
         "rounds": rounds,
