@@ -125,10 +125,8 @@ def cheapest_batch(
     counts = np.arange(min(max_inputs, len(own)), 0, -1)[:, None]  # largest first: argmax keeps the first best
     starts = np.arange(len(own))[None, :]
     ends = np.minimum(starts + counts, len(own))  # (counts, starts), exclusive
-    longest = own[ends - 1]
-    sizes = np.asarray(buckets.lengths)
-    above = np.searchsorted(sizes, longest)  # the first length bucket at least as long
-    tokens = np.where(above < len(sizes), sizes[np.minimum(above, len(sizes) - 1)], longest)
+    distinct, which = np.unique(own, return_inverse=True)  # the bucket of each length once: this runs per batch
+    tokens = np.asarray([buckets.length(int(length)) for length in distinct])[which][ends - 1]  # longest, bucketed
     padded = np.asarray([buckets.batch(int(c)) for c in counts[:, 0]])[:, None] * tokens
     fits = (starts <= head) & (starts + counts > head) & (starts + counts <= len(own))
     fits &= (padded <= max_tokens) | (counts == 1)

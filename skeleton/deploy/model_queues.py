@@ -5,8 +5,8 @@ per model takes the oldest waiting input and, of the inputs waiting with it, tho
 work (their own tokens) for its cost (a fixed cost per call plus padded rows x tokens: inputs near it in length),
 up to ``max_batch_size`` inputs and ``max_batch_tokens`` tokens after padding, after waiting at most
 ``max_wait_ms`` for more (0 by default: a lone request is not held back); the batch runs in a thread pool sized
-to the cores,
-off the event loop, through :class:`~skeleton.deploy.runtimes.Predictor`'s runtime (the one inference surface).
+to the cores, off the event loop, through :class:`~skeleton.deploy.runtimes.Predictor`'s runtime (the one
+inference surface).
 As many batches run at once as the runtime has streams (OpenVINO's throughput hint: one per share of the cores;
 on 2 cores alike under load to one batch at a time, more one text at a time: docs/serving.md); a new batch is
 formed only when a stream is free, so it takes everything that arrived meanwhile. A full queue refuses new
