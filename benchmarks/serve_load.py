@@ -83,7 +83,9 @@ def raw_throughput(directory: Path, texts: list, batch_sizes: tuple[int, ...], r
 MINUTE = 60.0
 
 
-async def _load(url_for, requests: list[list], concurrency: int) -> dict:
+async def _load(url_for, requests: list[list], concurrency: int, keep_latencies: bool = False) -> dict:
+    """Send ``requests`` from ``concurrency`` clients; rates, p50 / p99, errors (and, with ``keep_latencies``,
+    each request's latency in ms, in the order of ``requests``)."""
     import aiohttp
 
     latencies = np.zeros(len(requests))
@@ -128,8 +130,10 @@ async def _load(url_for, requests: list[list], concurrency: int) -> dict:
             "first_minute_sentences_per_second": float(sizes[1:][within[1:]].sum() / MINUTE),
             "after_first_minute_sentences_per_second": float(sizes[~within].sum() / (times[-1] - times[0] - MINUTE)),
         }
+    kept = {"latencies_ms": (latencies * 1000).tolist()} if keep_latencies else {}
     return {
         **minute,
+        **kept,
         "first_tenth_sentences_per_second": float(first_rate),
         "rest_sentences_per_second": float(rest_rate),
         "requests": len(requests),
@@ -141,6 +145,22 @@ async def _load(url_for, requests: list[list], concurrency: int) -> dict:
         "errors": errors,
         "statuses": {str(s): statuses.count(s) for s in sorted(set(statuses))},
     }
+
+
+METRICS = (
+    "skeleton_batch_size_sum",
+    "skeleton_batch_size_count",
+    "skeleton_padding_tokens_total",
+    "skeleton_batch_tokens_sum",
+)
+
+
+def metric_totals(url: str) -> dict[str, float]:
+    """A server's :data:`METRICS` so far, each summed over its models."""
+    import httpx
+
+    lines = httpx.get(f"{url}/metrics").text.splitlines()
+    return {name: sum(float(line.split()[-1]) for line in lines if line.startswith(name)) for name in METRICS}
 
 
 WARM_KEYS = (
@@ -181,19 +201,10 @@ def run_server(models: dict[str, Path], options: list[str], requests: list[list]
         result["warm_up_seconds"] = ready.get("warm_up_seconds")
         result["seconds_to_ready"] = server.seconds_to_ready
 
-        metrics = httpx.get(f"{server.url}/metrics").text.splitlines()
-        sizes = [line for line in metrics if line.startswith("skeleton_batch_size_")]
-        total = {
-            k: sum(float(line.split()[-1]) for line in sizes if line.startswith(f"skeleton_batch_size_{k}"))
-            for k in ("sum", "count")
-        }
-        result["mean_batch_size"] = total["sum"] / max(total["count"], 1)
+        total = metric_totals(server.url)
+        result["mean_batch_size"] = total["skeleton_batch_size_sum"] / max(total["skeleton_batch_size_count"], 1)
         # of the tokens the batches ran after padding (to the longest input and the buckets), the padding's share
-        padded = {
-            name: sum(float(line.split()[-1]) for line in metrics if line.startswith(name))
-            for name in ("skeleton_padding_tokens_total", "skeleton_batch_tokens_sum")
-        }
-        result["padding_share"] = padded["skeleton_padding_tokens_total"] / max(padded["skeleton_batch_tokens_sum"], 1)
+        result["padding_share"] = total["skeleton_padding_tokens_total"] / max(total["skeleton_batch_tokens_sum"], 1)
     finally:
         server.stop()
     result["options"] = options

@@ -361,6 +361,8 @@ class ServerProcess:
         timeout: seconds to wait for ``/ready``.
         api_key: handed to the server in ``SKELETON_API_KEY`` (not on its command line) and sent with the
             readiness checks.
+        checkout: run the server from this source tree (its directory and ``PYTHONPATH``) instead of the
+            installed one, e.g. to serve one model by two versions of the code at once.
     """
 
     def __init__(
@@ -369,6 +371,7 @@ class ServerProcess:
         options: list[str] | tuple[str, ...] = (),
         timeout: float = 180,
         api_key: str | None = None,
+        checkout: Path | None = None,
     ):
         import os
         import socket
@@ -386,8 +389,12 @@ class ServerProcess:
         self.log = tempfile.TemporaryFile(mode="w+")
         command = [sys.executable, "-m", "cli.main", "serve", *models, "--port", str(self.port), *options]
         env = {**os.environ, **({"SKELETON_API_KEY": api_key} if api_key else {})}
+        if checkout is not None:
+            env["PYTHONPATH"] = str(checkout)
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, text=True, env=env)
+        self.process = subprocess.Popen(
+            command, stdout=self.log, stderr=subprocess.STDOUT, text=True, env=env, cwd=checkout
+        )
         started = time.monotonic()
         deadline = started + timeout
         while time.monotonic() < deadline:

@@ -14,63 +14,36 @@ p50 / p99 at ``--clients`` clients (32), errors, and the share of the batches' p
 import argparse
 import asyncio
 import json
-import os
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import psutil
 
-from benchmarks.serve_load import _load, make_requests
+from benchmarks.serve_load import _load, make_requests, metric_totals
 from skeleton.core.machine import describe_cpu
+from skeleton.deploy.server import ServerProcess
 from skeleton.measure.bench import task_texts
 
 DATA = Path("../shared/data/sst2/dev.tsv")
 
 
-def start(model: Path, checkout: Path, runtime: str) -> tuple[int, subprocess.Popen]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "cli.main", "serve", f"m={model.resolve()}", "--port", str(port)]
-    process = subprocess.Popen(
-        [*command, "--runtime", runtime],
-        cwd=checkout,
-        env={**os.environ, "PYTHONPATH": str(checkout)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                return port, process
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    process.terminate()
-    raise RuntimeError(f"the server of {checkout} was not ready in 180 s")
+def start(model: Path, checkout: Path, runtime: str) -> ServerProcess:
+    """``skeleton serve`` of ``model`` from ``checkout``'s code, once ready."""
+    return ServerProcess([f"m={model.resolve()}"], ["--runtime", runtime], checkout=checkout)
 
 
-def padding(port: int) -> tuple[float, float]:
+def padding(server: ServerProcess) -> tuple[float, float]:
     """(padding tokens, padded tokens) the server's batches ran so far."""
-    lines = httpx.get(f"http://127.0.0.1:{port}/metrics").text.splitlines()
-    total = {
-        name: sum(float(line.split()[-1]) for line in lines if line.startswith(name))
-        for name in ("skeleton_padding_tokens_total", "skeleton_batch_tokens_sum")
-    }
+    total = metric_totals(server.url)
     return total["skeleton_padding_tokens_total"], total["skeleton_batch_tokens_sum"]
 
 
-def one_load(port: int, process: subprocess.Popen, requests: list[list], clients: int) -> dict:
-    served = psutil.Process(process.pid)
-    cpu, (pad, padded) = sum(served.cpu_times()[:2]), padding(port)
-    result = asyncio.run(_load(lambda i: f"http://127.0.0.1:{port}/v1/models/m/predict", requests, clients))
-    pad_after, padded_after = padding(port)
+def one_load(server: ServerProcess, requests: list[list], clients: int) -> dict:
+    served = psutil.Process(server.process.pid)
+    cpu, (pad, padded) = sum(served.cpu_times()[:2]), padding(server)
+    result = asyncio.run(_load(lambda i: f"{server.url}/v1/models/m/predict", requests, clients))
+    pad_after, padded_after = padding(server)
     return {
         "sentences_per_second": result["sentences_per_second"],
         "cpu_ms_per_sentence": 1000 * (sum(served.cpu_times()[:2]) - cpu) / result["sentences"],
@@ -107,12 +80,11 @@ def main() -> None:
     try:
         for index in range(args.rounds):
             order = ("before", "after") if index % 2 == 0 else ("after", "before")
-            rounds.append({name: one_load(*servers[name], requests, args.clients) for name in order})
+            rounds.append({name: one_load(servers[name], requests, args.clients) for name in order})
             print(index, {n: round(r["sentences_per_second"]) for n, r in rounds[-1].items()}, flush=True)
     finally:
-        for _, process in servers.values():
-            process.terminate()
-            process.wait()
+        for server in servers.values():
+            server.stop()
     gains = [r["after"]["sentences_per_second"] / r["before"]["sentences_per_second"] for r in rounds]
     cpu = [r["before"]["cpu_ms_per_sentence"] / r["after"]["cpu_ms_per_sentence"] for r in rounds]
     report = {

@@ -12,13 +12,11 @@ import argparse
 import asyncio
 import json
 import sys
-import time
 from pathlib import Path
 
-import aiohttp
 import numpy as np
 
-from benchmarks.serve_load import make_requests
+from benchmarks.serve_load import _load, make_requests
 from skeleton.core.machine import describe_cpu
 from skeleton.measure.bench import task_texts
 
@@ -26,24 +24,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from ab_servers import DATA, commit, start  # noqa: E402
 
 
-async def latencies(port: int, requests: list[list], clients: int = 32) -> np.ndarray:
-    """Seconds each request took, in the order of ``requests``."""
-    seconds, cursor = np.zeros(len(requests)), iter(range(len(requests)))
-
-    async def client(session):
-        for index in cursor:
-            started = time.perf_counter()
-            body = json.dumps({"inputs": requests[index]})
-            headers = {"content-type": "application/json"}
-            async with session.post(f"http://127.0.0.1:{port}/v1/models/m/predict", data=body, headers=headers) as r:
-                await r.read()
-                if r.status != 200:
-                    raise RuntimeError(f"status {r.status}")
-            seconds[index] = time.perf_counter() - started
-
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as session:
-        await asyncio.gather(*(client(session) for _ in range(clients)))
-    return seconds
+def latencies(url: str, requests: list[list], clients: int = 32) -> np.ndarray:
+    """Milliseconds each request took, in the order of ``requests``; every request must be answered 200."""
+    result = asyncio.run(_load(lambda i: url, requests, clients, keep_latencies=True))
+    if result["errors"]:
+        raise RuntimeError(f"{result['errors']} requests not answered 200: {result['statuses']}")
+    return np.asarray(result["latencies_ms"])
 
 
 def main() -> None:
@@ -58,12 +44,12 @@ def main() -> None:
     sizes = np.array([len(r) for r in requests] * args.loads)
     report = {"model": str(args.model), "runtime": args.runtime, "machine": describe_cpu(), "servers": []}
     for checkout in args.checkouts:
-        port, process = start(args.model, checkout, args.runtime)
+        server = start(args.model, checkout, args.runtime)
         try:
-            ms = 1000 * np.concatenate([asyncio.run(latencies(port, requests)) for _ in range(args.loads)])
+            url = f"{server.url}/v1/models/m/predict"
+            ms = np.concatenate([latencies(url, requests) for _ in range(args.loads)])
         finally:
-            process.terminate()
-            process.wait()
+            server.stop()
         p50, p99 = np.percentile(ms, [50, 99])
         by_size = {
             str(k): {
