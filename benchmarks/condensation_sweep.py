@@ -138,6 +138,16 @@ def _shipped_plan(source: Path, classifier):
     return pruned, plan
 
 
+def _recipe_plan(args, source: Path, workspace: Workspace, classifier, reporter):
+    """The plan the recipe sweep condenses, and the classifier pruned to it: ``--thin``'s hand-made plan, the
+    plan the source run's search made at ``--value``, or the shipped one."""
+    if args.thin is not None:
+        return _thin_plan(source, classifier, *args.thin)
+    if args.value is None:
+        return _shipped_plan(source, classifier)
+    return _planner(source, {}, workspace, classifier, reporter).prune(classifier, args.value)
+
+
 def run(args) -> dict:
     device = torch.device("cpu")
     reporter = Reporter(enabled=not args.quiet)
@@ -159,12 +169,7 @@ def run(args) -> dict:
         if args.only and (setting.get("distill"), setting.get("backbone_lr")) not in args.only:
             continue
         if setting.get("recipe"):
-            if args.thin is not None:
-                pruned, plan = _thin_plan(source, classifier, *args.thin)
-            elif args.value is None:
-                pruned, plan = _shipped_plan(source, classifier)
-            else:
-                pruned, plan = _planner(source, {}, workspace, classifier, reporter).prune(classifier, args.value)
+            pruned, plan = _recipe_plan(args, source, workspace, classifier, reporter)
             fields = {k: setting[k] for k in ("distill", "backbone_lr")}
             condense = replace(TrainConfig(**source_config["condense"]), **fields)
             if args.epochs is not None:

@@ -115,27 +115,10 @@ async def _load(url_for, requests: list[list], concurrency: int, keep_latencies:
         wall = time.perf_counter() - started
     count = sum(len(r) for r in requests)
     errors = sum(s != 200 for s in statuses)
-    # the first tenth of the answers against the rest: does a fresh server start slower than it goes on? The
-    # rate is counted from the first answer (before it, the pipeline fills, whatever the server's speed)
-    order = np.argsort(finished)
-    sizes = np.array([len(r) for r in requests])[order]
-    first = max(2, len(requests) // 10)
-    times = finished[order]
-    first_rate = sizes[1:first].sum() / max(times[first - 1] - times[0], 1e-9)
-    rest_rate = sizes[first:].sum() / max(times[-1] - times[first - 1], 1e-9)
-    minute = {}
-    if times[-1] - times[0] > 2 * MINUTE:  # a load long enough to hold its first minute against the rest
-        within = times - times[0] <= MINUTE
-        minute = {
-            "first_minute_sentences_per_second": float(sizes[1:][within[1:]].sum() / MINUTE),
-            "after_first_minute_sentences_per_second": float(sizes[~within].sum() / (times[-1] - times[0] - MINUTE)),
-        }
     kept = {"latencies_ms": (latencies * 1000).tolist()} if keep_latencies else {}
     return {
-        **minute,
+        **_start_against_rest(requests, finished),
         **kept,
-        "first_tenth_sentences_per_second": float(first_rate),
-        "rest_sentences_per_second": float(rest_rate),
         "requests": len(requests),
         "sentences": count,
         "seconds": wall,
@@ -145,6 +128,25 @@ async def _load(url_for, requests: list[list], concurrency: int, keep_latencies:
         "errors": errors,
         "statuses": {str(s): statuses.count(s) for s in sorted(set(statuses))},
     }
+
+
+def _start_against_rest(requests: list[list], finished: np.ndarray) -> dict[str, float]:
+    """Sentences/s over the first tenth of the answers and over the rest, and (for a load over two minutes) over
+    the first minute and after it: does a fresh server start slower than it goes on? Rates count from the first
+    answer (before it, the pipeline fills, whatever the server's speed); ``finished``: when each was answered."""
+    order = np.argsort(finished)
+    sizes = np.array([len(r) for r in requests])[order]
+    first = max(2, len(requests) // 10)
+    times = finished[order]
+    rates = {
+        "first_tenth_sentences_per_second": float(sizes[1:first].sum() / max(times[first - 1] - times[0], 1e-9)),
+        "rest_sentences_per_second": float(sizes[first:].sum() / max(times[-1] - times[first - 1], 1e-9)),
+    }
+    if times[-1] - times[0] > 2 * MINUTE:  # a load long enough to hold its first minute against the rest
+        within = times - times[0] <= MINUTE
+        rates["first_minute_sentences_per_second"] = float(sizes[1:][within[1:]].sum() / MINUTE)
+        rates["after_first_minute_sentences_per_second"] = float(sizes[~within].sum() / (times[-1] - times[0] - MINUTE))
+    return rates
 
 
 METRICS = (
