@@ -9,6 +9,9 @@ p50 / p99 at ``--clients`` clients (32), errors, and the share of the batches' p
 
     PYTHONPATH=. python benchmarks/results/serve_sst2_minilm/amx/batch_choice/ab_servers.py MODEL_DIR \
         --before CHECKOUT_A --after CHECKOUT_B --runtime openvino-int8 --rounds 6 --output ab.json
+    PYTHONPATH=. python benchmarks/results/serve_sst2_minilm/amx/batch_choice/ab_servers.py --render ab.json
+
+Writes the JSON and, beside it, a Markdown table of the rounds (``--render`` writes it again from the JSON).
 """
 
 import argparse
@@ -60,17 +63,54 @@ def commit(checkout: Path) -> str:
     ).stdout.strip()
 
 
+def markdown(report: dict) -> str:
+    """A report's rounds as a table, then its medians."""
+    lines = [
+        f"# {report['runtime']}: before {report['before']}, after {report['after']}, {report['concurrency']} "
+        f"client(s), {report['requests']} requests a load",
+        "",
+        "| round | before, sentences/s | after | after / before | server CPU ms per sentence, before / after | "
+        "p50 ms | p99 ms | padding, share of tokens run | errors |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for index, rounds in enumerate(report["rounds"], 1):
+        b, a = rounds["before"], rounds["after"]
+        lines.append(
+            f"| {index} | {b['sentences_per_second']:,.0f} | {a['sentences_per_second']:,.0f} | "
+            f"{a['sentences_per_second'] / b['sentences_per_second']:.2f} | "
+            f"{b['cpu_ms_per_sentence']:.2f} / {a['cpu_ms_per_sentence']:.2f} | "
+            f"{b['p50_ms']:.1f} / {a['p50_ms']:.1f} | "
+            f"{b['p99_ms']:.1f} / {a['p99_ms']:.1f} | {b['padding_share']:.0%} / {a['padding_share']:.0%} | "
+            f"{b['errors'] + a['errors']:.0f} |"
+        )
+    gain, cpu = report["after_vs_before_sentences_per_second"], report["before_vs_after_cpu_per_sentence"]
+    lines += [
+        "",
+        f"After / before, sentences/s: {gain['median']:.2f}x ({gain['min']:.2f}x to {gain['max']:.2f}x); server CPU "
+        f"per sentence, before / after: {cpu['median']:.2f}x ({cpu['min']:.2f}x to {cpu['max']:.2f}x). CPU: "
+        f"{report['machine']['cpu']}, {', '.join(report['machine']['cpu_flags'])}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", type=Path)
-    parser.add_argument("--before", type=Path, required=True)
-    parser.add_argument("--after", type=Path, required=True)
+    parser.add_argument("model", type=Path, nargs="?")
+    parser.add_argument("--render", type=Path, nargs="+", help="reports to write as Markdown beside them, alone")
+    parser.add_argument("--before", type=Path)
+    parser.add_argument("--after", type=Path)
     parser.add_argument("--runtime", default="openvino-int8")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--requests", type=int, default=1500)
     parser.add_argument("--clients", type=int, default=32, help="concurrent clients")
-    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--output", type=Path)
     args = parser.parse_args()
+    if args.render:
+        for path in args.render:
+            path.with_suffix(".md").write_text(markdown(json.loads(path.read_text())))
+        return
+    if not (args.model and args.before and args.after and args.output):
+        parser.error("MODEL, --before, --after and --output are needed to measure (or --render reports)")
     requests = make_requests(task_texts(DATA, args.model), args.requests, 0)
     servers = {
         "before": start(args.model, args.before, args.runtime),
@@ -108,6 +148,7 @@ def main() -> None:
         "machine": describe_cpu(),
     }
     args.output.write_text(json.dumps(report, indent=1) + "\n")
+    args.output.with_suffix(".md").write_text(markdown(report))
     print(
         json.dumps(
             {

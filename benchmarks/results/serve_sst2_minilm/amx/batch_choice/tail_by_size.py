@@ -6,6 +6,8 @@ and the sizes of the slowest 1%.
 
     PYTHONPATH=. python benchmarks/results/serve_sst2_minilm/amx/batch_choice/tail_by_size.py MODEL_DIR \
         CHECKOUT_A CHECKOUT_B --output tail_by_size.json
+
+Writes the JSON and its table beside it (tail_by_size.md; ``--render tail_by_size.json`` writes it again).
 """
 
 import argparse
@@ -34,12 +36,18 @@ def latencies(url: str, requests: list[list], clients: int = 32) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", type=Path)
-    parser.add_argument("checkouts", type=Path, nargs="+")
+    parser.add_argument("model", type=Path, nargs="?")
+    parser.add_argument("checkouts", type=Path, nargs="*")
+    parser.add_argument("--render", type=Path, help="a report to write as Markdown beside it, alone")
     parser.add_argument("--runtime", default="openvino-int8")
     parser.add_argument("--loads", type=int, default=3)
-    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--output", type=Path)
     args = parser.parse_args()
+    if args.render:
+        args.render.with_suffix(".md").write_text(markdown(json.loads(args.render.read_text())))
+        return
+    if not (args.model and args.checkouts and args.output):
+        parser.error("MODEL, one or more CHECKOUTs and --output are needed to measure (or --render a report)")
     requests = make_requests(task_texts(DATA, args.model), 1500, 0)
     sizes = np.array([len(r) for r in requests] * args.loads)
     report = {"model": str(args.model), "runtime": args.runtime, "machine": describe_cpu(), "servers": []}
@@ -70,6 +78,24 @@ def main() -> None:
         )
         print(checkout, f"p50 {p50:.0f} p99 {p99:.0f} ({p99 / p50:.2f})", by_size["1"], slowest, flush=True)
     args.output.write_text(json.dumps(report, indent=1) + "\n")
+    args.output.with_suffix(".md").write_text(markdown(report))
+
+
+def markdown(report: dict) -> str:
+    """One row per server: p50 / p99, one and eight sentences, the sizes of the slowest 1%."""
+    lines = [
+        "| code | p50 / p99 ms | p99 / p50 | one sentence: p50 / p99 | eight: p50 / p99 | "
+        "sizes (1 to 8) of the slowest 1% |",
+        "|---|---|---|---|---|---|",
+    ]
+    for server in report["servers"]:
+        one, eight = server["by_size"]["1"], server["by_size"]["8"]
+        lines.append(
+            f"| {server['code'][:7]} | {server['p50_ms']:.0f} / {server['p99_ms']:.0f} | "
+            f"{server['p99_ms'] / server['p50_ms']:.2f} | {one['p50_ms']:.0f} / {one['p99_ms']:.0f} | "
+            f"{eight['p50_ms']:.0f} / {eight['p99_ms']:.0f} | {', '.join(map(str, server['slowest_sizes']))} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
